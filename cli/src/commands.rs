@@ -1,0 +1,180 @@
+//! One function per subcommand; each turns flags into library calls and prints the result.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use burn::module::Module;
+use burn::tensor::backend::Backend;
+use hnet_gpt_model::checkpoint;
+use hnet_gpt_model::generate::{GenerateParams, Generator};
+use hnet_gpt_model::sampling::SamplingParams;
+use hnet_gpt_model::score::score_text;
+use hnet_gpt_model::tokenizer::{TextStream, Tokenizer};
+use hnet_gpt_model::{Arch, Model, ModelConfig};
+use serde_json::json;
+
+use crate::args::{Cli, Command, SamplingArgs};
+use crate::backend::with_backend;
+
+/// GPT-2's tokenizer, built into the binary so the CLI works from any directory.
+const TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
+
+fn tokenizer() -> Result<Tokenizer> {
+    Ok(Tokenizer::from_json_bytes(TOKENIZER_JSON)?)
+}
+
+/// Reads a UTF-8 text argument: the text itself, or standard input for `-`.
+fn text_arg(text: &str) -> Result<String> {
+    if text != "-" {
+        return Ok(text.to_string());
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).context("reading standard input")?;
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("standard input is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// Reads a UTF-8 file (or standard input for `-`) with an error that says what is wrong.
+fn file_arg(path: &str) -> Result<String> {
+    if path == "-" {
+        return text_arg(path);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{path} is not valid UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}
+
+pub fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Tokenize { ids, text } => tokenize(&text_arg(&text)?, ids),
+        Command::Init { arch, preset, seed, out } => init(&arch, &preset, seed, &out),
+        Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
+        Command::Info { checkpoint, json } => info(&checkpoint, json),
+        Command::Score { model, json, file } => {
+            let text = file_arg(&file)?;
+            with_backend!(model.device, |device: B| score::<B>(&model.checkpoint, &device, &text, json))
+        }
+        Command::Generate { model, prompt, sampling } => {
+            let prompt = text_arg(&prompt)?;
+            with_backend!(model.device, |device: B| generate::<B>(&model.checkpoint, &device, &prompt, &sampling))
+        }
+    }
+}
+
+fn tokenize(text: &str, ids_only: bool) -> Result<()> {
+    let tok = tokenizer()?;
+    let tokens = tok.encode_with_offsets(text)?;
+    let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+    let out = if ids_only {
+        json!(ids)
+    } else {
+        let strings: Vec<String> = ids.iter().map(|&id| tok.token_str(id).unwrap_or_default()).collect();
+        let spans: Vec<[usize; 2]> = tokens.iter().map(|t| [t.span.start, t.span.end]).collect();
+        json!({ "ids": ids, "tokens": strings, "spans": spans })
+    };
+    println!("{out}");
+    Ok(())
+}
+
+fn init(arch: &str, preset: &str, seed: u64, out: &Path) -> Result<()> {
+    type B = crate::backend::Cpu;
+    let device = Default::default();
+    let config = ModelConfig::preset(arch.parse::<Arch>()?, preset)?;
+    B::seed(&device, seed);
+    let model = Model::<B>::init(&config, &device)?;
+    let seed_text = seed.to_string();
+    checkpoint::save(&model, out, &[("init_seed", &seed_text)])?;
+    eprintln!("wrote {} ({} {preset}, {} parameters)", out.display(), config.arch, model.num_params());
+    Ok(())
+}
+
+fn import_hf(dir: &Path, out: &Path) -> Result<()> {
+    type B = crate::backend::Cpu;
+    let model = hnet_gpt_model::load::import_hf_dir::<B>(dir, &Default::default())
+        .with_context(|| format!("importing {}", dir.display()))?;
+    let source = dir.display().to_string();
+    checkpoint::save(&model, out, &[("imported_from", &source)])?;
+    eprintln!("wrote {} ({} parameters)", out.display(), model.num_params());
+    Ok(())
+}
+
+fn info(path: &Path, json_out: bool) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+    if json_out {
+        let extra: serde_json::Map<String, serde_json::Value> = info
+            .metadata
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "config" | "format"))
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        println!("{}", json!({ "arch": info.config.arch, "config": info.config, "parameters": info.num_params, "metadata": extra }));
+    } else {
+        println!("checkpoint  {}", path.display());
+        println!("arch        {}", info.config.arch);
+        println!("parameters  {}", info.num_params);
+        println!("tokenizer   {}", info.tokenizer);
+        println!("config      {}", serde_json::to_string_pretty(&info.config)?);
+        for (k, v) in info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "config" | "format" | "tokenizer")) {
+            println!("{k:<11} {v}");
+        }
+    }
+    Ok(())
+}
+
+fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B>> {
+    Ok(checkpoint::load(path, device).with_context(|| format!("loading {}", path.display()))?)
+}
+
+fn score<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool) -> Result<()> {
+    let model = load_model::<B>(path, device)?;
+    let report = score_text(&model, &tokenizer()?, text)?;
+    if json_out {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for t in &report.tokens {
+            println!("{:>8.3}  {:?}", t.logprob, t.text);
+        }
+        println!("tokens         {}", report.tokens.len());
+        println!("total NLL      {:.4} nats", report.total_nll);
+        println!("perplexity     {:.4}", report.perplexity);
+        println!("bits per byte  {:.4}", report.bits_per_byte);
+    }
+    Ok(())
+}
+
+fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &SamplingArgs) -> Result<()> {
+    let model = load_model::<B>(path, device)?;
+    let tok = tokenizer()?;
+    let ids = tok.encode(prompt)?;
+    if ids.is_empty() {
+        bail!("the prompt is empty: give at least one token of text");
+    }
+    let params = GenerateParams {
+        sampling: SamplingParams {
+            temperature: s.temperature,
+            top_k: s.top_k,
+            top_p: s.top_p,
+            repetition_penalty: s.repetition_penalty,
+            repetition_window: Some(s.repetition_window),
+        },
+        max_new_tokens: s.max_new_tokens,
+        seed: s.seed,
+        ..Default::default()
+    };
+    let mut generator = Generator::new(&model, &ids, params)?;
+    if generator.truncated() > 0 {
+        eprintln!("note: the prompt is longer than the context; kept its last {} tokens", model.n_ctx());
+    }
+    let mut stream = TextStream::new(&tok, &s.stop);
+    let mut stdout = std::io::stdout().lock();
+    while let Some(token) = generator.next_token()? {
+        stdout.write_all(stream.push(token)?.as_bytes())?;
+        stdout.flush()?;
+        if stream.stopped() {
+            generator.stop();
+        }
+    }
+    writeln!(stdout, "{}", stream.finish()?)?;
+    Ok(())
+}

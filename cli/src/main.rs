@@ -1,0 +1,21 @@
+//! `hnet-gpt`: the native command line — tokenize, create and import checkpoints, score text, generate code.
+//!
+//! `main → run() -> anyhow::Result`: errors are printed as `Error: …` with their causes and the exit code is 1.
+
+mod args;
+mod backend;
+mod commands;
+
+use clap::Parser;
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("Error: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = args::Cli::parse();
+    commands::dispatch(cli)
+}

@@ -1,0 +1,145 @@
+//! The `hnet-gpt` binary end to end: real arguments, real files, exit codes and messages.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).output().unwrap()
+}
+
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A failure must be a clean error (exit 1, `Error: …`), never a panic (exit 101).
+fn err(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8(out.stderr.clone()).unwrap();
+    assert!(stderr.starts_with("Error: "), "{stderr}");
+    stderr
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hnet-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tiny_checkpoint(dir: &Path) -> String {
+    let path = dir.join("tiny.safetensors");
+    if !path.exists() {
+        ok(&run(&["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", path.to_str().unwrap()]));
+    }
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn tokenize_prints_exact_ids_and_tokens() {
+    let out: serde_json::Value = serde_json::from_str(&ok(&run(&["tokenize", "def add(a, b):\n    return a + b"]))).unwrap();
+    assert_eq!(out["ids"], serde_json::json!([4299, 751, 7, 64, 11, 275, 2599, 198, 220, 220, 220, 1441, 257, 1343, 275]));
+    assert_eq!(out["tokens"][1], "Ġadd");
+    assert_eq!(out["spans"][1], serde_json::json!([3, 7]));
+    let ids = ok(&run_stdin(&["tokenize", "--ids", "-"], b"hello<|endoftext|>world"));
+    assert_eq!(ids.trim(), "[31373,50256,6894]");
+}
+
+#[test]
+fn init_then_info_then_score_and_generate() {
+    let dir = tmp("flow");
+    let ckpt = tiny_checkpoint(&dir);
+    let info: serde_json::Value = serde_json::from_str(&ok(&run(&["info", "--checkpoint", &ckpt, "--json"]))).unwrap();
+    assert_eq!(info["arch"], "gpt2");
+    assert_eq!(info["config"]["gpt2"]["n_embd"], 64);
+    assert_eq!(info["metadata"]["init_seed"], "3");
+    let params = info["parameters"].as_u64().unwrap();
+    assert!(params > 3_000_000 && params < 4_000_000, "{params}");
+
+    let file = dir.join("code.py");
+    std::fs::write(&file, "def add(a, b):\n    return a + b\n").unwrap();
+    let score: serde_json::Value = serde_json::from_str(&ok(&run(&["score", "--checkpoint", &ckpt, "--json", file.to_str().unwrap()]))).unwrap();
+    assert_eq!(score["tokens"].as_array().unwrap().len(), 16);
+    assert_eq!(score["bytes"], 32);
+    let ppl = score["perplexity"].as_f64().unwrap();
+    // A random tiny model is close to uniform over 50257 tokens.
+    assert!(ppl > 10_000.0 && ppl < 200_000.0, "{ppl}");
+    let text = ok(&run(&["score", "--checkpoint", &ckpt, file.to_str().unwrap()]));
+    assert!(text.contains("bits per byte"), "{text}");
+
+    let gen = |seed: &str| ok(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "def f(x):", "--max-new-tokens", "8", "--seed", seed]));
+    assert_eq!(gen("1"), gen("1"), "same seed, same text");
+    let greedy = ok(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--temperature", "0", "--max-new-tokens", "5"]));
+    assert!(!greedy.trim().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tmp("bad");
+    let ckpt = tiny_checkpoint(&dir);
+    // Non-UTF-8 file to score.
+    let latin1 = dir.join("latin1.py");
+    std::fs::write(&latin1, b"x = '\xe9t\xe9'\n").unwrap();
+    let e = err(&run(&["score", "--checkpoint", &ckpt, latin1.to_str().unwrap()]));
+    assert!(e.contains("not valid UTF-8"), "{e}");
+    // Empty prompt.
+    let e = err(&run(&["generate", "--checkpoint", &ckpt, "--prompt", ""]));
+    assert!(e.contains("empty"), "{e}");
+    // Truncated checkpoint.
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let cut = dir.join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let e = err(&run(&["info", "--checkpoint", cut.to_str().unwrap()]));
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+    let e = err(&run(&["generate", "--checkpoint", cut.to_str().unwrap(), "--prompt", "x"]));
+    assert!(e.contains("not a valid safetensors file"), "{e}");
+    // Missing file, unknown preset, bad sampling flags.
+    let e = err(&run(&["info", "--checkpoint", "/nonexistent/x.safetensors"]));
+    assert!(e.contains("/nonexistent/x.safetensors"), "{e}");
+    let e = err(&run(&["init", "--preset", "enormous", "--out", dir.join("x").to_str().unwrap()]));
+    assert!(e.contains("unknown preset"), "{e}");
+    let e = err(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--top-p", "0"]));
+    assert!(e.contains("top_p"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn import_hf_writes_a_checkpoint_the_cli_reads() {
+    let dir = tmp("hf");
+    let out = dir.join("imported.safetensors");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/hf-tiny-gpt2");
+    ok(&run(&["import-hf", fixture.to_str().unwrap(), "--out", out.to_str().unwrap()]));
+    let info: serde_json::Value = serde_json::from_str(&ok(&run(&["info", "--checkpoint", out.to_str().unwrap(), "--json"]))).unwrap();
+    assert_eq!(info["config"]["gpt2"]["vocab_size"], 1000);
+    // Importing a directory without config.json names the file.
+    let e = err(&run(&["import-hf", dir.to_str().unwrap(), "--out", dir.join("y").to_str().unwrap()]));
+    assert!(e.contains("config.json"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn generate_on_wgpu_streams_text() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return;
+    }
+    let dir = tmp("wgpu");
+    let ckpt = tiny_checkpoint(&dir);
+    let args = ["generate", "--checkpoint", &ckpt, "--prompt", "import os\n", "--temperature", "0", "--max-new-tokens", "6"];
+    let cpu = ok(&run(&args));
+    let mut gpu_args = args.to_vec();
+    gpu_args.extend(["--device", "wgpu"]);
+    let gpu = ok(&run(&gpu_args));
+    assert_eq!(cpu, gpu, "greedy text differs between CPU and wgpu");
+    std::fs::remove_dir_all(dir).unwrap();
+}

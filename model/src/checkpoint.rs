@@ -1,0 +1,230 @@
+//! The project's own checkpoint format: one safetensors file holding the weights under the model's own paths
+//! (`net.wte.weight`, `net.h.0.attn.c_attn.weight`, …) and, in its metadata, the format tag, the model config as
+//! JSON and the tokenizer id. One file, so the browser can download it and the CLI can load it, and any
+//! safetensors reader can inspect it.
+//!
+//! Writes are atomic: a temporary file in the same directory, flushed, then renamed over the target.
+
+use std::collections::HashMap;
+
+use burn::tensor::backend::Backend;
+use burn_store::{ApplyError, ModuleSnapshot, SafetensorsStore};
+use safetensors::SafeTensors;
+
+use crate::config::ModelConfig;
+use crate::error::LoadError;
+use crate::model::Model;
+use crate::tokenizer::TOKENIZER_ID;
+
+/// Format tag written into every checkpoint.
+pub const FORMAT: &str = "hnet-gpt/1";
+
+/// What a checkpoint's metadata says.
+#[derive(Debug, Clone)]
+pub struct CheckpointInfo {
+    /// The model config.
+    pub config: ModelConfig,
+    /// The tokenizer the model expects.
+    pub tokenizer: String,
+    /// Every metadata entry (format, config, tokenizer and any extras such as training provenance).
+    pub metadata: HashMap<String, String>,
+    /// Total number of parameters stored.
+    pub num_params: usize,
+}
+
+fn format_err(what: &str, reason: impl std::fmt::Display) -> LoadError {
+    LoadError::Format { what: what.to_string(), reason: reason.to_string() }
+}
+
+/// Reads and checks a checkpoint's metadata without building the model.
+pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> {
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| format_err(what, e))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format_err(what, e))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let field = |name: &str| {
+        metadata.get(name).cloned().ok_or_else(|| LoadError::Config {
+            field: name.to_string(),
+            reason: format!("missing from the metadata of {what} (is this an hnet-gpt checkpoint? Hugging Face directories go through `import-hf`)"),
+        })
+    };
+    let format = field("format")?;
+    if format != FORMAT {
+        return Err(LoadError::Config { field: "format".into(), reason: format!("`{format}` is not `{FORMAT}`") });
+    }
+    let config = ModelConfig::from_json(&field("config")?)
+        .map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let num_params = tensors.tensors().iter().map(|(_, t)| t.shape().iter().product::<usize>()).sum();
+    Ok(CheckpointInfo { config, tokenizer: field("tokenizer")?, metadata, num_params })
+}
+
+/// Serialises a model (weights + config + tokenizer id + `extra` metadata) to checkpoint bytes.
+pub fn to_bytes<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<Vec<u8>, LoadError> {
+    let mut store = SafetensorsStore::from_bytes(None)
+        .skip_enum_variants(true)
+        .metadata("format", FORMAT)
+        .metadata("config", model.config.to_json())
+        .metadata("tokenizer", TOKENIZER_ID);
+    for (k, v) in extra {
+        store = store.metadata(*k, *v);
+    }
+    model.save_into(&mut store).map_err(|e| LoadError::Apply(e.to_string()))?;
+    store.get_bytes().map_err(|e| LoadError::Apply(e.to_string()))
+}
+
+/// Builds the model a checkpoint describes and loads its weights.
+pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
+    let info = read_info(&bytes, what)?;
+    let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    apply_weights(&mut model, bytes, what)?;
+    Ok(model)
+}
+
+/// Loads safetensors bytes whose names are the model's own paths into `model`, checking that every parameter is
+/// present with the right shape and dtype (f32) and that nothing is left over.
+pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str) -> Result<(), LoadError> {
+    {
+        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
+        let mut names = tensors.names();
+        names.sort();
+        for name in names {
+            let dtype = tensors.tensor(name).map_err(|e| format_err(what, e))?.dtype();
+            if dtype != safetensors::Dtype::F32 {
+                return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{dtype:?}") });
+            }
+        }
+    }
+    let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true).validate(false).allow_partial(true);
+    let result = model.load_from(&mut store).map_err(|e| LoadError::Apply(e.to_string()))?;
+    if let Some(error) = result.errors.first() {
+        return Err(match error {
+            ApplyError::ShapeMismatch { path, expected, found } => {
+                LoadError::ShapeMismatch { name: path.clone(), expected: expected.dims.to_vec(), found: found.dims.to_vec() }
+            }
+            ApplyError::DTypeMismatch { path, found, .. } => LoadError::Dtype { name: path.clone(), dtype: format!("{found:?}") },
+            other => LoadError::Apply(other.to_string()),
+        });
+    }
+    if let Some((name, _)) = result.missing.first() {
+        return Err(LoadError::MissingTensor(name.clone()));
+    }
+    if let Some(name) = result.unused.first() {
+        return Err(LoadError::UnexpectedTensor(name.clone()));
+    }
+    Ok(())
+}
+
+/// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
+/// moment leaves either the old file or the new one, never a torn one.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // Persist the rename itself.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Saves a checkpoint file atomically.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str, &str)]) -> Result<(), LoadError> {
+    let bytes = to_bytes(model, extra)?;
+    write_atomic(path, &bytes).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
+}
+
+/// Loads a checkpoint file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<Model<B>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
+    from_bytes(bytes, &path.display().to_string(), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Arch, ModelConfig};
+    use crate::TestBackend;
+    use burn::tensor::{Int, Tensor};
+
+    fn tiny() -> Model<TestBackend> {
+        Model::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &Default::default()).unwrap()
+    }
+
+    #[test]
+    fn save_then_load_gives_identical_logits() {
+        let model = tiny();
+        let bytes = to_bytes(&model, &[("note", "test")]).unwrap();
+        let info = read_info(&bytes, "mem").unwrap();
+        assert_eq!(info.config, model.config);
+        assert_eq!(info.tokenizer, TOKENIZER_ID);
+        assert_eq!(info.metadata["note"], "test");
+        assert_eq!(info.num_params, burn::module::Module::num_params(&model));
+        let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
+        let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
+        model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
+    }
+
+    #[test]
+    fn truncated_and_garbage_files_are_format_errors() {
+        let bytes = to_bytes(&tiny(), &[]).unwrap();
+        let cut = bytes[..bytes.len() / 2].to_vec();
+        assert!(matches!(from_bytes::<TestBackend>(cut, "cut", &Default::default()), Err(LoadError::Format { .. })));
+        let garbage = b"this is not a checkpoint".to_vec();
+        assert!(matches!(from_bytes::<TestBackend>(garbage, "junk", &Default::default()), Err(LoadError::Format { .. })));
+    }
+
+    #[test]
+    fn a_config_that_disagrees_with_the_tensors_names_the_tensor() {
+        // Build a checkpoint with 2 layers, then claim 3 in its config: layer 2's tensors are missing.
+        let model = tiny();
+        let mut config = model.config.clone();
+        config.gpt2.n_layer = 3;
+        let relabelled = Model { net: model.net, config };
+        let bytes = to_bytes(&relabelled, &[]).unwrap();
+        // `relabelled` still has 2 layers of weights; the metadata says 3.
+        match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
+            Err(LoadError::MissingTensor(name)) => assert!(name.starts_with("net.h.2."), "{name}"),
+            other => panic!("expected a missing tensor, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_wrong_width_is_a_shape_error_naming_the_tensor() {
+        let model = tiny();
+        let mut config = model.config.clone();
+        config.gpt2.n_embd = 32;
+        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
+            Err(LoadError::ShapeMismatch { name, .. }) => assert!(name.starts_with("net."), "{name}"),
+            other => panic!("expected a shape mismatch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn atomic_write_replaces_the_file_and_leaves_no_temporaries() {
+        let dir = std::env::temp_dir().join(format!("hnet-ckpt-test-{}", std::process::id()));
+        let path = dir.join("m.safetensors");
+        let model = tiny();
+        save(&model, &path, &[]).unwrap();
+        save(&model, &path, &[]).unwrap();
+        let loaded: Model<TestBackend> = load(&path, &Default::default()).unwrap();
+        assert_eq!(loaded.config, model.config);
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

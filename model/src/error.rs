@@ -1,0 +1,90 @@
+//! Typed errors of the model crate. Binaries wrap them in `anyhow`; the browser shows their messages.
+
+use thiserror::Error;
+
+/// Errors while reading a checkpoint (ours or Hugging Face's). Each names the tensor, field or file at fault.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid safetensors file (truncated, corrupt, or something else entirely).
+    #[error("not a valid safetensors file ({what}): {reason}")]
+    Format {
+        /// Which file or blob.
+        what: String,
+        /// The parser's complaint.
+        reason: String,
+    },
+    /// A tensor the model needs is not in the checkpoint.
+    #[error("tensor `{0}` is missing from the checkpoint")]
+    MissingTensor(String),
+    /// The checkpoint holds a tensor the model does not have (usually: the config does not match the weights).
+    #[error("tensor `{0}` in the checkpoint does not belong to the model its config describes")]
+    UnexpectedTensor(String),
+    /// A tensor has the wrong shape for the model the config describes.
+    #[error("tensor `{name}` has shape {found:?}, the config implies {expected:?}")]
+    ShapeMismatch {
+        /// The tensor's name in the checkpoint.
+        name: String,
+        /// What the model expects.
+        expected: Vec<usize>,
+        /// What the file holds.
+        found: Vec<usize>,
+    },
+    /// A tensor has a dtype we cannot load.
+    #[error("tensor `{name}` has unsupported dtype {dtype}")]
+    Dtype {
+        /// The tensor's name.
+        name: String,
+        /// Its dtype as the file states it.
+        dtype: String,
+    },
+    /// A config field is missing, malformed, or contradicts the tensors.
+    #[error("config field `{field}`: {reason}")]
+    Config {
+        /// The field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The checkpoint names an unsupported `model_type` / architecture.
+    #[error("unsupported model_type `{0}` (only `gpt2` checkpoints can be imported)")]
+    UnsupportedModelType(String),
+    /// Anything else burn-store reported while applying tensors.
+    #[error("could not apply the checkpoint: {0}")]
+    Apply(String),
+}
+
+/// Errors from building or running a model.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    /// A configuration that cannot build a model.
+    #[error("invalid config: {0}")]
+    InvalidConfig(String),
+    /// The prompt has no tokens.
+    #[error("the prompt is empty: give at least one token of text")]
+    EmptyPrompt,
+    /// A token id outside the vocabulary.
+    #[error("token id {id} is outside the vocabulary (size {vocab_size})")]
+    TokenOutOfRange {
+        /// The id.
+        id: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
+    /// Reading a tensor back from the device failed (e.g. a lost WebGPU device).
+    #[error("reading results from the device failed: {0}")]
+    Device(String),
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Loading failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}

@@ -1,0 +1,38 @@
+//! HNet-GPT models on burn.
+//!
+//! One code path for every backend (native CPU, native wgpu/CUDA, WebGPU in the browser): every module is
+//! generic over `B: Backend`, and nothing here reads tensors synchronously except where a function says so.
+//!
+//! Layout (one file per concept, as in nanoGPT / the H-Net reference):
+//! - [`config`]: [`ModelConfig`] and its presets;
+//! - [`gpt2`]: the GPT-2 decoder (nanoGPT names: `wte, wpe, h, ln_1, attn.c_attn, …, ln_f`);
+//! - [`cache`]: the KV cache used by cached decoding;
+//! - [`model`]: [`Model`], the architecture-independent front the rest of the crate talks to;
+//! - [`sampling`]: the pure next-token sampler and its seeded RNG;
+//! - [`generate`]: the prefill/step loop over token ids;
+//! - [`tokenizer`]: GPT-2 byte-level BPE with offsets;
+//! - [`checkpoint`]: the project's own checkpoint format; [`load`]: Hugging Face GPT-2 import.
+
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod generate;
+pub mod gpt2;
+pub mod load;
+pub mod model;
+pub mod sampling;
+pub mod score;
+pub mod tokenizer;
+
+pub use config::{Arch, ModelConfig};
+pub use error::{LoadError, ModelError};
+pub use model::Model;
+
+/// The backend unit tests run on: burn's pure-Rust CPU backend.
+#[cfg(test)]
+pub(crate) type TestBackend = burn::backend::Flex;
+/// The autodiff backend unit tests run gradients on.
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) type TestAutodiffBackend = burn::backend::Autodiff<TestBackend>;

@@ -1,0 +1,171 @@
+//! Parity with Hugging Face: a tiny random GPT-2 written by `scripts/gen_reference.py` (transformers'
+//! GPT2LMHeadModel, saved with `save_pretrained`) is imported through `load::import_hf_dir`; our logits must equal
+//! the reference logits within 1e-4, and greedy decoding must reproduce `generate(do_sample=False)`.
+//! Also: cached decoding equals the full forward pass at every step, on the CPU backend and (when a Vulkan device
+//! exists, e.g. Mesa lavapipe) on wgpu.
+
+use std::path::PathBuf;
+
+use burn::tensor::backend::Backend;
+use hnet_gpt_model::generate::{generate, GenerateParams};
+use hnet_gpt_model::load::import_hf_dir;
+use hnet_gpt_model::sampling::SamplingParams;
+use hnet_gpt_model::{LoadError, Model};
+use serde::Deserialize;
+
+type Cpu = burn::backend::Flex;
+
+#[derive(Deserialize)]
+struct Reference {
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+}
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf-tiny-gpt2")
+}
+
+fn reference() -> Reference {
+    serde_json::from_slice(&std::fs::read(fixture_dir().join("reference.json")).unwrap()).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn logits_of<B: Backend>(model: &Model<B>, ids: &[u32]) -> Vec<f32> {
+    model.forward(model.tokens_tensor(ids).unwrap()).into_data().to_vec::<f32>().unwrap()
+}
+
+#[test]
+fn logits_equal_hugging_face() {
+    let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
+    let reference = reference();
+    assert!(reference.cases.len() >= 3);
+    for case in &reference.cases {
+        let ours = logits_of(&model, &case.ids);
+        let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+        let diff = max_abs_diff(&ours, &theirs);
+        assert!(diff <= 1e-4, "prompt {:?}: max abs diff {diff}", case.ids);
+        // The check has teeth: logits vary by whole units across the vocabulary.
+        let spread = theirs.iter().fold(f32::MIN, |a, &b| a.max(b)) - theirs.iter().fold(f32::MAX, |a, &b| a.min(b));
+        assert!(spread > 1.0, "reference logits are nearly constant ({spread}): the fixture would not catch bugs");
+    }
+}
+
+#[test]
+fn greedy_generation_equals_hugging_face_generate() {
+    let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
+    for case in reference().cases {
+        let params = GenerateParams { sampling: SamplingParams::greedy(), max_new_tokens: case.greedy.len(), seed: 0, stop_tokens: vec![] };
+        let ours = generate(&model, &case.ids, params, |_| true).unwrap();
+        assert_eq!(ours, case.greedy, "prompt {:?}", case.ids);
+    }
+}
+
+/// Transposing Conv1D weights (what burn-store's PyTorch adapter would do) must break parity: the test above
+/// really checks the layout.
+#[test]
+fn a_transposed_c_proj_would_be_caught() {
+    let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
+    let case = &reference().cases[0];
+    let mut broken = model.clone();
+    let hnet_gpt_model::model::Net::Gpt2(g) = &mut broken.net;
+    g.h[0].attn.c_proj.weight = g.h[0].attn.c_proj.weight.clone().map(|w| w.transpose());
+    let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+    assert!(max_abs_diff(&logits_of(&broken, &case.ids), &theirs) > 1e-2);
+}
+
+fn cached_equals_uncached<B: Backend>(device: &B::Device, steps: usize) {
+    let model: Model<B> = import_hf_dir(&fixture_dir(), device).unwrap();
+    let ids: Vec<u32> = (0..steps as u32).map(|i| (i * 131 + 7) % 1000).collect();
+    let full = model.forward(model.tokens_tensor(&ids).unwrap()); // [1, T, V]
+    let v = full.dims()[2];
+    let full = full.into_data().to_vec::<f32>().unwrap();
+    let mut state = model.new_state();
+    // Prefill the first 4 tokens in one call, then one token per step.
+    let prefill = model.forward_cached(model.tokens_tensor(&ids[..4]).unwrap(), &mut state, false).into_data().to_vec::<f32>().unwrap();
+    assert!(max_abs_diff(&prefill, &full[..4 * v]) <= 1e-4);
+    for t in 4..steps {
+        let step = model.forward_cached(model.tokens_tensor(&ids[t..t + 1]).unwrap(), &mut state, true);
+        let step = step.into_data().to_vec::<f32>().unwrap();
+        let diff = max_abs_diff(&step, &full[t * v..(t + 1) * v]);
+        assert!(diff <= 1e-4, "step {t}: cached vs uncached max abs diff {diff}");
+    }
+}
+
+#[test]
+fn cached_logits_equal_uncached_at_each_of_64_steps() {
+    cached_equals_uncached::<Cpu>(&Default::default(), 64);
+}
+
+/// The same check on burn's wgpu backend. CI installs Mesa's lavapipe (a software Vulkan device), so the GPU code
+/// path — WGSL kernels, device buffers, async reads — runs on every CI build.
+#[test]
+fn cached_logits_equal_uncached_on_wgpu() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        eprintln!("HNET_SKIP_WGPU set: skipping the wgpu test");
+        return;
+    }
+    cached_equals_uncached::<burn::backend::Wgpu>(&Default::default(), 24);
+}
+
+#[test]
+fn import_errors_name_the_tensor_or_field() {
+    let dir = std::env::temp_dir().join(format!("hnet-hf-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = std::fs::read_to_string(fixture_dir().join("config.json")).unwrap();
+    let weights = std::fs::read(fixture_dir().join("model.safetensors")).unwrap();
+    let write = |config: &str, weights: &[u8]| {
+        std::fs::write(dir.join("config.json"), config).unwrap();
+        std::fs::write(dir.join("model.safetensors"), weights).unwrap();
+        import_hf_dir::<Cpu>(&dir, &Default::default()).err().expect("import should fail")
+    };
+    // A truncated file.
+    assert!(matches!(write(&config, &weights[..weights.len() - 100]), LoadError::Format { .. }));
+    // An unknown model type.
+    assert!(matches!(write(&config.replace("\"gpt2\"", "\"llama\""), &weights), LoadError::UnsupportedModelType(t) if t == "llama"));
+    // A config that disagrees with the tensors.
+    let more_layers = config.replace("\"n_layer\": 2", "\"n_layer\": 3");
+    assert_ne!(more_layers, config, "fixture config format changed");
+    assert!(matches!(write(&more_layers, &weights), LoadError::Config { field, .. } if field == "n_layer"));
+    let wider = config.replace("\"n_embd\": 32", "\"n_embd\": 64");
+    assert!(matches!(write(&wider, &weights), LoadError::Config { field, .. } if field == "n_embd"));
+    // A missing tensor and a wrong shape, made by rewriting the safetensors file.
+    let tensors = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let rewrite = |skip: &str, reshape: Option<&str>| {
+        let kept: Vec<(String, safetensors::tensor::TensorView)> = tensors
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| n != skip)
+            .map(|(n, v)| {
+                if Some(n.as_str()) == reshape {
+                    let shape = vec![v.shape().iter().product::<usize>()];
+                    (n, safetensors::tensor::TensorView::new(v.dtype(), shape, v.data()).unwrap())
+                } else {
+                    (n, v)
+                }
+            })
+            .collect();
+        safetensors::serialize(kept, None).unwrap()
+    };
+    let missing = write(&config, &rewrite("transformer.h.1.mlp.c_fc.bias", None));
+    assert!(matches!(&missing, LoadError::MissingTensor(n) if n == "h.1.mlp.c_fc.bias"), "{missing}");
+    let reshaped = write(&config, &rewrite("", Some("transformer.h.0.attn.c_proj.weight")));
+    assert!(matches!(&reshaped, LoadError::ShapeMismatch { name, .. } if name == "transformer.h.0.attn.c_proj.weight"), "{reshaped}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn token_ids_tensor_rejects_out_of_vocabulary_ids() {
+    let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
+    assert!(model.tokens_tensor(&[999]).is_ok());
+    assert!(model.tokens_tensor(&[1000]).is_err());
+}

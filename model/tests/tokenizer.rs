@@ -1,0 +1,92 @@
+//! The GPT-2 tokenizer shipped in `public/tokenizer.json`: exact ids, byte offsets, lossless round trips.
+
+use hnet_gpt_model::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use proptest::prelude::*;
+
+fn tokenizer() -> Tokenizer {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/tokenizer.json");
+    Tokenizer::from_file(&path).unwrap()
+}
+
+#[test]
+fn exact_gpt2_ids() {
+    let tok = tokenizer();
+    assert_eq!(
+        tok.encode("def add(a, b):\n    return a + b").unwrap(),
+        vec![4299, 751, 7, 64, 11, 275, 2599, 198, 220, 220, 220, 1441, 257, 1343, 275]
+    );
+    assert_eq!(tok.encode("hello<|endoftext|>world").unwrap(), vec![31373, EOS_ID, 6894]);
+    assert_eq!(tok.vocab_size(), 50257);
+    assert_eq!(tok.token_str(4299).as_deref(), Some("def"));
+    assert_eq!(tok.token_str(751).as_deref(), Some("Ġadd"));
+}
+
+#[test]
+fn offsets_are_byte_spans_that_tile_the_text() {
+    let tok = tokenizer();
+    for text in ["def add(a, b):\n    return a + b", "naïve = '日本語' # 🙂 ok", "x\ty\r\n\u{7}z"] {
+        let tokens = tok.encode_with_offsets(text).unwrap();
+        assert_eq!(tokens.first().unwrap().span.start, 0);
+        assert_eq!(tokens.last().unwrap().span.end, text.len(), "{text:?}");
+        for pair in tokens.windows(2) {
+            // Consecutive spans touch, or overlap when two tokens share one multi-byte character.
+            assert!(pair[1].span.start <= pair[0].span.end && pair[1].span.start >= pair[0].span.start, "{pair:?} in {text:?}");
+        }
+        for t in &tokens {
+            assert!(text.is_char_boundary(t.span.start) && text.is_char_boundary(t.span.end));
+        }
+    }
+    // " return" keeps its leading space, so the chunk view can colour whole source ranges.
+    let tokens = tok.encode_with_offsets("x = 1\nreturn x").unwrap();
+    let text = "x = 1\nreturn x";
+    let pieces: Vec<&str> = tokens.iter().map(|t| &text[t.span.clone()]).collect();
+    assert_eq!(pieces, vec!["x", " =", " 1", "\n", "return", " x"]);
+}
+
+#[test]
+fn round_trips_of_awkward_text() {
+    let tok = tokenizer();
+    for text in ["", "🙂🙃 emoji", "中文字符和日本語のテキスト", "tabs\tand\0nul\u{1b}[31m", "   leading", "a<|endoftext|>b", "\u{feff}bom"] {
+        assert_eq!(tok.decode(&tok.encode(text).unwrap()).unwrap(), text);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    #[test]
+    fn decode_encode_is_identity(text in any::<String>()) {
+        let tok = tokenizer();
+        prop_assert_eq!(tok.decode(&tok.encode(&text).unwrap()).unwrap(), text);
+    }
+}
+
+#[test]
+fn text_stream_holds_back_partial_characters_and_stops_at_stop_strings() {
+    let tok = tokenizer();
+    // An emoji is split over several byte-level tokens; nothing is shown until it is complete.
+    let ids = tok.encode("a🙂b").unwrap();
+    assert!(ids.len() > 3, "{ids:?}");
+    let mut stream = TextStream::new(&tok, &[]);
+    let pieces: Vec<String> = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
+    assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
+    assert_eq!(pieces.concat() + &stream.finish().unwrap(), "a🙂b");
+
+    // The stop string is not emitted, nor is anything after it; a partial match is held back until resolved.
+    let ids = tok.encode("x = 1\n\ndef g():").unwrap();
+    let mut stream = TextStream::new(&tok, &["\n\ndef".to_string()]);
+    let mut out = String::new();
+    for &id in &ids {
+        out += &stream.push(id).unwrap();
+        if stream.stopped() {
+            break;
+        }
+    }
+    assert!(stream.stopped());
+    assert_eq!(out, "x = 1");
+    // A held-back prefix that turns out not to be a stop string is released.
+    let ids = tok.encode("a\n\nb").unwrap();
+    let mut stream = TextStream::new(&tok, &["\n\ndef".to_string()]);
+    let mut out: String = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
+    out += &stream.finish().unwrap();
+    assert_eq!(out, "a\n\nb");
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what the playground and the tests need, skipping what is already there. Safe to run repeatedly.
+#   rustup target wasm32, trunk 0.21.14 and wasm-bindgen-cli (the lockfile's version) via cargo install,
+#   npm packages of tests/e2e (playwright-core, binaryen 132 for wasm-opt), Debian's chromium and Mesa's
+#   lavapipe (software Vulkan, so wgpu code runs without a GPU), and the default model in public/models/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+step() { printf '\n==> %s\n' "$*"; }
+
+step "Rust target wasm32-unknown-unknown"
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+
+step "trunk 0.21.14"
+# trunk 0.22 needs rustc >= 1.96.1; this machine has 1.95.
+if ! trunk --version 2>/dev/null | grep -q '0.21.14'; then
+  cargo install --locked trunk --version 0.21.14
+fi
+
+step "wasm-bindgen-cli (the lockfile's version)"
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
+  # Without --locked: its own lockfile pins a webpki-roots version the registry here does not serve.
+  cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+
+step "System packages (chromium, Mesa lavapipe)"
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers libvulkan1)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}"
+fi
+
+step "npm packages (tests/e2e)"
+(cd tests/e2e && { [ -d node_modules ] && npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund; })
+
+step "Default model ($DEFAULT_MODEL)"
+if [ ! -f "$DEFAULT_MODEL" ]; then
+  cargo run --quiet -p hnet-gpt -- init --arch gpt2 --preset tiny --seed 0 --out "$DEFAULT_MODEL"
+fi
