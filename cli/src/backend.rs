@@ -11,12 +11,12 @@ macro_rules! with_backend {
         match $kind {
             $crate::args::DeviceKind::Cpu => {
                 type $b = $crate::backend::Cpu;
-                let $device: <$b as burn::tensor::backend::Backend>::Device = Default::default();
+                let $device = Default::default();
                 $body
             }
             $crate::args::DeviceKind::Wgpu => {
                 type $b = $crate::backend::Gpu;
-                let $device: <$b as burn::tensor::backend::Backend>::Device = Default::default();
+                let $device = Default::default();
                 $body
             }
         }

@@ -98,7 +98,7 @@ pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, wh
     if let Some(error) = result.errors.first() {
         return Err(match error {
             ApplyError::ShapeMismatch { path, expected, found } => {
-                LoadError::ShapeMismatch { name: path.clone(), expected: expected.dims.to_vec(), found: found.dims.to_vec() }
+                LoadError::ShapeMismatch { name: path.clone(), expected: expected.to_vec(), found: found.to_vec() }
             }
             ApplyError::DTypeMismatch { path, found, .. } => LoadError::Dtype { name: path.clone(), dtype: format!("{found:?}") },
             other => LoadError::Apply(other.to_string()),

@@ -205,9 +205,9 @@ mod tests {
 
     #[test]
     fn top_p_keeps_the_smallest_prefix_that_reaches_p() {
-        // Probabilities 0.5, 0.3, 0.2 (logits are their logs): top_p 0.8 keeps {0, 1}, top_p 0.81 keeps all three.
+        // Probabilities 0.5, 0.3, 0.2 (logits are their logs): top_p 0.79 keeps {0, 1}, top_p 0.81 keeps all three.
         let logits = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
-        let counts = histogram(&logits, &params(1.0, 0, 0.8), 4000, 11);
+        let counts = histogram(&logits, &params(1.0, 0, 0.79), 4000, 11);
         assert_eq!(counts[2], 0);
         assert!((counts[0] as f64 / 4000.0 - 0.625).abs() < 0.03, "{counts:?}");
         let counts = histogram(&logits, &params(1.0, 0, 0.81), 4000, 11);

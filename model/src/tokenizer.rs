@@ -96,13 +96,14 @@ pub fn build_gpt2_tokenizer_json(encoder_json: &[u8], vocab_bpe: &str) -> Result
                 .ok_or_else(|| ModelError::Tokenizer(format!("vocab.bpe: malformed merge line `{l}`")))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let vocab: tokenizers::models::bpe::Vocab = vocab.into_iter().collect();
     let bpe = BPE::builder().vocab_and_merges(vocab, merges).build().map_err(tok_err)?;
     let mut tokenizer = tokenizers::Tokenizer::new(bpe);
     tokenizer
         .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
         .with_decoder(Some(ByteLevel::new(false, true, true)))
         .with_post_processor(Some(ByteLevel::new(true, false, true)));
-    tokenizer.add_special_tokens(&[AddedToken::from(EOS_TEXT, true)]);
+    tokenizer.add_special_tokens([AddedToken::from(EOS_TEXT, true)]).map_err(tok_err)?;
     tokenizer.to_string(false).map_err(tok_err)
 }
 
@@ -143,7 +144,8 @@ impl<'t> TextStream<'t> {
         let base = text.trim_end_matches('\u{FFFD}').len();
         let mut safe = base;
         for stop in &self.stop_strings {
-            if let Some((i, _)) = stop.char_indices().skip(1).rev().find(|&(i, _)| text[..base].ends_with(&stop[..i])) {
+            let prefix_ends: Vec<usize> = stop.char_indices().skip(1).map(|(i, _)| i).collect();
+            if let Some(i) = prefix_ends.into_iter().rev().find(|&i| text[..base].ends_with(&stop[..i])) {
                 safe = safe.min(base - i);
             }
         }

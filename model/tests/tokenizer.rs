@@ -4,8 +4,13 @@ use hnet_gpt_model::tokenizer::{TextStream, Tokenizer, EOS_ID};
 use proptest::prelude::*;
 
 fn tokenizer() -> Tokenizer {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/tokenizer.json");
-    Tokenizer::from_file(&path).unwrap()
+    static TOKENIZER: std::sync::OnceLock<Tokenizer> = std::sync::OnceLock::new();
+    TOKENIZER
+        .get_or_init(|| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/tokenizer.json");
+            Tokenizer::from_file(&path).unwrap()
+        })
+        .clone()
 }
 
 #[test]
