@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 source scripts/env.sh
 cargo fetch --target wasm32-unknown-unknown --quiet
-trunk serve --release --offline --address 127.0.0.1 --port "${PORT:-8080}"
+# trunk 0.21 looks for the crate in the working directory, so it runs from app/ with the top-level trunk.toml.
+cd app && exec trunk serve --config ../trunk.toml --release --offline --address 127.0.0.1 --port "${PORT:-8080}"

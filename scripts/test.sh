@@ -15,7 +15,7 @@ scripts/make-tokenizer.sh --check
 
 step "trunk build (wasm32, release)"
 cargo fetch --target wasm32-unknown-unknown --quiet
-trunk build --release --offline
+(cd app && trunk build --config ../trunk.toml --release --offline)
 
 step "Browser end-to-end tests (Playwright + Debian chromium, WebGPU on SwiftShader)"
 (cd tests/e2e && node --test --test-concurrency=1 *.test.mjs)

@@ -7,23 +7,31 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::gpt2::Gpt2Config;
+use crate::hnet::HNetConfig;
+use crate::isotropic::IsotropicConfig;
 
 /// The architectures the project compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Arch {
     /// A plain GPT-2 decoder.
     Gpt2,
+    /// A one-stage H-Net: encoder, dynamic chunking, main network over chunks, decoder.
+    Hnet,
+    /// An H-Net dynamic-chunking encoder fused into a GPT-2 decoder.
+    Hybrid,
 }
 
 impl Arch {
     /// Every architecture, in the order reports list them.
-    pub const ALL: [Arch; 1] = [Arch::Gpt2];
+    pub const ALL: [Arch; 3] = [Arch::Gpt2, Arch::Hnet, Arch::Hybrid];
 
     /// The lowercase name used on the command line and in checkpoints.
     pub fn name(self) -> &'static str {
         match self {
             Arch::Gpt2 => "gpt2",
+            Arch::Hnet => "hnet",
+            Arch::Hybrid => "hybrid",
         }
     }
 }
@@ -34,7 +42,7 @@ impl std::str::FromStr for Arch {
         Arch::ALL
             .into_iter()
             .find(|a| a.name() == s)
-            .ok_or_else(|| ModelError::InvalidConfig(format!("unknown architecture `{s}` (expected one of: gpt2)")))
+            .ok_or_else(|| ModelError::InvalidConfig(format!("unknown architecture `{s}` (expected one of: gpt2, hnet, hybrid)")))
     }
 }
 
@@ -49,24 +57,37 @@ impl std::fmt::Display for Arch {
 pub struct ModelConfig {
     /// Which architecture this is.
     pub arch: Arch,
-    /// The GPT-2 decoder's sizes (for `gpt2`: the whole model).
+    /// GPT-2 sizes. `gpt2`: the whole model. `hybrid`: its embeddings and decoder blocks. `hnet`: only the
+    /// vocabulary, context and width are used (`n_layer` is 0).
     pub gpt2: Gpt2Config,
+    /// The H-Net parts (`hnet`, `hybrid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hnet: Option<HNetConfig>,
 }
 
-/// Named size presets.
-pub const PRESETS: [&str; 3] = ["tiny", "small", "gpt2"];
+/// Named size presets. Inside a preset the three architectures have parameter counts within ±10% of each other.
+pub const PRESETS: [&str; 3] = ["tiny", "small", "base"];
+
+/// Default ratio-loss target: one chunk per 3 GPT-2 tokens (≈ 6 bytes of Python, the paper's byte-level N).
+pub const DEFAULT_RATIO_TARGET: f64 = 3.0;
+
+fn iso(d_model: usize, n_layer: usize, n_head: usize, d_intermediate: usize) -> IsotropicConfig {
+    IsotropicConfig { d_model, n_layer, n_head, d_intermediate, window: 0 }
+}
 
 impl ModelConfig {
-    /// Builds the named preset for an architecture.
+    /// Builds the named preset for an architecture (`gpt2` is accepted as another name for `base`).
     ///
-    /// - `tiny`: for tests and the end-to-end browser suite (about 3.3M parameters, nearly all embeddings);
-    /// - `small`: the browser default (about 18M parameters including the 50257-row embedding);
-    /// - `gpt2`: exactly Hugging Face `gpt2` (124M).
+    /// | preset | width | gpt2 | hnet (enc / main / dec) | hybrid (GPT-2 blocks + enc / main) | params |
+    /// |---|---|---|---|---|---|
+    /// | tiny | 64 | 2 blocks | 1 / 2 / 1 | 2 + 1 / 1 | ≈3.3–3.5M |
+    /// | small | 256 | 6 blocks | 1 / 5 / 1 | 4 + 1 / 1 | ≈17.7M |
+    /// | base | 768 | 12 blocks (= HF `gpt2`) | 1 / 10 / 1 | 12 + 1 / 1 (attention-only) | ≈124–133M |
     pub fn preset(arch: Arch, name: &str) -> Result<Self, ModelError> {
-        let gpt2 = match name {
-            "tiny" => Gpt2Config::tiny(),
-            "small" => Gpt2Config::small(),
-            "gpt2" => Gpt2Config::gpt2(),
+        let (gpt2, d, heads, hidden) = match name {
+            "tiny" => (Gpt2Config::tiny(), 64, 4, 128),
+            "small" => (Gpt2Config::small(), 256, 8, 512),
+            "base" | "gpt2" => (Gpt2Config::gpt2(), 768, 12, 2048),
             other => {
                 return Err(ModelError::InvalidConfig(format!(
                     "unknown preset `{other}` (expected one of: {})",
@@ -74,7 +95,31 @@ impl ModelConfig {
                 )))
             }
         };
-        let config = ModelConfig { arch, gpt2 };
+        let config = match arch {
+            Arch::Gpt2 => ModelConfig { arch, gpt2, hnet: None },
+            Arch::Hnet => {
+                let main_layers = match name { "tiny" => 2, "small" => 5, _ => 10 };
+                let hnet = HNetConfig {
+                    encoder: iso(d, 1, heads, hidden),
+                    main: iso(d, main_layers, heads, hidden),
+                    decoder: iso(d, 1, heads, hidden),
+                    ratio_target: DEFAULT_RATIO_TARGET,
+                };
+                ModelConfig { arch, gpt2: Gpt2Config { n_layer: 0, ..gpt2 }, hnet: Some(hnet) }
+            }
+            Arch::Hybrid => {
+                // `base` keeps all 12 GPT-2 blocks so Hugging Face `gpt2` weights fit; its H-Net layers are
+                // attention-only to stay within 10% of GPT-2's parameter count.
+                let (blocks, hidden) = match name { "tiny" => (2, hidden), "small" => (4, hidden), _ => (12, 0) };
+                let hnet = HNetConfig {
+                    encoder: iso(d, 1, heads, hidden),
+                    main: iso(d, 1, heads, hidden),
+                    decoder: iso(d, 0, heads, 0),
+                    ratio_target: DEFAULT_RATIO_TARGET,
+                };
+                ModelConfig { arch, gpt2: Gpt2Config { n_layer: blocks, ..gpt2 }, hnet: Some(hnet) }
+            }
+        };
         config.validate()?;
         Ok(config)
     }
@@ -93,16 +138,31 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), ModelError> {
         let g = &self.gpt2;
         let bad = |msg: String| Err(ModelError::InvalidConfig(msg));
-        if g.vocab_size == 0 || g.n_positions == 0 || g.n_embd == 0 || g.n_layer == 0 || g.n_head == 0 {
-            return bad(format!("all sizes must be positive: {g:?}"));
+        if g.vocab_size == 0 || g.n_positions == 0 || g.n_embd == 0 {
+            return bad(format!("vocab_size, n_positions and n_embd must be positive: {g:?}"));
         }
-        if g.n_embd % g.n_head != 0 {
-            return bad(format!("n_embd ({}) must be divisible by n_head ({})", g.n_embd, g.n_head));
+        let needs_blocks = self.arch != Arch::Hnet;
+        if needs_blocks && (g.n_layer == 0 || g.n_head == 0 || g.n_embd % g.n_head != 0) {
+            return bad(format!("n_layer must be positive and n_embd ({}) divisible by n_head ({})", g.n_embd, g.n_head));
         }
         if !(g.layer_norm_epsilon > 0.0) {
             return bad(format!("layer_norm_epsilon must be positive, got {}", g.layer_norm_epsilon));
         }
-        Ok(())
+        match (&self.hnet, self.arch) {
+            (None, Arch::Gpt2) => Ok(()),
+            (Some(_), Arch::Gpt2) => bad("a gpt2 model has no `hnet` section".into()),
+            (None, _) => bad(format!("a {} model needs an `hnet` section", self.arch)),
+            (Some(h), arch) => {
+                h.validate(arch == Arch::Hnet).map_err(ModelError::InvalidConfig)?;
+                if h.encoder.d_model != g.n_embd {
+                    return bad(format!("the H-Net width ({}) must equal n_embd ({})", h.encoder.d_model, g.n_embd));
+                }
+                if arch == Arch::Hybrid && h.decoder.n_layer != 0 {
+                    return bad("the hybrid's decoder is its GPT-2 blocks: hnet.decoder.n_layer must be 0".into());
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Parses a config from JSON and validates it.
@@ -122,13 +182,32 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Model;
+    use crate::TestBackend;
+    use burn::module::Module;
 
     #[test]
     fn presets_round_trip_through_json() {
-        for name in PRESETS {
-            let c = ModelConfig::preset(Arch::Gpt2, name).unwrap();
-            assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
+        for arch in Arch::ALL {
+            for name in PRESETS {
+                let c = ModelConfig::preset(arch, name).unwrap();
+                assert_eq!(ModelConfig::from_json(&c.to_json()).unwrap(), c);
+            }
         }
+    }
+
+    #[test]
+    fn parameter_counts_within_ten_percent_inside_each_preset() {
+        let device = Default::default();
+        for name in ["tiny", "small"] {
+            let counts: Vec<usize> = Arch::ALL
+                .iter()
+                .map(|&a| Model::<TestBackend>::init(&ModelConfig::preset(a, name).unwrap(), &device).unwrap().num_params())
+                .collect();
+            let (lo, hi) = (*counts.iter().min().unwrap() as f64, *counts.iter().max().unwrap() as f64);
+            assert!(hi / lo <= 1.10, "{name}: {counts:?}");
+        }
+        // `base` is too big to build in a unit test; its counts are checked analytically in `model::tests`.
     }
 
     #[test]
@@ -140,5 +219,11 @@ mod tests {
         assert!(ModelConfig::preset(Arch::Gpt2, "huge").is_err());
         assert!("hnet2".parse::<Arch>().is_err());
         assert!(ModelConfig::from_json("{\"arch\":\"gpt2\"}").is_err());
+        let mut h = ModelConfig::preset(Arch::Hnet, "tiny").unwrap();
+        h.hnet.as_mut().unwrap().main.d_model = 32;
+        assert!(h.validate().unwrap_err().to_string().contains("width"));
+        let mut h = ModelConfig::preset(Arch::Hybrid, "tiny").unwrap();
+        h.hnet = None;
+        assert!(h.validate().is_err());
     }
 }

@@ -10,7 +10,6 @@
 //! window slides: the cache is rebuilt from the last `n_ctx / 2` tokens and decoding continues.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
@@ -110,26 +109,23 @@ impl<'m, B: Backend> Generator<'m, B> {
         self.stopped.get_or_insert(StopReason::Caller);
     }
 
-    /// Runs the model over the unfed tokens and returns the next-token logits `[V]`, or `None` when finished.
-    pub fn next_logits(&mut self) -> Option<Tensor<B, 1>> {
+    /// The tokens to feed next (sliding the window when the context is full), or `None` when finished.
+    fn pending_input(&mut self) -> Option<Vec<u32>> {
         if self.stopped.is_some() {
             return None;
         }
         let n_ctx = self.model.n_ctx();
         if self.state.len() + self.unfed > n_ctx {
-            // Slide the window: rebuild the cache from the most recent half-context.
+            // Slide the window: rebuild the state from the most recent half-context.
             self.state = self.model.new_state();
             self.unfed = (n_ctx / 2).max(1);
         }
-        let input = &self.sequence[self.sequence.len() - self.unfed..];
-        let tokens = self.model.tokens_tensor(input).expect("ids were checked on the way in");
+        let input = self.sequence[self.sequence.len() - self.unfed..].to_vec();
         self.unfed = 0;
-        let logits = self.model.forward_cached(tokens, &mut self.state, true); // [1, 1, V]
-        let v = logits.dims()[2];
-        Some(logits.reshape([v]))
+        Some(input)
     }
 
-    /// Samples from logits returned by [`Self::next_logits`]; returns the new token, or `None` at a stop token.
+    /// Samples the next token from its logits; returns it, or `None` at a stop token.
     pub fn accept(&mut self, logits: &[f32]) -> Option<u32> {
         let token = sample(logits, &self.sequence, &self.params.sampling, &mut self.rng);
         if self.params.stop_tokens.contains(&token) {
@@ -145,24 +141,25 @@ impl<'m, B: Backend> Generator<'m, B> {
         Some(token)
     }
 
-    /// The next token, reading logits synchronously (native backends). `Ok(None)` when finished.
+    /// The next token, reading results synchronously (native backends). `Ok(None)` when finished.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn next_token(&mut self) -> Result<Option<u32>, ModelError> {
-        let Some(logits) = self.next_logits() else { return Ok(None) };
-        let data = logits.into_data();
-        let values = data.as_slice::<f32>().map_err(|e| ModelError::Device(format!("{e:?}")))?;
-        Ok(self.accept(values))
+        futures_lite::future::block_on(self.next_token_async())
     }
 
-    /// The next token, awaiting the logits (required on WebGPU, where synchronous reads are impossible).
+    /// The next token, awaiting device reads (required on WebGPU, where synchronous reads are impossible).
     pub async fn next_token_async(&mut self) -> Result<Option<u32>, ModelError> {
-        let Some(logits) = self.next_logits() else { return Ok(None) };
-        let data = logits.into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
+        let Some(input) = self.pending_input() else { return Ok(None) };
+        let tokens = self.model.tokens_tensor(&input)?;
+        let step = self.model.forward_cached(tokens, &mut self.state, true).await?; // logits [1, 1, V]
+        let data = step.logits.into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
         let values = data.as_slice::<f32>().map_err(|e| ModelError::Device(format!("{e:?}")))?;
         Ok(self.accept(values))
     }
 }
 
 /// Generates after `prompt`, calling `on_token` for each new token (return `false` to stop). Returns the new ids.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn generate<B: Backend>(
     model: &Model<B>,
     prompt: &[u32],

@@ -6,6 +6,9 @@
 //! Layout (one file per concept, as in nanoGPT / the H-Net reference):
 //! - [`config`]: [`ModelConfig`] and its presets;
 //! - [`gpt2`]: the GPT-2 decoder (nanoGPT names: `wte, wpe, h, ln_1, attn.c_attn, …, ln_f`);
+//! - H-Net dynamic chunking, one file per concept of the paper: [`routing`], [`chunk`], [`dechunk`], [`ste`],
+//!   [`ratio_loss`], [`isotropic`] (the causal encoder/main/decoder stacks, with [`rope`]), composed in
+//!   [`chunking`]; the architectures [`hnet`] and [`hybrid`] (with the seed's gated [`fusion`]);
 //! - [`cache`]: the KV cache used by cached decoding;
 //! - [`model`]: [`Model`], the architecture-independent front the rest of the crate talks to;
 //! - [`sampling`]: the pure next-token sampler and its seeded RNG;
@@ -15,14 +18,26 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod chunk;
+pub mod chunking;
 pub mod config;
+pub mod dechunk;
 pub mod error;
+pub mod fusion;
 pub mod generate;
 pub mod gpt2;
+pub mod hnet;
+pub mod hybrid;
+pub mod inspect;
+pub mod isotropic;
 pub mod load;
 pub mod model;
+pub mod ratio_loss;
+pub mod rope;
+pub mod routing;
 pub mod sampling;
 pub mod score;
+pub mod ste;
 pub mod tokenizer;
 
 pub use config::{Arch, ModelConfig};

@@ -87,7 +87,7 @@ pub fn config_from_hf_json(json: &str) -> Result<ModelConfig, LoadError> {
     if hf.reorder_and_upcast_attn == Some(true) {
         return Err(config_err("reorder_and_upcast_attn", "true is not supported"));
     }
-    let config = ModelConfig { arch: Arch::Gpt2, gpt2 };
+    let config = ModelConfig { arch: Arch::Gpt2, gpt2, hnet: None };
     config.validate().map_err(|e| config_err("config.json", e.to_string()))?;
     Ok(config)
 }

@@ -3,18 +3,27 @@
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::cache::KvCache;
+use crate::chunking::StageAux;
 use crate::config::{Arch, ModelConfig};
 use crate::error::ModelError;
 use crate::gpt2::Gpt2;
+use crate::hnet::{HNet, HNetState};
+use crate::hybrid::{init_hybrid, Hybrid, HybridState};
+use crate::ratio_loss::ratio_loss;
+use crate::routing::Routing;
 
 /// The network of one architecture.
 #[derive(Module, Debug)]
 pub enum Net<B: Backend> {
     /// A plain GPT-2 decoder.
     Gpt2(Gpt2<B>),
+    /// A pure H-Net.
+    HNet(HNet<B>),
+    /// The hybrid.
+    Hybrid(Hybrid<B>),
 }
 
 /// A model and the config that built it.
@@ -27,20 +36,54 @@ pub struct Model<B: Backend> {
     pub config: ModelConfig,
 }
 
+/// What a whole-batch forward pass returns.
+#[derive(Debug, Clone)]
+pub struct ModelOutput<B: Backend> {
+    /// Logits at every position. `[B, L, V]`.
+    pub logits: Tensor<B, 3>,
+    /// The chunking stage's outputs (`hnet`, `hybrid`).
+    pub aux: Option<StageAux<B>>,
+}
+
+/// What a cached step returns.
+#[derive(Debug, Clone)]
+pub struct StepOutput<B: Backend> {
+    /// Logits of the new positions (or only the last). `[1, T, V]`.
+    pub logits: Tensor<B, 3>,
+    /// The router's outputs for the new positions (`hnet`, `hybrid`).
+    pub routing: Option<Routing<B>>,
+}
+
+#[derive(Debug, Clone)]
+enum StateKind<B: Backend> {
+    Gpt2(KvCache<B>),
+    HNet(Box<HNetState<B>>),
+    Hybrid(Box<HybridState<B>>),
+}
+
 /// Decoding state carried between cached calls (one sequence, batch size 1).
 #[derive(Debug, Clone)]
 pub struct State<B: Backend> {
-    kv: KvCache<B>,
+    kind: StateKind<B>,
+    len: usize,
 }
 
 impl<B: Backend> State<B> {
     /// Number of positions already consumed.
     pub fn len(&self) -> usize {
-        self.kv.len()
+        self.len
     }
     /// True before the first token.
     pub fn is_empty(&self) -> bool {
-        self.kv.is_empty()
+        self.len == 0
+    }
+    /// Chunks formed so far (`hnet`, `hybrid`).
+    pub fn n_chunks(&self) -> Option<usize> {
+        match &self.kind {
+            StateKind::Gpt2(_) => None,
+            StateKind::HNet(s) => Some(s.stage.n_chunks()),
+            StateKind::Hybrid(s) => Some(s.stage.n_chunks()),
+        }
     }
 }
 
@@ -48,8 +91,11 @@ impl<B: Backend> Model<B> {
     /// Builds a freshly initialised model.
     pub fn init(config: &ModelConfig, device: &B::Device) -> Result<Self, ModelError> {
         config.validate()?;
-        let net = match config.arch {
-            Arch::Gpt2 => Net::Gpt2(config.gpt2.init(device)),
+        let net = match (config.arch, &config.hnet) {
+            (Arch::Gpt2, _) => Net::Gpt2(config.gpt2.init(device)),
+            (Arch::Hnet, Some(h)) => Net::HNet(h.init_hnet(config.vocab_size(), device)),
+            (Arch::Hybrid, Some(h)) => Net::Hybrid(init_hybrid(&config.gpt2, h, device)),
+            (_, None) => unreachable!("validate() requires an hnet section"),
         };
         Ok(Self { net, config: config.clone() })
     }
@@ -63,40 +109,91 @@ impl<B: Backend> Model<B> {
     pub fn device(&self) -> B::Device {
         match &self.net {
             Net::Gpt2(m) => m.wte.weight.device(),
+            Net::HNet(m) => m.wte.weight.device(),
+            Net::Hybrid(m) => m.gpt2.wte.weight.device(),
         }
     }
 
-    /// Full forward pass over a batch: logits at every position.
+    /// Full forward pass over a batch of real tokens: logits at every position.
     ///
     /// # Shapes
     /// `tokens: [B, T]` (T ≤ n_ctx) → `[B, T, V]`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [b, t] = tokens.dims();
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true; b * t], [b, t]), &tokens.device());
+        self.forward_full(tokens, mask, None).logits
+    }
+
+    /// Full forward pass over a right-padded batch (`mask`: true = real token), with the chunking outputs.
+    /// `chunk_slots` bounds the main network's length when the caller knows the largest chunk count (results are
+    /// identical; it only saves work); `None` runs it over all `T` slots, which needs no read-back.
+    ///
+    /// # Shapes
+    /// `tokens, mask: [B, T]` → logits `[B, T, V]`.
+    pub fn forward_full(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>, chunk_slots: Option<usize>) -> ModelOutput<B> {
         match &self.net {
-            Net::Gpt2(m) => m.forward(tokens),
+            Net::Gpt2(m) => ModelOutput { logits: m.forward(tokens), aux: None },
+            Net::HNet(m) => {
+                let (h, aux) = m.forward(tokens, mask, chunk_slots);
+                ModelOutput { logits: m.lm_head(h), aux: Some(aux) }
+            }
+            Net::Hybrid(m) => {
+                let (h, aux) = m.forward(tokens, mask, chunk_slots);
+                ModelOutput { logits: m.gpt2.lm_head(h), aux: Some(aux) }
+            }
         }
+    }
+
+    /// The ratio loss of a forward pass's chunking (None for `gpt2`).
+    pub fn ratio_loss(&self, aux: &StageAux<B>, mask: Tensor<B, 2, Bool>) -> Option<Tensor<B, 1>> {
+        let target = self.config.hnet.as_ref()?.ratio_target;
+        Some(ratio_loss(aux.routing.boundary_mask.clone(), aux.routing.boundary_prob.clone(), mask, target))
     }
 
     /// A fresh decoding state.
     pub fn new_state(&self) -> State<B> {
-        match &self.net {
-            Net::Gpt2(m) => State { kv: KvCache::new(m.h.len()) },
-        }
+        let kind = match &self.net {
+            Net::Gpt2(m) => StateKind::Gpt2(KvCache::new(m.h.len())),
+            Net::HNet(m) => StateKind::HNet(Box::new(m.new_state())),
+            Net::Hybrid(m) => StateKind::Hybrid(Box::new(m.new_state())),
+        };
+        State { kind, len: 0 }
     }
 
     /// Cached forward: feeds `tokens` after what `state` has seen and returns the logits of the new positions
     /// (only the last one when `last_only`, which skips most of the LM head's work during generation).
     ///
+    /// Async because H-Net stages read their boundary flags back to decide whether the main network runs; on
+    /// WebGPU that read must be awaited. Native callers use [`Self::forward_cached_blocking`].
+    ///
     /// # Shapes
-    /// `tokens: [1, T]` → `[1, T, V]` (or `[1, 1, V]` when `last_only`).
-    pub fn forward_cached(&self, tokens: Tensor<B, 2, Int>, state: &mut State<B>, last_only: bool) -> Tensor<B, 3> {
-        match &self.net {
-            Net::Gpt2(m) => {
-                let h = m.forward_cached(tokens, &mut state.kv); // [1, T, C]
-                let t = h.dims()[1];
-                let h = if last_only { h.narrow(1, t - 1, 1) } else { h };
-                m.lm_head(h)
-            }
+    /// `tokens: [1, T]` → logits `[1, T, V]` (or `[1, 1, V]` when `last_only`).
+    pub async fn forward_cached(&self, tokens: Tensor<B, 2, Int>, state: &mut State<B>, last_only: bool) -> Result<StepOutput<B>, ModelError> {
+        let t = tokens.dims()[1];
+        if state.len + t > self.n_ctx() {
+            return Err(ModelError::InvalidConfig(format!("{} + {t} positions exceed the context of {}", state.len, self.n_ctx())));
         }
+        let last = |h: Tensor<B, 3>| if last_only { h.narrow(1, t - 1, 1) } else { h };
+        let out = match (&self.net, &mut state.kind) {
+            (Net::Gpt2(m), StateKind::Gpt2(kv)) => StepOutput { logits: m.lm_head(last(m.forward_cached(tokens, kv))), routing: None },
+            (Net::HNet(m), StateKind::HNet(s)) => {
+                let (h, routing) = m.forward_cached(tokens, s).await?;
+                StepOutput { logits: m.lm_head(last(h)), routing: Some(routing) }
+            }
+            (Net::Hybrid(m), StateKind::Hybrid(s)) => {
+                let (h, routing) = m.forward_cached(tokens, s).await?;
+                StepOutput { logits: m.gpt2.lm_head(last(h)), routing: Some(routing) }
+            }
+            _ => unreachable!("a State always comes from its own model's new_state()"),
+        };
+        state.len += t;
+        Ok(out)
+    }
+
+    /// [`Self::forward_cached`] for native backends, where reads complete without an event loop.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn forward_cached_blocking(&self, tokens: Tensor<B, 2, Int>, state: &mut State<B>, last_only: bool) -> Result<StepOutput<B>, ModelError> {
+        futures_lite::future::block_on(self.forward_cached(tokens, state, last_only))
     }
 
     /// Turns token ids into a `[1, T]` tensor, checking they are in the vocabulary.

@@ -52,25 +52,26 @@ impl<B: Backend> RoutingModule<B> {
     /// `x: [B, L, D]`, `prev: [B, 1, D]`, `mask: [B, L]` (true = real token) → [`Routing`] of `[B, L]` tensors.
     pub fn forward(&self, x: Tensor<B, 3>, prev: Option<Tensor<B, 3>>, mask: Tensor<B, 2, Bool>) -> Routing<B> {
         let [b, l, _] = x.dims();
-        let device = x.device();
-        let (before, first_p) = match prev {
-            Some(p) => (Tensor::cat(vec![p, x.clone().narrow(1, 0, l - 1)], 1), None), // [B, L, D]
-            None if l > 1 => (x.clone().narrow(1, 0, l - 1), Some(Tensor::<B, 2>::ones([b, 1], &device))), // [B, L-1, D]
-            None => (x.clone().narrow(1, 0, 0), Some(Tensor::<B, 2>::ones([b, 1], &device))),
+        let starts_sequence = prev.is_none();
+        // The predecessor of each position that has one: `prev` for position 0 when continuing.
+        let before = match (prev, l) {
+            (Some(p), 1) => Some(p),
+            (Some(p), _) => Some(Tensor::cat(vec![p, x.clone().narrow(1, 0, l - 1)], 1)), // [B, L, D]
+            (None, 1) => None,
+            (None, _) => Some(x.clone().narrow(1, 0, l - 1)), // [B, L-1, D]
         };
-        let n = before.dims()[1];
-        let current = x.narrow(1, l - n, n); // [B, n, D]
-        let p = if n == 0 {
-            first_p.clone().unwrap()
-        } else {
+        let p = before.map(|before| {
+            let n = before.dims()[1];
             let q = normalize(self.q_proj.forward(before));
-            let k = normalize(self.k_proj.forward(current));
-            let cos = (q * k).sum_dim(2).squeeze_dim::<2>(2); // [B, n]
-            let p = ((cos.neg() + 1.0) / 2.0).clamp(0.0, 1.0);
-            match first_p {
-                Some(ones) => Tensor::cat(vec![ones, p], 1),
-                None => p,
-            }
+            let k = normalize(self.k_proj.forward(x.clone().narrow(1, l - n, n)));
+            let cos = (q * k).sum_dim(2).reshape([b, n]); // [B, n]
+            ((cos.neg() + 1.0) / 2.0).clamp(0.0, 1.0)
+        });
+        let p = match (starts_sequence, p) {
+            (true, Some(p)) => Tensor::cat(vec![Tensor::ones([b, 1], &x.device()), p], 1),
+            (true, None) => Tensor::ones([b, 1], &x.device()),
+            (false, Some(p)) => p,
+            (false, None) => unreachable!("a continued sequence always has a predecessor"),
         }; // [B, L]
         let boundary_mask = p.clone().greater_elem(0.5).bool_and(mask);
         let selected_probs = p.clone().max_pair(p.clone().neg() + 1.0);

@@ -77,7 +77,7 @@ fn a_transposed_c_proj_would_be_caught() {
     let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
     let case = &reference().cases[0];
     let mut broken = model.clone();
-    let hnet_gpt_model::model::Net::Gpt2(g) = &mut broken.net;
+    let hnet_gpt_model::model::Net::Gpt2(g) = &mut broken.net else { panic!("imported a gpt2") };
     g.h[0].attn.c_proj.weight = g.h[0].attn.c_proj.weight.clone().map(|w| w.transpose());
     let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
     assert!(max_abs_diff(&logits_of(&broken, &case.ids), &theirs) > 1e-2);
@@ -91,10 +91,11 @@ fn cached_equals_uncached<B: Backend>(device: &B::Device, steps: usize) {
     let full = full.into_data().to_vec::<f32>().unwrap();
     let mut state = model.new_state();
     // Prefill the first 4 tokens in one call, then one token per step.
-    let prefill = model.forward_cached(model.tokens_tensor(&ids[..4]).unwrap(), &mut state, false).into_data().to_vec::<f32>().unwrap();
+    let prefill = model.forward_cached_blocking(model.tokens_tensor(&ids[..4]).unwrap(), &mut state, false).unwrap().logits;
+    let prefill = prefill.into_data().to_vec::<f32>().unwrap();
     assert!(max_abs_diff(&prefill, &full[..4 * v]) <= 1e-4);
     for t in 4..steps {
-        let step = model.forward_cached(model.tokens_tensor(&ids[t..t + 1]).unwrap(), &mut state, true);
+        let step = model.forward_cached_blocking(model.tokens_tensor(&ids[t..t + 1]).unwrap(), &mut state, true).unwrap().logits;
         let step = step.into_data().to_vec::<f32>().unwrap();
         let diff = max_abs_diff(&step, &full[t * v..(t + 1) * v]);
         assert!(diff <= 1e-4, "step {t}: cached vs uncached max abs diff {diff}");

@@ -1,0 +1,217 @@
+//! The three architectures, tested with teeth:
+//! - causality: changing tokens after position t never moves logits or boundary probabilities at ≤ t
+//!   (≥ 20 random cases per architecture), and the seed's leak — chunks mean-pooled over all their tokens —
+//!   fails the very same check;
+//! - cached decoding equals the full forward pass at each of 64 positions;
+//! - generation, scoring and chunk inspection run for every architecture.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use hnet_gpt_model::chunk::boundary_cumsum;
+use hnet_gpt_model::dechunk::{ema, plug_back, P_EPS};
+use hnet_gpt_model::generate::{generate, GenerateParams};
+use hnet_gpt_model::inspect::inspect_chunks_blocking;
+use hnet_gpt_model::model::Net;
+use hnet_gpt_model::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::score::score_text;
+use hnet_gpt_model::ste::ste;
+use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::{Arch, Model, ModelConfig};
+
+type B = burn::backend::Flex;
+
+/// Adds N(0, σ) noise to every weight: GPT-2's 0.02 init makes most effects tiny, so a 1e-5 test would prove
+/// little. With noise, every path (router, main network, fusion gate) changes the output by whole units.
+struct Jitter(f64);
+impl<Bk: Backend> ModuleMapper<Bk> for Jitter {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<Bk, D>>) -> Param<Tensor<Bk, D>> {
+        let sigma = self.0;
+        param.map(|t| {
+            let noise = Tensor::random(t.shape(), Distribution::Normal(0.0, sigma), &t.device());
+            t + noise
+        })
+    }
+}
+
+fn model(arch: Arch, seed: u64) -> Model<B> {
+    let device = Default::default();
+    <B as Backend>::seed(&device, seed);
+    let config = ModelConfig::preset(arch, "tiny").unwrap();
+    Model::<B>::init(&config, &device).unwrap().map(&mut Jitter(0.15))
+}
+
+fn tokens(ids: &[u32]) -> Tensor<B, 2, Int> {
+    let data: Vec<i32> = ids.iter().map(|&i| i as i32).collect();
+    Tensor::from_data(TensorData::new(data, [1, ids.len()]), &Default::default())
+}
+
+fn all_true(n: usize) -> Tensor<B, 2, Bool> {
+    Tensor::from_data(TensorData::new(vec![true; n], [1, n]), &Default::default())
+}
+
+/// Logits and boundary probabilities (empty for gpt2) of a full pass.
+type Probe<'a> = dyn Fn(&[u32]) -> (Vec<f32>, Vec<f32>) + 'a;
+
+fn outputs(m: &Model<B>) -> impl Fn(&[u32]) -> (Vec<f32>, Vec<f32>) + '_ {
+    move |ids| {
+        let out = m.forward_full(tokens(ids), all_true(ids.len()), None);
+        let p = out.aux.map(|a| a.routing.boundary_prob.into_data().to_vec::<f32>().unwrap()).unwrap_or_default();
+        (out.logits.into_data().to_vec::<f32>().unwrap(), p)
+    }
+}
+
+/// Runs `cases` random perturbation cases; returns the largest change seen at positions ≤ t.
+fn max_leak(probe: &Probe<'_>, vocab: u32, cases: usize, seed: u64) -> f32 {
+    let mut rng = Rng::new(seed);
+    let mut worst = 0.0f32;
+    for _ in 0..cases {
+        let len = 8 + rng.below(25);
+        let ids: Vec<u32> = (0..len).map(|_| rng.below(vocab as usize) as u32).collect();
+        let t = rng.below(len - 1);
+        let mut changed = ids.clone();
+        for id in changed.iter_mut().skip(t + 1) {
+            if rng.below(2) == 0 || *id == ids[t] {
+                *id = rng.below(vocab as usize) as u32;
+            }
+        }
+        changed[t + 1] = (ids[t + 1] + 1 + rng.below(vocab as usize - 1) as u32) % vocab; // at least one change
+        let (la, pa) = probe(&ids);
+        let (lb, pb) = probe(&changed);
+        let v = la.len() / len;
+        let diff = |a: &[f32], b: &[f32], per: usize| a[..(t + 1) * per].iter().zip(&b[..(t + 1) * per]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        worst = worst.max(diff(&la, &lb, v));
+        if !pa.is_empty() {
+            worst = worst.max(diff(&pa, &pb, 1));
+        }
+    }
+    worst
+}
+
+#[test]
+fn every_architecture_is_causal() {
+    for arch in Arch::ALL {
+        let m = model(arch, 11);
+        let leak = max_leak(&outputs(&m), 50257, 24, 1 + arch as u64);
+        assert!(leak <= 1e-5, "{arch}: positions ≤ t moved by {leak} when only later tokens changed");
+    }
+}
+
+/// The seed's hybrid pooled each chunk over all of its tokens. Rebuild the pure H-Net that way (test only) and
+/// show the causality check catches it.
+#[test]
+fn the_seeds_mean_pooled_chunks_fail_the_causality_check() {
+    let m = model(Arch::Hnet, 12);
+    let Net::HNet(h) = &m.net else { unreachable!() };
+    let leaky = |ids: &[u32]| {
+        let l = ids.len();
+        let x = h.encoder.forward(h.wte.forward(tokens(ids)), 0, None); // [1, L, D]
+        let routing = h.stage.routing.forward(x.clone(), None, all_true(l));
+        let cs = boundary_cumsum(routing.boundary_mask.clone()); // [1, L]
+        // one_hot[j, t] = 1 if token t belongs to chunk j — including tokens after t: the leak.
+        let slots = Tensor::<B, 1, Int>::arange(0..l as i64, &Default::default()).reshape([1, l, 1]);
+        let one_hot = (cs.clone() - 1).reshape([1, 1, l]).equal(slots).float(); // [1, L(slots), L]
+        let counts = one_hot.clone().sum_dim(2).clamp_min(1.0); // [1, L, 1]
+        let means = one_hot.matmul(x.clone()) / counts; // [1, L, D]
+        let z_hat = h.stage.main.forward(means, 0, None);
+        let p_chunks = one_hot_first(&cs, routing.boundary_prob.clone());
+        let z_bar = ema(z_hat, p_chunks.clamp(P_EPS, 1.0 - P_EPS), None);
+        let z_tilde = plug_back(z_bar, (cs - 1).clamp_min(0));
+        let c = routing.selected_probs.clone().reshape([1, l, 1]);
+        let z = z_tilde * ste(c) + h.stage.residual_proj.forward(x);
+        let logits = h.lm_head(h.decoder.forward(z, 0, None));
+        (logits.into_data().to_vec::<f32>().unwrap(), routing.boundary_prob.into_data().to_vec::<f32>().unwrap())
+    };
+    let leak = max_leak(&leaky, 50257, 24, 99);
+    assert!(leak > 1e-3, "the leaky variant should fail the causality check, but max change was {leak}");
+}
+
+/// The boundary probability of each chunk's first token, per chunk slot (slot j = chunk j). `[1, L]`.
+fn one_hot_first(cs: &Tensor<B, 2, Int>, p: Tensor<B, 2>) -> Tensor<B, 2> {
+    let l = p.dims()[1];
+    let idx = hnet_gpt_model::chunk::chunk_indices(cs.clone(), l);
+    p.gather(1, idx)
+}
+
+#[test]
+fn cached_decoding_equals_the_full_pass_at_each_of_64_positions() {
+    for arch in Arch::ALL {
+        let m = model(arch, 21);
+        let mut rng = Rng::new(5);
+        let ids: Vec<u32> = (0..64).map(|_| rng.below(50257) as u32).collect();
+        let full = m.forward(tokens(&ids));
+        let v = full.dims()[2];
+        let full = full.into_data().to_vec::<f32>().unwrap();
+        let mut state = m.new_state();
+        // A prefill of 5 tokens, then one token per step.
+        let pre = m.forward_cached_blocking(tokens(&ids[..5]), &mut state, false).unwrap().logits.into_data().to_vec::<f32>().unwrap();
+        let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff(&pre, &full[..5 * v]) <= 1e-4, "{arch}: prefill differs by {}", diff(&pre, &full[..5 * v]));
+        for t in 5..64 {
+            let step = m.forward_cached_blocking(tokens(&ids[t..t + 1]), &mut state, true).unwrap().logits.into_data().to_vec::<f32>().unwrap();
+            let d = diff(&step, &full[t * v..(t + 1) * v]);
+            assert!(d <= 1e-4, "{arch}: position {t}: cached vs full max abs diff {d}");
+        }
+        if arch != Arch::Gpt2 {
+            let chunks = state.n_chunks().unwrap();
+            assert!(chunks > 1 && chunks < 64, "{arch}: {chunks} chunks — the test should exercise both branches");
+        }
+    }
+}
+
+fn tokenizer() -> Tokenizer {
+    Tokenizer::from_file(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/tokenizer.json")).unwrap()
+}
+
+#[test]
+fn generate_score_and_inspect_work_for_every_architecture() {
+    let tok = tokenizer();
+    let text = "def add(a, b):\n    return a + b\n";
+    for arch in Arch::ALL {
+        let m = model(arch, 31);
+        let ids = tok.encode(text).unwrap();
+        let params = GenerateParams { sampling: SamplingParams::greedy(), max_new_tokens: 6, seed: 0, stop_tokens: vec![] };
+        let out = generate(&m, &ids, params, |_| true).unwrap();
+        assert_eq!(out.len(), 6, "{arch}");
+        // Greedy generation must agree with argmax of the full pass (it is cached underneath).
+        let full = m.forward(tokens(&ids)).into_data().to_vec::<f32>().unwrap();
+        let last = &full[full.len() - 50257..];
+        assert_eq!(out[0], hnet_gpt_model::sampling::argmax(last), "{arch}");
+        let report = score_text(&m, &tok, text).unwrap();
+        assert!(report.bits_per_byte.is_finite() && report.bits_per_byte > 0.0, "{arch}");
+        match inspect_chunks_blocking(&m, &tok, text) {
+            Ok(r) => {
+                assert_ne!(arch, Arch::Gpt2);
+                assert_eq!(r.tokens.len(), ids.len());
+                assert!(r.tokens[0].boundary && r.tokens[0].p == 1.0, "position 0 always starts a chunk");
+                assert_eq!(r.chunks.iter().map(|c| c.end - c.start).sum::<usize>(), text.len(), "chunks tile the text");
+                assert_eq!(r.n_chunks, r.tokens.iter().filter(|t| t.boundary).count());
+            }
+            Err(e) => assert_eq!(arch, Arch::Gpt2, "{e}"),
+        }
+    }
+}
+
+#[test]
+fn padding_does_not_change_real_positions_and_compacted_slots_give_the_same_logits() {
+    for arch in [Arch::Hnet, Arch::Hybrid] {
+        let m = model(arch, 41);
+        let ids: Vec<u32> = (0..20).map(|i| (i * 977 + 13) % 50257).collect();
+        let reference = m.forward(tokens(&ids)).into_data().to_vec::<f32>().unwrap();
+        // Right-pad to 28 with junk tokens masked out.
+        let mut padded = ids.clone();
+        padded.extend([50256; 8]);
+        let mask: Vec<bool> = (0..28).map(|i| i < 20).collect();
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(mask, [1, 28]), &Default::default());
+        let out = m.forward_full(tokens(&padded), mask, None).logits.into_data().to_vec::<f32>().unwrap();
+        let v = 50257;
+        let d = reference.iter().zip(&out[..20 * v]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d <= 1e-5, "{arch}: padding moved real positions by {d}");
+        // Running the main network over exactly as many slots as there are chunks changes nothing.
+        let aux = m.forward_full(tokens(&ids), all_true(20), None).aux.unwrap();
+        let n = aux.boundary_cumsum.clone().narrow(1, 19, 1).into_data().to_vec::<i32>().unwrap()[0] as usize;
+        let compact = m.forward_full(tokens(&ids), all_true(20), Some(n)).logits.into_data().to_vec::<f32>().unwrap();
+        let d = reference.iter().zip(&compact).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(d <= 1e-5, "{arch}: compacted slots moved logits by {d}");
+    }
+}
