@@ -60,7 +60,7 @@ async fn init_gpu() {
 async fn warm_up<B: Backend>(model: &Model<B>) -> Result<(), String> {
     let mut state = model.new_state();
     let tokens = model.tokens_tensor(&[198]).map_err(|e| e.to_string())?;
-    let logits = model.forward_cached(tokens, &mut state, true);
+    let logits = model.forward_cached(tokens, &mut state, true).await.map_err(|e| e.to_string())?.logits;
     let data = logits.into_data_async().await.map_err(|e| format!("{e:?}"))?;
     let values = data.as_slice::<f32>().map_err(|e| format!("{e:?}"))?;
     if values.iter().any(|v| !v.is_finite()) {

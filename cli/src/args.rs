@@ -24,10 +24,10 @@ pub enum Command {
     },
     /// Write a freshly initialised checkpoint.
     Init {
-        /// Architecture.
+        /// Architecture: gpt2, hnet or hybrid.
         #[arg(long, default_value = "gpt2")]
         arch: String,
-        /// Size preset: tiny, small or gpt2.
+        /// Size preset: tiny, small or base (`gpt2` = base).
         #[arg(long, default_value = "tiny")]
         preset: String,
         /// Seed of the initialisation.
@@ -62,6 +62,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// The file to score, or `-` for standard input.
+        file: String,
+    },
+    /// Show how an hnet or hybrid model chunks a text: boundaries marked (colours on a terminal) or JSON.
+    Chunks {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Print JSON: per-token boundary probability, mask and chunk index; chunk byte spans; statistics.
+        #[arg(long)]
+        json: bool,
+        /// The file to inspect, or `-` for standard input.
         file: String,
     },
     /// Generate a continuation of a prompt, streamed to standard output.

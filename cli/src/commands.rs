@@ -8,6 +8,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::checkpoint;
 use hnet_gpt_model::generate::{GenerateParams, Generator};
+use hnet_gpt_model::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::sampling::SamplingParams;
 use hnet_gpt_model::score::score_text;
 use hnet_gpt_model::tokenizer::{TextStream, Tokenizer};
@@ -53,6 +54,10 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Score { model, json, file } => {
             let text = file_arg(&file)?;
             with_backend!(model.device, |device: B| score::<B>(&model.checkpoint, &device, &text, json))
+        }
+        Command::Chunks { model, json, file } => {
+            let text = file_arg(&file)?;
+            with_backend!(model.device, |device: B| chunks::<B>(&model.checkpoint, &device, &text, json))
         }
         Command::Generate { model, prompt, sampling } => {
             let prompt = text_arg(&prompt)?;
@@ -140,6 +145,52 @@ fn score<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool
         println!("perplexity     {:.4}", report.perplexity);
         println!("bits per byte  {:.4}", report.bits_per_byte);
     }
+    Ok(())
+}
+
+fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    let model = load_model::<B>(path, device)?;
+    let report = inspect_chunks_blocking(&model, &tokenizer()?, text)?;
+    if json_out {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    let covered = report.chunks.last().map_or(0, |c| c.end);
+    let mut out = String::new();
+    if std::io::stdout().is_terminal() {
+        // Alternating background colours, one per chunk; newlines stay uncoloured so lines do not smear.
+        for (i, c) in report.chunks.iter().enumerate() {
+            let colour = if i % 2 == 0 { "48;5;153;30" } else { "48;5;223;30" };
+            for (j, line) in text[c.start..c.end].split('\n').enumerate() {
+                if j > 0 {
+                    out.push('\n');
+                }
+                if !line.is_empty() {
+                    out.push_str(&format!("\x1b[{colour}m{line}\x1b[0m"));
+                }
+            }
+        }
+    } else {
+        // Without colours, `▏` marks where each chunk after the first begins.
+        for (i, c) in report.chunks.iter().enumerate() {
+            if i > 0 {
+                out.push('▏');
+            }
+            out.push_str(&text[c.start..c.end]);
+        }
+    }
+    println!("{out}");
+    if covered < text.len() {
+        eprintln!("note: only the first {} tokens (the context) were inspected", model.n_ctx());
+    }
+    eprintln!(
+        "{} chunks · {} tokens · mean {:.2} tokens / {:.1} bytes per chunk",
+        report.n_chunks,
+        report.tokens.len(),
+        report.mean_chunk_tokens,
+        report.mean_chunk_bytes
+    );
     Ok(())
 }
 

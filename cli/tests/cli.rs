@@ -143,3 +143,28 @@ fn generate_on_wgpu_streams_text() {
     assert_eq!(cpu, gpu, "greedy text differs between CPU and wgpu");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
+    let dir = tmp("chunks");
+    let text = "def add(a, b):\n    return a + b\n";
+    let file = dir.join("add.py");
+    std::fs::write(&file, text).unwrap();
+    for arch in ["hnet", "hybrid"] {
+        let ckpt = dir.join(format!("{arch}.safetensors"));
+        ok(&run(&["init", "--arch", arch, "--preset", "tiny", "--seed", "1", "--out", ckpt.to_str().unwrap()]));
+        let json: serde_json::Value = serde_json::from_str(&ok(&run(&["chunks", "--checkpoint", ckpt.to_str().unwrap(), "--json", file.to_str().unwrap()]))).unwrap();
+        let chunks = json["chunks"].as_array().unwrap();
+        assert_eq!(json["n_chunks"].as_u64().unwrap() as usize, chunks.len());
+        assert_eq!(json["tokens"].as_array().unwrap().len(), 16);
+        assert_eq!(chunks.last().unwrap()["end"], text.len());
+        // The plain-text view is the text with `▏` before every chunk but the first.
+        let plain = ok(&run(&["chunks", "--checkpoint", ckpt.to_str().unwrap(), file.to_str().unwrap()]));
+        assert_eq!(plain.matches('▏').count(), chunks.len() - 1);
+        assert_eq!(plain.replace('▏', ""), format!("{text}\n"));
+    }
+    let gpt2 = tiny_checkpoint(&dir);
+    let e = err(&run(&["chunks", "--checkpoint", &gpt2, file.to_str().unwrap()]));
+    assert!(e.contains("no chunking"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
