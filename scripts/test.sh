@@ -8,7 +8,7 @@ source scripts/env.sh
 step() { printf '\n==> %s\n' "$*"; }
 
 step "cargo test (native: model + CLI)"
-cargo test --workspace --no-fail-fast
+cargo test --no-fail-fast   # default members: model and cli (the app is tested in the browser)
 
 step "public/tokenizer.json is reproducible from OpenAI's GPT-2 files"
 scripts/make-tokenizer.sh --check

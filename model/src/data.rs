@@ -1,0 +1,534 @@
+//! Training data: CodeSearchNet-style records from JSONL files or source trees, a built-in corpus, a deterministic
+//! train/validation split, and packing into fixed-length token sequences.
+//!
+//! - **Records** mirror CodeSearchNet's fields (`code`, `docstring`, `func_name`, `language`, `repo`, `path`).
+//! - **Split** by a hash of `repo/path`: every record of a file lands on the same side, so no file is in both.
+//! - **Text** is the plain code by default, or the seed's prompt template `# Task: {docstring}\n\n# Solution:\n{code}`.
+//! - **Packing**: documents are joined with `<|endoftext|>` into one token stream and cut into sequences of
+//!   `seq_len + 1` tokens (inputs and shifted targets). Every position is a real token, so padding never enters
+//!   the loss; the separator marks document boundaries, as in GPT-2's own training.
+
+use serde::{Deserialize, Serialize};
+
+use crate::sampling::Rng;
+use crate::tokenizer::EOS_ID;
+
+/// One training document, in CodeSearchNet's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The source code.
+    pub code: String,
+    /// The documentation string, if any.
+    pub docstring: Option<String>,
+    /// Function or class name, if the record is one.
+    pub func_name: Option<String>,
+    /// `python`, `javascript`, `c`, …
+    pub language: String,
+    /// Repository (or corpus root) the record comes from.
+    pub repo: String,
+    /// Path of the file inside the repository.
+    pub path: String,
+}
+
+/// Which side of the split a record is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// Training data.
+    Train,
+    /// Held-out validation data.
+    Valid,
+}
+
+/// FNV-1a: a stable hash (the same on every platform and Rust version), unlike `DefaultHasher`.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The split of a file: `valid_fraction` of files (by hash of `repo/path`) are held out.
+pub fn split_of(repo: &str, path: &str, valid_fraction: f64) -> Split {
+    let h = fnv1a(format!("{repo}/{path}").as_bytes());
+    if (h % 10_000) as f64 / 10_000.0 < valid_fraction { Split::Valid } else { Split::Train }
+}
+
+/// The text a record trains on: plain code, or the seed's prompt template when `template` is set and the record has
+/// a docstring.
+pub fn render(record: &Record, template: bool) -> String {
+    match (&record.docstring, template) {
+        (Some(doc), true) if !doc.trim().is_empty() => format!("# Task: {}\n\n# Solution:\n{}", doc.trim(), record.code),
+        _ => record.code.clone(),
+    }
+}
+
+/// Python functions and classes of a source file as records (top-level `def`/`async def`/`class`, with their
+/// decorators; methods stay inside their class). An indentation scanner, not a parser: it tracks brackets in
+/// headers and triple-quoted strings in bodies, which is what decides where a block ends.
+pub fn python_records(source: &str, repo: &str, path: &str) -> Vec<Record> {
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let starts_def = ["def ", "async def ", "class "].iter().any(|k| line.starts_with(k));
+        if !(starts_def || line.starts_with('@')) {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        // Decorators, then the header (possibly spanning lines while brackets are open).
+        while i < lines.len() && lines[i].starts_with('@') {
+            i += 1;
+        }
+        if i >= lines.len() || !["def ", "async def ", "class "].iter().any(|k| lines[i].starts_with(k)) {
+            continue;
+        }
+        let header = lines[i];
+        let name = header
+            .trim_start_matches("async ")
+            .split_whitespace()
+            .nth(1)
+            .map(|s| s.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or("").to_string());
+        let mut depth: i32 = 0;
+        loop {
+            depth += bracket_delta(lines[i]);
+            i += 1;
+            if depth <= 0 || i >= lines.len() {
+                break;
+            }
+        }
+        // Body: blank lines, indented lines, and anything inside an open triple-quoted string.
+        let mut in_string: Option<&str> = None;
+        let mut end = i;
+        while i < lines.len() {
+            let l = lines[i];
+            let indented = l.starts_with(' ') || l.starts_with('\t');
+            if in_string.is_none() && !indented && !l.trim().is_empty() {
+                break;
+            }
+            in_string = update_triple_quote(l, in_string);
+            i += 1;
+            if !l.trim().is_empty() {
+                end = i;
+            }
+        }
+        let code = lines[first..end].join("\n");
+        out.push(Record {
+            docstring: docstring_of(&lines[first..end]),
+            code,
+            func_name: name.filter(|n| !n.is_empty()),
+            language: "python".into(),
+            repo: repo.into(),
+            path: path.into(),
+        });
+    }
+    out
+}
+
+/// Net count of opening minus closing brackets outside string literals (approximate, per line).
+fn bracket_delta(line: &str) -> i32 {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '#') => break,
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(' | '[' | '{') => depth += 1,
+            (None, ')' | ']' | '}') => depth -= 1,
+            _ => {}
+        }
+    }
+    depth
+}
+
+/// Tracks whether a line leaves us inside a triple-quoted string.
+fn update_triple_quote<'a>(line: &str, mut open: Option<&'a str>) -> Option<&'a str> {
+    let mut rest = line;
+    loop {
+        match open {
+            Some(q) => match rest.find(q) {
+                Some(at) => {
+                    rest = &rest[at + 3..];
+                    open = None;
+                }
+                None => return open,
+            },
+            None => {
+                let next = [("\"\"\"", rest.find("\"\"\"")), ("'''", rest.find("'''"))]
+                    .into_iter()
+                    .filter_map(|(q, at)| at.map(|a| (a, q)))
+                    .min();
+                match next {
+                    Some((at, q)) => {
+                        rest = &rest[at + 3..];
+                        open = Some(if q == "\"\"\"" { "\"\"\"" } else { "'''" });
+                    }
+                    None => return None,
+                }
+            }
+        }
+    }
+}
+
+/// The docstring of a def/class block: a string literal as the first statement of the body.
+fn docstring_of(block: &[&str]) -> Option<String> {
+    let body_start = block.iter().position(|l| l.trim_end().ends_with(':') && !l.starts_with('@'))? + 1;
+    let first = block.get(body_start..)?.iter().find(|l| !l.trim().is_empty())?.trim_start();
+    let first = first.trim_start_matches(['r', 'R', 'u', 'U']);
+    for q in ["\"\"\"", "'''", "\"", "'"] {
+        if let Some(rest) = first.strip_prefix(q) {
+            // Collect until the closing quote, possibly over several lines.
+            let mut text = String::new();
+            let mut lines = std::iter::once(rest).chain(block[body_start..].iter().skip_while(|l| l.trim().is_empty()).skip(1).copied());
+            for l in lines.by_ref() {
+                if let Some(at) = l.find(q) {
+                    text.push_str(&l[..at]);
+                    return Some(clean_docstring(&text));
+                }
+                text.push_str(l);
+                text.push('\n');
+            }
+            return None;
+        }
+    }
+    None
+}
+
+fn clean_docstring(text: &str) -> String {
+    text.lines().map(str::trim).collect::<Vec<_>>().join("\n").trim().to_string()
+}
+
+/// The built-in corpus (`model/data/builtin_corpus.py`): Python written for this project so `train` runs without
+/// data. Its functions are split by name into train and validation like any other file.
+pub fn builtin_records() -> Vec<Record> {
+    const SOURCE: &str = include_str!("../data/builtin_corpus.py");
+    python_records(SOURCE, "hnet-gpt-builtin", "builtin_corpus.py")
+        .into_iter()
+        .map(|mut r| {
+            // One "file" per function, so the hash split separates functions rather than putting all in one side.
+            r.path = format!("builtin/{}.py", r.func_name.as_deref().unwrap_or("anonymous"));
+            r
+        })
+        .collect()
+}
+
+/// Documents packed into training sequences of `seq_len + 1` tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    /// The token stream: documents separated by `<|endoftext|>`.
+    pub stream: Vec<u32>,
+    /// Sequence length (inputs; each sequence holds one more token for the targets).
+    pub seq_len: usize,
+    /// UTF-8 bytes of text the stream encodes (for bits per byte).
+    pub bytes: usize,
+}
+
+impl Packed {
+    /// Joins tokenised documents, each followed by `<|endoftext|>`.
+    pub fn new(docs: impl IntoIterator<Item = (Vec<u32>, usize)>, seq_len: usize) -> Self {
+        let mut stream = Vec::new();
+        let mut bytes = 0;
+        for (ids, n_bytes) in docs {
+            stream.extend(ids);
+            stream.push(EOS_ID);
+            bytes += n_bytes;
+        }
+        Self { stream, seq_len, bytes }
+    }
+
+    /// Number of whole sequences.
+    pub fn len(&self) -> usize {
+        self.stream.len().saturating_sub(1) / self.seq_len
+    }
+
+    /// True when not even one sequence fits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sequence `i`: `seq_len + 1` tokens.
+    pub fn sequence(&self, i: usize) -> &[u32] {
+        &self.stream[i * self.seq_len..i * self.seq_len + self.seq_len + 1]
+    }
+}
+
+/// Where the sampler is in the data: which epoch, and how far into that epoch's shuffled order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DataPosition {
+    /// Epoch number.
+    pub epoch: u64,
+    /// Sequences already drawn in this epoch.
+    pub index: usize,
+}
+
+/// The shuffled order of epoch `epoch` (Fisher–Yates with a seed derived from `seed` and the epoch).
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// Draws the next `batch` sequence indices and advances the position (crossing into the next epoch as needed).
+pub fn next_batch(n: usize, seed: u64, pos: &mut DataPosition, batch: usize) -> Vec<usize> {
+    let mut order = epoch_order(n, seed, pos.epoch);
+    let mut out = Vec::with_capacity(batch);
+    while out.len() < batch {
+        if pos.index >= n {
+            pos.epoch += 1;
+            pos.index = 0;
+            order = epoch_order(n, seed, pos.epoch);
+        }
+        out.push(order[pos.index]);
+        pos.index += 1;
+    }
+    out
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::*;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::io::{BufRead, BufReader, Read};
+    use std::path::{Path, PathBuf};
+
+    use super::{python_records, Record};
+
+    /// A problem met while loading data: the record or file was skipped, and the run goes on.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct Skipped {
+        /// `file:line` or `file`.
+        pub location: String,
+        /// Why.
+        pub reason: String,
+    }
+
+    /// What loading found.
+    #[derive(Debug, Clone, Default)]
+    pub struct Loaded {
+        /// The records.
+        pub records: Vec<Record>,
+        /// Files read.
+        pub files: usize,
+        /// Skipped lines and files, with reasons.
+        pub skipped: Vec<Skipped>,
+    }
+
+    /// Source-file extensions the tree walker reads, and their language.
+    pub const EXTENSIONS: [(&str, &str); 9] = [
+        ("py", "python"), ("js", "javascript"), ("mjs", "javascript"), ("ts", "typescript"),
+        ("c", "c"), ("h", "c"), ("cc", "cpp"), ("cpp", "cpp"), ("hpp", "cpp"),
+    ];
+
+    /// Loads a `--data` argument: a `.jsonl` / `.jsonl.gz` file, or a directory of source code.
+    pub fn load_path(path: &Path) -> Loaded {
+        let mut loaded = Loaded::default();
+        if path.is_dir() {
+            walk(path, path, &mut loaded);
+        } else {
+            load_jsonl(path, &mut loaded);
+        }
+        loaded
+    }
+
+    fn skip(loaded: &mut Loaded, location: String, reason: impl Into<String>) {
+        loaded.skipped.push(Skipped { location, reason: reason.into() });
+    }
+
+    /// Reads CodeSearchNet JSONL (plain or gzip). A malformed line is skipped with its `file:line`.
+    pub fn load_jsonl(path: &Path, loaded: &mut Loaded) {
+        let name = path.display().to_string();
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) => return skip(loaded, name, format!("cannot open: {e}")),
+        };
+        let reader: Box<dyn Read> = if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
+        loaded.files += 1;
+        for (n, line) in BufReader::new(reader).lines().enumerate() {
+            let location = format!("{name}:{}", n + 1);
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    skip(loaded, location, format!("unreadable ({e}); stopped reading this file"));
+                    break;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            match parse_csn_line(&line) {
+                Ok(r) => loaded.records.push(r),
+                Err(reason) => skip(loaded, location, reason),
+            }
+        }
+    }
+
+    /// One CodeSearchNet line: `code` or `func_code_string` is required; the rest is optional.
+    pub fn parse_csn_line(line: &str) -> Result<Record, String> {
+        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
+        let s = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string));
+        let code = s(&["code", "func_code_string", "original_string"]).ok_or("no `code` or `func_code_string` field")?;
+        if code.trim().is_empty() {
+            return Err("empty `code`".into());
+        }
+        Ok(Record {
+            code,
+            docstring: s(&["docstring", "func_documentation_string"]),
+            func_name: s(&["func_name"]),
+            language: s(&["language"]).unwrap_or_else(|| "unknown".into()),
+            repo: s(&["repo", "nwo"]).unwrap_or_default(),
+            path: s(&["path"]).unwrap_or_default(),
+        })
+    }
+
+    fn walk(root: &Path, dir: &Path, loaded: &mut Loaded) {
+        let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) => return skip(loaded, dir.display().to_string(), format!("cannot list: {e}")),
+        };
+        entries.sort(); // deterministic order
+        for path in entries {
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, loaded);
+                continue;
+            }
+            let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+            let Some((_, language)) = EXTENSIONS.iter().find(|(e, _)| *e == ext) else { continue };
+            let bytes = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    skip(loaded, path.display().to_string(), format!("unreadable: {e}"));
+                    continue;
+                }
+            };
+            let text = match String::from_utf8(bytes) {
+                Ok(t) => t,
+                Err(e) => {
+                    skip(loaded, path.display().to_string(), format!("not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()));
+                    continue;
+                }
+            };
+            loaded.files += 1;
+            let repo = root.display().to_string();
+            let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
+            if *language == "python" {
+                loaded.records.extend(python_records(&text, &repo, &rel));
+            } else if !text.trim().is_empty() {
+                loaded.records.push(Record { code: text, docstring: None, func_name: None, language: language.to_string(), repo, path: rel });
+            }
+        }
+    }
+
+    /// The CPython standard library that Debian's `libpython3.11-stdlib` installs, when present.
+    pub fn debian_python_stdlib() -> Option<PathBuf> {
+        let dir = PathBuf::from("/usr/lib/python3.11");
+        dir.join("os.py").is_file().then_some(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"import os
+
+@decorator
+def first(a, b):
+    """Add two numbers.
+
+    Returns the sum.
+    """
+    return a + b
+
+class Thing(Base):
+    '''A thing.'''
+
+    def method(self):
+        text = """
+not code
+"""
+        return text
+
+def long_header(
+    a,
+    b,
+):
+    return a
+
+x = 1
+async def fetch(url): return url
+"#;
+
+    #[test]
+    fn python_functions_and_classes_become_records() {
+        let records = python_records(SAMPLE, "repo", "m.py");
+        let names: Vec<_> = records.iter().map(|r| r.func_name.clone().unwrap()).collect();
+        assert_eq!(names, vec!["first", "Thing", "long_header", "fetch"]);
+        assert!(records[0].code.starts_with("@decorator\ndef first"));
+        assert!(records[0].code.ends_with("return a + b"));
+        assert_eq!(records[0].docstring.as_deref(), Some("Add two numbers.\n\nReturns the sum."));
+        assert_eq!(records[1].docstring.as_deref(), Some("A thing."));
+        assert!(records[1].code.contains("not code") && records[1].code.ends_with("return text"), "{}", records[1].code);
+        assert!(records[2].code.ends_with("):\n    return a"), "{}", records[2].code);
+        assert_eq!(records[3].code, "async def fetch(url): return url");
+    }
+
+    #[test]
+    fn template_and_plain_rendering() {
+        let r = &python_records(SAMPLE, "repo", "m.py")[0];
+        assert_eq!(render(r, false), r.code);
+        assert!(render(r, true).starts_with("# Task: Add two numbers."));
+        assert!(render(r, true).contains("\n\n# Solution:\n@decorator"));
+    }
+
+    #[test]
+    fn split_is_by_file_and_stable() {
+        assert_eq!(fnv1a(b"abc"), 0xe71f_a219_0541_574b);
+        let valid = (0..1000).filter(|i| split_of("r", &format!("f{i}.py"), 0.1) == Split::Valid).count();
+        assert!((60..140).contains(&valid), "{valid}");
+        assert_eq!(split_of("r", "a.py", 0.1), split_of("r", "a.py", 0.1));
+    }
+
+    #[test]
+    fn builtin_corpus_has_distinct_train_and_valid_functions() {
+        let records = builtin_records();
+        assert!(records.len() >= 40, "{}", records.len());
+        let (valid, train): (Vec<_>, Vec<_>) = records.iter().partition(|r| split_of(&r.repo, &r.path, 0.15) == Split::Valid);
+        assert!(!valid.is_empty() && train.len() > valid.len());
+        for v in &valid {
+            assert!(train.iter().all(|t| t.code != v.code), "a validation text also appears in training");
+        }
+    }
+
+    #[test]
+    fn packing_and_epochs() {
+        let packed = Packed::new(vec![(vec![1, 2, 3], 3), (vec![4, 5], 2)], 3);
+        assert_eq!(packed.stream, vec![1, 2, 3, EOS_ID, 4, 5, EOS_ID]);
+        assert_eq!(packed.len(), 2);
+        assert_eq!(packed.sequence(1), &[EOS_ID, 4, 5, EOS_ID]);
+        let order = epoch_order(10, 7, 0);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        assert_ne!(order, epoch_order(10, 7, 1));
+        // Drawing 4 + 4 + 4 crosses into epoch 1 and is reproducible from the saved position.
+        let mut pos = DataPosition::default();
+        let a = next_batch(10, 7, &mut pos, 4);
+        let mut saved = pos;
+        let b = next_batch(10, 7, &mut pos, 8);
+        assert_eq!(pos, DataPosition { epoch: 1, index: 2 });
+        assert_eq!(next_batch(10, 7, &mut saved, 8), b);
+        assert!(a.iter().all(|i| *i < 10));
+    }
+}
