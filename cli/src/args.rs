@@ -74,6 +74,13 @@ pub enum Command {
         /// The file to inspect, or `-` for standard input.
         file: String,
     },
+    /// Train a model (all three architectures) with resumable checkpoints; metrics go to RUN_DIR/metrics.jsonl.
+    Train(Box<TrainArgs>),
+    /// Draw a run's loss and validation curves (RUN_DIR/loss.svg, RUN_DIR/chunks.svg).
+    Plot {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
     /// Generate a continuation of a prompt, streamed to standard output.
     Generate {
         #[command(flatten)]
@@ -84,6 +91,109 @@ pub enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+}
+
+/// Flags of `hnet-gpt train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Architecture: gpt2, hnet or hybrid.
+    #[arg(long, default_value = "gpt2")]
+    pub arch: String,
+    /// Size preset: tiny, small or base.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Training data (repeatable): CodeSearchNet `.jsonl`/`.jsonl.gz`, or a directory of source code
+    /// (.py, .js, .ts, .c, .h, .cc, .cpp, .hpp). Without it, the small built-in corpus.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Run directory (default: runs/<arch>-<preset>-<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in this directory from its latest checkpoint (its config.json is used; data flags must be
+    /// given again).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Optimizer steps in the whole run (the schedule spans them).
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Stop after this step, leaving the run resumable (the schedule still targets --steps).
+    #[arg(long)]
+    pub stop_at: Option<usize>,
+    /// Sequences per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Tokens per sequence (default: 128, at most the context).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Micro-batches per optimizer step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accum: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Final learning rate as a fraction of the peak.
+    #[arg(long, default_value_t = 0.1)]
+    pub min_lr_ratio: f64,
+    /// Warmup steps.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
+    #[arg(long, default_value = "cosine")]
+    pub schedule: String,
+    /// AdamW weight decay (matrices only; never norms, biases or embeddings).
+    #[arg(long, default_value_t = 0.1)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub grad_clip: f64,
+    /// Weight α of the H-Net ratio loss.
+    #[arg(long, default_value_t = 0.03)]
+    pub ratio_weight: f64,
+    /// Target compression N of the ratio loss (tokens per chunk).
+    #[arg(long)]
+    pub ratio_target: Option<f64>,
+    /// Learning-rate multipliers λ⁰,λ¹ of the outer stage and the main network (H-Net LR modulation).
+    #[arg(long, default_value = "1,1", value_delimiter = ',')]
+    pub stage_lr: Vec<f64>,
+    /// Start the hybrid's GPT-2 embeddings and blocks from this gpt2 checkpoint (trained here or import-hf'd).
+    #[arg(long)]
+    pub decoder_from: Option<PathBuf>,
+    /// With --decoder-from: step at which the top half of the GPT-2 blocks starts training.
+    #[arg(long)]
+    pub unfreeze_top_half_at: Option<usize>,
+    /// With --decoder-from: step at which all of GPT-2 trains.
+    #[arg(long)]
+    pub unfreeze_all_at: Option<usize>,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 50)]
+    pub eval_every: usize,
+    /// Validation batches per evaluation.
+    #[arg(long, default_value_t = 8)]
+    pub eval_batches: usize,
+    /// Write a checkpoint every this many steps (and always at the end).
+    #[arg(long, default_value_t = 50)]
+    pub checkpoint_every: usize,
+    /// Keep this many recent checkpoints (the best one is kept separately).
+    #[arg(long, default_value_t = 3)]
+    pub keep_last: usize,
+    /// Abort after this many consecutive steps with a non-finite loss (each is skipped).
+    #[arg(long, default_value_t = 5)]
+    pub max_bad_steps: usize,
+    /// Seed of initialisation and data order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of files held out for validation (by hash of repo/path).
+    #[arg(long, default_value_t = 0.05)]
+    pub valid_fraction: f64,
+    /// Train on the seed's prompt template `# Task: {docstring}\n\n# Solution:\n{code}` instead of plain code.
+    #[arg(long)]
+    pub template: bool,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+    /// No progress bar (metrics still go to metrics.jsonl).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Which compute device runs the model.

@@ -21,7 +21,7 @@ use crate::backend::with_backend;
 /// GPT-2's tokenizer, built into the binary so the CLI works from any directory.
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
 
-fn tokenizer() -> Result<Tokenizer> {
+pub fn tokenizer() -> Result<Tokenizer> {
     Ok(Tokenizer::from_json_bytes(TOKENIZER_JSON)?)
 }
 
@@ -59,6 +59,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let text = file_arg(&file)?;
             with_backend!(model.device, |device: B| chunks::<B>(&model.checkpoint, &device, &text, json))
         }
+        Command::Train(args) => crate::train::run(*args),
+        Command::Plot { run_dir } => crate::plot::plot_run(&run_dir),
         Command::Generate { model, prompt, sampling } => {
             let prompt = text_arg(&prompt)?;
             with_backend!(model.device, |device: B| generate::<B>(&model.checkpoint, &device, &prompt, &sampling))

@@ -5,6 +5,8 @@
 mod args;
 mod backend;
 mod commands;
+mod plot;
+mod train;
 
 use clap::Parser;
 

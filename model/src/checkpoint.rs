@@ -82,6 +82,11 @@ pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) ->
 /// Loads safetensors bytes whose names are the model's own paths into `model`, checking that every parameter is
 /// present with the right shape and dtype (f32) and that nothing is left over.
 pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str) -> Result<(), LoadError> {
+    apply_weights_under(model, bytes, what, "")
+}
+
+/// Like [`apply_weights`], but only parameters whose path starts with `prefix` must be present.
+fn apply_weights_under<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str, prefix: &str) -> Result<(), LoadError> {
     {
         let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
         let mut names = tensors.names();
@@ -104,13 +109,44 @@ pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, wh
             other => LoadError::Apply(other.to_string()),
         });
     }
-    if let Some((name, _)) = result.missing.first() {
+    if let Some((name, _)) = result.missing.iter().find(|(name, _)| name.starts_with(prefix)) {
         return Err(LoadError::MissingTensor(name.clone()));
     }
     if let Some(name) = result.unused.first() {
         return Err(LoadError::UnexpectedTensor(name.clone()));
     }
     Ok(())
+}
+
+/// Starts a hybrid's GPT-2 part (embeddings, blocks, final norm) from a `gpt2` checkpoint of the same shape:
+/// one trained here, or a Hugging Face GPT-2 brought in with `import-hf`.
+pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &str) -> Result<(), LoadError> {
+    let info = read_info(bytes, what)?;
+    let config_err = |field: &str, reason: String| LoadError::Config { field: field.into(), reason };
+    if info.config.arch != crate::Arch::Gpt2 {
+        return Err(config_err("arch", format!("{what} is a {} checkpoint; the decoder comes from a gpt2 one", info.config.arch)));
+    }
+    if model.config.arch != crate::Arch::Hybrid {
+        return Err(config_err("arch", format!("only the hybrid has a GPT-2 decoder to initialise, not {}", model.config.arch)));
+    }
+    let (ours, theirs) = (&model.config.gpt2, &info.config.gpt2);
+    for (field, a, b) in [
+        ("vocab_size", ours.vocab_size, theirs.vocab_size),
+        ("n_positions", ours.n_positions, theirs.n_positions),
+        ("n_embd", ours.n_embd, theirs.n_embd),
+        ("n_layer", ours.n_layer, theirs.n_layer),
+        ("n_head", ours.n_head, theirs.n_head),
+    ] {
+        if a != b {
+            return Err(config_err(field, format!("the hybrid has {a}, {what} has {b}")));
+        }
+    }
+    // Rename `net.X` to `net.gpt2.X` and load only that part.
+    let tensors = SafeTensors::deserialize(bytes).map_err(|e| format_err(what, e))?;
+    let renamed: Vec<(String, safetensors::tensor::TensorView)> =
+        tensors.tensors().into_iter().map(|(name, view)| (name.replacen("net.", "net.gpt2.", 1), view)).collect();
+    let blob = safetensors::serialize(renamed, None).map_err(|e| LoadError::Apply(e.to_string()))?;
+    apply_weights_under(model, blob, what, "net.gpt2.")
 }
 
 /// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
@@ -212,6 +248,23 @@ mod tests {
             Err(LoadError::ShapeMismatch { name, .. }) => assert!(name.starts_with("net."), "{name}"),
             other => panic!("expected a shape mismatch, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_hybrid_decoder_starts_from_a_gpt2_checkpoint() {
+        let device = Default::default();
+        let gpt2: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
+        let bytes = to_bytes(&gpt2, &[]).unwrap();
+        let mut hybrid: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "tiny").unwrap(), &device).unwrap();
+        load_gpt2_decoder(&mut hybrid, &bytes, "gpt2").unwrap();
+        let (crate::model::Net::Gpt2(g), crate::model::Net::Hybrid(h)) = (&gpt2.net, &hybrid.net) else { unreachable!() };
+        g.h[1].mlp.c_proj.weight.val().into_data().assert_eq(&h.gpt2.h[1].mlp.c_proj.weight.val().into_data(), true);
+        g.wte.weight.val().into_data().assert_eq(&h.gpt2.wte.weight.val().into_data(), true);
+        // Shape disagreements name the field; a non-gpt2 source is refused.
+        let mut small: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "small").unwrap(), &device).unwrap();
+        assert!(matches!(load_gpt2_decoder(&mut small, &bytes, "gpt2"), Err(LoadError::Config { field, .. }) if field == "n_positions"));
+        let hnet_bytes = to_bytes(&Model::<TestBackend>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &device).unwrap(), &[]).unwrap();
+        assert!(matches!(load_gpt2_decoder(&mut hybrid, &hnet_bytes, "hnet"), Err(LoadError::Config { field, .. }) if field == "arch"));
     }
 
     #[test]
