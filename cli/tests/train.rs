@@ -1,0 +1,274 @@
+//! `hnet-gpt train` end to end, at tiny scale: every architecture, real data, faults, exact resume, signals.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hnet-train-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Small, fast settings shared by the tests.
+const TINY: &[&str] = &["--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--eval-batches", "2", "--warmup", "2", "--quiet"];
+
+fn train(args: &[&str]) -> Output {
+    bin().arg("train").args(TINY).args(args).output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "failed ({:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn train_losses(run: &Path) -> Vec<f64> {
+    metrics(run).iter().filter(|m| m["kind"] == "train").map(|m| m["loss"].as_f64().unwrap()).collect()
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_architecture_trains_on_the_builtin_corpus() {
+    let dir = tmp("archs");
+    for arch in ["gpt2", "hnet", "hybrid"] {
+        let run = dir.join(arch);
+        ok(train(&["--arch", arch, "--steps", "4", "--eval-every", "2", "--out", run.to_str().unwrap()]));
+        let s = summary(&run);
+        assert_eq!(s["steps"], 4, "{arch}");
+        assert!(s["tokens_per_s"].as_f64().unwrap() > 0.0);
+        let m = metrics(&run);
+        assert_eq!(m.iter().filter(|m| m["kind"] == "train").count(), 4);
+        let valid: Vec<_> = m.iter().filter(|m| m["kind"] == "valid").collect();
+        assert_eq!(valid.len(), 2);
+        assert!(valid[0]["bits_per_byte"].as_f64().unwrap() > 0.0);
+        assert_eq!(valid[0]["mean_chunk_tokens"].is_null(), arch == "gpt2", "{arch}: chunk length reported only with chunking");
+        // The final checkpoint is a normal checkpoint the other commands load.
+        let ckpt = run.join("checkpoints/step-000004/model.safetensors");
+        let info = bin().args(["info", "--checkpoint", ckpt.to_str().unwrap(), "--json"]).output().unwrap();
+        assert!(info.status.success());
+        assert!(run.join("checkpoints/best/model.safetensors").is_file());
+        // Plots.
+        assert!(bin().args(["plot", run.to_str().unwrap()]).status().unwrap().success());
+        assert!(std::fs::read_to_string(run.join("loss.svg")).unwrap().contains("<svg"));
+        assert_eq!(run.join("chunks.svg").exists(), arch != "gpt2");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn learning_actually_happens() {
+    let dir = tmp("learn");
+    let run = dir.join("run");
+    ok(train(&["--arch", "gpt2", "--steps", "40", "--eval-every", "40", "--lr", "3e-3", "--out", run.to_str().unwrap()]));
+    let losses = train_losses(&run);
+    let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
+    let last: f64 = losses[35..].iter().sum::<f64>() / 5.0;
+    assert!(last < first - 1.0, "loss went from {first:.3} to {last:.3}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A directory of real Python (files copied from the CPython standard library when this machine has it, else the
+/// repository's own scripts) with one non-UTF-8 file among them, and a CodeSearchNet JSONL with a broken line.
+#[test]
+fn real_python_and_codesearchnet_jsonl_with_faults() {
+    let dir = tmp("data");
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("pkg")).unwrap();
+    let stdlib = Path::new("/usr/lib/python3.11");
+    let sources: Vec<PathBuf> = if stdlib.join("textwrap.py").is_file() {
+        ["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"].iter().map(|f| stdlib.join(f)).collect()
+    } else {
+        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_reference.py"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/data/builtin_corpus.py")]
+    };
+    for (i, s) in sources.iter().enumerate() {
+        std::fs::copy(s, src.join(if i % 2 == 0 { PathBuf::from(format!("m{i}.py")) } else { Path::new("pkg").join(format!("m{i}.py")) })).unwrap();
+    }
+    std::fs::write(src.join("latin1.py"), b"# caf\xe9\nx = 1\n").unwrap();
+    std::fs::write(src.join("notes.txt"), "not code").unwrap();
+    let jsonl = dir.join("train.jsonl");
+    let good = serde_json::json!({"repo": "a/b", "path": "x.py", "func_name": "f", "language": "python",
+        "func_code_string": "def f(x):\n    \"\"\"Double x.\"\"\"\n    return 2 * x\n", "func_documentation_string": "Double x."});
+    let mut lines = vec![good.to_string(); 30];
+    lines[3] = "{not json".into();
+    lines[7] = serde_json::json!({"repo": "a/b"}).to_string();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    let run = dir.join("run");
+    let stderr = ok(train(&[
+        "--arch", "hnet", "--steps", "2", "--eval-every", "2", "--valid-fraction", "0.3", "--template",
+        "--data", src.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap(),
+    ]));
+    assert!(stderr.contains(&format!("{}:4: not valid JSON", jsonl.display())), "{stderr}");
+    assert!(stderr.contains(&format!("{}:8: no `code`", jsonl.display())), "{stderr}");
+    assert!(stderr.contains("latin1.py: not UTF-8"), "{stderr}");
+    let s = summary(&run);
+    assert_eq!(s["data"]["skipped"], 3);
+    assert!(s["data"]["records"].as_u64().unwrap() > 28, "{s}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn an_empty_dataset_fails_before_training() {
+    let dir = tmp("empty");
+    std::fs::write(dir.join("readme.md"), "# nothing to train on").unwrap();
+    let out = train(&["--arch", "gpt2", "--steps", "2", "--data", dir.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("training data is empty"), "{stderr}");
+    assert!(!dir.join("run/metrics.jsonl").exists());
+    let missing = train(&["--steps", "2", "--data", "/nonexistent/data", "--out", dir.join("run2").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn resuming_continues_exactly() {
+    let dir = tmp("resume");
+    for arch in ["gpt2", "hybrid"] {
+        let (a, b) = (dir.join(format!("{arch}-a")), dir.join(format!("{arch}-b")));
+        let common = ["--arch", arch, "--steps", "20", "--eval-every", "5", "--checkpoint-every", "5", "--seed", "4"];
+        ok(train(&[&common[..], &["--out", a.to_str().unwrap()]].concat()));
+        ok(train(&[&common[..], &["--out", b.to_str().unwrap(), "--stop-at", "10"]].concat()));
+        assert_eq!(train_losses(&b).len(), 10);
+        let out = bin().args(["train", "--quiet", "--resume", b.to_str().unwrap()]).output().unwrap();
+        ok(out);
+        let (la, lb) = (train_losses(&a), train_losses(&b));
+        assert_eq!(la.len(), 20);
+        assert_eq!(lb.len(), 20);
+        for (i, (x, y)) in la.iter().zip(&lb).enumerate() {
+            assert!((x - y).abs() <= 1e-5, "{arch} step {}: {x} vs {y}", i + 1);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn non_finite_losses_are_skipped_and_counted_then_abort() {
+    let dir = tmp("nan");
+    let run = dir.join("one");
+    let out = bin().arg("train").args(TINY).args(["--steps", "5", "--eval-every", "5", "--out", run.to_str().unwrap()]).env("HNET_FAULT_NAN_STEPS", "3").output().unwrap();
+    let stderr = ok(out);
+    assert!(stderr.contains("step 3: non-finite loss, step skipped"), "{stderr}");
+    assert_eq!(summary(&run)["skipped_steps"], 1);
+    let run = dir.join("many");
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "10", "--max-bad-steps", "3", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_NAN_STEPS", "2,3,4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 consecutive steps had a non-finite loss; stopped at step 4"), "{stderr}");
+    assert!(run.join("checkpoints/step-000004/model.safetensors").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn completed_checkpoints(run: &Path) -> Vec<String> {
+    std::fs::read_dir(run.join("checkpoints"))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("step-")).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_then_exits() {
+    let dir = tmp("sigint");
+    let run = dir.join("run");
+    let mut child = bin().arg("train").args(TINY).args(["--steps", "100000", "--checkpoint-every", "100000", "--out", run.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for("the first training step", Duration::from_secs(120), || run.join("metrics.jsonl").metadata().is_ok_and(|m| m.len() > 0));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let names = completed_checkpoints(&run);
+    assert_eq!(names.len(), 1, "{names:?}");
+    // The checkpoint is at the step the interrupt landed on, and the run continues from there.
+    let step: usize = names[0].trim_start_matches("step-").parse().unwrap();
+    assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step);
+    ok(bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 2).to_string()]).output().unwrap());
+    assert_eq!(train_losses(&run).len(), step + 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigkill_at_any_moment_leaves_a_loadable_checkpoint() {
+    let dir = tmp("sigkill");
+    for (attempt, delay_ms) in [150u64, 420, 777].into_iter().enumerate() {
+        let run = dir.join(format!("run{attempt}"));
+        let mut child = bin()
+            .arg("train")
+            .args(TINY)
+            .args(["--steps", "100000", "--checkpoint-every", "1", "--keep-last", "2", "--out", run.to_str().unwrap()])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for("a first checkpoint", Duration::from_secs(120), || !completed_checkpoints(&run).is_empty());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let mut names = completed_checkpoints(&run);
+        names.sort();
+        let latest = run.join("checkpoints").join(names.last().unwrap());
+        let info = bin().args(["info", "--checkpoint", latest.join("model.safetensors").to_str().unwrap()]).output().unwrap();
+        assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+        let step: usize = names.last().unwrap().trim_start_matches("step-").parse().unwrap();
+        let out = bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 1).to_string()]).output().unwrap();
+        ok(out);
+        assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step + 1);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Reads one tensor of a checkpoint as f32 values.
+fn tensor(path: &Path, name: &str) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name).unwrap().data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+#[test]
+fn the_hybrid_decoder_starts_pretrained_stays_frozen_then_really_trains() {
+    let dir = tmp("unfreeze");
+    let gpt2 = dir.join("gpt2");
+    ok(train(&["--arch", "gpt2", "--steps", "3", "--eval-every", "3", "--out", gpt2.to_str().unwrap()]));
+    let source = gpt2.join("checkpoints/step-000003/model.safetensors");
+    let run = dir.join("hybrid");
+    ok(train(&[
+        "--arch", "hybrid", "--steps", "6", "--eval-every", "6", "--checkpoint-every", "1", "--keep-last", "10",
+        "--decoder-from", source.to_str().unwrap(), "--unfreeze-top-half-at", "2", "--unfreeze-all-at", "4", "--out", run.to_str().unwrap(),
+    ]));
+    let at = |step: usize, name: &str| tensor(&run.join(format!("checkpoints/step-{step:06}/model.safetensors")), name);
+    let src = |name: &str| tensor(&source, name);
+    // Steps 1–2 (frozen): everything GPT-2 equals the source exactly.
+    assert_eq!(at(2, "net.gpt2.h.1.mlp.c_fc.weight"), src("net.h.1.mlp.c_fc.weight"));
+    assert_eq!(at(2, "net.gpt2.wte.weight"), src("net.wte.weight"));
+    // Steps 3–4 (top half): block 1 trains, block 0 and the embeddings do not.
+    assert_ne!(at(4, "net.gpt2.h.1.mlp.c_fc.weight"), src("net.h.1.mlp.c_fc.weight"));
+    assert_eq!(at(4, "net.gpt2.h.0.mlp.c_fc.weight"), src("net.h.0.mlp.c_fc.weight"));
+    assert_eq!(at(4, "net.gpt2.wte.weight"), src("net.wte.weight"));
+    // Steps 5–6 (all): block 0 and the embeddings train too.
+    assert_ne!(at(6, "net.gpt2.h.0.mlp.c_fc.weight"), src("net.h.0.mlp.c_fc.weight"));
+    assert_ne!(at(6, "net.gpt2.wte.weight"), src("net.wte.weight"));
+    // The H-Net part trains from step 1.
+    assert_ne!(at(1, "net.stage.main.layers.0.mixer.wqkv.weight"), at(2, "net.stage.main.layers.0.mixer.wqkv.weight"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
