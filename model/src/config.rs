@@ -165,6 +165,32 @@ impl ModelConfig {
         }
     }
 
+    /// Number of parameters the config describes, computed from the sizes alone (no model is built).
+    pub fn param_count(&self) -> usize {
+        let g = &self.gpt2;
+        let c = g.n_embd;
+        let gpt2_blocks = g.n_layer * (12 * c * c + 13 * c);
+        let gpt2_embeddings = g.vocab_size * c + g.n_positions * c;
+        let iso = |i: &IsotropicConfig| {
+            let d = i.d_model;
+            let mlp = if i.d_intermediate > 0 { 3 * d * i.d_intermediate + d } else { 0 };
+            i.n_layer * (4 * d * d + d + mlp) + d
+        };
+        match (&self.hnet, self.arch) {
+            (_, Arch::Gpt2) | (None, _) => gpt2_embeddings + gpt2_blocks + 2 * c,
+            (Some(h), arch) => {
+                let d = h.encoder.d_model;
+                // router (2 D×D) + residual projection (D×D + D) + encoder + main
+                let stage = 3 * d * d + d + iso(&h.encoder) + iso(&h.main);
+                match arch {
+                    Arch::Hnet => g.vocab_size * d + stage + iso(&h.decoder),
+                    // + fusion: proj (D×D + D) and gate (2D×D + D)
+                    _ => gpt2_embeddings + gpt2_blocks + 2 * c + stage + 3 * d * d + 2 * d,
+                }
+            }
+        }
+    }
+
     /// Parses a config from JSON and validates it.
     pub fn from_json(json: &str) -> Result<Self, ModelError> {
         let config: ModelConfig =
@@ -207,7 +233,22 @@ mod tests {
             let (lo, hi) = (*counts.iter().min().unwrap() as f64, *counts.iter().max().unwrap() as f64);
             assert!(hi / lo <= 1.10, "{name}: {counts:?}");
         }
-        // `base` is too big to build in a unit test; its counts are checked analytically in `model::tests`.
+    }
+
+    #[test]
+    fn analytic_parameter_counts_match_built_models_and_base_is_within_ten_percent() {
+        let device = Default::default();
+        for arch in Arch::ALL {
+            for name in ["tiny", "small"] {
+                let c = ModelConfig::preset(arch, name).unwrap();
+                assert_eq!(c.param_count(), Model::<TestBackend>::init(&c, &device).unwrap().num_params(), "{arch} {name}");
+            }
+        }
+        // `base` is too big to build in a unit test; the formula, checked above, gives its counts.
+        let base: Vec<usize> = Arch::ALL.iter().map(|&a| ModelConfig::preset(a, "base").unwrap().param_count()).collect();
+        assert_eq!(base[0], 124_439_808, "gpt2 base is Hugging Face gpt2");
+        let (lo, hi) = (*base.iter().min().unwrap() as f64, *base.iter().max().unwrap() as f64);
+        assert!(hi / lo <= 1.10, "{base:?}");
     }
 
     #[test]
