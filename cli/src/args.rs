@@ -81,6 +81,62 @@ pub enum Command {
         /// The run directory.
         run_dir: PathBuf,
     },
+    /// Evaluate a checkpoint: perplexity and bits per byte, chunk statistics, the seed's five prompts, syntax of
+    /// completed function headers, and optionally HumanEval.
+    Eval {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Evaluation data (as for `train`); without it, the built-in corpus. Its validation split is used.
+        #[arg(long = "data")]
+        data: Vec<PathBuf>,
+        /// Use all of the data, not only its validation split.
+        #[arg(long)]
+        all: bool,
+        /// Fraction of files in the validation split (must match training to be held out).
+        #[arg(long, default_value_t = 0.05)]
+        valid_fraction: f64,
+        /// At most this many tokens are scored for perplexity.
+        #[arg(long, default_value_t = 20_000)]
+        max_tokens: usize,
+        /// Held-out function headers to complete and syntax-check.
+        #[arg(long, default_value_t = 20)]
+        headers: usize,
+        /// Also run this many HumanEval problems (0 = none; 164 = all).
+        #[arg(long, default_value_t = 0)]
+        humaneval: usize,
+        /// HumanEval samples per problem (pass@k for k ≤ samples).
+        #[arg(long, default_value_t = 1)]
+        samples: usize,
+        /// Seed of sampled generations.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// HumanEval pass@k of a checkpoint (or, with --canonical, a check that the reference solutions pass).
+    Humaneval {
+        /// The checkpoint (not needed with --canonical).
+        #[arg(long, required_unless_present = "canonical")]
+        checkpoint: Option<PathBuf>,
+        /// Run the canonical solutions instead of a model.
+        #[arg(long)]
+        canonical: bool,
+        /// Problems to run (the first N of 164).
+        #[arg(long, default_value_t = 164)]
+        problems: usize,
+        /// Completions per problem.
+        #[arg(long, default_value_t = 1)]
+        samples: usize,
+        /// Seed of sampled generations.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceKind,
+    },
+    /// Train and evaluate the three architectures at equal budget; write results.md, results.json and plots.
+    Compare(CompareArgs),
     /// Generate a continuation of a prompt, streamed to standard output.
     Generate {
         #[command(flatten)]
@@ -194,6 +250,53 @@ pub struct TrainArgs {
     /// No progress bar (metrics still go to metrics.jsonl).
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Flags of `hnet-gpt compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Size preset for all three architectures.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Seeds per architecture.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// Training steps per run.
+    #[arg(long, default_value_t = 200)]
+    pub steps: usize,
+    /// Training data (as for `train`); without it, the built-in corpus.
+    #[arg(long = "data")]
+    pub data: Vec<PathBuf>,
+    /// Output directory (default: runs/compare-<preset>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Sequences per batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Tokens per sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Warmup steps.
+    #[arg(long, default_value_t = 20)]
+    pub warmup: usize,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 50)]
+    pub eval_every: usize,
+    /// Tokens scored for the final perplexity.
+    #[arg(long, default_value_t = 20_000)]
+    pub eval_tokens: usize,
+    /// Held-out function headers completed per model.
+    #[arg(long, default_value_t = 20)]
+    pub headers: usize,
+    /// HumanEval problems per model (0 = none).
+    #[arg(long, default_value_t = 0)]
+    pub humaneval: usize,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
 }
 
 /// Which compute device runs the model.

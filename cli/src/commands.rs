@@ -7,11 +7,12 @@ use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::checkpoint;
-use hnet_gpt_model::generate::{GenerateParams, Generator};
+use hnet_gpt_model::complete::complete;
+use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::sampling::SamplingParams;
 use hnet_gpt_model::score::score_text;
-use hnet_gpt_model::tokenizer::{TextStream, Tokenizer};
+use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::json;
 
@@ -60,6 +61,30 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             with_backend!(model.device, |device: B| chunks::<B>(&model.checkpoint, &device, &text, json))
         }
         Command::Train(args) => crate::train::run(*args),
+        Command::Eval { model, data, all, valid_fraction, max_tokens, headers, humaneval, samples, seed, json } => {
+            let settings = crate::eval::EvalSettings {
+                data,
+                valid_only: !all,
+                valid_fraction,
+                max_tokens,
+                headers,
+                humaneval_problems: humaneval,
+                humaneval_samples: samples,
+                seed,
+            };
+            with_backend!(model.device, |device: B| crate::eval::run::<B>(&model.checkpoint, &device, &settings, json))
+        }
+        Command::Humaneval { checkpoint, canonical, problems, samples, seed, device } => match (canonical, checkpoint) {
+            (true, _) => humaneval_canonical(problems),
+            (false, Some(ckpt)) => with_backend!(device, |dev: B| {
+                let model = load_model::<B>(&ckpt, &dev)?;
+                let report = crate::eval::humaneval_pass(&model, &tokenizer()?, problems, samples, seed)?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                Ok(())
+            }),
+            (false, None) => bail!("--checkpoint is required without --canonical"),
+        },
+        Command::Compare(args) => with_backend!(args.device, |device: B| crate::compare::run::<B>(&args, &device)),
         Command::Plot { run_dir } => crate::plot::plot_run(&run_dir),
         Command::Generate { model, prompt, sampling } => {
             let prompt = text_arg(&prompt)?;
@@ -215,19 +240,42 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &Sampl
         seed: s.seed,
         ..Default::default()
     };
-    let mut generator = Generator::new(&model, &ids, params)?;
-    if generator.truncated() > 0 {
+    if ids.len() > model.n_ctx() {
         eprintln!("note: the prompt is longer than the context; kept its last {} tokens", model.n_ctx());
     }
-    let mut stream = TextStream::new(&tok, &s.stop);
     let mut stdout = std::io::stdout().lock();
-    while let Some(token) = generator.next_token()? {
-        stdout.write_all(stream.push(token)?.as_bytes())?;
-        stdout.flush()?;
-        if stream.stopped() {
-            generator.stop();
+    let mut failed = None;
+    complete(&model, &tok, prompt, params, &s.stop, |piece| {
+        if failed.is_none() {
+            failed = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()).err();
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// Runs the reference solutions through the sandbox: every one must pass.
+fn humaneval_canonical(problems: usize) -> Result<()> {
+    use hnet_gpt::humaneval;
+    use hnet_gpt::sandbox::{default_python, run_python, Limits, Verdict};
+    let all = humaneval::problems();
+    let mut failed = Vec::new();
+    for p in all.iter().take(problems) {
+        let outcome = run_python(&default_python(), &humaneval::program(p, &p.canonical_solution), &Limits::default())?;
+        if outcome.verdict != Verdict::Passed {
+            failed.push(format!("{} ({:?}): {}", p.task_id, outcome.verdict, outcome.stderr.lines().last().unwrap_or("")));
         }
     }
-    writeln!(stdout, "{}", stream.finish()?)?;
+    let n = problems.min(all.len());
+    println!("{}/{n} canonical solutions pass", n - failed.len());
+    for f in &failed {
+        println!("  failed: {f}");
+    }
+    if !failed.is_empty() {
+        bail!("{} canonical solutions failed", failed.len());
+    }
     Ok(())
 }

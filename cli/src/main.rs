@@ -5,6 +5,8 @@
 mod args;
 mod backend;
 mod commands;
+mod compare;
+mod eval;
 mod plot;
 mod train;
 

@@ -22,7 +22,7 @@ fn points(rows: &[serde_json::Value], kind: &str, key: &str) -> Vec<(f64, f64)> 
         .collect()
 }
 
-fn draw(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
+pub(crate) fn draw(path: &Path, title: &str, y_label: &str, series: &[Series]) -> Result<()> {
     let all: Vec<(f64, f64)> = series.iter().flat_map(|s| s.2.iter().copied()).collect();
     if all.is_empty() {
         return Ok(());
@@ -71,6 +71,44 @@ pub fn plot_run(run: &Path) -> Result<()> {
         let path = run.join("chunks.svg");
         draw(&path, &format!("{name}: mean chunk length"), "tokens per chunk", &[("validation", GREEN, chunks)])?;
         println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The comparison's plots: validation loss per architecture (mean over seeds) and chunk-length distributions.
+pub fn compare_plots(out: &Path, rows: &[serde_json::Value]) -> Result<()> {
+    let colors = [BLUE, RED, GREEN];
+    let mut series = Vec::new();
+    for (arch, color) in ["gpt2", "hnet", "hybrid"].into_iter().zip(colors) {
+        let mut by_step: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+        for r in rows.iter().filter(|r| r["arch"] == arch) {
+            let run = Path::new(r["run"].as_str().unwrap_or(""));
+            for (step, loss) in points(&read_series(run)?, "valid", "loss") {
+                by_step.entry(step as u64).or_default().push(loss);
+            }
+        }
+        let pts = by_step.into_iter().map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64)).collect();
+        series.push((arch, color, pts));
+    }
+    draw(&out.join("valid_loss.svg"), "validation loss (mean over seeds)", "cross-entropy (nats/token)", &series)?;
+    // Chunk lengths: relative frequency of each length (1..=16, longer ones pooled at 16).
+    let mut hist = Vec::new();
+    for (arch, color) in ["hnet", "hybrid"].into_iter().zip([RED, GREEN]) {
+        let lengths: Vec<usize> = rows
+            .iter()
+            .filter(|r| r["arch"] == arch)
+            .flat_map(|r| r["eval"]["chunks"]["chunk_lengths"].as_array().cloned().unwrap_or_default())
+            .filter_map(|v| v.as_u64().map(|x| x as usize))
+            .collect();
+        if lengths.is_empty() {
+            continue;
+        }
+        let total = lengths.len() as f64;
+        let pts = (1..=16).map(|l| (l as f64, lengths.iter().filter(|&&x| x.min(16) == l).count() as f64 / total)).collect();
+        hist.push((arch, color, pts));
+    }
+    if !hist.is_empty() {
+        draw(&out.join("chunk_lengths.svg"), "chunk length distribution (16 = 16 or more)", "fraction of chunks", &hist)?;
     }
     Ok(())
 }

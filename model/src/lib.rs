@@ -17,9 +17,11 @@
 //! - [`checkpoint`]: the project's own checkpoint format; [`load`]: Hugging Face GPT-2 import.
 
 pub mod cache;
+pub mod causality;
 pub mod checkpoint;
 pub mod chunk;
 pub mod chunking;
+pub mod complete;
 pub mod config;
 pub mod data;
 pub mod dechunk;
@@ -33,12 +35,14 @@ pub mod inspect;
 pub mod isotropic;
 pub mod load;
 pub mod model;
+pub mod pysyntax;
 pub mod optim;
 pub mod ratio_loss;
 pub mod rope;
 pub mod routing;
 pub mod sampling;
 pub mod score;
+pub mod seed_eval;
 pub mod ste;
 pub mod tokenizer;
 pub mod train;

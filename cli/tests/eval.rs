@@ -1,0 +1,96 @@
+//! `hnet-gpt eval` and `hnet-gpt compare` at tiny scale.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hnet-eval-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "failed ({:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn trained(dir: &Path, arch: &str) -> PathBuf {
+    let run = dir.join(arch);
+    ok(bin()
+        .args(["train", "--quiet", "--arch", arch, "--preset", "tiny", "--steps", "3", "--seq-len", "32", "--batch-size", "4", "--eval-every", "3", "--eval-batches", "1"])
+        .args(["--out", run.to_str().unwrap()])
+        .output()
+        .unwrap());
+    run.join("checkpoints/step-000003/model.safetensors")
+}
+
+#[test]
+fn eval_reports_every_metric() {
+    let dir = tmp("eval");
+    for arch in ["gpt2", "hnet"] {
+        let ckpt = trained(&dir, arch);
+        let out = ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3", "--humaneval", "2"]).output().unwrap());
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let ppl = &r["perplexity"];
+        assert!(ppl["tokens"].as_u64().unwrap() > 100, "{ppl}");
+        assert!(ppl["perplexity"].as_f64().unwrap() > 1.0 && ppl["bits_per_byte"].as_f64().unwrap() > 0.0);
+        let seed = &r["seed_five_prompts"];
+        assert_eq!(seed["cases"].as_array().unwrap().len(), 5);
+        let overall = 0.4 * seed["syntax"].as_f64().unwrap() + 0.4 * seed["pattern"].as_f64().unwrap() + 0.2 * seed["code_token"].as_f64().unwrap();
+        assert!((overall - seed["overall"].as_f64().unwrap()).abs() < 1e-9);
+        assert_eq!(r["header_syntax"]["completions"], 3);
+        assert_eq!(r["humaneval"]["problems"], 2);
+        assert_eq!(r["humaneval"]["network_isolated"], true);
+        match arch {
+            "gpt2" => assert!(r["chunks"].is_null()),
+            _ => {
+                let c = &r["chunks"];
+                assert!(c["mean_chunk_tokens"].as_f64().unwrap() >= 1.0, "{c}");
+                let p = c["statement_starts"]["precision"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&p));
+                assert!(c["statement_starts"]["reference"].as_u64().unwrap() > 0);
+            }
+        }
+        // Deterministic given the seed.
+        let again: serde_json::Value = serde_json::from_str(&ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3"]).output().unwrap())).unwrap();
+        assert_eq!(again["seed_five_prompts"], r["seed_five_prompts"]);
+        assert_eq!(again["header_syntax"], r["header_syntax"]);
+        // And readable.
+        let text = ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--headers", "1"]).output().unwrap());
+        assert!(text.contains("bits per byte") && text.contains("seed 5 prompts"), "{text}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn compare_trains_all_three_and_writes_results() {
+    let dir = tmp("compare");
+    let out = dir.join("cmp");
+    let args = ["compare", "--preset", "tiny", "--seeds", "2", "--steps", "3", "--batch-size", "4", "--seq-len", "32", "--eval-every", "3", "--eval-tokens", "500", "--headers", "2"];
+    let stdout = ok(bin().args(args).args(["--out", out.to_str().unwrap()]).output().unwrap());
+    assert!(stdout.contains("| metric | gpt2 | hnet | hybrid |"), "{stdout}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("bits per byte") && md.contains(" ± "), "{md}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    // Equal budgets: every run saw the same number of tokens.
+    let tokens: Vec<u64> = runs.iter().map(|r| r["summary"]["tokens"].as_u64().unwrap()).collect();
+    assert!(tokens.iter().all(|&t| t == tokens[0] && t == 3 * 4 * 32), "{tokens:?}");
+    assert!(runs.iter().all(|r| r["causality_max_change"].as_f64().unwrap() <= 1e-5));
+    assert_eq!(json["table"]["bits per byte/gpt2"]["n"], 2);
+    assert!(std::fs::read_to_string(out.join("valid_loss.svg")).unwrap().contains("<svg"));
+    assert!(out.join("chunk_lengths.svg").is_file());
+    // A leaking architecture stops everything before a table is written.
+    let refused = dir.join("refused");
+    let failed = bin().args(args).args(["--out", refused.to_str().unwrap()]).env("HNET_FAULT_LEAKY_ARCH", "hybrid").output().unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("hybrid fails the causality check"));
+    assert!(!refused.join("results.md").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
