@@ -192,7 +192,7 @@ mod tests {
         let starts = statement_starts(src).unwrap();
         let at: Vec<&str> = starts.iter().map(|&o| &src[o..o + 6]).collect();
         assert_eq!(at, vec!["import", "def f(", "if x:\n", "return", "return"]);
-        assert_eq!(line_starts(src), vec![0, 11, 25, 39, 56]);
+        assert_eq!(line_starts(src), vec![0, 11, 25, 39, 52]);
         assert!(statement_starts("def (").is_none());
     }
 
