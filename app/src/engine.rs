@@ -1,19 +1,26 @@
-//! The model engine of the page: picks WebGPU or the CPU backend, loads checkpoints, streams completions.
+//! The model engine of the page: picks WebGPU or the CPU backend, loads checkpoints, streams completions, inspects
+//! chunking, and fine-tunes.
 //!
 //! This is the one place the app names concrete backends. WebGPU (burn's wgpu backend over the browser's WebGPU)
-//! is preferred; the CPU backend (burn's Flex, compiled to wasm) takes over when WebGPU is missing, has no
-//! adapter, or fails its warm-up pass — and the page says why.
+//! is preferred; the CPU backend (burn's Flex, compiled to wasm) takes over when WebGPU is missing, has no adapter,
+//! fails its warm-up pass, or fails later (a lost device) — and the page says why.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
-use burn::module::Module;
-use burn::tensor::backend::Backend;
-use hnet_gpt_model::checkpoint;
+use burn::backend::Autodiff;
+use burn::module::{AutodiffModule, Module};
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use hnet_gpt_model::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::generate::{GenerateParams, Generator};
-use hnet_gpt_model::tokenizer::{TextStream, Tokenizer};
-use hnet_gpt_model::Model;
+use hnet_gpt_model::inspect::{inspect_chunks, ChunkReport};
+use hnet_gpt_model::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::score::token_logprobs_async;
+use hnet_gpt_model::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::train::{batch_tensor, loss};
+use hnet_gpt_model::{checkpoint, Arch, Model};
 
 use crate::web::{self, AdapterInfo};
 
@@ -47,6 +54,8 @@ pub struct BackendInfo {
 thread_local! {
     /// burn's wgpu runtime may be initialised once per page ("A server is still registered" otherwise).
     static GPU_READY: Cell<bool> = const { Cell::new(false) };
+    /// Once WebGPU has failed, the page stays on the CPU.
+    static GPU_BROKEN: Cell<bool> = const { Cell::new(false) };
 }
 
 async fn init_gpu() {
@@ -73,10 +82,25 @@ fn load_on<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Model<B>, Str
     checkpoint::from_bytes(bytes.to_vec(), "checkpoint", device).map_err(|e| e.to_string())
 }
 
+/// Marks WebGPU as unusable for the rest of the session.
+pub fn mark_gpu_broken() {
+    GPU_BROKEN.with(|b| b.set(true));
+}
+
 impl Engine {
-    /// Loads a checkpoint, on WebGPU unless `force_cpu` or WebGPU fails, and runs the warm-up pass.
+    /// Loads a checkpoint, on WebGPU unless `force_cpu` or WebGPU fails, and runs the warm-up pass. A checkpoint
+    /// that does not load is an error and nothing changes.
     pub async fn load(bytes: &[u8], force_cpu: bool) -> Result<(Engine, BackendInfo), String> {
-        let probe = if force_cpu { Err("the CPU backend was requested (?gpu=0)".to_string()) } else { web::probe_webgpu().await };
+        // Validate on the CPU first: a bad file must fail cleanly before any device work.
+        checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?;
+        let broken = GPU_BROKEN.with(Cell::get);
+        let probe = if force_cpu {
+            Err("the CPU backend was requested (?gpu=0)".to_string())
+        } else if broken {
+            Err("WebGPU failed earlier in this session".to_string())
+        } else {
+            web::probe_webgpu().await
+        };
         let (adapter, reason) = match probe {
             Ok(adapter) => {
                 init_gpu().await;
@@ -87,7 +111,10 @@ impl Engine {
                         let info = BackendInfo { name: "WebGPU", adapter: Some(adapter), fallback_reason: None, warmup_ms: web::now_ms() - start };
                         return Ok((Engine::Gpu(Rc::new(model)), info));
                     }
-                    Err(e) => (Some(adapter), format!("WebGPU failed its warm-up pass: {e}")),
+                    Err(e) => {
+                        mark_gpu_broken();
+                        (Some(adapter), format!("WebGPU failed its warm-up pass: {e}"))
+                    }
                 }
             }
             Err(reason) => (None, reason),
@@ -107,12 +134,22 @@ impl Engine {
         }
     }
 
-    /// The architecture's name.
-    pub fn arch(&self) -> String {
+    /// The architecture.
+    pub fn arch(&self) -> Arch {
         match self {
-            Engine::Gpu(m) => m.config.arch.to_string(),
-            Engine::Cpu(m) => m.config.arch.to_string(),
+            Engine::Gpu(m) => m.config.arch,
+            Engine::Cpu(m) => m.config.arch,
         }
+    }
+
+    /// The checkpoint bytes of the current weights (what the CLI loads).
+    pub fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
+        let extra = [("source", note)];
+        match self {
+            Engine::Gpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
+            Engine::Cpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// Streams a completion of `prompt`: `on_text` receives each piece of text as soon as it is safe to show.
@@ -122,14 +159,53 @@ impl Engine {
         tokenizer: &Tokenizer,
         prompt: &str,
         params: GenerateParams,
-        stop_strings: &[String],
         cancel: Rc<Cell<bool>>,
         on_text: impl FnMut(&str, usize),
     ) -> Result<usize, String> {
         match self {
-            Engine::Gpu(m) => complete_on(m, tokenizer, prompt, params, stop_strings, cancel, on_text).await,
-            Engine::Cpu(m) => complete_on(m, tokenizer, prompt, params, stop_strings, cancel, on_text).await,
+            Engine::Gpu(m) => complete_on(m, tokenizer, prompt, params, cancel, on_text).await,
+            Engine::Cpu(m) => complete_on(m, tokenizer, prompt, params, cancel, on_text).await,
         }
+    }
+
+    /// How the model chunks `text` (None for gpt2, which does not chunk).
+    pub async fn chunks(&self, tokenizer: &Tokenizer, text: &str) -> Result<Option<ChunkReport>, String> {
+        if self.arch() == Arch::Gpt2 {
+            return Ok(None);
+        }
+        match self {
+            Engine::Gpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
+            Engine::Cpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
+        }
+        .map(Some)
+        .map_err(|e| e.to_string())
+    }
+
+    /// Surprisal (−log₂ p, bits) of every token of `ids` given the ones before, the first after `<|endoftext|>`.
+    pub async fn surprisal(&self, ids: &[u32]) -> Result<Vec<f32>, String> {
+        let mut with_bos = vec![EOS_ID];
+        with_bos.extend(ids);
+        let lp = match self {
+            Engine::Gpu(m) => token_logprobs_async(m.as_ref(), &with_bos).await,
+            Engine::Cpu(m) => token_logprobs_async(m.as_ref(), &with_bos).await,
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(lp.iter().map(|l| -l / std::f32::consts::LN_2).collect())
+    }
+
+    /// Perplexity of documents (each after `<|endoftext|>`).
+    pub async fn perplexity(&self, docs: &[Vec<u32>]) -> Result<f64, String> {
+        let (mut nll, mut n) = (0.0f64, 0usize);
+        for doc in docs.iter().filter(|d| !d.is_empty()) {
+            let bits = self.surprisal(doc).await?;
+            nll += bits.iter().map(|b| *b as f64 * std::f64::consts::LN_2).sum::<f64>();
+            n += bits.len();
+            web::yield_now().await;
+        }
+        if n == 0 {
+            return Err("nothing to score".into());
+        }
+        Ok((nll / n as f64).exp())
     }
 }
 
@@ -138,19 +214,18 @@ async fn complete_on<B: Backend>(
     tokenizer: &Tokenizer,
     prompt: &str,
     params: GenerateParams,
-    stop_strings: &[String],
     cancel: Rc<Cell<bool>>,
     mut on_text: impl FnMut(&str, usize),
 ) -> Result<usize, String> {
     let ids = tokenizer.encode(prompt).map_err(|e| e.to_string())?;
     let mut generator = Generator::new(model, &ids, params).map_err(|e| e.to_string())?;
-    let mut stream = TextStream::new(tokenizer, stop_strings);
+    let mut stream = TextStream::new(tokenizer, &[]);
     let mut count = 0;
     while let Some(token) = generator.next_token_async().await.map_err(|e| e.to_string())? {
         count += 1;
         let delta = stream.push(token).map_err(|e| e.to_string())?;
         on_text(&delta, count);
-        if stream.stopped() || cancel.get() {
+        if cancel.get() {
             generator.stop();
         }
         // Let the page paint the token and handle clicks (Stop) before the next step.
@@ -161,4 +236,103 @@ async fn complete_on<B: Backend>(
         on_text(&rest, count);
     }
     Ok(count)
+}
+
+/// What fine-tuning trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainScope {
+    /// The H-Net encoder and fusion; the hybrid's GPT-2 decoder stays frozen.
+    EncoderOnly,
+    /// Every parameter.
+    Everything,
+}
+
+/// Fine-tuning settings.
+#[derive(Debug, Clone)]
+pub struct TuneSettings {
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Learning rate (constant: short runs need no schedule).
+    pub lr: f64,
+    /// Sequences per step.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// What trains.
+    pub scope: TrainScope,
+}
+
+/// A model being fine-tuned on one backend.
+pub struct Tuner<A: AutodiffBackend> {
+    model: Model<A>,
+    opt: AdamW<A>,
+    data: Packed,
+    pos: DataPosition,
+    batch: usize,
+    lr: f64,
+    alpha: f64,
+}
+
+impl<A: AutodiffBackend> Tuner<A> {
+    fn new(bytes: &[u8], device: &A::Device, data: Packed, s: &TuneSettings) -> Result<Self, String> {
+        let model = load_on::<A>(bytes, device)?;
+        let frozen = match (s.scope, model.config.arch) {
+            (TrainScope::EncoderOnly, Arch::Hybrid) => vec!["net.gpt2.".to_string()],
+            _ => vec![],
+        };
+        let opt = AdamW::new(AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() }, ParamGroups { lr_multipliers: vec![], frozen });
+        Ok(Self { model, opt, data, pos: DataPosition::default(), batch: s.batch, lr: s.lr, alpha: 0.03 })
+    }
+
+    /// One step; returns the loss before the update (None when it was not finite and the step was skipped).
+    async fn step(&mut self) -> Result<Option<f64>, String> {
+        let device = self.model.device();
+        let idx = next_batch(self.data.len(), 0, &mut self.pos, self.batch);
+        let parts = loss(&self.model, batch_tensor::<A>(&self.data, &idx, &device), None, self.alpha);
+        let value = parts.total.clone().into_data_async().await.map_err(|e| format!("{e:?}"))?;
+        let value = value.to_vec::<f32>().map_err(|e| format!("{e:?}"))?[0] as f64;
+        if !value.is_finite() {
+            return Ok(None);
+        }
+        let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
+        let model = std::mem::replace(&mut self.model, self.model.clone());
+        let (model, _) = self.opt.step(model, grads, self.lr);
+        self.model = model;
+        Ok(Some(value))
+    }
+}
+
+/// Fine-tuning on the engine's backend.
+pub enum FineTune {
+    /// On WebGPU.
+    Gpu(Box<Tuner<Autodiff<Gpu>>>),
+    /// On the CPU.
+    Cpu(Box<Tuner<Autodiff<Cpu>>>),
+}
+
+impl FineTune {
+    /// Prepares fine-tuning of the engine's model on `data`.
+    pub fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
+        let bytes = engine.checkpoint_bytes("fine-tuning start")?;
+        Ok(match engine {
+            Engine::Gpu(_) => FineTune::Gpu(Box::new(Tuner::new(&bytes, &WgpuDevice::default(), data, s)?)),
+            Engine::Cpu(_) => FineTune::Cpu(Box::new(Tuner::new(&bytes, &Default::default(), data, s)?)),
+        })
+    }
+
+    /// One optimizer step.
+    pub async fn step(&mut self) -> Result<Option<f64>, String> {
+        match self {
+            FineTune::Gpu(t) => t.step().await,
+            FineTune::Cpu(t) => t.step().await,
+        }
+    }
+
+    /// The tuned model, ready for inference.
+    pub fn finish(self) -> Engine {
+        match self {
+            FineTune::Gpu(t) => Engine::Gpu(Rc::new(t.model.valid())),
+            FineTune::Cpu(t) => Engine::Cpu(Rc::new(t.model.valid())),
+        }
+    }
 }

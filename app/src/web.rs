@@ -74,3 +74,146 @@ pub fn query_param(key: &str) -> Option<String> {
         (k == key).then(|| js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_default())
     })
 }
+
+fn promise_err(e: JsValue) -> String {
+    js_err(e)
+}
+
+/// Fetches a URL's bytes with progress (`on_progress(received, total)`), through the Cache API: a URL fetched
+/// once is served from the cache afterwards (and works offline).
+pub async fn fetch_cached(url: &str, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let cache: Option<web_sys::Cache> = match window.caches() {
+        Ok(storage) => JsFuture::from(storage.open("hnet-gpt-models")).await.ok().map(|c| c.unchecked_into()),
+        Err(_) => None,
+    };
+    if let Some(cache) = &cache {
+        let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
+        if let Ok(response) = hit.dyn_into::<web_sys::Response>() {
+            let buffer = JsFuture::from(response.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+            let bytes = Uint8Array::new(&buffer).to_vec();
+            on_progress(bytes.len(), Some(bytes.len()));
+            return Ok(bytes);
+        }
+    }
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
+    if !response.ok() {
+        return Err(format!("fetching {url}: HTTP {}", response.status()));
+    }
+    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+    let body = response.body().ok_or_else(|| format!("fetching {url}: empty body"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0));
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(promise_err)?;
+        if get(&chunk, "done").as_bool().unwrap_or(true) {
+            break;
+        }
+        bytes.extend(Uint8Array::new(&get(&chunk, "value")).to_vec());
+        on_progress(bytes.len(), total);
+    }
+    if let Some(cache) = &cache {
+        let array = Uint8Array::from(bytes.as_slice());
+        if let Ok(copy) = web_sys::Response::new_with_opt_buffer_source(Some(&array)) {
+            let _ = JsFuture::from(cache.put_with_str(url, &copy)).await;
+        }
+    }
+    Ok(bytes)
+}
+
+/// Reads a user-picked file.
+pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer()).await.map_err(js_err)?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// Offers bytes as a file download.
+pub fn download(bytes: &[u8], filename: &str) -> Result<(), String> {
+    let array = js_sys::Array::of1(&Uint8Array::from(bytes));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("application/octet-stream");
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&array, &options).map_err(js_err)?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(js_err)?;
+    let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let a: web_sys::HtmlAnchorElement = document.create_element("a").map_err(js_err)?.unchecked_into();
+    a.set_href(&url);
+    a.set_download(filename);
+    a.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
+/// IndexedDB: one object store of byte blobs, for the fine-tuned model (it survives reloads).
+pub mod idb {
+    use super::*;
+
+    const DB: &str = "hnet-gpt";
+    const STORE: &str = "models";
+
+    async fn request(req: &web_sys::IdbRequest) -> Result<JsValue, String> {
+        let promise = Promise::new(&mut |resolve, reject| {
+            let ok = resolve.clone();
+            let on_success = wasm_bindgen::closure::Closure::once_into_js(move |e: web_sys::Event| {
+                let target: web_sys::IdbRequest = e.target().expect("event target").unchecked_into();
+                let _ = ok.call1(&JsValue::NULL, &target.result().unwrap_or(JsValue::UNDEFINED));
+            });
+            let on_error = wasm_bindgen::closure::Closure::once_into_js(move |_e: web_sys::Event| {
+                let _ = reject.call1(&JsValue::NULL, &JsValue::from_str("IndexedDB request failed"));
+            });
+            req.set_onsuccess(Some(on_success.unchecked_ref()));
+            req.set_onerror(Some(on_error.unchecked_ref()));
+        });
+        JsFuture::from(promise).await.map_err(js_err)
+    }
+
+    async fn open() -> Result<web_sys::IdbDatabase, String> {
+        let factory = web_sys::window().ok_or("no window")?.indexed_db().map_err(js_err)?.ok_or("IndexedDB is unavailable")?;
+        let req = factory.open_with_u32(DB, 1).map_err(js_err)?;
+        let upgrade = wasm_bindgen::closure::Closure::once_into_js(move |e: web_sys::Event| {
+            let target: web_sys::IdbOpenDbRequest = e.target().expect("event target").unchecked_into();
+            if let Ok(db) = target.result() {
+                let db: web_sys::IdbDatabase = db.unchecked_into();
+                let _ = db.create_object_store(STORE);
+            }
+        });
+        req.set_onupgradeneeded(Some(upgrade.unchecked_ref()));
+        Ok(request(&req).await?.unchecked_into())
+    }
+
+    fn store(db: &web_sys::IdbDatabase, mode: web_sys::IdbTransactionMode) -> Result<web_sys::IdbObjectStore, String> {
+        db.transaction_with_str_and_mode(STORE, mode).map_err(js_err)?.object_store(STORE).map_err(js_err)
+    }
+
+    /// Stores bytes under `key`.
+    pub async fn put(key: &str, bytes: &[u8]) -> Result<(), String> {
+        let db = open().await?;
+        let s = store(&db, web_sys::IdbTransactionMode::Readwrite)?;
+        request(&s.put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key)).map_err(js_err)?).await?;
+        Ok(())
+    }
+
+    /// The bytes under `key`, if any.
+    pub async fn get(key: &str) -> Result<Option<Vec<u8>>, String> {
+        let db = open().await?;
+        let s = store(&db, web_sys::IdbTransactionMode::Readonly)?;
+        let v = request(&s.get(&JsValue::from_str(key)).map_err(js_err)?).await?;
+        Ok(if v.is_undefined() || v.is_null() { None } else { Some(Uint8Array::new(&v).to_vec()) })
+    }
+
+    /// Removes `key`.
+    pub async fn delete(key: &str) -> Result<(), String> {
+        let db = open().await?;
+        let s = store(&db, web_sys::IdbTransactionMode::Readwrite)?;
+        request(&s.delete(&JsValue::from_str(key)).map_err(js_err)?).await?;
+        Ok(())
+    }
+}
+
+/// Resolves after `ms` milliseconds (a `setTimeout` promise).
+pub async fn sleep_ms(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    });
+    let _ = JsFuture::from(promise).await;
+}

@@ -45,6 +45,18 @@ pub enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Rewrite a checkpoint, e.g. with f16 weights (half the size, for shipping to the browser).
+    Convert {
+        /// The checkpoint to read.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Where to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Store weights as f16 (loading widens them back to f32).
+        #[arg(long)]
+        half: bool,
+    },
     /// Show a checkpoint's architecture, config and parameter count.
     Info {
         /// The checkpoint.

@@ -52,6 +52,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Init { arch, preset, seed, out } => init(&arch, &preset, seed, &out),
         Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
         Command::Info { checkpoint, json } => info(&checkpoint, json),
+        Command::Convert { checkpoint, out, half } => convert(&checkpoint, &out, half),
         Command::Score { model, json, file } => {
             let text = file_arg(&file)?;
             with_backend!(model.device, |device: B| score::<B>(&model.checkpoint, &device, &text, json))
@@ -127,6 +128,20 @@ fn import_hf(dir: &Path, out: &Path) -> Result<()> {
     let source = dir.display().to_string();
     checkpoint::save(&model, out, &[("imported_from", &source)])?;
     eprintln!("wrote {} ({} parameters)", out.display(), model.num_params());
+    Ok(())
+}
+
+fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
+    type B = crate::backend::Cpu;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+    let model = checkpoint::from_bytes::<B>(bytes, &path.display().to_string(), &Default::default())?;
+    // Keep the provenance metadata (training step, source) next to the weights.
+    let extra: Vec<(&str, &str)> =
+        info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config" | "tokenizer")).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let out_bytes = checkpoint::to_bytes_as(&model, &extra, half)?;
+    checkpoint::write_atomic(out, &out_bytes).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {} ({} bytes, {})", out.display(), out_bytes.len(), if half { "f16" } else { "f32" });
     Ok(())
 }
 

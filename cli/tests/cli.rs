@@ -168,3 +168,18 @@ fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
     assert!(e.contains("no chunking"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn convert_to_half_precision_halves_the_file_and_still_generates() {
+    let dir = tmp("convert");
+    let ckpt = tiny_checkpoint(&dir);
+    let half = dir.join("half.safetensors");
+    ok(&run(&["convert", "--checkpoint", &ckpt, "--out", half.to_str().unwrap(), "--half"]));
+    let (full_len, half_len) = (std::fs::metadata(&ckpt).unwrap().len(), std::fs::metadata(&half).unwrap().len());
+    assert!(half_len * 10 < full_len * 6, "{half_len} vs {full_len}");
+    let info: serde_json::Value = serde_json::from_str(&ok(&run(&["info", "--checkpoint", half.to_str().unwrap(), "--json"]))).unwrap();
+    assert_eq!(info["metadata"]["init_seed"], "3", "provenance metadata survives conversion");
+    let text = ok(&run(&["generate", "--checkpoint", half.to_str().unwrap(), "--prompt", "x = ", "--temperature", "0", "--max-new-tokens", "4"]));
+    assert!(!text.trim().is_empty());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -59,6 +59,67 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
 
 /// Serialises a model (weights + config + tokenizer id + `extra` metadata) to checkpoint bytes.
 pub fn to_bytes<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<Vec<u8>, LoadError> {
+    to_bytes_as(model, extra, false)
+}
+
+/// Like [`to_bytes`]; with `half`, weights are stored as f16 (half the size; loading widens them back to f32,
+/// which is exact). For shipping models to the browser.
+pub fn to_bytes_as<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: bool) -> Result<Vec<u8>, LoadError> {
+    let bytes = to_bytes_f32(model, extra)?;
+    if !half {
+        return Ok(bytes);
+    }
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err("serialised model", e))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format_err("serialised model", e))?;
+    let halves: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            let data = view.data().chunks_exact(4).flat_map(|c| f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()).collect();
+            (name, view.shape().to_vec(), data)
+        })
+        .collect();
+    let views = halves
+        .iter()
+        .map(|(n, shape, data)| safetensors::tensor::TensorView::new(safetensors::Dtype::F16, shape.clone(), data).map(|v| (n.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| LoadError::Apply(e.to_string()))?;
+    safetensors::serialize(views, header.metadata().clone()).map_err(|e| LoadError::Apply(e.to_string()))
+}
+
+/// f32 → f16, round to nearest even (what `half` and PyTorch do).
+pub fn f32_to_f16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let mant = bits & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if mant != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00; // overflow → ∞
+    }
+    if e <= 0 {
+        if e < -10 {
+            return sign; // underflow → ±0
+        }
+        let m = mant | 0x80_0000;
+        let shift = (14 - e) as u32;
+        let half = 1u32 << (shift - 1);
+        let rounded = (m + half - 1 + ((m >> shift) & 1)) >> shift;
+        return sign | rounded as u16;
+    }
+    let half_mant = mant >> 13;
+    let rest = mant & 0x1fff;
+    let mut out = (sign as u32) | ((e as u32) << 10) | half_mant;
+    if rest > 0x1000 || (rest == 0x1000 && (half_mant & 1) == 1) {
+        out += 1; // may carry into the exponent, which is still correct
+    }
+    out as u16
+}
+
+fn to_bytes_f32<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<Vec<u8>, LoadError> {
     let mut store = SafetensorsStore::from_bytes(None)
         .skip_enum_variants(true)
         .metadata("format", FORMAT)
@@ -87,17 +148,7 @@ pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, wh
 
 /// Like [`apply_weights`], but only parameters whose path starts with `prefix` must be present.
 fn apply_weights_under<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str, prefix: &str) -> Result<(), LoadError> {
-    {
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
-        let mut names = tensors.names();
-        names.sort();
-        for name in names {
-            let dtype = tensors.tensor(name).map_err(|e| format_err(what, e))?.dtype();
-            if dtype != safetensors::Dtype::F32 {
-                return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{dtype:?}") });
-            }
-        }
-    }
+    let bytes = widen_to_f32(bytes, what)?;
     let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true).validate(false).allow_partial(true);
     let result = model.load_from(&mut store).map_err(|e| LoadError::Apply(e.to_string()))?;
     if let Some(error) = result.errors.first() {
@@ -116,6 +167,36 @@ fn apply_weights_under<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &
         return Err(LoadError::UnexpectedTensor(name.clone()));
     }
     Ok(())
+}
+
+/// Rewrites f16/bf16 tensors as f32 (exact); other dtypes are an error naming the tensor.
+fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
+    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
+    let mut names = tensors.names();
+    names.sort();
+    let mut all_f32 = true;
+    for name in &names {
+        let dtype = tensors.tensor(name).map_err(|e| format_err(what, e))?.dtype();
+        match dtype {
+            safetensors::Dtype::F32 => {}
+            safetensors::Dtype::F16 | safetensors::Dtype::BF16 => all_f32 = false,
+            other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
+        }
+    }
+    if all_f32 {
+        return Ok(bytes);
+    }
+    let widened: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| Ok((name.clone(), view.shape().to_vec(), crate::load::to_f32_bytes(&name, view.dtype(), view.data())?)))
+        .collect::<Result<_, LoadError>>()?;
+    let views = widened
+        .iter()
+        .map(|(n, shape, data)| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).map(|v| (n.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format_err(what, e))?;
+    safetensors::serialize(views, None).map_err(|e| LoadError::Apply(e.to_string()))
 }
 
 /// Starts a hybrid's GPT-2 part (embeddings, blocks, final norm) from a `gpt2` checkpoint of the same shape:
@@ -212,6 +293,21 @@ mod tests {
         let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
         model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
+    }
+
+    #[test]
+    fn half_precision_checkpoints_load_and_round_correctly() {
+        let model = tiny();
+        let half = to_bytes_as(&model, &[], true).unwrap();
+        assert!(half.len() < to_bytes(&model, &[]).unwrap().len() * 6 / 10);
+        let loaded: Model<TestBackend> = from_bytes(half, "half", &Default::default()).unwrap();
+        let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3]], &Default::default());
+        let (a, b) = (model.forward(tokens.clone()).into_data().to_vec::<f32>().unwrap(), loaded.forward(tokens).into_data().to_vec::<f32>().unwrap());
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(diff > 0.0 && diff < 1e-2, "{diff}");
+        for (x, h) in [(1.0f32, 0x3c00u16), (-2.0, 0xc000), (65504.0, 0x7bff), (1e6, 0x7c00), (2f32.powi(-24), 0x0001), (0.333_333_34, 0x3555)] {
+            assert_eq!(f32_to_f16(x), h, "{x}");
+        }
     }
 
     #[test]

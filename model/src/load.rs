@@ -108,7 +108,7 @@ fn our_name(hf_name: &str) -> Option<String> {
 }
 
 /// Widens a tensor's raw little-endian data to f32 bytes.
-fn to_f32_bytes(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<u8>, LoadError> {
+pub(crate) fn to_f32_bytes(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<u8>, LoadError> {
     let widen = |f: fn([u8; 2]) -> f32| data.chunks_exact(2).flat_map(|c| f([c[0], c[1]]).to_le_bytes()).collect();
     match dtype {
         Dtype::F32 => Ok(data.to_vec()),

@@ -15,7 +15,13 @@ use crate::model::Model;
 use crate::tokenizer::{Tokenizer, EOS_ID};
 
 /// `log p(ids[i] | ids[..i])` for every `i ≥ 1` (natural log). Reads results synchronously (native backends).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn token_logprobs<B: Backend>(model: &Model<B>, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+    futures_lite::future::block_on(token_logprobs_async(model, ids))
+}
+
+/// [`token_logprobs`], awaiting device reads (the browser).
+pub async fn token_logprobs_async<B: Backend>(model: &Model<B>, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
     let n = ids.len();
     let n_ctx = model.n_ctx();
     let mut out = Vec::with_capacity(n.saturating_sub(1));
@@ -30,7 +36,7 @@ pub fn token_logprobs<B: Backend>(model: &Model<B>, ids: &[u32]) -> Result<Vec<f
         let k = end - first;
         let targets: Vec<i32> = ids[first..end].iter().map(|&t| t as i32).collect();
         let targets = Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [1, k, 1]), &rows.device());
-        let picked = rows.gather(2, targets).reshape([k]).into_data();
+        let picked = rows.gather(2, targets).reshape([k]).into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
         let values = picked.as_slice::<f32>().map_err(|e| ModelError::Device(format!("{e:?}")))?;
         debug_assert!(l <= n_ctx && v == model.config.vocab_size());
         out.extend_from_slice(values);
@@ -66,6 +72,7 @@ pub struct ScoreReport {
 }
 
 /// Scores a text as a document (see the module docs).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn score_text<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, text: &str) -> Result<ScoreReport, ModelError> {
     let ids = tokenizer.encode(text)?;
     if ids.is_empty() {

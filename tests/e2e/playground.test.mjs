@@ -1,66 +1,165 @@
-// The playground in a real browser: WebGPU inference with streamed tokens, and the CPU fallback.
+// The playground in a real browser (Debian chromium, WebGPU on SwiftShader), against the trunk-built dist/:
+// WebGPU inference with streamed tokens, the chunk view (checked against the CLI), fine-tuning, saving and
+// restoring, downloading a checkpoint the CLI reads, a corrupt model file, embed mode, the CPU fallback, and no
+// long main-thread task while generating or training. A screenshot is saved for each state.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { serve, launch, open, screenshot } from "./harness.mjs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve, launch, open, screenshot, ROOT } from "./harness.mjs";
 
 // SwiftShader runs WebGPU at ~0.1–0.2 GFLOP/s and compiles shaders on first use: be patient.
-const LOAD_TIMEOUT = 240_000;
-const GENERATE_TIMEOUT = 240_000;
+const LOAD = 240_000;
+const WORK = 300_000;
+const CLI = process.env.HNET_GPT_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/hnet-gpt/target"), "debug/hnet-gpt");
+const MODEL = join(ROOT, "public/models/default.safetensors");
 
-let server;
-before(async () => { server = await serve(); });
-after(async () => { await server?.close(); });
+let server, browser;
+before(async () => { server = await serve(); browser = await launch({ webgpu: true }); });
+after(async () => { await browser?.close(); await server?.close(); });
 
-async function completeAndCount(page) {
+async function ready(page) {
+  await page.waitForFunction(() => /^Ready|Could not|No model/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD });
+  const error = page.getByTestId("error");
+  assert.equal(await error.count(), 0, await error.textContent().catch(() => ""));
+}
+
+/** Starts recording main-thread long tasks; returns a function that reads the longest one since. */
+async function watchLongTasks(page) {
+  await page.evaluate(() => {
+    window.__long = [];
+    new PerformanceObserver((list) => { for (const e of list.getEntries()) window.__long.push(e.duration); }).observe({ type: "longtask" });
+  });
+  return () => page.evaluate(() => Math.max(0, ...window.__long));
+}
+
+async function complete(page) {
   await page.getByTestId("complete").click();
-  // Wait for generation to finish (the button comes back) with at least 5 tokens streamed.
   await page.waitForFunction(() => {
     const n = parseInt(document.querySelector("[data-testid=token-count]")?.textContent ?? "0", 10);
-    const done = !document.querySelector("[data-testid=complete]")?.disabled;
-    return n >= 5 && done;
-  }, null, { timeout: GENERATE_TIMEOUT });
+    return n >= 5 && !document.querySelector("[data-testid=complete]")?.disabled;
+  }, null, { timeout: WORK });
   return parseInt(await page.getByTestId("token-count").textContent(), 10);
 }
 
-test("runs on WebGPU and streams a completion", { timeout: LOAD_TIMEOUT + GENERATE_TIMEOUT + 60_000 }, async () => {
-  const browser = await launch({ webgpu: true });
-  try {
-    const { page, problems } = await open(browser, server.url);
-    await page.waitForFunction(() => /Ready|Could not/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD_TIMEOUT });
-    await screenshot(page, "webgpu-ready");
-    assert.equal(await page.getByTestId("error").count(), 0, await page.getByTestId("error").textContent().catch(() => ""));
-    // Falling back to the CPU does not pass this test: the WebGPU path must really run.
-    assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
-    assert.match(await page.getByTestId("adapter").textContent(), /Adapter: .+/);
-    assert.equal(await page.getByTestId("software-adapter").count(), 1, "SwiftShader is a fallback adapter and gets the badge");
-    // Track streaming: the completion must grow over time, not appear at once.
-    await page.evaluate(() => {
-      window.__lengths = [];
-      const el = document.querySelector("[data-testid=completion]");
-      new MutationObserver(() => window.__lengths.push(el.textContent.length)).observe(el, { childList: true, characterData: true, subtree: true });
-    });
-    const tokens = await completeAndCount(page);
-    assert.ok(tokens >= 5, `only ${tokens} tokens`);
-    const lengths = await page.evaluate(() => window.__lengths);
-    assert.ok(new Set(lengths).size >= 3, `completion did not stream: ${JSON.stringify(lengths)}`);
-    assert.ok((await page.getByTestId("completion").textContent()).length > 0);
-    await screenshot(page, "webgpu-completion");
-    assert.deepEqual(problems, []);
-  } finally {
-    await browser.close();
-  }
+test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves, downloads, survives a bad file", { timeout: 20 * 60_000 }, async () => {
+  const { page, problems } = await open(browser, server.url);
+  await ready(page);
+  await screenshot(page, "01-ready");
+  // The WebGPU path must really run: the CPU fallback does not pass this test.
+  assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
+  assert.match(await page.getByTestId("adapter").textContent(), /Adapter: .+/);
+  assert.equal(await page.getByTestId("software-adapter").count(), 1, "SwiftShader is a fallback adapter and gets the badge");
+  const longest = await watchLongTasks(page);
+
+  // Completion, streamed.
+  await page.evaluate(() => {
+    window.__lengths = [];
+    const el = document.querySelector("[data-testid=completion]");
+    new MutationObserver(() => window.__lengths.push(el.textContent.length)).observe(el, { childList: true, characterData: true, subtree: true });
+  });
+  assert.ok((await complete(page)) >= 5);
+  const lengths = await page.evaluate(() => window.__lengths);
+  assert.ok(new Set(lengths).size >= 3, `the completion did not stream: ${JSON.stringify(lengths)}`);
+  await screenshot(page, "02-completion");
+  await page.getByTestId("reject").click();
+
+  // Chunk view for a pasted snippet, compared with `hnet-gpt chunks --json` on the same model and text.
+  const snippet = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n    if width < 0 or height < 0:\n        raise ValueError(\"negative\")\n    return width * height\n";
+  await page.getByTestId("editor").fill(snippet);
+  await page.waitForFunction((n) => {
+    const s = document.querySelector("[data-testid=chunk-summary]");
+    return s && document.querySelectorAll("[data-testid=token]").length === n;
+  }, JSON.parse(execFileSync(CLI, ["tokenize", "--ids", "-"], { input: snippet })).length, { timeout: WORK });
+  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-"));
+  writeFileSync(join(dir, "snippet.py"), snippet);
+  const cli = JSON.parse(execFileSync(CLI, ["chunks", "--checkpoint", MODEL, "--json", join(dir, "snippet.py")]));
+  const spans = await page.getByTestId("chunk").count();
+  assert.equal(spans, cli.n_chunks, "the page and the CLI disagree on the number of chunks");
+  assert.equal(Number(await page.getByTestId("chunk-summary").getAttribute("data-chunks")), cli.n_chunks);
+  await page.getByTestId("token").nth(3).focus();
+  assert.match(await page.getByTestId("token-detail").textContent(), /token 3: .* id \d+ · p = \d\.\d{3}/);
+  await page.getByTestId("toggle-statements").check();
+  await page.getByTestId("toggle-surprisal").check();
+  await page.waitForFunction(() => document.querySelectorAll(".tok.stmt").length >= 3, null, { timeout: WORK });
+  await screenshot(page, "03-chunks");
+
+  // Fine-tuning: 3 steps lower the loss.
+  const code = readFileSync(join(ROOT, "model/data/builtin_corpus.py"), "utf8").split("\n\n\n").slice(1, 9).join("\n# ---\n");
+  await page.getByTestId("snippets").fill(code);
+  await page.getByTestId("ft-steps").fill("3");
+  await page.getByTestId("ft-steps").dispatchEvent("change");
+  await page.getByTestId("train").click();
+  await page.waitForFunction(() => /before → .* after/.test(document.querySelector("[data-testid=perplexity]")?.textContent ?? ""), null, { timeout: WORK });
+  const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
+  assert.equal(losses.length, 3);
+  assert.ok(losses[2] < losses[0], `fine-tuning did not lower the loss: ${losses}`);
+  await screenshot(page, "04-finetuned");
+  assert.ok((await longest()) <= 200, `a main-thread task took ${await longest()} ms while generating or training`);
+
+  // Download a checkpoint the CLI reads.
+  const [download] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download").click()]);
+  const file = join(dir, "downloaded.safetensors");
+  await download.saveAs(file);
+  const info = JSON.parse(execFileSync(CLI, ["info", "--checkpoint", file, "--json"]));
+  assert.equal(info.arch, JSON.parse(execFileSync(CLI, ["info", "--checkpoint", MODEL, "--json"])).arch);
+
+  // Save, reload: restored.
+  await page.getByTestId("save").click();
+  await page.waitForFunction(() => /saved in this browser/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: 60_000 });
+  await page.reload();
+  await ready(page);
+  assert.match(await page.getByTestId("model").textContent(), /restored from this browser/);
+  await screenshot(page, "05-restored");
+
+  // A corrupt model file: a clear error, and the loaded model keeps working.
+  await page.getByTestId("model-file").setInputFiles({ name: "broken.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("this is not a checkpoint") });
+  await page.getByTestId("error").waitFor({ timeout: 60_000 });
+  assert.match(await page.getByTestId("error").textContent(), /Could not load .*broken\.safetensors.*previous model is still loaded/);
+  await screenshot(page, "06-bad-file");
+  assert.ok((await complete(page)) >= 5);
+
+  // Reset to the bundled model.
+  await page.getByTestId("reset").click();
+  await page.waitForFunction(() => /bundled model/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  assert.deepEqual(problems, []);
 });
 
-test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout: LOAD_TIMEOUT + GENERATE_TIMEOUT }, async () => {
-  const browser = await launch({ webgpu: false });
+test("embed mode renders a compact chunk widget, and the example docs page embeds it", { timeout: LOAD + WORK }, async () => {
+  const code = encodeURIComponent("def add(a, b):\n    return a + b\n");
+  const { page } = await open(browser, `${server.url}?embed=1&mode=chunks&code=${code}`, { viewport: { width: 390, height: 700 } });
+  await page.getByTestId("embed").waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=chunk]").length > 0, null, { timeout: LOAD + WORK });
+  await screenshot(page, "07-embed-chunks");
+  const docs = await browser.newPage({ viewport: { width: 900, height: 1000 } });
+  await docs.goto(`${server.url}public/embed-example.html`);
+  const frame = docs.frameLocator("[data-testid=embed-chunks]");
+  await frame.getByTestId("embed").waitFor({ timeout: LOAD });
+  await screenshot(docs, "08-embed-docs");
+});
+
+test("the page works at a 390 px phone width", { timeout: LOAD }, async () => {
+  const { page } = await open(browser, server.url, { viewport: { width: 390, height: 844 } });
+  await ready(page);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow} px at 390 px`);
+  await screenshot(page, "09-phone");
+});
+
+test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout: LOAD + WORK }, async () => {
+  const cpu = await launch({ webgpu: false });
   try {
-    const { page } = await open(browser, server.url);
-    await page.waitForFunction(() => /Ready|Could not/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD_TIMEOUT });
+    const { page } = await open(cpu, server.url);
+    await ready(page);
     assert.equal(await page.getByTestId("backend").textContent(), "Backend: CPU");
     assert.match(await page.getByTestId("fallback-reason").textContent(), /WebGPU|adapter/);
-    assert.ok((await completeAndCount(page)) >= 5);
-    await screenshot(page, "cpu-fallback");
+    const longest = await watchLongTasks(page);
+    assert.ok((await complete(page)) >= 5);
+    assert.ok((await longest()) <= 200, `a main-thread task took ${await longest()} ms while generating on the CPU`);
+    await screenshot(page, "10-cpu-fallback");
   } finally {
-    await browser.close();
+    await cpu.close();
   }
 });

@@ -1,0 +1,172 @@
+//! Completion: sampling controls, Complete / Stop / Accept / Reject, and the streamed ghost suffix.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use hnet_gpt_model::generate::GenerateParams;
+use hnet_gpt_model::sampling::SamplingParams;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::engine::mark_gpu_broken;
+use crate::state::{Busy, Playground};
+use crate::web;
+
+/// Sampling settings, as the controls hold them.
+#[derive(Clone, Copy)]
+struct Controls {
+    temperature: RwSignal<f32>,
+    top_k: RwSignal<usize>,
+    top_p: RwSignal<f32>,
+    max_tokens: RwSignal<usize>,
+    seed: RwSignal<u64>,
+}
+
+impl Controls {
+    fn params(&self) -> GenerateParams {
+        GenerateParams {
+            sampling: SamplingParams {
+                temperature: self.temperature.get_untracked(),
+                top_k: self.top_k.get_untracked(),
+                top_p: self.top_p.get_untracked().clamp(0.01, 1.0),
+                repetition_penalty: 1.1,
+                repetition_window: Some(64),
+            },
+            max_new_tokens: self.max_tokens.get_untracked().clamp(1, 512),
+            seed: self.seed.get_untracked(),
+            ..Default::default()
+        }
+    }
+}
+
+fn number_input<T: std::str::FromStr + ToString + Copy + Send + Sync + 'static>(
+    id: &'static str,
+    label: &'static str,
+    value: RwSignal<T>,
+    step: &'static str,
+    min: &'static str,
+    max: &'static str,
+) -> impl IntoView {
+    view! {
+        <label class="control" for=id>
+            <span>{label}</span>
+            <input id=id type="number" step=step min=min max=max prop:value=move || value.get().to_string()
+                on:change=move |ev| if let Ok(v) = event_target_value(&ev).parse() { value.set(v) } />
+        </label>
+    }
+}
+
+/// Starts a completion of the editor's code (used by the button and by Ctrl+Enter).
+fn start(state: Playground, controls: Controls, ghost: RwSignal<String>, tokens: RwSignal<usize>, speed: RwSignal<Option<f64>>, cancel: StoredValue<Rc<Cell<bool>>, LocalStorage>) {
+    let (Some(engine), Some(tok)) = (state.engine(), state.tokenizer()) else { return };
+    if state.busy.get_untracked().is_some() {
+        return;
+    }
+    let text = state.code.get_untracked();
+    if text.trim().is_empty() {
+        state.error.set(Some("Type or paste some code first: the prompt is empty.".into()));
+        return;
+    }
+    state.error.set(None);
+    state.busy.set(Some(Busy::Generating));
+    ghost.set(String::new());
+    tokens.set(0);
+    speed.set(None);
+    let stop = Rc::new(Cell::new(false));
+    cancel.set_value(stop.clone());
+    let params = controls.params();
+    spawn_local(async move {
+        let t0 = web::now_ms();
+        let result = engine
+            .complete(&tok, &text, params, stop, |delta, n| {
+                ghost.update(|g| g.push_str(delta));
+                tokens.set(n);
+                speed.set(Some(n as f64 / ((web::now_ms() - t0) / 1000.0).max(1e-3)));
+            })
+            .await;
+        state.busy.set(None);
+        if let Err(e) = result {
+            if matches!(engine, crate::engine::Engine::Gpu(_)) {
+                // A lost or broken WebGPU device: move the model to the CPU and say so.
+                mark_gpu_broken();
+                state.error.set(Some(format!("WebGPU failed while generating ({e}); moving the model to the CPU.")));
+                if let Ok(bytes) = engine.checkpoint_bytes("recovered after a WebGPU failure") {
+                    state.load_bytes(&bytes, "the same model on the CPU").await;
+                }
+            } else {
+                state.error.set(Some(e));
+            }
+        }
+    });
+}
+
+/// The completion panel.
+#[component]
+pub fn CompletionPanel(
+    state: Playground,
+    /// Fires to start a completion (Ctrl+Enter in the editor).
+    trigger: RwSignal<u64>,
+    /// Compact layout for embedding.
+    #[prop(default = false)]
+    compact: bool,
+) -> impl IntoView {
+    let controls = Controls {
+        temperature: RwSignal::new(0.6),
+        top_k: RwSignal::new(40),
+        top_p: RwSignal::new(0.95),
+        max_tokens: RwSignal::new(48),
+        seed: RwSignal::new(0),
+    };
+    let ghost = RwSignal::new(String::new());
+    let tokens = RwSignal::new(0usize);
+    let speed = RwSignal::new(None::<f64>);
+    let cancel = StoredValue::new_local(Rc::new(Cell::new(false)));
+    let run = move || start(state, controls, ghost, tokens, speed, cancel);
+    Effect::new(move |prev: Option<u64>| {
+        let now = trigger.get();
+        if prev.is_some_and(|p| p != now) {
+            run();
+        }
+        now
+    });
+    let generating = move || state.busy.get() == Some(Busy::Generating);
+    let idle_with_ghost = move || state.busy.get().is_none() && !ghost.with(String::is_empty);
+    let accept = move |_| {
+        let g = ghost.get_untracked();
+        state.code.update(|c| c.push_str(&g));
+        ghost.set(String::new());
+    };
+    view! {
+        <div class="completion">
+            {(!compact).then(|| view! {
+                <fieldset class="controls">
+                    <legend>"Sampling"</legend>
+                    {number_input("temperature", "Temperature", controls.temperature, "0.1", "0", "2")}
+                    {number_input("top-k", "Top-k", controls.top_k, "1", "0", "50257")}
+                    {number_input("top-p", "Top-p", controls.top_p, "0.05", "0.05", "1")}
+                    {number_input("max-tokens", "Max tokens", controls.max_tokens, "1", "1", "512")}
+                    {number_input("seed", "Seed", controls.seed, "1", "0", "4294967295")}
+                </fieldset>
+            })}
+            <div class="row">
+                <button data-testid="complete" on:click=move |_| run() disabled=move || state.busy.get().is_some() || state.engine().is_none()>
+                    "Complete"
+                </button>
+                <button class="secondary" data-testid="stop" on:click=move |_| cancel.get_value().set(true) disabled=move || !generating()>"Stop"</button>
+                <button class="secondary" data-testid="accept" on:click=accept disabled=move || !idle_with_ghost() title="Append the completion to the code">"Accept"</button>
+                <button class="secondary" data-testid="reject" on:click=move |_| ghost.set(String::new()) disabled=move || !idle_with_ghost()>"Reject"</button>
+                <span class="muted" data-testid="token-count">{move || format!("{} tokens", tokens.get())}</span>
+                <span class="muted" data-testid="speed">{move || speed.get().map(|s| format!("{s:.1} tokens/s")).unwrap_or_default()}</span>
+            </div>
+            <pre class="output" aria-label="Code with the proposed completion" aria-live="polite"><span class="prompt">{move || tail_lines(&state.code.get(), 6)}</span><span class="ghost" data-testid="completion">{move || ghost.get()}</span></pre>
+        </div>
+    }
+}
+
+/// The last `n` lines of `text` (the context the ghost suffix continues).
+fn tail_lines(text: &str, n: usize) -> String {
+    let starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
+    let from = starts.len().saturating_sub(n);
+    let prefix = if from > 0 { "…\n" } else { "" };
+    format!("{prefix}{}", &text[starts[from]..])
+}

@@ -1,0 +1,68 @@
+//! Models: the bundled default, a checkpoint from a URL (with progress, cached), or a local file from the CLI.
+//! A file that does not load leaves the current model in place and says why.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::components::editor::target;
+use crate::state::{Busy, Playground};
+use crate::web;
+
+/// The model panel.
+#[component]
+pub fn ModelPanel(state: Playground) -> impl IntoView {
+    let url = RwSignal::new(String::new());
+    let progress = RwSignal::new(None::<(usize, Option<usize>)>);
+    let load_url = move |_| {
+        let u = url.get_untracked();
+        if u.trim().is_empty() {
+            state.error.set(Some("Enter the URL of a checkpoint (.safetensors written by hnet-gpt).".into()));
+            return;
+        }
+        state.busy.set(Some(Busy::Loading));
+        spawn_local(async move {
+            let result = web::fetch_cached(u.trim(), |got, total| progress.set(Some((got, total)))).await;
+            progress.set(None);
+            state.busy.set(None);
+            match result {
+                Ok(bytes) => {
+                    state.load_bytes(&bytes, &format!("model from {}", u.trim())).await;
+                }
+                Err(e) => state.error.set(Some(format!("{e}. The previous model is still loaded."))),
+            }
+        });
+    };
+    let load_file = move |ev: web_sys::Event| {
+        let Some(input) = target::<web_sys::HtmlInputElement>(&ev) else { return };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        spawn_local(async move {
+            match web::read_file(&file).await {
+                Ok(bytes) => {
+                    state.load_bytes(&bytes, &format!("local file {}", file.name())).await;
+                }
+                Err(e) => state.error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="models-title">
+            <h2 id="models-title">"Model"</h2>
+            <p class="muted">{move || format!("Loaded: {}", state.model_desc.get())}</p>
+            <div class="row">
+                <label for="model-file">"Checkpoint file"</label>
+                <input id="model-file" data-testid="model-file" type="file" accept=".safetensors" on:change=load_file
+                    disabled=move || state.busy.get().is_some() />
+            </div>
+            <div class="row">
+                <label for="model-url">"Checkpoint URL"</label>
+                <input id="model-url" class="grow" type="url" placeholder="https://…/model.safetensors" prop:value=move || url.get()
+                    on:input=move |ev| url.set(event_target_value(&ev)) />
+                <button class="secondary" on:click=load_url disabled=move || state.busy.get().is_some()>"Load"</button>
+            </div>
+            {move || progress.get().map(|(got, total)| view! {
+                <progress max=total.unwrap_or(0).to_string() value=got.to_string() aria-label="Download progress"></progress>
+                <span class="muted">{format!("{:.1} MB", got as f64 / 1e6)}</span>
+            })}
+        </section>
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The three-way comparison at preset `small` on the CPython standard library, with the number of steps sized to a
+# time budget by a short probe of this device's training speed (the slowest architecture, hnet).
+#   BIN=path/to/hnet-gpt DEVICE=wgpu BUDGET_S=420 scripts/compare-small.sh
+# Environment: BIN (default: hnet-gpt on PATH), DATA (default: /usr/lib/python3.11), DEVICE (cpu|wgpu),
+# BUDGET_S (seconds for the whole comparison), OUT_DIR (default: runs/compare-small), SEEDS (3), BATCH (16), SEQ (256).
+set -euo pipefail
+BIN=${BIN:-hnet-gpt}
+DATA=${DATA:-/usr/lib/python3.11}
+DEVICE=${DEVICE:-cpu}
+BUDGET_S=${BUDGET_S:-3600}
+OUT_DIR=${OUT_DIR:-runs/compare-small}
+SEEDS=${SEEDS:-3}
+BATCH=${BATCH:-16}
+SEQ=${SEQ:-256}
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+"$BIN" train --arch hnet --preset small --steps 6 --warmup 1 --eval-every 100 --eval-batches 1 \
+  --batch-size "$BATCH" --seq-len "$SEQ" --data "$DATA" --device "$DEVICE" --out "$probe/run" --quiet
+tps=$(python3 - "$probe/run/metrics.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
+print(int(statistics.median(r["tokens_per_s"] for r in rows[2:])))
+PY
+)
+runs=$(( 3 * SEEDS ))
+# 65% of the budget trains; the rest loads data, evaluates and writes the report.
+steps=$(( BUDGET_S * 65 / 100 / runs * tps / (BATCH * SEQ) ))
+[ "$steps" -ge 20 ] || { echo "too slow for this budget: $tps tokens/s gives $steps steps" >&2; exit 1; }
+echo "probe: $tps tokens/s on $DEVICE -> $steps steps of $BATCH x $SEQ tokens per run, $runs runs" >&2
+"$BIN" compare --preset small --seeds "$SEEDS" --steps "$steps" --batch-size "$BATCH" --seq-len "$SEQ" \
+  --warmup $(( steps / 10 )) --eval-every $(( steps / 5 > 0 ? steps / 5 : 1 )) --lr 1e-3 \
+  --eval-tokens 10000 --headers 10 --data "$DATA" --device "$DEVICE" --out "$OUT_DIR"

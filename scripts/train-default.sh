@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Trains the playground's bundled model (hybrid, preset tiny) on the CPython standard library within a time budget,
+# then writes it with f16 weights to public/models/default.safetensors (or $MODEL_OUT).
+#   BIN=path/to/hnet-gpt DEVICE=wgpu BUDGET_S=150 scripts/train-default.sh
+set -euo pipefail
+BIN=${BIN:-hnet-gpt}
+DATA=${DATA:-/usr/lib/python3.11}
+DEVICE=${DEVICE:-cpu}
+BUDGET_S=${BUDGET_S:-1800}
+RUN=${RUN:-runs/default-hybrid-tiny}
+MODEL_OUT=${MODEL_OUT:-public/models/default.safetensors}
+BATCH=${BATCH:-16}
+SEQ=${SEQ:-256}
+probe=$(mktemp -d)
+trap 'rm -rf "$probe"' EXIT
+"$BIN" train --arch hybrid --preset tiny --steps 8 --warmup 1 --eval-every 100 --eval-batches 1 \
+  --batch-size "$BATCH" --seq-len "$SEQ" --data "$DATA" --device "$DEVICE" --out "$probe/run" --quiet
+tps=$(python3 - "$probe/run/metrics.jsonl" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
+print(int(statistics.median(r["tokens_per_s"] for r in rows[2:])))
+PY
+)
+steps=$(( BUDGET_S * 85 / 100 * tps / (BATCH * SEQ) ))
+echo "probe: $tps tokens/s on $DEVICE -> $steps steps" >&2
+"$BIN" train --arch hybrid --preset tiny --steps "$steps" --warmup $(( steps / 20 + 1 )) --lr 2e-3 \
+  --eval-every $(( steps / 4 + 1 )) --batch-size "$BATCH" --seq-len "$SEQ" --data "$DATA" --device "$DEVICE" \
+  --out "$RUN" --quiet
+last=$(ls -d "$RUN"/checkpoints/step-* | sort | tail -1)
+"$BIN" convert --checkpoint "$last/model.safetensors" --out "$MODEL_OUT" --half
