@@ -142,7 +142,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     }
 
     // 4. Tables and plots.
-    let metrics: [(&str, &str, fn(&Value) -> Option<f64>); 11] = [
+    let metrics: [(&str, &str, fn(&Value) -> Option<f64>); 12] = [
         ("valid loss (nats/token)", "lower", |r| r["summary"]["best_valid_loss"].as_f64()),
         ("perplexity", "lower", |r| r["eval"]["perplexity"]["perplexity"].as_f64()),
         ("bits per byte", "lower", |r| r["eval"]["perplexity"]["bits_per_byte"].as_f64()),
@@ -150,6 +150,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         ("statement-start precision", "higher", |r| r["eval"]["chunks"]["statement_starts"]["precision"].as_f64()),
         ("statement-start recall", "higher", |r| r["eval"]["chunks"]["statement_starts"]["recall"].as_f64()),
         ("header completions that parse", "higher", |r| r["eval"]["header_syntax"]["rate"].as_f64()),
+        ("…of those with ≥ 1 complete line", "higher", |r| r["eval"]["header_syntax"]["rate_with_code"].as_f64()),
         ("seed 5-prompt syntax", "higher", |r| r["eval"]["seed_five_prompts"]["syntax"].as_f64()),
         ("seed 5-prompt pattern", "higher", |r| r["eval"]["seed_five_prompts"]["pattern"].as_f64()),
         ("seed 5-prompt overall", "higher", |r| r["eval"]["seed_five_prompts"]["overall"].as_f64()),
@@ -159,7 +160,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         "# Three-way comparison, preset `{}`\n\nCommand: `{command}`\n\nMachine: {} (device `{device_flag}`)\n\n\
          Each architecture trained {} steps × {} sequences × {} tokens = {} tokens per run, {} seeds, identical data \
          order and schedule. Parameters: {}.\n\nCausality (max change at positions ≤ t when later tokens change; must be \
-         ≤ 1e-5): {}.\n\n| metric | {} |\n|---|{}|\n",
+         ≤ 1e-5): {}.\n\n| metric | {} |\n|---|{}\n",
         args.preset,
         machine(),
         args.steps,

@@ -154,14 +154,19 @@ fn chunk_stats<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record]
 struct HeaderSyntax {
     completions: usize,
     valid: usize,
+    /// Valid / completions (the spec's metric: truncation is not an error).
     rate: f64,
+    /// Completions that added at least one complete non-blank line (the others are trivially valid).
+    with_code: usize,
+    /// Valid among those.
+    rate_with_code: f64,
     examples: Vec<Value>,
 }
 
 /// Completes held-out function headers and checks that the (truncation-closed) results parse.
 fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record], n: usize, seed: u64) -> Result<HeaderSyntax> {
     let headers: Vec<String> = records.iter().filter(|r| r.language == "python").filter_map(|r| pysyntax::function_header(&r.code)).take(n).collect();
-    let (mut valid, mut examples) = (0, Vec::new());
+    let (mut valid, mut with_code, mut valid_with_code, mut examples) = (0, 0, 0, Vec::new());
     for (i, header) in headers.iter().enumerate() {
         let params = GenerateParams {
             sampling: SamplingParams { temperature: 0.2, top_k: 40, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
@@ -174,11 +179,21 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
         let closed = pysyntax::close_truncated(header, &completion);
         let ok = pysyntax::is_valid(&closed);
         valid += ok as usize;
+        let added = completion.rfind('\n').is_some_and(|i| !completion[..i].trim().is_empty());
+        with_code += added as usize;
+        valid_with_code += (added && ok) as usize;
         if examples.len() < 3 {
             examples.push(json!({"header": header, "completion": completion, "valid": ok}));
         }
     }
-    Ok(HeaderSyntax { completions: headers.len(), valid, rate: valid as f64 / headers.len().max(1) as f64, examples })
+    Ok(HeaderSyntax {
+        completions: headers.len(),
+        valid,
+        rate: valid as f64 / headers.len().max(1) as f64,
+        with_code,
+        rate_with_code: valid_with_code as f64 / with_code.max(1) as f64,
+        examples,
+    })
 }
 
 /// HumanEval pass@k on the first `problems` problems with `samples` completions each.
@@ -249,7 +264,7 @@ pub fn print_report(r: &Value) {
     let s = &r["seed_five_prompts"];
     println!("seed 5 prompts    syntax {}  pattern {}  code-token {}  overall {}", f(&s["syntax"]), f(&s["pattern"]), f(&s["code_token"]), f(&s["overall"]));
     let h = &r["header_syntax"];
-    println!("header syntax     {}/{} valid ({})", h["valid"], h["completions"], f(&h["rate"]));
+    println!("header syntax     {}/{} valid ({}); {} added complete lines, {} of those valid", h["valid"], h["completions"], f(&h["rate"]), h["with_code"], f(&h["rate_with_code"]));
     if !r["humaneval"].is_null() {
         let h = &r["humaneval"];
         println!("HumanEval         pass@1 {} over {} problems × {} samples", f(&h["pass@1"]), h["problems"], h["samples"]);

@@ -110,8 +110,9 @@ impl<B: Backend> DynamicChunking<B> {
         let all = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true; t], [1, t]), &device);
         let routing = self.routing.forward(x.clone(), state.last_hidden.take(), all);
         state.last_hidden = Some(x.clone().narrow(1, t - 1, 1));
-        let flags = routing.boundary_mask.clone().into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
-        let flags = flags.to_vec::<bool>().map_err(|e| ModelError::Device(format!("{e:?}")))?;
+        // Read as integers: backends store booleans differently (u8, u32), integers read back uniformly.
+        let flags = routing.boundary_mask.clone().int().into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
+        let flags: Vec<bool> = flags.convert::<i32>().to_vec::<i32>().map_err(|e| ModelError::Device(format!("{e:?}")))?.into_iter().map(|b| b != 0).collect();
         let starts: Vec<i32> = flags.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i as i32).collect();
         let previous = state.last_value.take().unwrap_or_else(|| Tensor::zeros([1, 1, d], &device));
         // Slot 0 is the chunk in progress before these positions; new chunks follow it.

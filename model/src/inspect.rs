@@ -105,8 +105,9 @@ pub async fn inspect_chunks<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer,
     let device_err = |e: &dyn std::fmt::Debug| ModelError::Device(format!("{e:?}"));
     let p = routing.boundary_prob.into_data_async().await.map_err(|e| device_err(&e))?;
     let p = p.to_vec::<f32>().map_err(|e| device_err(&e))?;
-    let b = routing.boundary_mask.into_data_async().await.map_err(|e| device_err(&e))?;
-    let b = b.to_vec::<bool>().map_err(|e| device_err(&e))?;
+    // Read as integers: backends store booleans differently (u8, u32), integers read back uniformly.
+    let b = routing.boundary_mask.int().into_data_async().await.map_err(|e| device_err(&e))?;
+    let b: Vec<bool> = b.convert::<i32>().to_vec::<i32>().map_err(|e| device_err(&e))?.into_iter().map(|x| x != 0).collect();
     Ok(build_report(text, &ids, &spans, &p, &b))
 }
 
