@@ -295,8 +295,7 @@ impl<A: AutodiffBackend> Tuner<A> {
             return Ok(None);
         }
         let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
-        let model = std::mem::replace(&mut self.model, self.model.clone());
-        let (model, _) = self.opt.step(model, grads, self.lr);
+        let (model, _) = self.opt.step(self.model.clone(), grads, self.lr);
         self.model = model;
         Ok(Some(value))
     }

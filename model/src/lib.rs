@@ -21,6 +21,7 @@ pub mod causality;
 pub mod checkpoint;
 pub mod chunk;
 pub mod chunking;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod complete;
 pub mod config;
 pub mod data;

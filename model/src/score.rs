@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::error::ModelError;
 use crate::model::Model;
+#[cfg(not(target_arch = "wasm32"))]
 use crate::tokenizer::{Tokenizer, EOS_ID};
 
 /// `log p(ids[i] | ids[..i])` for every `i ≥ 1` (natural log). Reads results synchronously (native backends).

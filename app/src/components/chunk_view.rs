@@ -111,11 +111,11 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                     if t.boundary { " (boundary)" } else { "" },
                     bits.map(|b| format!(" · surprisal {b:.2} bits")).unwrap_or_default()
                 );
-                let label = info.clone();
-                let on_show = move |_| detail.set(Some(info.clone()));
+                let (label, on_hover, on_focus) = (info.clone(), info.clone(), info);
                 view! {
                     <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.p) tabindex="0" style=style
-                        aria-label=label on:mouseenter=on_show.clone() on:focus=on_show>{piece}</span>
+                        aria-label=label on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
+                        on:focus=move |_| detail.set(Some(on_focus.clone()))>{piece}</span>
                 }
             }).collect_view();
             view! { <span class=format!("chunk c{}", ci % 2) data-testid="chunk">{tokens}</span> }
