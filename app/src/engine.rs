@@ -143,10 +143,11 @@ impl Engine {
     }
 
     /// The checkpoint bytes of the current weights (what the CLI loads).
-    pub fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
+    /// WebGPU weights are read asynchronously (a synchronous read panics in the browser).
+    pub async fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
         let extra = [("source", note)];
         match self {
-            Engine::Gpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
+            Engine::Gpu(m) => checkpoint::to_bytes_async::<Gpu, Cpu>(m.as_ref(), &extra, &Default::default()).await,
             Engine::Cpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
         }
         .map_err(|e| e.to_string())
@@ -311,8 +312,8 @@ pub enum FineTune {
 
 impl FineTune {
     /// Prepares fine-tuning of the engine's model on `data`.
-    pub fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
-        let bytes = engine.checkpoint_bytes("fine-tuning start")?;
+    pub async fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
+        let bytes = engine.checkpoint_bytes("fine-tuning start").await?;
         Ok(match engine {
             Engine::Gpu(_) => FineTune::Gpu(Box::new(Tuner::new(&bytes, &WgpuDevice::default(), data, s)?)),
             Engine::Cpu(_) => FineTune::Cpu(Box::new(Tuner::new(&bytes, &Default::default(), data, s)?)),

@@ -132,6 +132,62 @@ fn to_bytes_f32<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<
     store.get_bytes().map_err(|e| LoadError::Apply(e.to_string()))
 }
 
+/// Like [`to_bytes`], for backends that cannot read tensors synchronously (WebGPU in the browser): every
+/// weight is read with `into_data_async`, copied into the same model on the host backend `H`, and serialised
+/// from there, so the names come from the one place that writes them.
+pub async fn to_bytes_async<B: Backend, H: Backend>(model: &Model<B>, extra: &[(&str, &str)], host: &H::Device) -> Result<Vec<u8>, LoadError> {
+    to_bytes(&to_host_async::<B, H>(model, host).await?, extra)
+}
+
+/// Copies a model to backend `H` on `device`, reading each weight asynchronously.
+pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H::Device) -> Result<Model<H>, LoadError> {
+    use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
+    use burn::tensor::{Tensor, TensorData};
+
+    /// Every float parameter, flattened, in module order.
+    struct Collect<B: Backend>(Vec<(Tensor<B, 1>, Vec<usize>)>);
+    impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let t = param.val();
+            let dims = t.dims().to_vec();
+            self.0.push((t.reshape([-1]), dims));
+        }
+    }
+    /// Replaces each float parameter, in the same module order, with the data read before.
+    struct Fill(std::vec::IntoIter<(TensorData, Vec<usize>)>, Option<String>);
+    impl<H: Backend> ModuleMapper<H> for Fill {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<H, D>>) -> Param<Tensor<H, D>> {
+            let (id, tensor, mapper) = param.consume();
+            let tensor = match self.0.next() {
+                Some((data, dims)) if dims == tensor.dims().to_vec() => {
+                    let values = data.to_vec::<f32>().unwrap_or_default();
+                    Tensor::from_data(TensorData::new(values, dims), &tensor.device())
+                }
+                _ => {
+                    self.1.get_or_insert_with(|| "the two models' parameters do not line up".into());
+                    tensor
+                }
+            };
+            Param::from_mapped_value(id, tensor, mapper)
+        }
+    }
+
+    let mut collect = Collect(Vec::new());
+    model.visit(&mut collect);
+    let mut read = Vec::with_capacity(collect.0.len());
+    for (tensor, dims) in collect.0 {
+        let data = tensor.into_data_async().await.map_err(|e| LoadError::Apply(format!("reading a weight: {e:?}")))?;
+        read.push((data.convert::<f32>(), dims));
+    }
+    let host = Model::<H>::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let mut fill = Fill(read.into_iter(), None);
+    let host = host.map(&mut fill);
+    match fill.1 {
+        Some(reason) => Err(LoadError::Apply(reason)),
+        None => Ok(host),
+    }
+}
+
 /// Builds the model a checkpoint describes and loads its weights.
 pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
     let info = read_info(&bytes, what)?;
@@ -293,6 +349,24 @@ mod tests {
         let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
         model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
+    }
+
+    #[test]
+    fn async_serialisation_equals_the_synchronous_one() {
+        for arch in [Arch::Gpt2, Arch::Hnet, Arch::Hybrid] {
+            let model = Model::<TestBackend>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
+            let sync = to_bytes(&model, &[("note", "x")]).unwrap();
+            let host = futures_lite::future::block_on(to_bytes_async::<TestBackend, TestBackend>(&model, &[("note", "x")], &Default::default())).unwrap();
+            // Byte equality is too strict (the metadata map has no fixed order): compare what the files hold.
+            let (a, b) = (SafeTensors::deserialize(&host).unwrap(), SafeTensors::deserialize(&sync).unwrap());
+            let mut names = a.names();
+            names.sort();
+            assert_eq!(names.len(), b.names().len(), "{arch:?}");
+            for name in names {
+                assert_eq!(a.tensor(name).unwrap().data(), b.tensor(name).unwrap().data(), "{arch:?} {name}");
+            }
+            assert_eq!(read_info(&host, "async").unwrap().metadata, read_info(&sync, "sync").unwrap().metadata);
+        }
     }
 
     #[test]

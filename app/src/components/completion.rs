@@ -9,7 +9,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::engine::mark_gpu_broken;
-use crate::state::{Busy, Playground};
+use crate::state::{Busy, Playground, MODEL_URL};
 use crate::web;
 
 /// Sampling settings, as the controls hold them.
@@ -90,8 +90,17 @@ fn start(state: Playground, controls: Controls, ghost: RwSignal<String>, tokens:
                 // A lost or broken WebGPU device: move the model to the CPU and say so.
                 mark_gpu_broken();
                 state.error.set(Some(format!("WebGPU failed while generating ({e}); moving the model to the CPU.")));
-                if let Ok(bytes) = engine.checkpoint_bytes("recovered after a WebGPU failure") {
-                    state.load_bytes(&bytes, "the same model on the CPU").await;
+                // The weights are read back first; when the device is gone they cannot be, and the bundled
+                // model is loaded instead (saying so).
+                match engine.checkpoint_bytes("recovered after a WebGPU failure").await {
+                    Ok(bytes) => {
+                        state.load_bytes(&bytes, "the same model on the CPU").await;
+                    }
+                    Err(_) => {
+                        if let Ok(bytes) = web::fetch_bytes(MODEL_URL).await {
+                            state.load_bytes(&bytes, "bundled model on the CPU (the WebGPU weights were lost)").await;
+                        }
+                    }
                 }
             } else {
                 state.error.set(Some(e));

@@ -121,7 +121,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 progress.set("Measuring perplexity on the held-back part…".into());
                 let before = engine.perplexity(&held).await?;
                 before_after.set((Some(before), None));
-                let mut tuner = FineTune::start(&engine, data, &settings)?;
+                let mut tuner = FineTune::start(&engine, data, &settings).await?;
                 let t0 = web::now_ms();
                 for step in 1..=settings.steps {
                     if stop.get() {
@@ -155,7 +155,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
     let save = move |_| {
         let Some(engine) = state.engine() else { return };
         spawn_local(async move {
-            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground") {
+            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await {
                 Ok(bytes) => match web::idb::put(SAVED_KEY, &bytes).await {
                     Ok(()) => {
                         state.saved.set(true);
@@ -169,8 +169,9 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         });
     };
     let download = move |_| {
-        if let Some(engine) = state.engine() {
-            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground") {
+        let Some(engine) = state.engine() else { return };
+        spawn_local(async move {
+            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await {
                 Ok(bytes) => {
                     if let Err(e) = web::download(&bytes, "hnet-gpt-finetuned.safetensors") {
                         state.error.set(Some(e));
@@ -178,7 +179,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 }
                 Err(e) => state.error.set(Some(e)),
             }
-        }
+        });
     };
     let reset = move |_| {
         spawn_local(async move {
