@@ -259,6 +259,11 @@ pub struct TrainArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+    /// Train data-parallel on this many devices of the --device backend (burn's collective all-reduce): cpu
+    /// runs one replica per device in its own thread; wgpu and cuda use GPUs 0..N. --batch-size is the global
+    /// batch and must be a multiple of N.
+    #[arg(long, default_value_t = 1)]
+    pub devices: usize,
     /// No progress bar (metrics still go to metrics.jsonl).
     #[arg(long)]
     pub quiet: bool,
@@ -318,6 +323,8 @@ pub enum DeviceKind {
     Cpu,
     /// burn's wgpu backend (Vulkan/Metal/DX12; lavapipe works without a GPU).
     Wgpu,
+    /// burn's CUDA backend (NVIDIA GPUs; needs a build with `--features cuda`).
+    Cuda,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,9 @@
 pub type Cpu = burn::backend::Flex;
 /// The GPU backend (any wgpu adapter, including Mesa's lavapipe software Vulkan).
 pub type Gpu = burn::backend::Wgpu;
+/// The CUDA backend (only in builds with `--features cuda`, so CPU-only builds stay lean).
+#[cfg(feature = "cuda")]
+pub type Cuda = burn::backend::Cuda;
 
 /// Runs `$body` with the type `$b` bound to the backend `$kind` selects and `$device` to its default device.
 macro_rules! with_backend {
@@ -19,7 +22,52 @@ macro_rules! with_backend {
                 let $device = Default::default();
                 $body
             }
+            #[cfg(feature = "cuda")]
+            $crate::args::DeviceKind::Cuda => {
+                type $b = $crate::backend::Cuda;
+                let $device = Default::default();
+                $body
+            }
+            #[cfg(not(feature = "cuda"))]
+            $crate::args::DeviceKind::Cuda => {
+                anyhow::bail!("this hnet-gpt was built without CUDA support: rebuild it with `cargo build --release -p hnet-gpt --features cuda`")
+            }
         }
     };
 }
 pub(crate) use with_backend;
+
+/// `n` devices of backend `B` for data-parallel training, `first` (the default device) first.
+pub fn devices<B: DeviceList>(first: B::Device, n: usize) -> Vec<B::Device> {
+    if n == 1 {
+        return vec![first];
+    }
+    (0..n).map(B::nth).collect()
+}
+
+/// The i-th device of a backend.
+pub trait DeviceList: burn::tensor::backend::Backend {
+    /// Device number `i`.
+    fn nth(i: usize) -> Self::Device;
+}
+
+impl DeviceList for Cpu {
+    /// The CPU is one device: each replica gets it, in its own thread.
+    fn nth(_: usize) -> Self::Device {
+        Default::default()
+    }
+}
+
+impl DeviceList for Gpu {
+    /// The i-th discrete GPU.
+    fn nth(i: usize) -> Self::Device {
+        burn::backend::wgpu::WgpuDevice::DiscreteGpu(i)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl DeviceList for Cuda {
+    fn nth(i: usize) -> Self::Device {
+        burn::backend::cuda::CudaDevice::new(i)
+    }
+}

@@ -7,6 +7,7 @@ mod backend;
 mod commands;
 mod compare;
 mod eval;
+mod parallel;
 mod plot;
 mod train;
 

@@ -21,7 +21,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
 use hnet_gpt_model::checkpoint::{self, write_atomic};
@@ -35,6 +34,7 @@ use serde_json::json;
 use crate::args::TrainArgs;
 use crate::backend::with_backend;
 use crate::commands::tokenizer;
+use crate::parallel::{self, Peers, Reduced};
 
 /// What `config.json` holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -70,7 +70,13 @@ struct TrainerState {
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    with_backend!(args.device, |device: B| train::<burn::backend::Autodiff<B>>(&args, &device))
+    if args.devices == 0 {
+        bail!("--devices must be at least 1");
+    }
+    with_backend!(args.device, |device: B| {
+        let devices = crate::backend::devices::<B>(device, args.devices);
+        train::<burn::backend::Autodiff<B>>(&args, &devices)
+    })
 }
 
 fn run_config(args: &TrainArgs) -> Result<RunConfig> {
@@ -290,7 +296,11 @@ fn injected_nan_steps() -> Vec<usize> {
     std::env::var("HNET_FAULT_NAN_STEPS").map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
-fn train<A: AutodiffBackend>(args: &TrainArgs, device: &A::Device) -> Result<()> {
+fn train<A: AutodiffBackend>(args: &TrainArgs, devices: &[A::Device]) -> Result<()>
+where
+    Model<A>: Send + 'static,
+{
+    let device = &devices[0];
     // Configuration: fresh, or the run's own when resuming.
     let (run, rc, resume_from) = match &args.resume {
         Some(run) => {
@@ -326,12 +336,21 @@ fn train<A: AutodiffBackend>(args: &TrainArgs, device: &A::Device) -> Result<()>
         None => {
             A::seed(device, c.seed);
             let mut model = Model::<A>::init(&c.model, device)?;
+            parallel::materialize(&model);
             if let Some(path) = &rc.decoder_from {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 checkpoint::load_gpt2_decoder(&mut model, &bytes, &path.display().to_string())?;
                 eprintln!("hybrid decoder initialised from {}", path.display());
             }
             (model, TrainerState::default())
+        }
+    };
+    let train_data = Arc::new(train_data);
+    let peers = match devices.len() {
+        1 => None,
+        n => {
+            eprintln!("data parallel over {n} devices: {} sequences per device per micro-batch", c.batch_size / n);
+            Some(Peers::start::<A>(devices, &model, &opt, &c, train_data.clone())?)
         }
     };
     let stop_at = args.stop_at.unwrap_or(c.steps).min(c.steps);
@@ -369,24 +388,17 @@ fn train<A: AutodiffBackend>(args: &TrainArgs, device: &A::Device) -> Result<()>
         let t0 = Instant::now();
         opt.groups = c.groups_at(step);
         let lr = lr_at(step, &c);
-        let mut accumulator = GradientsAccumulator::<Model<A>>::new();
-        let (mut total, mut ce_sum, mut finite) = (0.0, 0.0, true);
-        for _ in 0..c.grad_accum {
-            let idx = next_batch(train_data.len(), c.seed, &mut state.data, c.batch_size);
-            let parts = loss(&model, batch_tensor::<A>(&train_data, &idx, device), None, c.ratio_loss_weight);
-            let value = if nan_steps.contains(&(step + 1)) { f64::NAN } else { parts.total.clone().into_scalar().elem::<f64>() };
-            finite &= value.is_finite();
-            if !finite {
-                break;
-            }
-            total += value / c.grad_accum as f64;
-            ce_sum += parts.ce.clone().into_scalar().elem::<f64>() / c.grad_accum as f64;
-            let grads = GradientsParams::from_grads((parts.total / c.grad_accum as f64).backward(), &model);
-            accumulator.accumulate(&model, grads);
+        let micro: Vec<Vec<usize>> = (0..c.grad_accum).map(|_| next_batch(train_data.len(), c.seed, &mut state.data, c.batch_size)).collect();
+        let mut shares = parallel::shard(&micro, devices.len());
+        let mine = shares.remove(0);
+        if let Some(peers) = &peers {
+            peers.step(step, lr, shares)?;
         }
+        let local = parallel::local_grads(&model, &train_data, &mine, &c, device, nan_steps.contains(&(step + 1)));
+        let Reduced { total, ce: ce_sum, grads } = parallel::reduce::<A>(local, 0, devices.len(), device)?;
         state.step += 1;
         state.tokens += tokens_per_step;
-        if !finite {
+        let Some(grads) = grads else {
             state.bad_steps += 1;
             consecutive_bad += 1;
             eprintln!("warning: step {}: non-finite loss, step skipped ({consecutive_bad} in a row)", state.step);
@@ -402,9 +414,9 @@ fn train<A: AutodiffBackend>(args: &TrainArgs, device: &A::Device) -> Result<()>
                 );
             }
             continue;
-        }
+        };
         consecutive_bad = 0;
-        let (next, norm) = opt.step(model, accumulator.grads(), lr);
+        let (next, norm) = opt.step(model, grads, lr);
         model = next;
         let grad_norm = norm.map(|n| n.into_scalar().elem::<f64>());
         let dt = t0.elapsed().as_secs_f64();
@@ -455,6 +467,9 @@ fn train<A: AutodiffBackend>(args: &TrainArgs, device: &A::Device) -> Result<()>
         }
     }
     bar.finish_and_clear();
+    if let Some(peers) = peers {
+        peers.finish(&model)?;
+    }
     let seconds = seconds_before + segment_start.elapsed().as_secs_f64();
     let summary = json!({
         "run": run, "arch": c.model.arch, "steps": state.step, "target_steps": c.steps, "tokens": state.tokens,

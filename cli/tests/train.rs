@@ -153,6 +153,33 @@ fn resuming_continues_exactly() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Data parallelism through burn's collective, on two CPU devices (two replicas in two threads; this machine has
+/// no second GPU). For GPT-2 the averaged gradient of two half batches is the full batch's gradient, so the two
+/// runs must agree step for step (up to float summation order); the run itself checks at the end that both
+/// replicas hold identical weights. The hybrid's ratio loss is a product of batch means, so it only has to run.
+#[test]
+fn two_devices_train_like_one() {
+    let dir = tmp("devices");
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    let common = ["--arch", "gpt2", "--steps", "6", "--eval-every", "3", "--seed", "2", "--grad-accum", "2"];
+    ok(train(&[&common[..], &["--out", one.to_str().unwrap()]].concat()));
+    let log = ok(train(&[&common[..], &["--out", two.to_str().unwrap(), "--devices", "2"]].concat()));
+    assert!(log.contains("data parallel over 2 devices"), "{log}");
+    let (a, b) = (train_losses(&one), train_losses(&two));
+    assert_eq!(a.len(), 6);
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!((x - y).abs() <= 1e-4, "step {}: one device {x}, two devices {y}", i + 1);
+    }
+    let hybrid = dir.join("hybrid");
+    ok(train(&["--arch", "hybrid", "--steps", "3", "--eval-every", "3", "--devices", "2", "--out", hybrid.to_str().unwrap()]));
+    assert_eq!(summary(&hybrid)["steps"], 3);
+    // An uneven split is refused before training.
+    let out = train(&["--arch", "gpt2", "--steps", "2", "--devices", "3", "--out", dir.join("uneven").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of the number of devices"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn non_finite_losses_are_skipped_and_counted_then_abort() {
     let dir = tmp("nan");
