@@ -12,8 +12,28 @@ use crate::engine::{BackendInfo, Engine};
 pub const TOKENIZER_URL: &str = "public/tokenizer.json";
 /// The bundled default model.
 pub const MODEL_URL: &str = "public/models/default.safetensors";
+/// The list of bundled models (one per architecture when several are shipped); the first is the default.
+pub const MANIFEST_URL: &str = "public/models/models.json";
 /// IndexedDB key of the saved fine-tuned model.
 pub const SAVED_KEY: &str = "finetuned";
+
+/// One entry of `public/models/models.json`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct BundledModel {
+    /// `gpt2`, `hnet` or `hybrid`.
+    pub arch: String,
+    /// What the selector shows.
+    pub label: String,
+    /// Where the checkpoint is served, relative to the page.
+    pub url: String,
+}
+
+/// The bundled models' manifest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Manifest {
+    /// The models, default first.
+    pub models: Vec<BundledModel>,
+}
 
 /// What the page is busy with (controls that would interfere are disabled meanwhile).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

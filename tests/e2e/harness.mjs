@@ -49,8 +49,10 @@ export async function launch({ webgpu = true } = {}) {
 }
 
 /** Opens the page, collecting console errors and uncaught exceptions for the test to check. */
-export async function open(browser, url, { viewport = { width: 1280, height: 900 } } = {}) {
+export async function open(browser, url, { viewport = { width: 1280, height: 900 }, routes = {} } = {}) {
   const page = await browser.newPage({ viewport });
+  // `routes`: URL glob → handler, installed before the page loads (to serve extra models in a test).
+  for (const [glob, handler] of Object.entries(routes)) await page.route(glob, handler);
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error" && !/Failed to load resource/.test(m.text())) problems.push(`console: ${m.text()}`); });

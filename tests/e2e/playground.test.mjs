@@ -148,6 +148,33 @@ test("the page works at a 390 px phone width", { timeout: LOAD }, async () => {
   await screenshot(page, "09-phone");
 });
 
+test("the architecture selector switches between bundled models", { timeout: LOAD + WORK }, async () => {
+  // Ship a second bundled model, a fresh `gpt2` from the CLI, next to the hybrid in the manifest.
+  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-"));
+  const gpt2 = join(dir, "gpt2.safetensors");
+  execFileSync(CLI, ["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "0", "--out", gpt2]);
+  const manifest = JSON.parse(readFileSync(join(ROOT, "public/models/models.json"), "utf8"));
+  manifest.models.push({ arch: "gpt2", label: "gpt2 · tiny · random", url: "public/models/gpt2-test.safetensors" });
+  const { page, problems } = await open(browser, server.url, {
+    routes: {
+      "**/public/models/models.json": (route) => route.fulfill({ json: manifest }),
+      "**/public/models/gpt2-test.safetensors": (route) => route.fulfill({ body: readFileSync(gpt2), contentType: "application/octet-stream" }),
+    },
+  });
+  await ready(page);
+  const select = page.getByTestId("arch-select");
+  await select.waitFor();
+  assert.match(await page.getByTestId("model").textContent(), /hybrid/);
+  await select.selectOption({ label: "gpt2 · tiny · random" });
+  await page.waitForFunction(() => /gpt2 .*bundled gpt2 model/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
+  // GPT-2 has no chunks: the chunk view says so instead of keeping the hybrid's.
+  await page.waitForFunction(() => /gpt2 model: it has no learned chunks/.test(document.querySelector("[data-testid=chunk-note]")?.textContent ?? ""), null, { timeout: WORK });
+  assert.equal(await page.getByTestId("chunk").count(), 0);
+  await screenshot(page, "11-arch-selector");
+  assert.deepEqual(problems, []);
+});
+
 test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout: LOAD + WORK }, async () => {
   const cpu = await launch({ webgpu: false });
   try {

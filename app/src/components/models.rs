@@ -1,11 +1,12 @@
 //! Models: the bundled default, a checkpoint from a URL (with progress, cached), or a local file from the CLI.
-//! A file that does not load leaves the current model in place and says why.
+//! A file that does not load leaves the current model in place and says why. When `public/models/models.json`
+//! lists several bundled models (one per architecture), an architecture selector switches between them.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::components::editor::target;
-use crate::state::{Busy, Playground};
+use crate::state::{Busy, BundledModel, Manifest, Playground, MANIFEST_URL};
 use crate::web;
 
 /// The model panel.
@@ -32,6 +33,36 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
             }
         });
     };
+    // The bundled models; the selector only appears when there is a choice.
+    let bundled = RwSignal::new(Vec::<BundledModel>::new());
+    let selected = RwSignal::new(0usize);
+    spawn_local(async move {
+        if let Ok(Ok(manifest)) = web::fetch_bytes(MANIFEST_URL).await.map(|b| serde_json::from_slice::<Manifest>(&b)) {
+            bundled.set(manifest.models);
+        }
+    });
+    let choose = move |ev: web_sys::Event| {
+        let Ok(i) = event_target_value(&ev).parse::<usize>() else { return };
+        let Some(model) = bundled.get_untracked().get(i).cloned() else { return };
+        let previous = selected.get_untracked();
+        selected.set(i);
+        state.busy.set(Some(Busy::Loading));
+        spawn_local(async move {
+            let result = web::fetch_cached(&model.url, |got, total| progress.set(Some((got, total)))).await;
+            progress.set(None);
+            state.busy.set(None);
+            let loaded = match result {
+                Ok(bytes) => state.load_bytes(&bytes, &format!("bundled {} model", model.arch)).await,
+                Err(e) => {
+                    state.error.set(Some(format!("{e}. The previous model is still loaded.")));
+                    false
+                }
+            };
+            if !loaded {
+                selected.set(previous);
+            }
+        });
+    };
     let load_file = move |ev: web_sys::Event| {
         let Some(input) = target::<web_sys::HtmlInputElement>(&ev) else { return };
         let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
@@ -48,6 +79,16 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
         <section class="card" aria-labelledby="models-title">
             <h2 id="models-title">"Model"</h2>
             <p class="muted">{move || format!("Loaded: {}", state.model_desc.get())}</p>
+            {move || (bundled.get().len() > 1).then(|| view! {
+                <div class="row">
+                    <label for="arch-select">"Architecture"</label>
+                    <select id="arch-select" data-testid="arch-select" on:change=choose disabled=move || state.busy.get().is_some()>
+                        {bundled.get().into_iter().enumerate().map(|(i, m)| view! {
+                            <option value=i.to_string() selected=move || selected.get() == i>{m.label}</option>
+                        }).collect_view()}
+                    </select>
+                </div>
+            })}
             <div class="row">
                 <label for="model-file">"Checkpoint file"</label>
                 <input id="model-file" data-testid="model-file" type="file" accept=".safetensors" on:change=load_file
