@@ -118,6 +118,9 @@ fn init(arch: &str, preset: &str, seed: u64, out: &Path) -> Result<()> {
     let seed_text = seed.to_string();
     checkpoint::save(&model, out, &[("init_seed", &seed_text)])?;
     eprintln!("wrote {} ({} {preset}, {} parameters)", out.display(), config.arch, model.num_params());
+    let info = checkpoint::read_info(&std::fs::read(out)?, &out.display().to_string())?;
+    let parts: Vec<String> = info.components.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    eprintln!("  {} · lm head tied to the embedding", parts.join(" · "));
     Ok(())
 }
 
@@ -155,11 +158,16 @@ fn info(path: &Path, json_out: bool) -> Result<()> {
             .filter(|(k, _)| !matches!(k.as_str(), "config" | "format"))
             .map(|(k, v)| (k.clone(), json!(v)))
             .collect();
-        println!("{}", json!({ "arch": info.config.arch, "config": info.config, "parameters": info.num_params, "metadata": extra }));
+        let components: serde_json::Map<String, serde_json::Value> = info.components.iter().map(|(c, n)| (c.to_string(), json!(n))).collect();
+        println!("{}", json!({ "arch": info.config.arch, "config": info.config, "parameters": info.num_params, "components": components, "metadata": extra }));
     } else {
         println!("checkpoint  {}", path.display());
         println!("arch        {}", info.config.arch);
         println!("parameters  {}", info.num_params);
+        for (c, n) in &info.components {
+            println!("  {c:<12} {n:>10}  ({:.1}%)", 100.0 * *n as f64 / info.num_params.max(1) as f64);
+        }
+        println!("  {:<12} {:>10}  (tied to the token embedding)", "lm head", 0);
         println!("tokenizer   {}", info.tokenizer);
         println!("config      {}", serde_json::to_string_pretty(&info.config)?);
         for (k, v) in info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "config" | "format" | "tokenizer")) {

@@ -153,6 +153,14 @@ fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
     for arch in ["hnet", "hybrid"] {
         let ckpt = dir.join(format!("{arch}.safetensors"));
         ok(&run(&["init", "--arch", arch, "--preset", "tiny", "--seed", "1", "--out", ckpt.to_str().unwrap()]));
+        // `info` counts parameters per component; they add up to the total.
+        let info: serde_json::Value = serde_json::from_str(&ok(&run(&["info", "--checkpoint", ckpt.to_str().unwrap(), "--json"]))).unwrap();
+        let components = info["components"].as_object().unwrap();
+        for c in ["embeddings", "encoder", "routing", "main"] {
+            assert!(components[c].as_u64().unwrap() > 0, "{arch}: {c}");
+        }
+        assert_eq!(components.contains_key("fusion"), arch == "hybrid");
+        assert_eq!(components.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), info["parameters"].as_u64().unwrap());
         let json: serde_json::Value = serde_json::from_str(&ok(&run(&["chunks", "--checkpoint", ckpt.to_str().unwrap(), "--json", file.to_str().unwrap()]))).unwrap();
         let chunks = json["chunks"].as_array().unwrap();
         assert_eq!(json["n_chunks"].as_u64().unwrap() as usize, chunks.len());

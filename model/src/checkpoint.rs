@@ -30,6 +30,27 @@ pub struct CheckpointInfo {
     pub metadata: HashMap<String, String>,
     /// Total number of parameters stored.
     pub num_params: usize,
+    /// Parameters per component, in [`COMPONENTS`] order (components the architecture lacks are left out).
+    pub components: Vec<(&'static str, usize)>,
+}
+
+/// The components parameters are counted under. The LM head is tied to the token embedding in every
+/// architecture, so it has no parameters of its own.
+pub const COMPONENTS: [&str; 7] = ["embeddings", "encoder", "routing", "main", "fusion", "decoder", "gpt2 blocks"];
+
+/// Which component a parameter path belongs to.
+pub fn component_of(path: &str) -> &'static str {
+    let p = path.strip_prefix("net.").unwrap_or(path);
+    let p = p.strip_prefix("gpt2.").map_or(p, |rest| if rest.starts_with("h.") || rest.starts_with("ln_f.") { "blocks" } else { rest });
+    match p.split('.').next().unwrap_or("") {
+        "wte" | "wpe" => "embeddings",
+        "encoder" => "encoder",
+        "stage" if p.starts_with("stage.main.") => "main",
+        "stage" => "routing",
+        "fusion" => "fusion",
+        "decoder" => "decoder",
+        _ => "gpt2 blocks",
+    }
 }
 
 fn format_err(what: &str, reason: impl std::fmt::Display) -> LoadError {
@@ -53,8 +74,13 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
     }
     let config = ModelConfig::from_json(&field("config")?)
         .map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
-    let num_params = tensors.tensors().iter().map(|(_, t)| t.shape().iter().product::<usize>()).sum();
-    Ok(CheckpointInfo { config, tokenizer: field("tokenizer")?, metadata, num_params })
+    let mut per: HashMap<&'static str, usize> = HashMap::new();
+    for (name, t) in tensors.tensors() {
+        *per.entry(component_of(&name)).or_default() += t.shape().iter().product::<usize>();
+    }
+    let num_params = per.values().sum();
+    let components = COMPONENTS.iter().filter_map(|c| per.get(c).map(|n| (*c, *n))).collect();
+    Ok(CheckpointInfo { config, tokenizer: field("tokenizer")?, metadata, num_params, components })
 }
 
 /// Serialises a model (weights + config + tokenizer id + `extra` metadata) to checkpoint bytes.
@@ -349,6 +375,26 @@ mod tests {
         let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
         model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
+    }
+
+    #[test]
+    fn parameters_are_counted_per_component() {
+        let expect: [(Arch, &[&str]); 3] = [
+            (Arch::Gpt2, &["embeddings", "gpt2 blocks"]),
+            (Arch::Hnet, &["embeddings", "encoder", "routing", "main", "decoder"]),
+            (Arch::Hybrid, &["embeddings", "encoder", "routing", "main", "fusion", "gpt2 blocks"]),
+        ];
+        for (arch, components) in expect {
+            let model = Model::<TestBackend>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
+            let info = read_info(&to_bytes(&model, &[]).unwrap(), "test").unwrap();
+            assert_eq!(info.components.iter().map(|(c, _)| *c).collect::<Vec<_>>(), components, "{arch:?}");
+            assert!(info.components.iter().all(|(_, n)| *n > 0));
+            assert_eq!(info.num_params, burn::module::Module::num_params(&model), "{arch:?}");
+        }
+        assert_eq!(component_of("net.gpt2.wte.weight"), "embeddings");
+        assert_eq!(component_of("net.h.3.attn.c_attn.weight"), "gpt2 blocks");
+        assert_eq!(component_of("net.stage.routing.q.weight"), "routing");
+        assert_eq!(component_of("net.stage.main.layers.0.attn.qkv.weight"), "main");
     }
 
     #[test]
