@@ -13,16 +13,7 @@ OUT_DIR=${OUT_DIR:-runs/compare-small}
 SEEDS=${SEEDS:-3}
 BATCH=${BATCH:-16}
 SEQ=${SEQ:-256}
-probe=$(mktemp -d)
-trap 'rm -rf "$probe"' EXIT
-"$BIN" train --arch hnet --preset small --steps 6 --warmup 1 --eval-every 100 --eval-batches 1 \
-  --batch-size "$BATCH" --seq-len "$SEQ" --data "$DATA" --device "$DEVICE" --out "$probe/run" --quiet
-tps=$(python3 - "$probe/run/metrics.jsonl" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
-print(int(statistics.median(r["tokens_per_s"] for r in rows[2:])))
-PY
-)
+tps=$(BIN="$BIN" DATA="$DATA" DEVICE="$DEVICE" BATCH="$BATCH" SEQ="$SEQ" "$(dirname "$0")/probe-throughput.sh" hnet small 6)
 runs=$(( 3 * SEEDS ))
 # 65% of the budget trains; the rest loads data, evaluates and writes the report.
 steps=$(( BUDGET_S * 65 / 100 / runs * tps / (BATCH * SEQ) ))

@@ -11,16 +11,7 @@ RUN=${RUN:-runs/default-hybrid-tiny}
 MODEL_OUT=${MODEL_OUT:-public/models/default.safetensors}
 BATCH=${BATCH:-16}
 SEQ=${SEQ:-256}
-probe=$(mktemp -d)
-trap 'rm -rf "$probe"' EXIT
-"$BIN" train --arch hybrid --preset tiny --steps 8 --warmup 1 --eval-every 100 --eval-batches 1 \
-  --batch-size "$BATCH" --seq-len "$SEQ" --data "$DATA" --device "$DEVICE" --out "$probe/run" --quiet
-tps=$(python3 - "$probe/run/metrics.jsonl" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"train"' in l]
-print(int(statistics.median(r["tokens_per_s"] for r in rows[2:])))
-PY
-)
+tps=$(BIN="$BIN" DATA="$DATA" DEVICE="$DEVICE" BATCH="$BATCH" SEQ="$SEQ" "$(dirname "$0")/probe-throughput.sh" hybrid tiny 8)
 steps=$(( BUDGET_S * 85 / 100 * tps / (BATCH * SEQ) ))
 echo "probe: $tps tokens/s on $DEVICE -> $steps steps" >&2
 "$BIN" train --arch hybrid --preset tiny --steps "$steps" --warmup $(( steps / 20 + 1 )) --lr 2e-3 \

@@ -125,11 +125,11 @@ impl Peers {
         }
         reset_collective::<A::InnerBackend>();
         let config = CollectiveConfig::default().with_num_devices(n);
+        materialize(model); // before any clone: replicas must share peer 0's weights
         let (tensors, steps) = opt.state_tensors();
         let (mut senders, mut handles) = (Vec::new(), Vec::new());
         for (peer, device) in devices.iter().enumerate().skip(1) {
             let (tx, rx) = channel();
-            materialize(model);
             let replica = model.clone().fork(device);
             let (device, config, c, data) = (device.clone(), config.clone(), c.clone(), data.clone());
             let (adamw, state, steps) = (c.adamw.clone(), tensors.clone(), steps.clone());

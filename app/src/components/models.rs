@@ -14,23 +14,29 @@ use crate::web;
 pub fn ModelPanel(state: Playground) -> impl IntoView {
     let url = RwSignal::new(String::new());
     let progress = RwSignal::new(None::<(usize, Option<usize>)>);
+    // Fetches a checkpoint (progress bar, Cache API) and loads it; true when it loaded. The URL field and the
+    // architecture selector both load through here.
+    let load_from = move |url: String, source: String| async move {
+        state.busy.set(Some(Busy::Loading));
+        let result = web::fetch_cached(&url, |got, total| progress.set(Some((got, total)))).await;
+        progress.set(None);
+        state.busy.set(None);
+        match result {
+            Ok(bytes) => state.load_bytes(&bytes, &source).await,
+            Err(e) => {
+                state.error.set(Some(format!("{e}. The previous model is still loaded.")));
+                false
+            }
+        }
+    };
     let load_url = move |_| {
-        let u = url.get_untracked();
-        if u.trim().is_empty() {
+        let u = url.get_untracked().trim().to_string();
+        if u.is_empty() {
             state.error.set(Some("Enter the URL of a checkpoint (.safetensors written by hnet-gpt).".into()));
             return;
         }
-        state.busy.set(Some(Busy::Loading));
         spawn_local(async move {
-            let result = web::fetch_cached(u.trim(), |got, total| progress.set(Some((got, total)))).await;
-            progress.set(None);
-            state.busy.set(None);
-            match result {
-                Ok(bytes) => {
-                    state.load_bytes(&bytes, &format!("model from {}", u.trim())).await;
-                }
-                Err(e) => state.error.set(Some(format!("{e}. The previous model is still loaded."))),
-            }
+            load_from(u.clone(), format!("model from {u}")).await;
         });
     };
     // The bundled models; the selector only appears when there is a choice.
@@ -46,19 +52,8 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
         let Some(model) = bundled.get_untracked().get(i).cloned() else { return };
         let previous = selected.get_untracked();
         selected.set(i);
-        state.busy.set(Some(Busy::Loading));
         spawn_local(async move {
-            let result = web::fetch_cached(&model.url, |got, total| progress.set(Some((got, total)))).await;
-            progress.set(None);
-            state.busy.set(None);
-            let loaded = match result {
-                Ok(bytes) => state.load_bytes(&bytes, &format!("bundled {} model", model.arch)).await,
-                Err(e) => {
-                    state.error.set(Some(format!("{e}. The previous model is still loaded.")));
-                    false
-                }
-            };
-            if !loaded {
+            if !load_from(model.url, format!("bundled {} model", model.arch)).await {
                 selected.set(previous);
             }
         });
