@@ -147,7 +147,12 @@ impl Engine {
     pub async fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
         let extra = [("source", note)];
         match self {
-            Engine::Gpu(m) => checkpoint::to_bytes_async::<Gpu, Cpu>(m.as_ref(), &extra, &Default::default()).await,
+            Engine::Gpu(m) => {
+                // Copy to the host, then serialise in a later task: together they made one long task.
+                let host = checkpoint::to_host_async::<Gpu, Cpu>(m.as_ref(), &Default::default()).await.map_err(|e| e.to_string())?;
+                web::yield_now().await;
+                checkpoint::to_bytes(&host, &extra)
+            }
             Engine::Cpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
         }
         .map_err(|e| e.to_string())
@@ -174,6 +179,7 @@ impl Engine {
         if self.arch() == Arch::Gpt2 {
             return Ok(None);
         }
+        web::mark("chunks");
         match self {
             Engine::Gpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
             Engine::Cpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
@@ -196,6 +202,7 @@ impl Engine {
 
     /// Perplexity of documents (each after `<|endoftext|>`).
     pub async fn perplexity(&self, docs: &[Vec<u32>]) -> Result<f64, String> {
+        web::mark("perplexity");
         let (mut nll, mut n) = (0.0f64, 0usize);
         for doc in docs.iter().filter(|d| !d.is_empty()) {
             let bits = self.surprisal(doc).await?;
@@ -218,6 +225,7 @@ async fn complete_on<B: Backend>(
     cancel: Rc<Cell<bool>>,
     mut on_text: impl FnMut(&str, usize),
 ) -> Result<usize, String> {
+    web::mark("complete");
     let ids = tokenizer.encode(prompt).map_err(|e| e.to_string())?;
     let mut generator = Generator::new(model, &ids, params).map_err(|e| e.to_string())?;
     let mut stream = TextStream::new(tokenizer, &[]);
@@ -289,15 +297,20 @@ impl<A: AutodiffBackend> Tuner<A> {
     async fn step(&mut self) -> Result<Option<f64>, String> {
         let device = self.model.device();
         let idx = next_batch(self.data.len(), 0, &mut self.pos, self.batch);
+        web::mark("train: forward");
         let parts = loss(&self.model, batch_tensor::<A>(&self.data, &idx, &device), None, self.alpha);
         let value = parts.total.clone().into_data_async().await.map_err(|e| format!("{e:?}"))?;
         let value = value.to_vec::<f32>().map_err(|e| format!("{e:?}"))?[0] as f64;
         if !value.is_finite() {
             return Ok(None);
         }
+        web::mark("train: backward");
         let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
+        web::yield_now().await;
+        web::mark("train: optimizer");
         let (model, _) = self.opt.step(self.model.clone(), grads, self.lr);
         self.model = model;
+        web::mark("train: step done");
         Ok(Some(value))
     }
 }
@@ -313,7 +326,10 @@ pub enum FineTune {
 impl FineTune {
     /// Prepares fine-tuning of the engine's model on `data`.
     pub async fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
+        web::mark("fine-tune: read weights");
         let bytes = engine.checkpoint_bytes("fine-tuning start").await?;
+        web::yield_now().await;
+        web::mark("fine-tune: load");
         Ok(match engine {
             Engine::Gpu(_) => FineTune::Gpu(Box::new(Tuner::new(&bytes, &WgpuDevice::default(), data, s)?)),
             Engine::Cpu(_) => FineTune::Cpu(Box::new(Tuner::new(&bytes, &Default::default(), data, s)?)),

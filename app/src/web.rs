@@ -33,6 +33,14 @@ pub fn now_ms() -> f64 {
     web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
 }
 
+/// Puts a named mark on the page's performance timeline (DevTools shows it; the e2e test reads it to say which
+/// phase a long task belongs to).
+pub fn mark(name: &str) {
+    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = p.mark(name);
+    }
+}
+
 /// What the browser says about its WebGPU adapter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AdapterInfo {
