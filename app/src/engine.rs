@@ -330,10 +330,12 @@ impl FineTune {
         let bytes = engine.checkpoint_bytes("fine-tuning start").await?;
         web::yield_now().await;
         web::mark("fine-tune: load");
-        Ok(match engine {
+        let tuner = match engine {
             Engine::Gpu(_) => FineTune::Gpu(Box::new(Tuner::new(&bytes, &WgpuDevice::default(), data, s)?)),
             Engine::Cpu(_) => FineTune::Cpu(Box::new(Tuner::new(&bytes, &Default::default(), data, s)?)),
-        })
+        };
+        web::yield_now().await;
+        Ok(tuner)
     }
 
     /// One optimizer step.

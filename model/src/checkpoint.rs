@@ -173,22 +173,24 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
             self.0.push((t.reshape([-1]), dims));
         }
     }
-    /// Replaces each float parameter, in the same module order, with the data read before.
+    /// Replaces each float parameter, in the same module order, with the data read before. The fresh model's
+    /// parameters are still lazy: reading their shape and device does not draw the random weights they would be
+    /// initialised with (in the browser that drawing was most of a 100 ms main-thread task). The model sets no
+    /// load/save mappers, so none are lost.
     struct Fill(std::vec::IntoIter<(TensorData, Vec<usize>)>, Option<String>);
     impl<H: Backend> ModuleMapper<H> for Fill {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<H, D>>) -> Param<Tensor<H, D>> {
-            let (id, tensor, mapper) = param.consume();
-            let tensor = match self.0.next() {
-                Some((data, dims)) if dims == tensor.dims().to_vec() => {
+            match self.0.next() {
+                Some((data, dims)) if dims == param.lazy_shape().dims::<D>() => {
                     let values = data.to_vec::<f32>().unwrap_or_default();
-                    Tensor::from_data(TensorData::new(values, dims), &tensor.device())
+                    let tensor = Tensor::from_data(TensorData::new(values, dims), &param.lazy_device());
+                    Param::initialized(param.id, tensor)
                 }
                 _ => {
                     self.1.get_or_insert_with(|| "the two models' parameters do not line up".into());
-                    tensor
+                    param
                 }
-            };
-            Param::from_mapped_value(id, tensor, mapper)
+            }
         }
     }
 
