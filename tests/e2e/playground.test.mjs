@@ -28,7 +28,8 @@ async function ready(page) {
 
 /**
  * Starts recording main-thread long tasks; returns a function that reads the longest one since, with the app's
- * last performance mark before it (`web::mark`: which phase of fine-tuning it belonged to) for the error message.
+ * last performance mark before it (`web::mark`: completion, chunks, perplexity or a phase of fine-tuning) for the
+ * error message.
  */
 async function watchLongTasks(page) {
   await page.evaluate(() => {
