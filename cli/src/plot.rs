@@ -9,7 +9,7 @@ use plotters::prelude::*;
 type Series = (&'static str, RGBColor, Vec<(f64, f64)>);
 
 fn read_series(run: &Path) -> Result<Vec<serde_json::Value>> {
-    let path = run.join("metrics.jsonl");
+    let path = crate::run_dir::metrics_file(run);
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
@@ -60,7 +60,7 @@ pub fn plot_run(run: &Path) -> Result<()> {
     let train = points(&rows, "train", "loss");
     let valid = points(&rows, "valid", "loss");
     if train.is_empty() && valid.is_empty() {
-        bail!("{} has no metrics yet", run.join("metrics.jsonl").display());
+        bail!("{} has no metrics yet", crate::run_dir::metrics_file(run).display());
     }
     let name = run.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let loss = run.join("loss.svg");
@@ -82,8 +82,9 @@ pub fn compare_plots(out: &Path, rows: &[serde_json::Value]) -> Result<()> {
     for (arch, color) in ["gpt2", "hnet", "hybrid"].into_iter().zip(colors) {
         let mut by_step: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
         for r in rows.iter().filter(|r| r["arch"] == arch) {
-            let run = Path::new(r["run"].as_str().unwrap_or(""));
-            for (step, loss) in points(&read_series(run)?, "valid", "loss") {
+            // Runs are named relative to the comparison's directory.
+            let run = out.join(r["run"].as_str().unwrap_or(""));
+            for (step, loss) in points(&read_series(&run)?, "valid", "loss") {
                 by_step.entry(step as u64).or_default().push(loss);
             }
         }

@@ -1,23 +1,38 @@
-//! Running untrusted Python (model completions) in a sandbox: a separate `python3` process, never in-process, with
-//! - a wall-clock timeout, after which the whole process group is killed;
-//! - rlimits: CPU seconds, address space, file size, number of processes, no core dumps;
-//! - a fresh temporary directory as working directory and `$HOME`, an empty environment, `python3 -I`;
-//! - no network: a new network namespace (only loopback, down) where the kernel permits it;
-//! - when started as root: the program runs as `nobody` (so the process limit applies: root ignores it).
+//! Running untrusted Python (model completions) so that it cannot touch anything that matters — or not at all.
 //!
-//! If a network namespace cannot be made (unprivileged user without user namespaces), the run still happens and
-//! [`Outcome::network_isolated`] says plainly that it was not isolated.
+//! Generated code is code from a model: hostile until proven otherwise. It runs only inside
+//! [bubblewrap](https://github.com/containers/bubblewrap) (`bwrap`, Debian's `bubblewrap`), which gives it
+//! - **its own user, PID, network, IPC and UTS namespaces**: no network at all (a loopback of its own, so a
+//!   server on the host's 127.0.0.1 is out of reach), and killing the sandbox's first process kills every
+//!   descendant, `setsid()` ones included (the kernel tears a PID namespace down with its init);
+//! - **a read-only view of `/usr`** (and the interpreter's own prefix when it lives elsewhere) and nothing else
+//!   of the host: no `/home`, `/root`, `/etc`, repository or host `/tmp`;
+//! - **a private writable `/tmp`**: a size-capped tmpfs that disappears with the sandbox (the cap bounds the
+//!   total bytes written; every file with data costs at least a page);
+//! - **limits** set inside, before the program starts: CPU seconds, address space, file size, processes
+//!   (counted per user namespace, so a fork bomb meets its own limit, not the user's), no core dumps;
+//! - **a scrubbed environment** (`PATH`, `HOME=/tmp`, a locale) and no capabilities; when started as root, it
+//!   first drops to `nobody` so that no process in it is root on the host (root would ignore the process limit).
+//!
+//! The isolation is *verified*, not assumed: [`Sandbox::new`] runs a probe inside and refuses (a
+//! [`SandboxError`] naming what is missing and how to get it) unless the probe sees a private PID namespace,
+//! only a loopback interface, none of the host paths that must stay hidden, nothing writable outside `/tmp`
+//! and the limits in force. The only way around it is [`Sandbox::unconfined`], which the CLI offers behind the loudly
+//! named `--unsafe-no-sandbox`.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 /// Resource limits of one run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock limit.
+    /// Wall-clock limit; afterwards everything the program started is killed.
     pub timeout: Duration,
     /// CPU-time limit (RLIMIT_CPU), seconds.
     pub cpu_seconds: u64,
@@ -25,187 +40,420 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Largest file the program may write (RLIMIT_FSIZE), bytes.
     pub file_bytes: u64,
-    /// Processes (RLIMIT_NPROC) for the user the program runs as.
+    /// Processes and threads in the sandbox (RLIMIT_NPROC, per user namespace).
     pub processes: u64,
+    /// Size of the private writable `/tmp` (a tmpfs): every byte the program can write anywhere.
+    pub disk_bytes: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(10), cpu_seconds: 10, memory_bytes: 1 << 30, file_bytes: 16 << 20, processes: 64 }
+        Self {
+            timeout: Duration::from_secs(10),
+            cpu_seconds: 10,
+            memory_bytes: 1 << 30,
+            file_bytes: 16 << 20,
+            processes: 64,
+            disk_bytes: 64 << 20,
+        }
     }
 }
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Exit status 0.
-    Passed,
-    /// Non-zero exit status.
-    Failed(i32),
-    /// Killed by a signal (e.g. SIGXCPU at the CPU limit, SIGKILL).
+    /// The program exited with this status (0 is not yet a pass: the caller decides what a pass is).
+    Exited(i32),
+    /// Killed by a signal (e.g. SIGXCPU at the CPU limit). Inside bubblewrap a signal shows as exit 128 + n.
     Signaled(i32),
-    /// The wall-clock limit was reached; the process group was killed.
+    /// The wall-clock limit was reached; everything the program started was killed.
     TimedOut,
+    /// The sandbox itself could not start this run (bubblewrap's own error); the program did not run.
+    Refused(String),
 }
 
-/// The result of a sandboxed run.
+/// The result of one run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     /// How it ended.
     pub verdict: Verdict,
-    /// Standard output (at most 64 KiB kept).
+    /// The last 64 KiB of standard output (the end is what a harness checks).
     pub stdout: String,
-    /// Standard error (at most 64 KiB kept).
+    /// The last 64 KiB of standard error (the end holds the traceback).
     pub stderr: String,
-    /// Whether the program ran in its own network namespace.
-    pub network_isolated: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
-    /// Process (and process group) id the program ran as.
-    pub pid: u32,
 }
 
-/// The Python interpreter to use: Debian's `/usr/bin/python3` when present (readable by `nobody`), else `python3`.
+/// Why generated code may not run here.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "generated code runs only inside a sandbox, and bubblewrap (`bwrap`) is not on PATH.\n  \
+         Install it: `sudo apt-get install bubblewrap` (Debian, Ubuntu), `sudo dnf install bubblewrap` (Fedora),\n  \
+         `sudo pacman -S bubblewrap` (Arch); `scripts/setup.sh` installs it.\n  \
+         Or, if you accept that the code may read and change your files and use your network: --unsafe-no-sandbox"
+    )]
+    BwrapMissing,
+    #[error(
+        "bubblewrap at {path} is too old: it lacks `{flag}` (needed to {why}); install bubblewrap 0.7 or newer, \
+         or pass --unsafe-no-sandbox to run generated code unconfined"
+    )]
+    BwrapTooOld { path: String, flag: &'static str, why: &'static str },
+    #[error(
+        "bubblewrap could not create the sandbox: {stderr}\n  \
+         It needs unprivileged user namespaces. Enable them (as root): `sysctl kernel.unprivileged_userns_clone=1` \
+         (older Debian), or on Ubuntu 24.04+ `sysctl kernel.apparmor_restrict_unprivileged_userns=0`; inside a \
+         container, allow user namespaces (e.g. docker --security-opt seccomp=unconfined).\n  \
+         Or pass --unsafe-no-sandbox to run generated code unconfined"
+    )]
+    Namespaces { stderr: String },
+    #[error(
+        "the sandbox is not isolated as it must be: {missing}.\n  Refusing to run generated code. \
+         (Is `{bwrap}` really bubblewrap?) Pass --unsafe-no-sandbox to run it unconfined anyway"
+    )]
+    NotIsolated { bwrap: String, missing: String },
+    #[error("the Python interpreter {0} does not exist")]
+    NoPython(String),
+    #[error("starting the sandbox: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The Python interpreter to use: Debian's `/usr/bin/python3` when present, else the first `python3` on PATH.
 pub fn default_python() -> PathBuf {
     let debian = Path::new("/usr/bin/python3");
-    if debian.exists() { debian.to_path_buf() } else { PathBuf::from("python3") }
+    if debian.exists() {
+        debian.to_path_buf()
+    } else {
+        find_on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
+    }
 }
 
-fn temp_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("hnet-sandbox-{}-{nanos}", std::process::id()));
-    std::fs::create_dir(&dir)?;
-    // World-writable (sticky) so the program, possibly running as `nobody`, can write there.
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777))?;
-    Ok(dir)
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|f| f.is_file()))
 }
 
-fn read_capped(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 8192];
-        while let Ok(n) = r.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            if buf.len() < 64 * 1024 {
-                buf.extend_from_slice(&chunk[..n]);
-            }
+/// Where untrusted programs run: inside a verified bubblewrap sandbox, or — only when the user asked for it —
+/// unconfined.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    python: PathBuf,
+    limits: Limits,
+    /// The full `bwrap … python` argv prefix; `None` = unconfined.
+    bwrap: Option<Vec<String>>,
+}
+
+/// Sets the limits, then replaces itself with a fresh isolated interpreter that reads the program from stdin.
+/// Runs inside the sandbox, so the process limit counts only the sandbox's processes (a per-user-namespace
+/// count); a failed `setrlimit` raises, and the program never starts.
+const LAUNCHER: &str = "import os, sys, resource as r
+cpu, mem, fsize, nproc = map(int, sys.argv[1:5])
+for k, v in ((r.RLIMIT_CPU, cpu), (r.RLIMIT_AS, mem), (r.RLIMIT_FSIZE, fsize), (r.RLIMIT_NPROC, nproc), (r.RLIMIT_CORE, 0)):
+    r.setrlimit(k, (v, v))
+os.execv(sys.executable, [sys.executable, '-I', '-'])
+";
+
+/// What the verification probe reports from inside the sandbox.
+#[derive(Debug, Deserialize)]
+struct Probe {
+    pid: u32,
+    interfaces: Vec<String>,
+    visible: Vec<String>,
+    writable: Vec<String>,
+    limits: [u64; 4],
+    uid: u32,
+}
+
+impl Sandbox {
+    /// A verified bubblewrap sandbox for `python`, or an error that says what is missing.
+    pub fn new(python: &Path, limits: Limits) -> Result<Self, SandboxError> {
+        let python = resolve_python(python)?;
+        let bwrap_path = find_on_path("bwrap").ok_or(SandboxError::BwrapMissing)?;
+        let bwrap = bwrap_path.display().to_string();
+        let help = Command::new(&bwrap_path).arg("--help").output()?;
+        let help = String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
+        if !help.contains("--size") {
+            return Err(SandboxError::BwrapTooOld { path: bwrap, flag: "--size", why: "cap the bytes written" });
         }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-}
+        let argv = bwrap_argv(&bwrap, &python, &limits, help.contains("--disable-userns"));
+        let sandbox = Self { python, limits, bwrap: Some(argv) };
+        sandbox.verify(&bwrap)?;
+        Ok(sandbox)
+    }
 
-/// Runs `program` (Python source) under `limits`.
-pub fn run_python(python: &Path, program: &str, limits: &Limits) -> std::io::Result<Outcome> {
-    let dir = temp_dir()?;
-    let result = run_in(&dir, python, program, limits, true).or_else(|e| {
-        // No network namespace here (e.g. no privileges): run anyway, and say so.
-        if e.raw_os_error() == Some(libc::EPERM) || e.raw_os_error() == Some(libc::EINVAL) {
-            run_in(&dir, python, program, limits, false)
-        } else {
-            Err(e)
+    /// Runs programs with only rlimits, a timeout and a scrubbed environment: they can read and write the user's
+    /// files and use the network. For `--unsafe-no-sandbox` only.
+    pub fn unconfined(python: &Path, limits: Limits) -> Result<Self, SandboxError> {
+        Ok(Self { python: resolve_python(python)?, limits, bwrap: None })
+    }
+
+    /// Whether programs run isolated.
+    pub fn is_isolated(&self) -> bool {
+        self.bwrap.is_some()
+    }
+
+    /// The limits of every run.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Runs the probe and checks every isolation property it reports.
+    fn verify(&self, bwrap: &str) -> Result<(), SandboxError> {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+        let must_hide: Vec<String> =
+            ["/home", "/root", "/etc", "/var", "/run", "/srv", "/mnt", "/media", "/opt", home.as_str(), cwd.as_str()]
+                .iter()
+                .filter(|p| !p.is_empty() && *p != &"/" && !Path::new(p).starts_with("/usr"))
+                .map(|p| p.to_string())
+                .collect();
+        let probe = format!(
+            "import json, os, socket, resource as r\n\
+             hidden = {hidden}\n\
+             writable = [d for d in ('/', '/usr', '/dev', '/dev/shm') if os.access(d, os.W_OK)]\n\
+             print(json.dumps({{'pid': os.getpid(), 'uid': os.getuid(), \
+             'interfaces': [n for _, n in socket.if_nameindex()], \
+             'visible': [p for p in hidden if os.path.lexists(p)], 'writable': writable, \
+             'limits': [r.getrlimit(k)[0] for k in (r.RLIMIT_CPU, r.RLIMIT_AS, r.RLIMIT_FSIZE, r.RLIMIT_NPROC)]}}))\n",
+            hidden = serde_json::to_string(&must_hide).expect("strings serialise")
+        );
+        let out = self.run(&probe);
+        let report: Probe = match (&out.verdict, serde_json::from_str(out.stdout.trim())) {
+            (Verdict::Exited(0), Ok(report)) => report,
+            (Verdict::Refused(msg), _) => return Err(SandboxError::Namespaces { stderr: msg.clone() }),
+            _ => {
+                let stderr = out.stderr.trim();
+                return Err(if stderr.starts_with("bwrap:") {
+                    SandboxError::Namespaces { stderr: stderr.to_string() }
+                } else {
+                    SandboxError::NotIsolated {
+                        bwrap: bwrap.into(),
+                        missing: format!("the probe did not run ({:?}): {}", out.verdict, last_line(stderr)),
+                    }
+                });
+            }
+        };
+        let mut missing = Vec::new();
+        // In a fresh PID namespace bubblewrap's init is 1 and the program 2; on the host it would be much larger.
+        if report.pid > 3 {
+            missing.push(format!("no private PID namespace (the probe ran as pid {})", report.pid));
         }
-    });
-    let _ = std::fs::remove_dir_all(&dir);
-    result
-}
-
-fn run_in(dir: &Path, python: &Path, program: &str, limits: &Limits, isolate_network: bool) -> std::io::Result<Outcome> {
-    let file = dir.join("program.py");
-    std::fs::write(&file, program)?;
-    let mut cmd = Command::new(python);
-    cmd.arg("-I")
-        .arg(&file)
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("HOME", dir)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let l = limits.clone();
-    // SAFETY: only async-signal-safe libc calls between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let root = libc::geteuid() == 0;
-            if isolate_network {
-                let flags = if root { libc::CLONE_NEWNET } else { libc::CLONE_NEWUSER | libc::CLONE_NEWNET };
-                if libc::unshare(flags) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            let set = |resource, value: u64| {
-                let lim = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
-                libc::setrlimit(resource, &lim)
-            };
-            for (resource, value) in [
-                (libc::RLIMIT_CPU, l.cpu_seconds),
-                (libc::RLIMIT_AS, l.memory_bytes),
-                (libc::RLIMIT_FSIZE, l.file_bytes),
-                (libc::RLIMIT_NPROC, l.processes),
-                (libc::RLIMIT_CORE, 0),
-            ] {
-                if set(resource, value) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            if root {
-                // Root ignores RLIMIT_NPROC: drop to `nobody`.
-                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
+        if report.interfaces != ["lo"] {
+            missing.push(format!("network not isolated (interfaces {:?})", report.interfaces));
+        }
+        if !report.visible.is_empty() {
+            missing.push(format!("host paths visible: {}", report.visible.join(", ")));
+        }
+        if !report.writable.is_empty() {
+            missing.push(format!("writable outside the private /tmp: {}", report.writable.join(", ")));
+        }
+        let l = &self.limits;
+        if report.limits != [l.cpu_seconds, l.memory_bytes, l.file_bytes, l.processes] {
+            missing.push(format!("limits not in force (saw {:?})", report.limits));
+        }
+        // The uid inside is the (unprivileged) uid outside: never root.
+        if report.uid == 0 {
+            missing.push("the program runs as root".into());
+        }
+        if missing.is_empty() {
             Ok(())
-        });
+        } else {
+            Err(SandboxError::NotIsolated { bwrap: bwrap.into(), missing: missing.join("; ") })
+        }
     }
-    let start = Instant::now();
-    let mut child = cmd.spawn()?;
-    let pgid = child.id() as i32;
-    let out = read_capped(child.stdout.take().expect("piped"));
-    let err = read_capped(child.stderr.take().expect("piped"));
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
+
+    /// Runs `program` (Python source). Never fails: a sandbox that cannot start says so in the verdict.
+    pub fn run(&self, program: &str) -> Outcome {
+        let start = Instant::now();
+        match self.spawn_and_wait(program, start) {
+            Ok(outcome) => outcome,
+            Err(e) => Outcome {
+                verdict: Verdict::Refused(format!("could not start: {e}")),
+                stdout: String::new(),
+                stderr: String::new(),
+                elapsed: start.elapsed(),
+            },
         }
-        if start.elapsed() >= limits.timeout {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    // Kill the whole group either way: a fork bomb's children outlive their parent, and a child forked while the
-    // signal was being delivered can miss it, so repeat until the group is gone (bounded).
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while unsafe { libc::killpg(pgid, libc::SIGKILL) } == 0 && Instant::now() < deadline {
-        let _ = child.try_wait();
-        std::thread::sleep(Duration::from_millis(10));
     }
-    let verdict = match status {
-        None => {
-            let _ = child.wait();
-            Verdict::TimedOut
-        }
-        Some(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            match (s.code(), s.signal()) {
-                (Some(0), _) => Verdict::Passed,
-                (Some(c), _) => Verdict::Failed(c),
-                (None, Some(sig)) => Verdict::Signaled(sig),
-                (None, None) => Verdict::Failed(-1),
+
+    fn spawn_and_wait(&self, program: &str, start: Instant) -> std::io::Result<Outcome> {
+        let l = &self.limits;
+        let numbers = [l.cpu_seconds, l.memory_bytes, l.file_bytes, l.processes].map(|n| n.to_string());
+        let mut cmd = match &self.bwrap {
+            Some(argv) => {
+                let mut c = Command::new(&argv[0]);
+                c.args(&argv[1..]);
+                c
             }
+            None => Command::new(&self.python),
+        };
+        cmd.args(["-I", "-S", "-c", LAUNCHER])
+            .args(&numbers)
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if self.bwrap.is_none() {
+            cmd.env("PATH", "/usr/bin:/bin").env("HOME", std::env::temp_dir()).env("LANG", "C.UTF-8");
         }
-    };
-    Ok(Outcome {
-        verdict,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-        network_isolated: isolate_network,
-        elapsed: start.elapsed(),
-        pid: pgid as u32,
-    })
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                // Its own process group, so a timeout can kill bubblewrap (and with it the PID namespace).
+                if libc::setsid() < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // Root on the host would stay root behind the user namespace's mapping and ignore the process
+                // limit: run the sandbox as `nobody`.
+                if libc::geteuid() == 0
+                    && (libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(65534) != 0 || libc::setuid(65534) != 0)
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn()?;
+        let pgid = child.id() as i32;
+        // The program arrives on stdin (the launcher's `exec` keeps the pipe): nothing is written to disk.
+        let mut stdin = child.stdin.take().expect("piped");
+        let source = program.as_bytes().to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&source);
+        });
+        let out = Tail::read(child.stdout.take().expect("piped"));
+        let err = Tail::read(child.stderr.take().expect("piped"));
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if start.elapsed() >= self.limits.timeout {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        // Kill the group either way. Inside bubblewrap this kills its monitor, whose death kills the namespace's
+        // init (--die-with-parent) and so every process in it. Unconfined, it is best effort: repeat until the
+        // group is gone (a fork bomb keeps adding to it).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while unsafe { libc::killpg(pgid, libc::SIGKILL) } == 0 && Instant::now() < deadline {
+            let _ = child.try_wait();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if status.is_none() {
+            let _ = child.wait();
+        }
+        let _ = writer.join();
+        // A pipe may still be held open by an escaped process (unconfined only): take what arrived.
+        let (stdout, stderr) = (out.finish(), err.finish());
+        use std::os::unix::process::ExitStatusExt;
+        let verdict = match status {
+            None => Verdict::TimedOut,
+            Some(s) => match (s.code(), s.signal()) {
+                // bubblewrap reports its own failures as `bwrap: …` with exit status 1.
+                (Some(1), _) if self.bwrap.is_some() && stderr.starts_with("bwrap: ") => {
+                    Verdict::Refused(last_line(&stderr).to_string())
+                }
+                (Some(c), _) => Verdict::Exited(c),
+                (None, Some(sig)) => Verdict::Signaled(sig),
+                (None, None) => Verdict::Exited(-1),
+            },
+        };
+        Ok(Outcome { verdict, stdout, stderr, elapsed: start.elapsed() })
+    }
+}
+
+/// The interpreter's real path (it must exist; the sandbox binds its installation read-only).
+fn resolve_python(python: &Path) -> Result<PathBuf, SandboxError> {
+    let found = if python.components().count() == 1 { find_on_path(&python.display().to_string()) } else { Some(python.into()) };
+    found
+        .filter(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
+        .ok_or_else(|| SandboxError::NoPython(python.display().to_string()))
+}
+
+/// The bubblewrap command line up to (and including) the interpreter.
+fn bwrap_argv(bwrap: &str, python: &Path, limits: &Limits, disable_userns: bool) -> Vec<String> {
+    let mut a: Vec<String> = vec![bwrap.into()];
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    push(&["--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]);
+    if disable_userns {
+        // No nested user namespaces: the program cannot make itself "root" anywhere.
+        push(&["--disable-userns"]);
+    }
+    push(&["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--clearenv"]);
+    push(&["--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8"]);
+    push(&["--ro-bind", "/usr", "/usr"]);
+    // Merged-/usr systems have /bin → usr/bin etc.; others have real directories to bind.
+    for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64"] {
+        match std::fs::read_link(dir) {
+            Ok(target) => push(&["--symlink", &target.display().to_string(), dir]),
+            Err(_) if Path::new(dir).is_dir() => push(&["--ro-bind", dir, dir]),
+            Err(_) => {}
+        }
+    }
+    // An interpreter outside /usr (pyenv, conda) brings its installation prefix, read-only, and nothing else.
+    if !python.starts_with("/usr") {
+        if let Some(prefix) = python.parent().and_then(Path::parent) {
+            let prefix = prefix.display().to_string();
+            push(&["--ro-bind", &prefix, &prefix]);
+        }
+    }
+    let disk = limits.disk_bytes.to_string();
+    // bubblewrap's own root and /dev are tmpfs mounts without a size cap: make them read-only, so the capped
+    // /tmp is the only place anything can be written (device nodes like /dev/null still work).
+    push(&["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--size", &disk, "--tmpfs", "/tmp"]);
+    push(&["--remount-ro", "/", "--chdir", "/tmp"]);
+    push(&["--hostname", "sandbox", "--", &python.display().to_string()]);
+    a
+}
+
+fn last_line(s: &str) -> &str {
+    s.trim_end().lines().last().unwrap_or("")
+}
+
+/// The last 64 KiB of a stream, read on a thread.
+struct Tail {
+    buf: Arc<Mutex<(Vec<u8>, bool)>>,
+}
+
+impl Tail {
+    const KEEP: usize = 64 * 1024;
+
+    fn read(mut r: impl Read + Send + 'static) -> Self {
+        let buf = Arc::new(Mutex::new((Vec::new(), false)));
+        let shared = buf.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 8192];
+            loop {
+                let n = r.read(&mut chunk).unwrap_or(0);
+                let mut b = shared.lock().unwrap_or_else(|e| e.into_inner());
+                if n == 0 {
+                    b.1 = true;
+                    return;
+                }
+                b.0.extend_from_slice(&chunk[..n]);
+                if b.0.len() > 2 * Self::KEEP {
+                    let cut = b.0.len() - Self::KEEP;
+                    b.0.drain(..cut);
+                }
+            }
+        });
+        Self { buf }
+    }
+
+    /// Waits (briefly) for the end of the stream and returns the kept tail.
+    fn finish(self) -> String {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            let b = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+            if b.1 || Instant::now() >= deadline {
+                let start = b.0.len().saturating_sub(Self::KEEP);
+                return String::from_utf8_lossy(&b.0[start..]).into_owned();
+            }
+            drop(b);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }

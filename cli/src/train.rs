@@ -1,21 +1,11 @@
 //! `hnet-gpt train`: the native training loop around the library's [`loss`] and [`AdamW`] — data loading with
-//! warnings, resumable atomic checkpoints, validation, metrics, a progress bar, Ctrl-C handling.
-//!
-//! Run directory:
-//! ```text
-//! RUN_DIR/config.json           everything that determines the run (and the command line)
-//! RUN_DIR/metrics.jsonl         one JSON object per step ("kind": "train") and per validation ("kind": "valid")
-//! RUN_DIR/checkpoints/step-N/   model.safetensors (loads anywhere), optimizer.safetensors, trainer.json
-//! RUN_DIR/checkpoints/best/     the checkpoint with the best validation loss
-//! RUN_DIR/summary.json          written when the run ends
-//! ```
-//! A checkpoint is written into a temporary directory and renamed into place, so a crash (even SIGKILL) at any
-//! moment leaves the previous checkpoints intact and loadable.
+//! warnings, a recorded split, resumable atomic checkpoints (the layout is [`run_dir`](crate::run_dir)'s),
+//! validation, metrics, a progress bar, Ctrl-C and SIGTERM handling.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,59 +13,62 @@ use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
-use hnet_gpt_model::checkpoint::{self, write_atomic};
-use hnet_gpt_model::data::{self, next_batch, render, split_of, DataPosition, Packed, Split};
+use hnet_gpt_model::checkpoint;
+use hnet_gpt_model::data::{self, next_batch, render, Packed};
 use hnet_gpt_model::optim::{AdamW, AdamWConfig};
 use hnet_gpt_model::train::{batch_tensor, loss, lr_at, Schedule, TrainConfig, Unfreeze};
 use hnet_gpt_model::{Arch, Model, ModelConfig};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::args::TrainArgs;
+use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
 use crate::commands::tokenizer;
-use crate::parallel::{self, Peers, Reduced};
+use crate::parallel::{self, Fault, Peers, Reduced};
+use crate::run_dir::{
+    checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, prune_checkpoints, read_config, save_checkpoint, step_name,
+    summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
+};
 
-/// What `config.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct RunConfig {
-    train: TrainConfig,
-    data: Vec<PathBuf>,
-    template: bool,
-    valid_fraction: f64,
-    decoder_from: Option<PathBuf>,
-    checkpoint_every: usize,
-    keep_last: usize,
-    max_bad_steps: usize,
-    command: String,
+/// One training job: a fresh run with its settings, or the continuation of one.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The run directory.
+    pub run: PathBuf,
+    /// `Some` for a fresh run; `None` continues the run in `run` from its latest checkpoint with its own settings.
+    pub fresh: Option<RunConfig>,
+    /// Stop after this step, leaving the run resumable (the schedule still targets the configured steps).
+    pub stop_at: Option<usize>,
+    /// The backend.
+    pub device: DeviceKind,
+    /// Data-parallel replicas.
+    pub devices: usize,
+    /// No progress bar.
+    pub quiet: bool,
 }
 
-/// What `trainer.json` holds: everything besides weights and moments needed to continue exactly.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct TrainerState {
-    /// Optimizer steps completed.
-    step: usize,
-    /// Where the data sampler is.
-    data: DataPosition,
-    /// Per-parameter AdamW step counts.
-    optimizer_steps: HashMap<String, u64>,
-    /// Best validation loss so far.
-    best_valid: Option<f64>,
-    /// Steps skipped for a non-finite loss.
-    bad_steps: usize,
-    /// Training tokens consumed.
-    tokens: u64,
-    /// Seconds spent training (over all segments of the run).
-    seconds: f64,
-}
-
+/// `hnet-gpt train`: flags to a [`Job`].
 pub fn run(args: TrainArgs) -> Result<()> {
-    if args.devices == 0 {
+    let (run, fresh) = match &args.resume {
+        Some(run) => (run.clone(), None),
+        None => {
+            let run = args.out.clone().unwrap_or_else(|| {
+                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                PathBuf::from(format!("runs/{}-{}-{t}", args.arch, args.preset))
+            });
+            (run, Some(run_config(&args)?))
+        }
+    };
+    execute(&Job { run, fresh, stop_at: args.stop_at, device: args.device, devices: args.devices, quiet: args.quiet })
+}
+
+/// Runs a training job on its backend.
+pub fn execute(job: &Job) -> Result<()> {
+    if job.devices == 0 {
         bail!("--devices must be at least 1");
     }
-    with_backend!(args.device, |device: B| {
-        let devices = crate::backend::devices::<B>(device, args.devices);
-        train::<burn::backend::Autodiff<B>>(&args, &devices)
+    with_backend!(job.device, |device: B| {
+        let devices = crate::backend::devices::<B>(device, job.devices);
+        train::<burn::backend::Autodiff<B>>(job, &devices)
     })
 }
 
@@ -127,11 +120,13 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         keep_last: args.keep_last.max(1),
         max_bad_steps: args.max_bad_steps.max(1),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        split: None,
     })
 }
 
-/// Loads, splits, renders, tokenises and packs the data. Problems with individual lines or files are warnings.
-fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Packed, serde_json::Value)> {
+/// Loads, deduplicates, splits, renders, tokenises and packs the data. Problems with individual lines or files are
+/// warnings. Validation is `None` when the data is too small to hold out a sequence (a warning says so).
+fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, serde_json::Value, SplitRecord)> {
     let tok = tokenizer()?;
     let (mut records, mut files, mut skipped) = (Vec::new(), 0, Vec::new());
     if rc.data.is_empty() {
@@ -153,112 +148,82 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Packed, serde_js
     if skipped.len() > 20 {
         eprintln!("warning: … and {} more skipped lines or files", skipped.len() - 20);
     }
+    let duplicates = data::dedup(&mut records);
     // The built-in corpus is tiny: hold out more of it so validation has something to measure.
     let fraction = if rc.data.is_empty() { rc.valid_fraction.max(0.15) } else { rc.valid_fraction };
-    let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
+    let seq_len = rc.train.seq_len;
+    // Tokenise every document and total the tokens per split key (a file's records stay together).
+    let mut docs: Vec<(String, Vec<u32>, usize)> = Vec::with_capacity(records.len());
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut key_index = HashMap::new();
     for r in &records {
         let text = render(r, rc.template);
         let ids = tok.encode(&text)?;
-        let doc = (ids, text.len());
-        match split_of(&r.repo, &r.path, fraction) {
-            Split::Train => train_docs.push(doc),
-            Split::Valid => valid_docs.push(doc),
-        }
+        let key = data::split_key(r);
+        let i = *key_index.entry(key.clone()).or_insert_with(|| {
+            keys.push((key.clone(), 0));
+            keys.len() - 1
+        });
+        keys[i].1 += ids.len() + 1; // + the separator
+        docs.push((key, ids, text.len()));
+    }
+    let assignment = data::assign_split(&keys, fraction, seq_len + 1);
+    let held: std::collections::HashSet<&str> = keys.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|((k, _), _)| k.as_str()).collect();
+    let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
+    for (key, ids, bytes) in docs {
+        if held.contains(key.as_str()) { valid_docs.push((ids, bytes)) } else { train_docs.push((ids, bytes)) }
     }
     let (n_train, n_valid) = (train_docs.len(), valid_docs.len());
-    let seq_len = rc.train.seq_len;
     let train = Packed::new(train_docs, seq_len);
     let valid = Packed::new(valid_docs, seq_len);
     if train.is_empty() {
         bail!("the training data is empty: {} records from {files} files give no sequence of {seq_len} tokens", records.len());
     }
-    if valid.is_empty() {
-        bail!("the validation split is empty ({n_valid} records): add data or raise --valid-fraction");
-    }
+    let valid = if valid.is_empty() {
+        eprintln!(
+            "warning: the data is too small to hold out a validation sequence of {seq_len} tokens ({} records): training \
+             WITHOUT validation (no validation loss, no best checkpoint). Add data or lower --seq-len.",
+            records.len()
+        );
+        None
+    } else {
+        Some(valid)
+    };
+    let mut sides: Vec<String> = keys.iter().zip(&assignment.valid).map(|((k, _), v)| format!("{}\t{k}", *v as u8)).collect();
+    sides.sort();
+    let mut valid_keys: Vec<String> = held.iter().map(|k| k.to_string()).collect();
+    valid_keys.sort();
+    let split = SplitRecord {
+        rule: data::SPLIT_RULE.to_string(),
+        valid_fraction: fraction,
+        roots: rc.data.clone(),
+        roots_resolved: rc.data.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect(),
+        train_keys: keys.len() - valid_keys.len(),
+        valid_keys,
+        hash: format!("{:016x}", data::fnv1a(sides.join("\n").as_bytes())),
+        duplicates_removed: duplicates,
+        moved_to_valid: assignment.moved,
+    };
+    let valid_tokens = valid.as_ref().map_or(0, |v| v.stream.len());
     let summary = json!({
-        "files": files, "records": records.len(), "skipped": skipped.len(),
+        "files": files, "records": records.len(), "skipped": skipped.len(), "duplicates_removed": duplicates,
         "train_records": n_train, "valid_records": n_valid,
-        "train_tokens": train.stream.len(), "valid_tokens": valid.stream.len(),
-        "train_sequences": train.len(), "valid_sequences": valid.len(),
+        "train_tokens": train.stream.len(), "valid_tokens": valid_tokens,
+        "train_sequences": train.len(), "valid_sequences": valid.as_ref().map_or(0, |v| v.len()),
     });
     if !quiet {
         eprintln!(
-            "data: {} records from {files} files ({} skipped) · train {} tokens ({} sequences) · valid {} tokens",
-            records.len(), skipped.len(), train.stream.len(), train.len(), valid.stream.len()
+            "data: {} records from {files} files ({} skipped, {duplicates} duplicates removed) · train {} tokens ({} sequences) · \
+             valid {valid_tokens} tokens ({} files held out{})",
+            records.len(),
+            skipped.len(),
+            train.stream.len(),
+            train.len(),
+            split.valid_keys.len(),
+            if split.moved_to_valid > 0 { format!(", {} moved there to fill one sequence", split.moved_to_valid) } else { String::new() }
         );
     }
-    Ok((train, valid, summary))
-}
-
-fn checkpoints_dir(run: &Path) -> PathBuf {
-    run.join("checkpoints")
-}
-
-/// The latest complete `step-N` checkpoint.
-fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
-    let mut steps: Vec<(usize, PathBuf)> = std::fs::read_dir(checkpoints_dir(run))
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().strip_prefix("step-")?.parse().ok()?;
-            e.path().join("trainer.json").is_file().then(|| (n, e.path()))
-        })
-        .collect();
-    steps.sort();
-    steps.pop().map(|(_, p)| p)
-}
-
-/// Writes a checkpoint directory atomically: files into a temporary sibling, then one rename.
-fn save_checkpoint<A: AutodiffBackend>(run: &Path, name: &str, model: &Model<A>, opt: &AdamW<A>, state: &TrainerState) -> Result<()> {
-    let dir = checkpoints_dir(run);
-    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
-    let step = state.step.to_string();
-    let model_bytes = checkpoint::to_bytes(model, &[("step", &step)])?;
-    write_atomic(&tmp.join("model.safetensors"), &model_bytes)?;
-    let (tensors, steps) = opt.state_tensors();
-    let views = tensors
-        .iter()
-        .map(|(k, d)| Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, d.shape.to_vec(), d.as_bytes())?)))
-        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-    write_atomic(&tmp.join("optimizer.safetensors"), &safetensors::serialize(views, None)?)?;
-    let state = TrainerState { optimizer_steps: steps, ..state.clone() };
-    write_atomic(&tmp.join("trainer.json"), serde_json::to_string_pretty(&state)?.as_bytes())?;
-    let target = dir.join(name);
-    let old = dir.join(format!(".old-{name}-{}", std::process::id()));
-    if target.exists() {
-        std::fs::rename(&target, &old)?;
-    }
-    std::fs::rename(&tmp, &target)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-fn prune_checkpoints(run: &Path, keep: usize) {
-    let Ok(entries) = std::fs::read_dir(checkpoints_dir(run)) else { return };
-    let mut steps: Vec<(usize, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| Some((e.file_name().to_string_lossy().strip_prefix("step-")?.parse().ok()?, e.path())))
-        .collect();
-    steps.sort();
-    for (_, path) in steps.iter().take(steps.len().saturating_sub(keep)) {
-        let _ = std::fs::remove_dir_all(path);
-    }
-}
-
-fn load_checkpoint<A: AutodiffBackend>(dir: &Path, opt: &mut AdamW<A>, device: &A::Device) -> Result<(Model<A>, TrainerState)> {
-    let model = checkpoint::load::<A>(&dir.join("model.safetensors"), device).with_context(|| format!("loading {}", dir.display()))?;
-    let state: TrainerState = serde_json::from_slice(&std::fs::read(dir.join("trainer.json"))?)?;
-    let bytes = std::fs::read(dir.join("optimizer.safetensors"))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("reading {}/optimizer.safetensors", dir.display()))?;
-    let tensors = st
-        .tensors()
-        .into_iter()
-        .map(|(k, v)| (k, burn::tensor::TensorData::from_bytes_vec(v.data().to_vec(), v.shape().to_vec(), burn::tensor::DType::F32)))
-        .collect();
-    opt.load_state(tensors, &state.optimizer_steps, device).map_err(anyhow::Error::msg)?;
-    Ok((model, state))
+    Ok((train, valid, summary, split))
 }
 
 /// Mean validation cross-entropy and boundary rate over the first `eval_batches` batches.
@@ -280,57 +245,61 @@ fn evaluate<B: Backend>(model: &Model<B>, valid: &Packed, c: &TrainConfig) -> (f
     (ce / count as f64, has_chunks.then(|| rate / count as f64))
 }
 
-/// Keeps `metrics.jsonl` lines up to `step` (a resumed run rewrites what came after its checkpoint).
-fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s as usize <= step))
-        .collect();
-    write_atomic(path, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes())?;
-    Ok(())
+/// Test hooks: steps (comma-separated, from `HNET_FAULT_NAN_STEPS` or `HNET_FAULT_INF_GRAD_STEPS`) whose loss is
+/// treated as NaN, or whose gradient norm is made to overflow.
+fn injected_steps(var: &str) -> Vec<usize> {
+    std::env::var(var).map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
 }
 
-/// Test hook: steps (from `HNET_FAULT_NAN_STEPS`, comma-separated) whose loss is treated as NaN.
-fn injected_nan_steps() -> Vec<usize> {
-    std::env::var("HNET_FAULT_NAN_STEPS").map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
-}
-
-fn train<A: AutodiffBackend>(args: &TrainArgs, devices: &[A::Device]) -> Result<()>
+fn train<A: AutodiffBackend>(job: &Job, devices: &[A::Device]) -> Result<()>
 where
     Model<A>: Send + 'static,
 {
     let device = &devices[0];
+    let run = job.run.clone();
     // Configuration: fresh, or the run's own when resuming.
-    let (run, rc, resume_from) = match &args.resume {
-        Some(run) => {
-            let rc: RunConfig = serde_json::from_slice(&std::fs::read(run.join("config.json")).with_context(|| format!("{} is not a run directory", run.display()))?)?;
-            let ckpt = latest_checkpoint(run).with_context(|| format!("no complete checkpoint in {}", checkpoints_dir(run).display()))?;
-            (run.clone(), rc, Some(ckpt))
-        }
+    let (rc, resume_from) = match &job.fresh {
         None => {
-            let rc = run_config(args)?;
-            let run = args.out.clone().unwrap_or_else(|| {
-                let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                PathBuf::from(format!("runs/{}-{}-{t}", args.arch, args.preset))
-            });
+            let rc = read_config(&run)?;
+            let ckpt = latest_checkpoint(&run).with_context(|| format!("no complete checkpoint in {}", checkpoints_dir(&run).display()))?;
+            (rc, Some(ckpt))
+        }
+        Some(rc) => {
             if run.join("config.json").exists() {
                 bail!("{} already holds a run: continue it with --resume {0}, or choose another --out", run.display());
             }
-            std::fs::create_dir_all(&run).with_context(|| format!("creating {}", run.display()))?;
-            write_atomic(&run.join("config.json"), serde_json::to_string_pretty(&rc)?.as_bytes())?;
-            (run, rc, None)
+            (rc.clone(), None)
         }
     };
     let c = rc.train.clone();
-    let (train_data, valid_data, data_summary) = prepare_data(&rc, args.quiet)?;
+    let (train_data, valid_data, data_summary, split) = prepare_data(&rc, job.quiet)?;
+    let rc = match &resume_from {
+        Some(_) => {
+            if rc.split.as_ref().is_some_and(|s| s.hash != split.hash) {
+                eprintln!(
+                    "warning: the data now splits differently from when {} started (split {} then, {} now): files \
+                     held out before may now be trained on",
+                    run.display(),
+                    rc.split.as_ref().map_or("?", |s| s.hash.as_str()),
+                    split.hash
+                );
+            }
+            rc
+        }
+        None => {
+            // Written only now that the data has been checked: a failed start leaves no run behind to block --out.
+            let rc = RunConfig { split: Some(split), ..rc };
+            write_config(&run, &rc)?;
+            rc
+        }
+    };
 
     let mut opt = AdamW::<A>::new(c.adamw.clone(), c.groups_at(0));
     let (mut model, mut state) = match &resume_from {
         Some(dir) => {
             let (model, state) = load_checkpoint::<A>(dir, &mut opt, device)?;
             eprintln!("resuming {} from step {}", run.display(), state.step);
-            truncate_metrics(&run.join("metrics.jsonl"), state.step)?;
+            truncate_metrics(&metrics_file(&run), state.step)?;
             (model, state)
         }
         None => {
@@ -342,7 +311,10 @@ where
                 checkpoint::load_gpt2_decoder(&mut model, &bytes, &path.display().to_string())?;
                 eprintln!("hybrid decoder initialised from {}", path.display());
             }
-            (model, TrainerState::default())
+            let state = TrainerState::default();
+            // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint.
+            save_checkpoint(&run, &step_name(0), &model, &opt, &state)?;
+            (model, state)
         }
     };
     let train_data = Arc::new(train_data);
@@ -353,19 +325,10 @@ where
             Some(Peers::start::<A>(devices, &model, &opt, &c, train_data.clone())?)
         }
     };
-    let stop_at = args.stop_at.unwrap_or(c.steps).min(c.steps);
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // First Ctrl-C: finish the step, write a checkpoint, exit. Second: exit at once.
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
-    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(run.join("metrics.jsonl"))?;
-    let bar = if args.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    let stop_at = job.stop_at.unwrap_or(c.steps).min(c.steps);
+    let interrupted = crate::interrupt::flag();
+    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(metrics_file(&run))?;
+    let bar = if job.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(stop_at as u64)
@@ -375,9 +338,9 @@ where
             .expect("a valid template"),
     );
     bar.set_position(state.step as u64);
-    let nan_steps = injected_nan_steps();
+    let (nan_steps, inf_grad_steps) = (injected_steps("HNET_FAULT_NAN_STEPS"), injected_steps("HNET_FAULT_INF_GRAD_STEPS"));
     let tokens_per_step = (c.batch_size * c.seq_len * c.grad_accum) as u64;
-    let tokens_per_byte = valid_data.stream.len() as f64 / valid_data.bytes.max(1) as f64;
+    let tokens_per_byte = valid_data.as_ref().map_or(0.0, |v| v.stream.len() as f64 / v.bytes.max(1) as f64);
     let mut consecutive_bad = 0;
     let mut last_loss = f64::NAN;
     let segment_start = Instant::now();
@@ -394,45 +357,62 @@ where
         if let Some(peers) = &peers {
             peers.step(step, lr, shares)?;
         }
-        let local = parallel::local_grads(&model, &train_data, &mine, &c, device, nan_steps.contains(&(step + 1)));
+        let fault = match step + 1 {
+            s if nan_steps.contains(&s) => Fault::NanLoss,
+            s if inf_grad_steps.contains(&s) => Fault::InfGrad,
+            _ => Fault::None,
+        };
+        let local = parallel::local_grads(&model, &train_data, &mine, &c, device, fault);
         let Reduced { total, ce: ce_sum, grads } = parallel::reduce::<A>(local, 0, devices.len(), device)?;
         state.step += 1;
         state.tokens += tokens_per_step;
-        let Some(grads) = grads else {
+        // A step is skipped (weights and moments untouched) when its loss or its gradient norm is not finite.
+        let skipped = match grads {
+            None => Some("non-finite loss".to_string()),
+            Some(grads) => {
+                let (next, outcome) = opt.step_if_finite(model, grads, lr);
+                model = next;
+                match outcome {
+                    Ok(grad_norm) => {
+                        consecutive_bad = 0;
+                        let dt = t0.elapsed().as_secs_f64();
+                        let tps = tokens_per_step as f64 / dt;
+                        last_loss = total;
+                        writeln!(
+                            metrics,
+                            "{}",
+                            json!({"kind": "train", "step": state.step, "loss": total, "ce": ce_sum, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps, "tokens": state.tokens})
+                        )?;
+                        bar.set_message(format!("loss {total:.3} · {tps:.0} tok/s"));
+                        None
+                    }
+                    Err(norm) => Some(format!("non-finite gradient norm ({norm})")),
+                }
+            }
+        };
+        bar.set_position(state.step as u64);
+        if let Some(why) = skipped {
             state.bad_steps += 1;
             consecutive_bad += 1;
-            eprintln!("warning: step {}: non-finite loss, step skipped ({consecutive_bad} in a row)", state.step);
-            writeln!(metrics, "{}", json!({"kind": "train", "step": state.step, "skipped": true}))?;
+            bar.suspend(|| eprintln!("warning: step {}: {why}, step skipped ({consecutive_bad} in a row)", state.step));
+            writeln!(metrics, "{}", json!({"kind": "train", "step": state.step, "skipped": true, "reason": why}))?;
             if consecutive_bad >= rc.max_bad_steps {
                 state.seconds = seconds_before + segment_start.elapsed().as_secs_f64();
-                save_checkpoint(&run, &format!("step-{:06}", state.step), &model, &opt, &state)?;
+                save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
                 bail!(
-                    "{consecutive_bad} consecutive steps had a non-finite loss; stopped at step {}. The last checkpoint \
-                     is in {} — lower --lr or check the data, then --resume",
+                    "{consecutive_bad} consecutive steps were skipped (non-finite loss or gradient); stopped at step {}. \
+                     The last checkpoint is in {} — lower --lr or check the data, then --resume",
                     state.step,
                     checkpoints_dir(&run).display()
                 );
             }
-            continue;
-        };
-        consecutive_bad = 0;
-        let (next, norm) = opt.step(model, grads, lr);
-        model = next;
-        let grad_norm = norm.map(|n| n.into_scalar().elem::<f64>());
-        let dt = t0.elapsed().as_secs_f64();
-        let tps = tokens_per_step as f64 / dt;
-        last_loss = total;
-        writeln!(
-            metrics,
-            "{}",
-            json!({"kind": "train", "step": state.step, "loss": total, "ce": ce_sum, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps, "tokens": state.tokens})
-        )?;
-        bar.set_position(state.step as u64);
-        bar.set_message(format!("loss {total:.3} · {tps:.0} tok/s"));
+        }
 
+        // Validation and checkpoints follow every step, skipped or not: a run whose last step was skipped still
+        // ends with its final evaluation and checkpoint.
         let last = state.step == stop_at;
-        if state.step % c.eval_every == 0 || last {
-            let (vloss, rate) = evaluate(&model.valid(), &valid_data, &c);
+        if let Some(valid_data) = valid_data.as_ref().filter(|_| state.step % c.eval_every == 0 || last) {
+            let (vloss, rate) = evaluate(&model.valid(), valid_data, &c);
             let bpb = vloss * tokens_per_byte / std::f64::consts::LN_2;
             let chunk_len = rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
             writeln!(
@@ -442,7 +422,7 @@ where
             )?;
             bar.suspend(|| {
                 eprintln!(
-                    "step {:>6}  train {total:.4}  valid {vloss:.4}  ppl {:.2}  bpb {bpb:.3}{}",
+                    "step {:>6}  train {last_loss:.4}  valid {vloss:.4}  ppl {:.2}  bpb {bpb:.3}{}",
                     state.step,
                     vloss.exp(),
                     chunk_len.map(|l| format!("  chunk {l:.2} tok")).unwrap_or_default()
@@ -457,13 +437,13 @@ where
         let stop = interrupted.load(Ordering::SeqCst);
         if state.step % rc.checkpoint_every == 0 || last || stop {
             state.seconds = seconds_before + segment_start.elapsed().as_secs_f64();
-            save_checkpoint(&run, &format!("step-{:06}", state.step), &model, &opt, &state)?;
+            save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
             prune_checkpoints(&run, rc.keep_last);
         }
         if stop {
             bar.abandon();
             eprintln!("interrupted: checkpoint at step {} in {}; continue with --resume {}", state.step, checkpoints_dir(&run).display(), run.display());
-            std::process::exit(130);
+            return Err(crate::interrupt::Interrupted.into());
         }
     }
     bar.finish_and_clear();
@@ -477,7 +457,7 @@ where
         "final_train_loss": last_loss, "best_valid_loss": state.best_valid,
         "skipped_steps": state.bad_steps, "data": data_summary, "parameters": model.num_params(),
     });
-    write_atomic(&run.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    checkpoint::write_atomic(&summary_file(&run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     eprintln!(
         "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · run {}",
         state.step,

@@ -45,7 +45,7 @@ fn eval_reports_every_metric() {
         assert!((overall - seed["overall"].as_f64().unwrap()).abs() < 1e-9);
         assert_eq!(r["header_syntax"]["completions"], 3);
         assert_eq!(r["humaneval"]["problems"], 2);
-        assert_eq!(r["humaneval"]["network_isolated"], true);
+        assert_eq!(r["humaneval"]["sandboxed"], true);
         match arch {
             "gpt2" => assert!(r["chunks"].is_null()),
             _ => {
@@ -72,7 +72,8 @@ fn compare_trains_all_three_and_writes_results() {
     let dir = tmp("compare");
     let out = dir.join("cmp");
     let args = ["compare", "--preset", "tiny", "--seeds", "2", "--steps", "3", "--batch-size", "4", "--seq-len", "32", "--eval-every", "3", "--eval-tokens", "500", "--headers", "2"];
-    let stdout = ok(bin().args(args).args(["--out", out.to_str().unwrap()]).output().unwrap());
+    // Run from `dir` with a relative --out, as people do: no path of this machine may appear in the results.
+    let stdout = ok(bin().args(args).args(["--out", "cmp"]).current_dir(&dir).output().unwrap());
     assert!(stdout.contains("| metric | gpt2 | hnet | hybrid |"), "{stdout}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("bits per byte") && md.contains(" ± "), "{md}");
@@ -86,11 +87,79 @@ fn compare_trains_all_three_and_writes_results() {
     assert_eq!(json["table"]["bits per byte/gpt2"]["n"], 2);
     assert!(std::fs::read_to_string(out.join("valid_loss.svg")).unwrap().contains("<svg"));
     assert!(out.join("chunk_lengths.svg").is_file());
+    let results = std::fs::read_to_string(out.join("results.json")).unwrap() + &md;
+    assert!(!results.contains(dir.to_str().unwrap()) && !results.contains(env!("CARGO_BIN_EXE_hnet-gpt")), "machine paths in the results");
+    assert!(json["command"].as_str().unwrap().starts_with("hnet-gpt compare --preset tiny"));
+    assert!(json["device"].as_str().unwrap().starts_with("cpu"));
+    // Rows over nothing say n/a: gpt2 has no chunks.
+    assert!(md.contains("| statement-start precision (higher is better) | n/a (0 of 2 runs) |"), "{md}");
+    assert!(md.contains("…at chance"), "{md}");
+    // The complete log of the invocation sits next to the table.
+    let log = std::fs::read_to_string(out.join("compare.log")).unwrap();
+    assert!(log.starts_with("$ hnet-gpt compare") && log.contains("training hybrid-seed1") && log.contains("evaluating hybrid seed 1"), "{log}");
+    // Run again: every run matches its recorded settings and is reused; with another learning rate, retrained.
+    let again = bin().args(args).args(["--out", "cmp"]).current_dir(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success() && err.matches("already trained with these settings, reusing it").count() == 6, "{err}");
+    let changed = bin().args(args).args(["--out", "cmp", "--lr", "2e-3"]).current_dir(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(changed.status.success() && err.matches("trained with other settings or data: training it again").count() == 6, "{err}");
     // A leaking architecture stops everything before a table is written.
     let refused = dir.join("refused");
     let failed = bin().args(args).args(["--out", refused.to_str().unwrap()]).env("HNET_FAULT_LEAKY_ARCH", "hybrid").output().unwrap();
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("hybrid fails the causality check"));
     assert!(!refused.join("results.md").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A directory of real Python: stdlib files when this machine has them, else generated functions.
+fn python_dir(dir: &Path, files: &[&str]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let stdlib = Path::new("/usr/lib/python3.11");
+    for (i, f) in files.iter().enumerate() {
+        let target = dir.join(if i % 3 == 0 { format!("sub/{f}") } else { f.to_string() });
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        match std::fs::read(stdlib.join(f)) {
+            Ok(bytes) => std::fs::write(&target, bytes).unwrap(),
+            Err(_) => std::fs::write(&target, (0..30).map(|j| format!("def f{i}_{j}(x):\n    return x + {j}\n\n")).collect::<String>()).unwrap(),
+        }
+    }
+    dir.to_path_buf()
+}
+
+#[test]
+fn eval_scores_what_the_run_held_out_and_all_of_data_it_never_saw() {
+    let dir = tmp("heldout");
+    let seen = python_dir(&dir.join("seen"), &["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"]);
+    let unseen = python_dir(&dir.join("unseen"), &["quopri.py", "stat.py", "sched.py"]);
+    let run = dir.join("run");
+    ok(bin()
+        .args(["train", "--quiet", "--arch", "gpt2", "--preset", "tiny", "--steps", "2", "--seq-len", "32", "--batch-size", "4", "--eval-every", "2", "--eval-batches", "1"])
+        .args(["--valid-fraction", "0.3", "--data", seen.to_str().unwrap(), "--out", run.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let ckpt = run.join("checkpoints/step-000002/model.safetensors");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let held: Vec<String> = config["split"]["valid_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    assert!(!held.is_empty());
+    let eval = |data: &Path| bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "0", "--data", data.to_str().unwrap()]).output().unwrap();
+    // The run's own data: exactly the files it held out.
+    let r: serde_json::Value = serde_json::from_str(&ok(eval(&seen))).unwrap();
+    let mut scored: Vec<String> = r["scored"]["files"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    scored.sort();
+    scored.dedup();
+    assert_eq!(scored, held);
+    assert!(r["scored"]["reason"].as_str().unwrap().contains("held out"), "{}", r["scored"]);
+    // A directory the run never saw: all of it, without --all, and the output says why.
+    let r: serde_json::Value = serde_json::from_str(&ok(eval(&unseen))).unwrap();
+    let mut scored: Vec<String> = r["scored"]["files"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
+    scored.dedup();
+    assert_eq!(scored.len(), 3, "{scored:?}");
+    assert!(r["scored"]["reason"].as_str().unwrap().contains("never trained on this data"), "{}", r["scored"]);
+    // Part of the training data under another root: refused rather than scored as if unseen.
+    let part = eval(&seen.join("sub"));
+    assert_eq!(part.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&part.stderr).contains("overlaps what"), "{}", String::from_utf8_lossy(&part.stderr));
     std::fs::remove_dir_all(dir).unwrap();
 }

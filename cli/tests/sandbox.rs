@@ -1,93 +1,356 @@
-//! The Python sandbox stops what generated code must not do, and HumanEval's reference solutions pass in it.
+//! The sandbox holds. Every attack goes through the user-facing path — `hnet-gpt humaneval --completions
+//! samples.jsonl --json` — once as whoever runs the tests (root in CI) and once as an ordinary user (created here
+//! when the tests run as root), because that is how people run it. Each attack is written so that its sample
+//! would *pass* if the attack worked; on top of that the host is checked for the attack's traces.
+//!
+//! And it fails closed: without bubblewrap, with a bubblewrap that cannot make namespaces, or with a fake one that
+//! runs the program unconfined, the command refuses and nothing runs — unless `--unsafe-no-sandbox` is given.
 
-use std::time::Duration;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use hnet_gpt::humaneval::{self, pass_at_k};
-use hnet_gpt::sandbox::{default_python, run_python, Limits, Verdict};
+use hnet_gpt::humaneval;
+use serde_json::Value;
 
-fn run(program: &str, limits: &Limits) -> hnet_gpt::sandbox::Outcome {
-    run_python(&default_python(), program, limits).unwrap()
+/// Seconds each attack may run (the CLI's --timeout).
+const TIMEOUT: u64 = 4;
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hnet-sbx-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
 }
 
-fn quick() -> Limits {
-    Limits { timeout: Duration::from_secs(5), cpu_seconds: 5, ..Limits::default() }
+/// A HumanEval/0 sample: the reference body, then `attack` at module level. The check runs after it.
+fn sample(attack: &str) -> String {
+    let p = &humaneval::problems()[0];
+    serde_json::json!({ "task_id": p.task_id, "completion": format!("{}\n{attack}\n", p.canonical_solution) }).to_string()
+}
+
+/// Who runs the CLI.
+#[derive(Clone, Copy)]
+struct User {
+    uid: u32,
+    gid: u32,
+}
+
+fn current_user() -> User {
+    unsafe { User { uid: libc::geteuid(), gid: libc::getegid() } }
+}
+
+/// An ordinary user: the current one when the tests are not root, otherwise `hnet-sandbox-test` (created once).
+fn unprivileged_user() -> User {
+    let me = current_user();
+    if me.uid != 0 {
+        return me;
+    }
+    let name = "hnet-sandbox-test";
+    if Command::new("id").arg(name).output().unwrap().status.code() != Some(0) {
+        let out = Command::new("useradd")
+            .args(["--system", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name])
+            .output()
+            .expect("useradd (Debian's passwd package) creates the test user");
+        assert!(out.status.success() || String::from_utf8_lossy(&out.stderr).contains("already exists"), "{out:?}");
+    }
+    let id = |flag: &str| -> u32 {
+        let out = Command::new("id").args([flag, name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    User { uid: id("-u"), gid: id("-g") }
+}
+
+/// Processes owned by `uid` right now.
+fn processes_of(uid: u32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+        .filter(|e| std::fs::metadata(e.path()).map(|m| std::os::unix::fs::MetadataExt::uid(&m) == uid).unwrap_or(false))
+        .count()
+}
+
+/// The CLI binary, copied where `user` can run it (the build directory may sit in root's private home).
+fn cli_for(dir: &Path) -> PathBuf {
+    let bin = dir.join("hnet-gpt");
+    std::fs::copy(env!("CARGO_BIN_EXE_hnet-gpt"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn run_as(user: User, bin: &Path, home: &Path, args: &[&str], path_env: &str) -> (Output, Duration) {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", path_env)
+        .env("HOME", home)
+        .env("HNET_TEST_SECRET", "env-secret-4711")
+        .current_dir(home);
+    if user.uid != current_user().uid {
+        cmd.uid(user.uid).gid(user.gid);
+    }
+    let start = Instant::now();
+    let out = cmd.output().unwrap();
+    (out, start.elapsed())
+}
+
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Runs every attack as `user` and checks that each was refused or contained.
+fn attacks_are_contained(user: User, name: &str) {
+    let dir = tmp(name);
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let secret = home.join("secret.txt");
+    std::fs::write(&secret, "the user's secret").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let bashrc = home.join(".bashrc");
+    std::fs::write(&bashrc, "# the user's own\n").unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    for p in [&home, &secret, &bashrc] {
+        std::os::unix::fs::chown(p, Some(user.uid), Some(user.gid)).unwrap();
+    }
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    server.set_nonblocking(true).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let marker = format!("pwned-{}-{name}", std::process::id());
+    let outside = [repo.join(&marker), Path::new("/var/tmp").join(&marker), Path::new("/dev/shm").join(&marker), dir.join(&marker)];
+    let disk_limit = hnet_gpt::sandbox::Limits::default().disk_bytes;
+
+    // (name, code at module level, passes if the attack is contained?). Every attack is written so that its
+    // sample passes only if the attack worked, except `setsid`, which is legitimate code whose danger is hanging
+    // the evaluation: its check runs and passes, and the command must still end on time.
+    let attacks: Vec<(&str, String, bool)> = vec![
+        ("benign", String::new(), true),
+        ("read-home-secret", format!("open({:?}).read()", secret.display().to_string()), false),
+        ("read-host-config", "open('/etc/passwd').read()".into(), false),
+        ("read-env-secret", "import os\nassert os.environ.get('HNET_TEST_SECRET') == 'env-secret-4711'".into(), false),
+        ("write-home", format!("open({:?}, 'a').write('echo pwned\\n')", bashrc.display().to_string()), false),
+        (
+            "write-outside-tmp",
+            format!(
+                "wrote = []\nfor p in {:?}:\n    try:\n        open(p, 'w').write('x')\n        wrote.append(p)\n    except OSError:\n        pass\nassert wrote",
+                outside
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .chain(["/pwned", "/dev/shm/pwned", "/usr/pwned", "/dev/pwned"].map(String::from))
+                    .collect::<Vec<_>>()
+            ),
+            false,
+        ),
+        ("connect-localhost", format!("import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).sendall(b'pwned')"), false),
+        ("fork-bomb", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass".into(), false),
+        ("setsid-sleeper", "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(1000)".into(), true),
+        (
+            "fill-disk-small-files",
+            format!(
+                "n = 0\ntry:\n    while True:\n        with open(f'f{{n}}', 'wb') as f:\n            f.write(b'x' * 4096)\n        n += 1\nexcept OSError:\n    pass\nassert n * 4096 > {disk_limit}"
+            ),
+            false,
+        ),
+        ("huge-file", "open('big', 'wb').write(b'x' * (64 << 20))".into(), false),
+        ("huge-allocation", "x = bytearray(10 << 30)".into(), false),
+        ("exit-0-before-check", "import sys\nsys.exit(0)".into(), false),
+        ("os-exit-0-before-check", "import os\nos._exit(0)".into(), false),
+        ("kill-self", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)".into(), false),
+        ("infinite-loop", "while True:\n    pass".into(), false),
+    ];
+    let samples: Vec<String> = attacks.iter().map(|(_, code, _)| sample(code)).collect();
+    let samples_file = dir.join("samples.jsonl");
+    std::fs::write(&samples_file, samples.join("\n") + "\n").unwrap();
+    std::fs::set_permissions(&samples_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let bin = cli_for(&dir);
+    // Where the sandbox's processes count: root drops to `nobody` before entering the sandbox.
+    let sandbox_uid = if user.uid == 0 { 65534 } else { user.uid };
+    let before = processes_of(sandbox_uid);
+    let timeout = TIMEOUT.to_string();
+    let (out, elapsed) = run_as(user, &bin, &home, &["humaneval", "--completions", samples_file.to_str().unwrap(), "--json", "--timeout", &timeout], PATH);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "humaneval --completions failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sandboxed"], true);
+    let results = report["samples"].as_array().unwrap();
+    assert_eq!(results.len(), attacks.len());
+    for ((name, _, should_pass), r) in attacks.iter().zip(results) {
+        assert_eq!(r["passed"], *should_pass, "{name}: {r}");
+        // No run outlives its timeout by more than the kill takes.
+        let seconds = r["seconds"].as_f64().unwrap();
+        assert!(seconds < TIMEOUT as f64 + 3.0, "{name} took {seconds} s: {r}");
+        if !should_pass {
+            assert!(matches!(r["reason"].as_str(), Some("error" | "timeout")), "{name}: {r}");
+        }
+    }
+    let by_name = |n: &str| &results[attacks.iter().position(|(a, _, _)| *a == n).unwrap()];
+    assert_eq!(by_name("exit-0-before-check")["detail"], "exited with status 0 before the check finished");
+    assert_eq!(by_name("infinite-loop")["reason"], "timeout");
+    // 16 samples on at least one worker, the slow ones bounded by the timeout.
+    assert!(elapsed < Duration::from_secs(8 * (TIMEOUT + 3)), "the evaluation took {elapsed:?}");
+
+    // Traces on the host.
+    assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# the user's own\n", "~/.bashrc was changed");
+    for p in &outside {
+        assert!(!p.exists(), "{} was written", p.display());
+    }
+    assert!(server.accept().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "the sandbox reached a host port");
+    // Other tests may be running their own sandboxes as `nobody` right now: wait (bounded) until they are done.
+    // What this test leaked would never go away (the setsid sleeper sleeps 1000 s).
+    let mut leftover = processes_of(sandbox_uid);
+    for _ in 0..300 {
+        if leftover <= before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        leftover = processes_of(sandbox_uid);
+    }
+    assert!(leftover <= before, "processes of uid {sandbox_uid} left behind: {before} before, {leftover} after");
+    assert_eq!(report["passed"], 2);
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn a_normal_program_passes_and_a_failing_one_fails() {
-    let ok = run("print(sum(range(10)))", &quick());
-    assert_eq!(ok.verdict, Verdict::Passed, "{}", ok.stderr);
-    assert_eq!(ok.stdout.trim(), "45");
-    assert_eq!(run("assert 1 == 2", &quick()).verdict, Verdict::Failed(1));
+fn attacks_are_contained_as_the_user_running_the_tests() {
+    attacks_are_contained(current_user(), "self");
 }
 
 #[test]
-fn an_infinite_loop_is_stopped() {
-    let out = run("while True:\n    pass\n", &Limits { timeout: Duration::from_secs(2), cpu_seconds: 30, ..Limits::default() });
-    assert_eq!(out.verdict, Verdict::TimedOut);
-    assert!(out.elapsed < Duration::from_secs(4), "{:?}", out.elapsed);
-    // The CPU limit stops it too, when it comes first (SIGXCPU or SIGKILL).
-    let out = run("while True:\n    pass\n", &Limits { timeout: Duration::from_secs(20), cpu_seconds: 1, ..Limits::default() });
-    assert!(matches!(out.verdict, Verdict::Signaled(_)), "{:?}", out.verdict);
+fn attacks_are_contained_as_an_ordinary_user() {
+    attacks_are_contained(unprivileged_user(), "user");
+}
+
+/// A sample that leaves a file on the host if it ever runs unconfined.
+fn tripwire(dir: &Path) -> (PathBuf, PathBuf) {
+    // World-writable, so that even `nobody` (root's unconfined runs) can leave the flag.
+    let open = dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let flag = open.join("ran-unconfined");
+    let samples = dir.join("samples.jsonl");
+    std::fs::write(&samples, sample(&format!("open({:?}, 'w').write('x')", flag.display().to_string())) + "\n").unwrap();
+    (samples, flag)
+}
+
+fn refusal(path_env: &str, dir: &Path) -> String {
+    let (samples, flag) = tripwire(dir);
+    let bin = cli_for(dir);
+    let (out, _) = run_as(current_user(), &bin, dir, &["humaneval", "--completions", samples.to_str().unwrap()], path_env);
+    assert_eq!(out.status.code(), Some(1), "expected a refusal: {out:?}");
+    assert!(!flag.exists(), "the program ran although the sandbox was refused");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[test]
-fn a_fork_bomb_is_contained() {
-    let bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n";
-    let out = run(bomb, &Limits { timeout: Duration::from_secs(3), processes: 32, ..Limits::default() });
-    assert_ne!(out.verdict, Verdict::Passed);
-    assert!(out.elapsed < Duration::from_secs(6), "{:?}", out.elapsed);
-    // Nothing of it survives: its process group was killed.
-    std::thread::sleep(Duration::from_millis(500));
-    let left = std::process::Command::new("pgrep").args(["-g", &out.pid.to_string()]).output().unwrap();
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "leftover processes: {}", String::from_utf8_lossy(&left.stdout));
+fn without_bubblewrap_it_refuses_and_names_what_to_install() {
+    let dir = tmp("no-bwrap");
+    let empty = dir.join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let err = refusal(empty.to_str().unwrap(), &dir);
+    assert!(err.contains("bubblewrap") && err.contains("apt-get install bubblewrap") && err.contains("--unsafe-no-sandbox"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn fake_bwrap(dir: &Path, body: &str) -> String {
+    let bin = dir.join("fake-bin");
+    std::fs::create_dir(&bin).unwrap();
+    let script = bin.join("bwrap");
+    std::fs::write(&script, format!("#!/bin/sh\nif [ \"$1\" = --help ]; then echo '--size --disable-userns'; exit 0; fi\n{body}\n")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    format!("{}:/usr/bin:/bin", bin.display())
 }
 
 #[test]
-fn a_ten_gigabyte_allocation_fails() {
-    let out = run("x = bytearray(10 * 1024 ** 3)\nprint('allocated')", &quick());
-    assert_ne!(out.verdict, Verdict::Passed);
-    assert!(out.stderr.contains("MemoryError"), "{}", out.stderr);
-    assert!(!out.stdout.contains("allocated"));
+fn when_the_kernel_refuses_namespaces_it_refuses_and_says_how_to_enable_them() {
+    let dir = tmp("no-userns");
+    let path = fake_bwrap(&dir, "echo 'bwrap: No permissions to creating new namespace, likely because the kernel does not allow non-privileged user namespaces.' >&2\nexit 1");
+    let err = refusal(&path, &dir);
+    assert!(err.contains("user namespaces") && err.contains("No permissions to creating new namespace"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn large_files_are_refused() {
-    let out = run("open('big', 'wb').write(b'x' * (64 * 1024 * 1024))", &quick());
-    assert_ne!(out.verdict, Verdict::Passed, "{}", out.stderr);
+fn a_sandbox_that_does_not_isolate_is_detected_and_refused() {
+    // A `bwrap` that ignores every option and runs the program as is: the probe sees the host.
+    let dir = tmp("fake-bwrap");
+    let path = fake_bwrap(&dir, "while [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"");
+    let err = refusal(&path, &dir);
+    assert!(err.contains("not isolated") && err.contains("PID namespace") && err.contains("network"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn the_network_is_unreachable() {
-    let program = "import socket\ns = socket.socket()\ns.settimeout(3)\ns.connect(('1.1.1.1', 80))\nprint('connected')\n";
-    let out = run(program, &quick());
-    assert_ne!(out.verdict, Verdict::Passed);
-    assert!(!out.stdout.contains("connected"));
-    // On this machine (root, or unprivileged user namespaces) the program gets its own network namespace.
-    assert!(out.network_isolated, "no network namespace: {}", out.stderr);
-    assert!(out.stderr.contains("OSError") || out.stderr.contains("unreachable"), "{}", out.stderr);
+fn the_loud_opt_out_runs_unconfined_and_says_so() {
+    let dir = tmp("opt-out");
+    let (samples, flag) = tripwire(&dir);
+    let empty = dir.join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let bin = cli_for(&dir);
+    let (out, _) = run_as(
+        current_user(),
+        &bin,
+        &dir,
+        &["humaneval", "--completions", samples.to_str().unwrap(), "--json", "--unsafe-no-sandbox"],
+        empty.to_str().unwrap(),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WITHOUT isolation"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["sandboxed"], false);
+    // Unconfined, the program reached the host's file system (that is what the flag is for).
+    assert!(flag.exists());
+    assert_eq!(report["samples"][0]["passed"], true, "{report}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_sample_files_are_clear_errors() {
+    let dir = tmp("bad-samples");
+    let file = dir.join("s.jsonl");
+    std::fs::write(&file, format!("{}\n{{\"task_id\": \"HumanEval/0\"}}\n", sample(""))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hnet-gpt")).args(["humaneval", "--completions", file.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("s.jsonl line 2") && err.contains("completion"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn canonical_humaneval_solutions_pass_and_broken_ones_fail() {
-    let problems = humaneval::problems();
-    assert_eq!(problems.len(), 164);
-    for p in &problems {
-        let out = run(&humaneval::program(p, &p.canonical_solution), &Limits::default());
-        assert_eq!(out.verdict, Verdict::Passed, "{}: {}", p.task_id, out.stderr);
-    }
-    let p = &problems[0];
-    let out = run(&humaneval::program(p, "    return not True\n"), &Limits::default());
-    assert_eq!(out.verdict, Verdict::Failed(1), "a wrong solution must fail its tests");
+    let out = Command::new(env!("CARGO_BIN_EXE_hnet-gpt")).args(["humaneval", "--canonical"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("pass@1 1.0000") && stdout.contains("(164 samples over 164 problems; 164 passed)"), "{stdout}");
+    // A wrong solution fails its tests, with the assertion as the reason.
+    let dir = tmp("wrong");
+    let file = dir.join("s.jsonl");
+    std::fs::write(&file, serde_json::json!({"task_id": "HumanEval/0", "completion": "    return not True\n"}).to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hnet-gpt")).args(["humaneval", "--completions", file.to_str().unwrap(), "--json"]).output().unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["pass@1"], 0.0);
+    assert_eq!(report["samples"][0]["reason"], "error");
+    assert!(report["samples"][0]["detail"].as_str().unwrap().contains("AssertionError"), "{report}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
-fn pass_at_k_is_the_unbiased_estimator() {
-    assert_eq!(pass_at_k(10, 0, 1), 0.0);
-    assert_eq!(pass_at_k(10, 10, 1), 1.0);
-    assert!((pass_at_k(10, 5, 1) - 0.5).abs() < 1e-12);
-    // 1 − C(3,2)/C(5,2) = 1 − 3/10.
-    assert!((pass_at_k(5, 2, 2) - 0.7).abs() < 1e-12);
-    assert_eq!(pass_at_k(10, 1, 10), 1.0);
-    assert!(pass_at_k(3, 1, 5).is_nan());
+fn the_sandbox_api_reports_exit_status_output_and_limits() {
+    use hnet_gpt::sandbox::{default_python, Limits, Sandbox, Verdict};
+    let sandbox = Sandbox::new(&default_python(), Limits { timeout: Duration::from_secs(3), cpu_seconds: 3, ..Limits::default() }).unwrap();
+    let ok = sandbox.run("print(sum(range(10)))");
+    assert_eq!((ok.verdict, ok.stdout.trim()), (Verdict::Exited(0), "45"));
+    assert_eq!(sandbox.run("assert 1 == 2").verdict, Verdict::Exited(1));
+    // The CPU limit stops a busy loop before the wall clock when it is lower.
+    let cpu = Sandbox::new(&default_python(), Limits { timeout: Duration::from_secs(20), cpu_seconds: 1, ..Limits::default() }).unwrap();
+    let out = cpu.run("while True:\n    pass\n");
+    assert!(out.elapsed < Duration::from_secs(10) && out.verdict != Verdict::TimedOut, "{:?} after {:?}", out.verdict, out.elapsed);
+    // Output beyond 64 KiB keeps its end (where the harness's nonce is).
+    let long = sandbox.run("for i in range(100000):\n    print(i)\nprint('END')\n");
+    assert!(long.stdout.ends_with("END\n") && long.stdout.len() <= 64 * 1024, "{}", long.stdout.len());
+    // Standard input is the program: reading it gets nothing.
+    let stdin = sandbox.run("import sys\nprint(repr(sys.stdin.read()))");
+    assert_eq!(stdin.stdout.trim(), "''");
 }

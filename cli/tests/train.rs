@@ -100,7 +100,14 @@ fn real_python_and_codesearchnet_jsonl_with_faults() {
     let jsonl = dir.join("train.jsonl");
     let good = serde_json::json!({"repo": "a/b", "path": "x.py", "func_name": "f", "language": "python",
         "func_code_string": "def f(x):\n    \"\"\"Double x.\"\"\"\n    return 2 * x\n", "func_documentation_string": "Double x."});
-    let mut lines = vec![good.to_string(); 30];
+    // Thirty distinct functions (identical copies would be removed as duplicates).
+    let mut lines: Vec<String> = (0..30)
+        .map(|i| {
+            let mut v = good.clone();
+            v["func_code_string"] = serde_json::json!(format!("def f{i}(x):\n    \"\"\"Multiply x.\"\"\"\n    return {i} * x\n"));
+            v.to_string()
+        })
+        .collect();
     lines[3] = "{not json".into();
     lines[7] = serde_json::json!({"repo": "a/b"}).to_string();
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
@@ -126,7 +133,11 @@ fn an_empty_dataset_fails_before_training() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("training data is empty"), "{stderr}");
-    assert!(!dir.join("run/metrics.jsonl").exists());
+    // A failed start leaves nothing that blocks the same --out.
+    assert!(!dir.join("run/metrics.jsonl").exists() && !dir.join("run/config.json").exists());
+    let data = dir.join("data.jsonl");
+    std::fs::write(&data, functions(31).join("\n")).unwrap();
+    ok(train(&["--arch", "gpt2", "--steps", "1", "--data", data.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap()]));
     let missing = train(&["--steps", "2", "--data", "/nonexistent/data", "--out", dir.join("run2").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
     std::fs::remove_dir_all(dir).unwrap();
@@ -198,7 +209,7 @@ fn non_finite_losses_are_skipped_and_counted_then_abort() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("3 consecutive steps had a non-finite loss; stopped at step 4"), "{stderr}");
+    assert!(stderr.contains("3 consecutive steps were skipped (non-finite loss or gradient); stopped at step 4"), "{stderr}");
     assert!(run.join("checkpoints/step-000004/model.safetensors").is_file());
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -218,21 +229,114 @@ fn completed_checkpoints(run: &Path) -> Vec<String> {
 }
 
 #[test]
-fn ctrl_c_writes_a_checkpoint_then_exits() {
-    let dir = tmp("sigint");
+fn ctrl_c_and_sigterm_write_a_checkpoint_then_exit() {
+    for signal in ["INT", "TERM"] {
+        let dir = tmp(&format!("sig{signal}"));
+        let run = dir.join("run");
+        let mut child = bin().arg("train").args(TINY).args(["--steps", "100000", "--checkpoint-every", "100000", "--out", run.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+        wait_for("the first training step", Duration::from_secs(120), || run.join("metrics.jsonl").metadata().is_ok_and(|m| m.len() > 0));
+        Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "SIG{signal}");
+        let mut names = completed_checkpoints(&run);
+        names.sort();
+        // Step 0 (written before training) and the step the signal landed on.
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(names[0], "step-000000");
+        let step: usize = names[1].trim_start_matches("step-").parse().unwrap();
+        assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step);
+        ok(bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 2).to_string()]).output().unwrap());
+        assert_eq!(train_losses(&run).len(), step + 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_non_finite_gradient_norm_is_skipped_and_a_skipped_last_step_still_ends_the_run() {
+    let dir = tmp("infgrad");
     let run = dir.join("run");
-    let mut child = bin().arg("train").args(TINY).args(["--steps", "100000", "--checkpoint-every", "100000", "--out", run.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for("the first training step", Duration::from_secs(120), || run.join("metrics.jsonl").metadata().is_ok_and(|m| m.len() > 0));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    let names = completed_checkpoints(&run);
-    assert_eq!(names.len(), 1, "{names:?}");
-    // The checkpoint is at the step the interrupt landed on, and the run continues from there.
-    let step: usize = names[0].trim_start_matches("step-").parse().unwrap();
-    assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step);
-    ok(bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 2).to_string()]).output().unwrap());
-    assert_eq!(train_losses(&run).len(), step + 2);
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "4", "--eval-every", "4", "--checkpoint-every", "1", "--keep-last", "10", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_INF_GRAD_STEPS", "2,4")
+        .output()
+        .unwrap();
+    let stderr = ok(out);
+    assert!(stderr.contains("step 2: non-finite gradient norm (inf), step skipped"), "{stderr}");
+    assert_eq!(summary(&run)["skipped_steps"], 2);
+    // The loss was finite, the step still changed nothing.
+    let at = |step: usize| tensor(&run.join(format!("checkpoints/step-{step:06}/model.safetensors")), "net.h.0.mlp.c_fc.weight");
+    assert_eq!(at(1), at(2));
+    assert_ne!(at(2), at(3));
+    assert_eq!(at(3), at(4));
+    // Step 4, skipped, is the last: the final validation and checkpoint happen anyway.
+    assert!(metrics(&run).iter().any(|m| m["kind"] == "valid" && m["step"] == 4));
+    assert_eq!(metrics(&run).iter().filter(|m| m["skipped"] == true).count(), 2);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+fn functions(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| serde_json::json!({"code": format!("def scale_{i}(values):\n    \"\"\"Scale by {i}.\"\"\"\n    return [v * {i} for v in values]\n")}).to_string())
+        .collect()
+}
+
+#[test]
+fn small_data_without_paths_still_trains_and_tiny_data_trains_without_validation() {
+    let dir = tmp("small");
+    // 31 functions, no repo or path: split record by record; validation gets at least one sequence.
+    let jsonl = dir.join("small.jsonl");
+    std::fs::write(&jsonl, functions(31).join("\n")).unwrap();
+    let run = dir.join("run");
+    let stderr = ok(train(&["--steps", "2", "--eval-every", "2", "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    let s = summary(&run);
+    assert!(s["data"]["valid_records"].as_u64().unwrap() >= 1 && s["data"]["train_records"].as_u64().unwrap() >= 20, "{s}\n{stderr}");
+    assert!(s["best_valid_loss"].as_f64().is_some());
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    let split = &config["split"];
+    assert_eq!(split["valid_keys"].as_array().unwrap().len() as u64, s["data"]["valid_records"].as_u64().unwrap());
+    assert!(split["valid_keys"][0].as_str().unwrap().starts_with("text:"), "{split}");
+    assert_eq!(split["hash"].as_str().unwrap().len(), 16);
+    // Duplicates are removed before the split, and counted.
+    let dupes = dir.join("dupes.jsonl");
+    let mut lines = functions(31);
+    lines.extend(functions(5));
+    std::fs::write(&dupes, lines.join("\n")).unwrap();
+    let run = dir.join("dupes");
+    ok(train(&["--steps", "1", "--data", dupes.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    assert_eq!(summary(&run)["data"]["duplicates_removed"], 5);
+    // One function cannot fill both sides: train without validation, and say so.
+    let tiny = dir.join("tiny.jsonl");
+    std::fs::write(&tiny, functions(1).join("\n")).unwrap();
+    let run = dir.join("tiny");
+    let stderr = ok(train(&["--steps", "2", "--eval-every", "1", "--data", tiny.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    assert!(stderr.contains("training WITHOUT validation"), "{stderr}");
+    assert!(summary(&run)["best_valid_loss"].is_null());
+    assert!(metrics(&run).iter().all(|m| m["kind"] == "train"));
+    assert!(run.join("checkpoints/step-000002/model.safetensors").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_single_source_file_and_hugging_face_codesearchnet_fields_train() {
+    let dir = tmp("hf-fields");
+    let file = dir.join("one.py");
+    let body: String = (0..20).map(|i| format!("def f{i}(a, b):\n    \"\"\"Combine {i}.\"\"\"\n    return a * {i} + b\n\n")).collect();
+    std::fs::write(&file, body).unwrap();
+    let jsonl = dir.join("hf.jsonl");
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            serde_json::json!({"repository_name": "org/proj", "func_path_in_repository": format!("m{}.py", i % 7), "func_name": format!("g{i}"),
+                "func_code_string": format!("def g{i}(x):\n    return x - {i}\n"), "func_documentation_string": "", "language": "python"})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&jsonl, lines.join("\n")).unwrap();
+    let run = dir.join("run");
+    let stderr = ok(train(&["--steps", "1", "--data", file.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    assert!(!stderr.contains("warning"), "{stderr}");
+    assert_eq!(summary(&run)["data"]["records"], 40);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

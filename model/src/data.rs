@@ -47,8 +47,75 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The split of a file: `valid_fraction` of files (by hash of `repo/path`) are held out.
 pub fn split_of(repo: &str, path: &str, valid_fraction: f64) -> Split {
-    let h = fnv1a(format!("{repo}/{path}").as_bytes());
-    if (h % 10_000) as f64 / 10_000.0 < valid_fraction { Split::Valid } else { Split::Train }
+    split_of_key(&format!("{repo}/{path}"), valid_fraction)
+}
+
+/// The split of a [`split_key`].
+pub fn split_of_key(key: &str, valid_fraction: f64) -> Split {
+    if key_position(key) < valid_fraction { Split::Valid } else { Split::Train }
+}
+
+/// Where a key falls in [0, 1): below the validation fraction it is held out.
+fn key_position(key: &str) -> f64 {
+    (fnv1a(key.as_bytes()) % 10_000) as f64 / 10_000.0
+}
+
+/// How the split is decided, in words (recorded with every run).
+pub const SPLIT_RULE: &str = "fnv1a(key) % 10000 < valid_fraction * 10000, key = repository/path relative to the data root \
+     (every record of a file on one side), or the record's own text when it has neither; exact duplicate documents \
+     removed first; when the held-out side would be shorter than one sequence, the keys nearest the threshold move to it";
+
+/// What a record is split by: its repository (package) and its path relative to the data root, so the same corpus
+/// splits the same wherever it lives; a record with neither (a bare JSONL line) is split on its own, by its text.
+pub fn split_key(r: &Record) -> String {
+    if r.repo.is_empty() && r.path.is_empty() {
+        format!("text:{:016x}", fnv1a(r.code.as_bytes()))
+    } else {
+        format!("{}/{}", r.repo, r.path)
+    }
+}
+
+/// Removes exact duplicate documents (same code), keeping the first; returns how many were removed. Run before
+/// the split, so a copy cannot sit on both sides.
+pub fn dedup(records: &mut Vec<Record>) -> usize {
+    let before = records.len();
+    let mut seen = std::collections::HashSet::new();
+    records.retain(|r| seen.insert(r.code.clone()));
+    before - records.len()
+}
+
+/// The outcome of [`assign_split`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// Per key (in the order given): held out?
+    pub valid: Vec<bool>,
+    /// Keys moved to the held-out side because the hash alone left it too short.
+    pub moved: usize,
+}
+
+/// Splits keys (each with its token count) by hash. If the held-out side gets fewer than `min_tokens` tokens, the
+/// training keys nearest the threshold move to it until it has them, as long as training keeps `min_tokens`;
+/// if even that cannot fill both sides, nothing is held out (the caller trains without validation and says so).
+pub fn assign_split(keys: &[(String, usize)], valid_fraction: f64, min_tokens: usize) -> Assignment {
+    let mut valid: Vec<bool> = keys.iter().map(|(k, _)| split_of_key(k, valid_fraction) == Split::Valid).collect();
+    let total: usize = keys.iter().map(|(_, n)| n).sum();
+    let tokens_of = |valid: &[bool], side: bool| keys.iter().zip(valid).filter(|(_, v)| **v == side).map(|((_, n), _)| n).sum::<usize>();
+    let mut moved = 0;
+    if tokens_of(&valid, true) < min_tokens {
+        let mut candidates: Vec<usize> = (0..keys.len()).filter(|&i| !valid[i]).collect();
+        candidates.sort_by(|&a, &b| key_position(&keys[a].0).total_cmp(&key_position(&keys[b].0)).then(keys[a].0.cmp(&keys[b].0)));
+        for i in candidates {
+            if tokens_of(&valid, true) >= min_tokens {
+                break;
+            }
+            valid[i] = true;
+            moved += 1;
+        }
+    }
+    if tokens_of(&valid, true) < min_tokens || total - tokens_of(&valid, true) < min_tokens {
+        return Assignment { valid: vec![false; keys.len()], moved: 0 };
+    }
+    Assignment { valid, moved }
 }
 
 /// The text a record trains on: plain code, or the seed's prompt template when `template` is set and the record has
@@ -328,15 +395,25 @@ mod native {
         ("c", "c"), ("h", "c"), ("cc", "cpp"), ("cpp", "cpp"), ("hpp", "cpp"),
     ];
 
-    /// Loads a `--data` argument: a `.jsonl` / `.jsonl.gz` file, or a directory of source code.
+    /// Loads a `--data` argument: a `.jsonl` / `.jsonl.gz` file, a directory of source code, or one source file.
     pub fn load_path(path: &Path) -> Loaded {
         let mut loaded = Loaded::default();
+        let ext = extension(path);
         if path.is_dir() {
-            walk(path, path, &mut loaded);
+            let mut visited = std::collections::HashSet::new();
+            walk(path, path, &mut visited, &mut loaded);
+        } else if let Some((_, language)) = EXTENSIONS.iter().find(|(e, _)| *e == ext) {
+            // One source file: its split key is its file name, as if it were a tree of one file.
+            let root = path.parent().unwrap_or(Path::new(""));
+            load_source(root, path, language, &mut loaded);
         } else {
             load_jsonl(path, &mut loaded);
         }
         loaded
+    }
+
+    fn extension(path: &Path) -> String {
+        path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default()
     }
 
     fn skip(loaded: &mut Loaded, location: String, reason: impl Into<String>) {
@@ -371,7 +448,9 @@ mod native {
         }
     }
 
-    /// One CodeSearchNet line: `code` or `func_code_string` is required; the rest is optional.
+    /// One CodeSearchNet line: `code` or `func_code_string` is required; the rest is optional. Both the original
+    /// release's field names (`repo`, `path`, `code`, `docstring`) and the Hugging Face dataset's
+    /// (`repository_name`, `func_path_in_repository`, `func_code_string`, `func_documentation_string`) are read.
     pub fn parse_csn_line(line: &str) -> Result<Record, String> {
         let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("not valid JSON: {e}"))?;
         let s = |keys: &[&str]| keys.iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string));
@@ -384,12 +463,23 @@ mod native {
             docstring: s(&["docstring", "func_documentation_string"]),
             func_name: s(&["func_name"]),
             language: s(&["language"]).unwrap_or_else(|| "unknown".into()),
-            repo: s(&["repo", "nwo"]).unwrap_or_default(),
-            path: s(&["path"]).unwrap_or_default(),
+            // CodeSearchNet's own names, then the Hugging Face dataset's (`code_search_net`).
+            repo: s(&["repo", "nwo", "repository_name"]).unwrap_or_default(),
+            path: s(&["path", "func_path_in_repository"]).unwrap_or_default(),
         })
     }
 
-    fn walk(root: &Path, dir: &Path, loaded: &mut Loaded) {
+    /// Walks a source tree in a deterministic order. Symbolic links are followed, but a directory is entered
+    /// once (a link loop is a warning, not a hang); hidden entries and non-regular files (FIFOs, sockets, devices)
+    /// are passed over.
+    fn walk(root: &Path, dir: &Path, visited: &mut std::collections::HashSet<PathBuf>, loaded: &mut Loaded) {
+        match dir.canonicalize() {
+            Ok(real) if !visited.insert(real.clone()) => {
+                return skip(loaded, dir.display().to_string(), format!("a symbolic link loop (already read as {})", real.display()));
+            }
+            Ok(_) => {}
+            Err(e) => return skip(loaded, dir.display().to_string(), format!("cannot resolve: {e}")),
+        }
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(dir) {
             Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
             Err(e) => return skip(loaded, dir.display().to_string(), format!("cannot list: {e}")),
@@ -400,33 +490,41 @@ mod native {
                 continue;
             }
             if path.is_dir() {
-                walk(root, &path, loaded);
+                walk(root, &path, visited, loaded);
                 continue;
             }
-            let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
-            let Some((_, language)) = EXTENSIONS.iter().find(|(e, _)| *e == ext) else { continue };
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) => {
-                    skip(loaded, path.display().to_string(), format!("unreadable: {e}"));
-                    continue;
-                }
-            };
-            let text = match String::from_utf8(bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    skip(loaded, path.display().to_string(), format!("not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()));
-                    continue;
-                }
-            };
-            loaded.files += 1;
-            let repo = root.display().to_string();
-            let rel = path.strip_prefix(root).unwrap_or(&path).display().to_string();
-            if *language == "python" {
-                loaded.records.extend(python_records(&text, &repo, &rel));
-            } else if !text.trim().is_empty() {
-                loaded.records.push(Record { code: text, docstring: None, func_name: None, language: language.to_string(), repo, path: rel });
-            }
+            let Some((_, language)) = EXTENSIONS.iter().find(|(e, _)| *e == extension(&path)) else { continue };
+            load_source(root, &path, language, loaded);
+        }
+    }
+
+    /// Reads one source file into records; what cannot be read is a warning naming the file and why.
+    fn load_source(root: &Path, path: &Path, language: &str, loaded: &mut Loaded) {
+        let name = path.display().to_string();
+        match std::fs::metadata(path) {
+            Ok(m) if !m.is_file() => return skip(loaded, name, "not a regular file"),
+            Ok(_) => {}
+            Err(e) => return skip(loaded, name, format!("unreadable: {e}")),
+        }
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => return skip(loaded, name, format!("unreadable: {e}")),
+        };
+        if let Some(at) = bytes.iter().position(|&b| b == 0) {
+            return skip(loaded, name, format!("binary, not source code (a NUL byte at offset {at})"));
+        }
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => return skip(loaded, name, format!("not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to())),
+        };
+        loaded.files += 1;
+        // The split key is the path inside the tree, not where the tree lives on this machine.
+        let repo = String::new();
+        let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+        if language == "python" {
+            loaded.records.extend(python_records(&text, &repo, &rel));
+        } else if !text.trim().is_empty() {
+            loaded.records.push(Record { code: text, docstring: None, func_name: None, language: language.to_string(), repo, path: rel });
         }
     }
 
@@ -501,6 +599,49 @@ async def fetch(url): return url
     }
 
     #[test]
+    fn split_keys_ignore_where_the_data_lives_and_bare_records_split_alone() {
+        let r = |repo: &str, path: &str, code: &str| Record {
+            code: code.into(),
+            docstring: None,
+            func_name: None,
+            language: "python".into(),
+            repo: repo.into(),
+            path: path.into(),
+        };
+        assert_eq!(split_key(&r("", "json/decoder.py", "a")), split_key(&r("", "json/decoder.py", "b")));
+        assert_eq!(split_key(&r("org/repo", "x.py", "a")), "org/repo/x.py");
+        // Records without repo or path: one key per text, so 31 of them do not all land on one side.
+        let keys: std::collections::HashSet<String> = (0..31).map(|i| split_key(&r("", "", &format!("def f{i}(): pass")))).collect();
+        assert_eq!(keys.len(), 31);
+    }
+
+    #[test]
+    fn exact_duplicates_are_removed_before_the_split() {
+        let mut records = builtin_records();
+        let n = records.len();
+        records.extend(builtin_records().into_iter().take(3));
+        assert_eq!(dedup(&mut records), 3);
+        assert_eq!(records.len(), n);
+    }
+
+    #[test]
+    fn a_short_validation_side_is_filled_from_the_nearest_keys_or_left_empty() {
+        let keys: Vec<(String, usize)> = (0..31).map(|i| (format!("text:{i}"), 20)).collect();
+        // 5% of 31 keys × 20 tokens is far below one 129-token sequence: keys move until it holds one.
+        let a = assign_split(&keys, 0.05, 129);
+        let held: usize = keys.iter().zip(&a.valid).filter(|(_, v)| **v).map(|((_, n), _)| n).sum();
+        assert!(held >= 129 && held < 129 + 20 && a.moved > 0, "{held} {a:?}");
+        // Deterministic.
+        assert_eq!(assign_split(&keys, 0.05, 129), a);
+        // Too little data for both sides: nothing held out.
+        let few: Vec<(String, usize)> = (0..3).map(|i| (format!("k{i}"), 50)).collect();
+        assert!(assign_split(&few, 0.5, 129).valid.iter().all(|v| !v));
+        // Plenty of data: the hash alone decides, nothing moves.
+        let many: Vec<(String, usize)> = (0..1000).map(|i| (format!("f{i}.py"), 500)).collect();
+        assert_eq!(assign_split(&many, 0.05, 129).moved, 0);
+    }
+
+    #[test]
     fn builtin_corpus_has_distinct_train_and_valid_functions() {
         let records = builtin_records();
         assert!(records.len() >= 40, "{}", records.len());
@@ -509,6 +650,46 @@ async def fetch(url): return url
         for v in &valid {
             assert!(train.iter().all(|t| t.code != v.code), "a validation text also appears in training");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn faulty_trees_load_what_they_can_and_say_what_they_skipped() {
+        let dir = std::env::temp_dir().join(format!("hnet-data-faults-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("pkg/sub")).unwrap();
+        std::fs::write(dir.join("pkg/good.py"), "def good():\n    return 1\n").unwrap();
+        std::fs::write(dir.join("pkg/binary.py"), b"def x():\n\x00\x01\x02").unwrap();
+        std::fs::write(dir.join("pkg/latin1.py"), b"# caf\xe9\ndef y():\n    pass\n").unwrap();
+        std::os::unix::fs::symlink("nowhere.py", dir.join("pkg/dangling.py")).unwrap();
+        std::os::unix::fs::symlink("..", dir.join("pkg/sub/loop")).unwrap();
+        std::os::unix::fs::symlink("self.py", dir.join("pkg/self.py")).unwrap();
+        let fifo = std::process::Command::new("mkfifo").arg(dir.join("pkg/pipe.py")).status();
+        let loaded = load_path(&dir.join("pkg"));
+        assert_eq!(loaded.records.len(), 1, "{:?}", loaded.records);
+        assert_eq!(loaded.records[0].path, "good.py");
+        let reasons: Vec<String> = loaded.skipped.iter().map(|s| format!("{}: {}", s.location, s.reason)).collect();
+        let has = |file: &str, why: &str| reasons.iter().any(|r| r.contains(file) && r.contains(why));
+        assert!(has("binary.py", "binary"), "{reasons:?}");
+        assert!(has("latin1.py", "not UTF-8"), "{reasons:?}");
+        assert!(has("dangling.py", "unreadable"), "{reasons:?}");
+        assert!(has("self.py", "unreadable"), "{reasons:?}");
+        assert!(has("loop", "symbolic link loop"), "{reasons:?}");
+        if fifo.is_ok_and(|s| s.success()) {
+            assert!(has("pipe.py", "not a regular file"), "{reasons:?}");
+        }
+        // One file given directly is read as source, keyed by its name.
+        let one = load_path(&dir.join("pkg/good.py"));
+        assert_eq!((one.records.len(), one.records[0].path.as_str(), one.files), (1, "good.py", 1));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hugging_face_codesearchnet_field_names_are_read() {
+        let line = r#"{"repository_name": "org/proj", "func_path_in_repository": "a/b.py", "func_name": "f", "func_code_string": "def f():\n    pass", "func_documentation_string": "Does f.", "language": "python"}"#;
+        let r = parse_csn_line(line).unwrap();
+        assert_eq!((r.repo.as_str(), r.path.as_str(), r.docstring.as_deref()), ("org/proj", "a/b.py", Some("Does f.")));
+        assert!(r.code.starts_with("def f()"));
     }
 
     #[test]

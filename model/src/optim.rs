@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// AdamW settings.
@@ -221,16 +221,32 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// One update with learning rate `lr`; returns the module and the pre-clipping gradient norm (a tensor).
-    pub fn step<M: AutodiffModule<B>>(&mut self, module: M, mut grads: GradientsParams, lr: f64) -> (M, Option<Tensor<B::InnerBackend, 1>>) {
+    pub fn step<M: AutodiffModule<B>>(&mut self, module: M, grads: GradientsParams, lr: f64) -> (M, Option<Tensor<B::InnerBackend, 1>>) {
         let norm = self.grad_norm(&module, &grads);
+        let module = self.apply(module, grads, lr, norm.clone());
+        (module, norm)
+    }
+
+    /// Like [`Self::step`], but reads the gradient norm first: when it is not finite (an overflow that a finite
+    /// loss can still produce), nothing changes — weights and moments stay as they were — and `Err(norm)` comes
+    /// back with the module. Costs one host read of a scalar per step.
+    pub fn step_if_finite<M: AutodiffModule<B>>(&mut self, module: M, grads: GradientsParams, lr: f64) -> (M, Result<Option<f64>, f64>) {
+        let norm = self.grad_norm(&module, &grads);
+        let value = norm.as_ref().map(|n| n.clone().into_scalar().elem::<f64>());
+        match value {
+            Some(v) if !v.is_finite() => (module, Err(v)),
+            _ => (self.apply(module, grads, lr, norm), Ok(value)),
+        }
+    }
+
+    fn apply<M: AutodiffModule<B>>(&mut self, module: M, mut grads: GradientsParams, lr: f64, norm: Option<Tensor<B::InnerBackend, 1>>) -> M {
         let clip = match (&norm, self.config.grad_clip > 0.0) {
             // scale = min(1, clip / (norm + 1e-6)), on the device.
             (Some(n), true) => Some((n.clone() + 1e-6).recip().mul_scalar(self.config.grad_clip).clamp_max(1.0)),
             _ => None,
         };
         let mut mapper = StepMapper { opt: self, grads: &mut grads, lr, clip, path: PathStack::default() };
-        let module = module.map(&mut mapper);
-        (module, norm)
+        module.map(&mut mapper)
     }
 
     /// The state as named tensors (`m/<path>`, `v/<path>`) and per-parameter step counts.

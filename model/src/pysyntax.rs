@@ -122,14 +122,19 @@ pub fn function_header(code: &str) -> Option<String> {
     (end < lines.len()).then(|| lines[..end].join("\n") + "\n")
 }
 
-/// Precision and recall of predicted boundary tokens against reference byte offsets. A boundary token "hits" a
-/// reference offset when its span contains it. The first token is left out: it is a boundary by construction.
-#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+/// How chunk boundaries line up with reference offsets (line or statement starts), with the chance baseline: the
+/// same number of boundaries placed uniformly at random among the same tokens. A ratio over zero items is `None`
+/// (serialised as `null`), never 0 or 1.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct BoundaryMatch {
     /// Boundary tokens that hit a reference offset / boundary tokens.
-    pub precision: f64,
+    pub precision: Option<f64>,
     /// Reference offsets hit by a boundary token / reference offsets.
-    pub recall: f64,
+    pub recall: Option<f64>,
+    /// Expected precision of `predicted` boundaries placed at random.
+    pub chance_precision: Option<f64>,
+    /// Expected recall of `predicted` boundaries placed at random.
+    pub chance_recall: Option<f64>,
     /// Boundary tokens counted.
     pub predicted: usize,
     /// Reference offsets counted.
@@ -138,45 +143,82 @@ pub struct BoundaryMatch {
     pub predicted_hits: usize,
     /// Reference offsets that were hit.
     pub reference_hits: usize,
+    /// Expected `predicted_hits` at random.
+    pub chance_predicted_hits: f64,
+    /// Expected `reference_hits` at random.
+    pub chance_reference_hits: f64,
+}
+
+fn ratio(num: f64, den: usize) -> Option<f64> {
+    (den > 0).then(|| num / den as f64)
 }
 
 impl BoundaryMatch {
+    fn from_counts(predicted: usize, reference: usize, hits: (usize, usize), chance: (f64, f64)) -> Self {
+        BoundaryMatch {
+            precision: ratio(hits.0 as f64, predicted),
+            recall: ratio(hits.1 as f64, reference),
+            chance_precision: ratio(chance.0, predicted),
+            chance_recall: ratio(chance.1, reference),
+            predicted,
+            reference,
+            predicted_hits: hits.0,
+            reference_hits: hits.1,
+            chance_predicted_hits: chance.0,
+            chance_reference_hits: chance.1,
+        }
+    }
+
     /// Pools counts over several texts (micro-average).
     pub fn pooled(parts: &[BoundaryMatch]) -> BoundaryMatch {
         let sum = |f: fn(&BoundaryMatch) -> usize| parts.iter().map(f).sum::<usize>();
-        let (p, r, ph, rh) = (sum(|m| m.predicted), sum(|m| m.reference), sum(|m| m.predicted_hits), sum(|m| m.reference_hits));
-        BoundaryMatch {
-            precision: if p == 0 { 0.0 } else { ph as f64 / p as f64 },
-            recall: if r == 0 { 0.0 } else { rh as f64 / r as f64 },
-            predicted: p,
-            reference: r,
-            predicted_hits: ph,
-            reference_hits: rh,
-        }
+        let fsum = |f: fn(&BoundaryMatch) -> f64| parts.iter().map(f).sum::<f64>();
+        Self::from_counts(
+            sum(|m| m.predicted),
+            sum(|m| m.reference),
+            (sum(|m| m.predicted_hits), sum(|m| m.reference_hits)),
+            (fsum(|m| m.chance_predicted_hits), fsum(|m| m.chance_reference_hits)),
+        )
     }
 }
 
-/// Scores boundaries (`spans` of tokens, `boundary` flags) against reference offsets.
+/// Scores boundaries (`spans` of tokens, `boundary` flags) against reference offsets. The first token is always a
+/// boundary and is left out, as are reference offsets inside it.
 pub fn match_boundaries(spans: &[(usize, usize)], boundary: &[bool], reference: &[usize]) -> BoundaryMatch {
     let first_end = spans.first().map_or(0, |s| s.1);
     let reference: Vec<usize> = reference.iter().copied().filter(|&o| o >= first_end).collect();
+    let candidates: Vec<(usize, usize)> = spans.iter().skip(1).copied().collect();
     let predicted: Vec<(usize, usize)> = spans.iter().zip(boundary).skip(1).filter(|(_, &b)| b).map(|(s, _)| *s).collect();
     let hits = |span: &(usize, usize)| reference.iter().any(|&o| span.0 <= o && o < span.1);
+    let covered = |o: usize, among: &[(usize, usize)]| among.iter().any(|s| s.0 <= o && o < s.1);
     let tp_pred = predicted.iter().filter(|s| hits(s)).count();
-    let tp_ref = reference.iter().filter(|&&o| predicted.iter().any(|s| s.0 <= o && o < s.1)).count();
-    BoundaryMatch {
-        precision: if predicted.is_empty() { 0.0 } else { tp_pred as f64 / predicted.len() as f64 },
-        recall: if reference.is_empty() { 0.0 } else { tp_ref as f64 / reference.len() as f64 },
-        predicted: predicted.len(),
-        reference: reference.len(),
-        predicted_hits: tp_pred,
-        reference_hits: tp_ref,
-    }
+    let tp_ref = reference.iter().filter(|&&o| covered(o, &predicted)).count();
+    // At random, each candidate token is a boundary with probability predicted / candidates.
+    let p = if candidates.is_empty() { 0.0 } else { predicted.len() as f64 / candidates.len() as f64 };
+    let hit_tokens = candidates.iter().filter(|s| hits(s)).count() as f64;
+    let reachable = reference.iter().filter(|&&o| covered(o, &candidates)).count() as f64;
+    BoundaryMatch::from_counts(predicted.len(), reference.len(), (tp_pred, tp_ref), (p * hit_tokens, p * reachable))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boundary_matches_come_with_a_chance_baseline_and_say_n_a_over_nothing() {
+        // Tokens: "ab" "c" "\nd" "e" "\nf"; reference offsets (line starts) at 3 and 6.
+        let spans = [(0, 2), (2, 3), (3, 5), (5, 6), (6, 8)];
+        let m = match_boundaries(&spans, &[true, false, true, false, true], &[0, 3, 6]);
+        assert_eq!((m.precision, m.recall), (Some(1.0), Some(1.0)));
+        // Two of the four candidate tokens hit a line start: random boundaries score 0.5 precision, and with two
+        // boundaries among four tokens each line start is found half the time.
+        assert_eq!((m.chance_precision, m.chance_recall), (Some(0.5), Some(0.5)));
+        let none = match_boundaries(&spans, &[true, false, false, false, false], &[0, 3, 6]);
+        assert_eq!((none.precision, none.recall, none.chance_precision), (None, Some(0.0), None));
+        let pooled = BoundaryMatch::pooled(&[m.clone(), none]);
+        assert_eq!((pooled.predicted, pooled.precision, pooled.recall), (2, Some(1.0), Some(0.5)));
+        assert_eq!(BoundaryMatch::pooled(&[]).precision, None);
+    }
 
     #[test]
     fn parse_checks() {
@@ -228,8 +270,8 @@ mod tests {
         let m = match_boundaries(&spans, &boundary, &line_starts("x = 1\ny = 2"));
         // Predicted (excluding the first token): "\n" (misses) and "y" (hits line start 6): precision 1/2;
         // reference (excluding offset 0): {6}: recall 1.
-        assert_eq!((m.precision, m.recall, m.predicted, m.reference), (0.5, 1.0, 2, 1));
-        let pooled = BoundaryMatch::pooled(&[m, m]);
-        assert_eq!((pooled.precision, pooled.recall, pooled.predicted), (0.5, 1.0, 4));
+        assert_eq!((m.precision, m.recall, m.predicted, m.reference), (Some(0.5), Some(1.0), 2, 1));
+        let pooled = BoundaryMatch::pooled(&[m.clone(), m]);
+        assert_eq!((pooled.precision, pooled.recall, pooled.predicted), (Some(0.5), Some(1.0), 4));
     }
 }
