@@ -213,9 +213,24 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
 /// Builds the model a checkpoint describes and loads its weights.
 pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
     let info = read_info(&bytes, what)?;
+    check_declared_size(&info.config, bytes.len(), what)?;
     let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
     apply_weights(&mut model, bytes, what)?;
     Ok(model)
+}
+
+/// A config in the metadata is a promise about the weights that follow: refuse before allocating a model whose
+/// parameters could not fit in the file even at two bytes each (a corrupt or hostile header that declares a
+/// billion-wide model must not make us allocate it).
+fn check_declared_size(config: &ModelConfig, file_bytes: usize, what: &str) -> Result<(), LoadError> {
+    let params = config.param_count();
+    if params.saturating_mul(2) > file_bytes {
+        return Err(LoadError::Config {
+            field: "config".into(),
+            reason: format!("{what} declares a model of {params} parameters but holds only {file_bytes} bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Loads safetensors bytes whose names are the model's own paths into `model`, checking that every parameter is
@@ -434,6 +449,99 @@ mod tests {
         assert!(matches!(from_bytes::<TestBackend>(cut, "cut", &Default::default()), Err(LoadError::Format { .. })));
         let garbage = b"this is not a checkpoint".to_vec();
         assert!(matches!(from_bytes::<TestBackend>(garbage, "junk", &Default::default()), Err(LoadError::Format { .. })));
+    }
+
+    /// A model of a few thousand parameters, so that every byte offset of its checkpoint can be tried.
+    fn micro() -> Model<TestBackend> {
+        let mut config = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
+        config.gpt2.vocab_size = 40;
+        config.gpt2.n_positions = 16;
+        config.gpt2.n_embd = 8;
+        config.gpt2.n_head = 2;
+        config.gpt2.n_layer = 1;
+        Model::init(&config, &Default::default()).unwrap()
+    }
+
+    fn load_bytes(bytes: Vec<u8>) -> Result<Model<TestBackend>, LoadError> {
+        from_bytes::<TestBackend>(bytes, "fuzz", &Default::default())
+    }
+
+    #[test]
+    fn every_truncation_of_a_checkpoint_is_an_error_not_a_panic() {
+        let bytes = to_bytes(&micro(), &[]).unwrap();
+        assert!(load_bytes(bytes.clone()).is_ok());
+        assert!(bytes.len() < 20_000, "{}", bytes.len());
+        for cut in 0..bytes.len() {
+            let err = load_bytes(bytes[..cut].to_vec()).err().unwrap_or_else(|| panic!("a checkpoint cut at {cut} loaded"));
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_huge_declared_size_is_refused_before_anything_is_allocated() {
+        // The header length field claims a petabyte.
+        let mut bytes = to_bytes(&micro(), &[]).unwrap();
+        bytes[..8].copy_from_slice(&(1u64 << 50).to_le_bytes());
+        assert!(matches!(load_bytes(bytes), Err(LoadError::Format { .. })));
+        // The config claims a model far larger than the file: refused by size, not by running out of memory.
+        let model = micro();
+        let mut config = model.config.clone();
+        config.gpt2.n_embd = 1 << 12;
+        config.gpt2.vocab_size = 1 << 20;
+        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        match load_bytes(bytes) {
+            Err(LoadError::Config { reason, .. }) => assert!(reason.contains("parameters but holds only"), "{reason}"),
+            other => panic!("expected a size refusal, got {other:?}"),
+        }
+        // Sizes beyond any real model are refused as a config error before anything multiplies them.
+        let model = micro();
+        let mut config = model.config.clone();
+        config.gpt2.n_layer = usize::MAX / 2;
+        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        assert!(matches!(load_bytes(bytes), Err(LoadError::Config { reason, .. }) if reason.contains("out of range")));
+    }
+
+    #[test]
+    fn a_tensor_of_the_wrong_dtype_is_named() {
+        let bytes = to_bytes(&micro(), &[]).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+        let name = "net.ln_f.gamma";
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, v)| {
+                let dtype = if n == name { safetensors::Dtype::I32 } else { v.dtype() };
+                (n.clone(), safetensors::tensor::TensorView::new(dtype, v.shape().to_vec(), v.data()).unwrap())
+            })
+            .collect();
+        assert!(views.iter().any(|(n, _)| n == name));
+        let relabelled = safetensors::serialize(views, metadata.metadata().clone()).unwrap();
+        match load_bytes(relabelled) {
+            Err(LoadError::Dtype { name: n, dtype }) => assert_eq!((n.as_str(), dtype.as_str()), (name, "I32")),
+            other => panic!("expected a dtype error, got {other:?}"),
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, ..Default::default() })]
+
+        /// Bit flips anywhere in the header (its length, the JSON, the config inside it) load or fail cleanly.
+        #[test]
+        fn bit_flipped_headers_never_panic(flips in proptest::collection::vec((0usize..4096, 0u8..8), 1..4)) {
+            let mut bytes = to_bytes(&micro(), &[]).unwrap();
+            let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            for (at, bit) in flips {
+                bytes[at % header] ^= 1 << bit;
+            }
+            let _ = load_bytes(bytes);
+        }
+
+        /// Arbitrary bytes are never a checkpoint, and never a panic.
+        #[test]
+        fn random_bytes_are_format_errors(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            proptest::prop_assert!(load_bytes(bytes).is_err());
+        }
     }
 
     #[test]

@@ -141,6 +141,21 @@ impl ModelConfig {
         if g.vocab_size == 0 || g.n_positions == 0 || g.n_embd == 0 {
             return bad(format!("vocab_size, n_positions and n_embd must be positive: {g:?}"));
         }
+        // Bounds far beyond any real model, so that a corrupt or hostile config is refused before sizes multiply
+        // (param_count) or tensors are allocated.
+        let widths = [g.n_embd].into_iter().chain(self.hnet.iter().flat_map(|h| [h.encoder.d_model, h.main.d_model, h.decoder.d_model]));
+        let hidden = self.hnet.iter().flat_map(|h| [h.encoder.d_intermediate, h.main.d_intermediate, h.decoder.d_intermediate]);
+        let layers = [g.n_layer].into_iter().chain(self.hnet.iter().flat_map(|h| [h.encoder.n_layer, h.main.n_layer, h.decoder.n_layer]));
+        if g.vocab_size > 1 << 22
+            || g.n_positions > 1 << 20
+            || widths.clone().any(|w| w > 1 << 16)
+            || hidden.clone().any(|w| w > 1 << 18)
+            || layers.clone().any(|n| n > 1024)
+        {
+            return bad(format!(
+                "sizes out of range (vocabulary ≤ 4M, context ≤ 1M, width ≤ 65536, hidden ≤ 262144, layers ≤ 1024): {g:?}"
+            ));
+        }
         let needs_blocks = self.arch != Arch::Hnet;
         if needs_blocks && (g.n_layer == 0 || g.n_head == 0 || g.n_embd % g.n_head != 0) {
             return bad(format!("n_layer must be positive and n_embd ({}) divisible by n_head ({})", g.n_embd, g.n_head));

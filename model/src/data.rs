@@ -684,6 +684,39 @@ async def fetch(url): return url
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    proptest::proptest! {
+        /// JSONL lines of random bytes (and random text in the fields) are records or clear reasons, never panics.
+        #[test]
+        fn random_jsonl_lines_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256), text in "\\PC{0,64}") {
+            let line = String::from_utf8_lossy(&bytes);
+            if let Err(reason) = parse_csn_line(&line) {
+                proptest::prop_assert!(!reason.is_empty());
+            }
+            let _ = parse_csn_line(&serde_json::json!({"code": text, "repo": text}).to_string());
+        }
+
+        /// Python-looking text of any shape splits into records without panicking, each a piece of the text.
+        #[test]
+        fn the_python_splitter_takes_any_text(parts in proptest::collection::vec(proptest::sample::select(vec!["def ", "class ", "@", "    ", "\"\"\"", "'''", "(", ")", ":", "\n", "x"]), 0..80)) {
+            let text = parts.concat();
+            for r in python_records(&text, "", "f.py") {
+                proptest::prop_assert!(text.contains(r.code.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_jsonl_file_of_random_bytes_is_skipped_line_by_line() {
+        let path = std::env::temp_dir().join(format!("hnet-random-{}.jsonl", std::process::id()));
+        let mut rng = crate::sampling::Rng::new(5);
+        let bytes: Vec<u8> = (0..20_000).map(|_| rng.below(256) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = load_path(&path);
+        assert!(loaded.records.is_empty());
+        assert!(!loaded.skipped.is_empty() && loaded.skipped.iter().all(|s| !s.reason.is_empty()));
+        std::fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn hugging_face_codesearchnet_field_names_are_read() {
         let line = r#"{"repository_name": "org/proj", "func_path_in_repository": "a/b.py", "func_name": "f", "func_code_string": "def f():\n    pass", "func_documentation_string": "Does f.", "language": "python"}"#;

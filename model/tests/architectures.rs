@@ -1,13 +1,14 @@
 //! The three architectures, tested with teeth:
 //! - causality: changing tokens after position t never moves logits or boundary probabilities at ≤ t
-//!   (≥ 20 random cases per architecture), and the seed's leak — chunks mean-pooled over all their tokens —
-//!   fails the very same check;
+//!   (the library's check: padded multi-row batches and cached decoding, with boundaries that really vary), and
+//!   the seed's leak — chunks mean-pooled over all their tokens — fails the very same check;
 //! - cached decoding equals the full forward pass at each of 64 positions;
 //! - generation, scoring and chunk inspection run for every architecture.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use hnet_gpt_model::causality;
 use hnet_gpt_model::chunk::boundary_cumsum;
 use hnet_gpt_model::dechunk::{ema, plug_back, P_EPS};
 use hnet_gpt_model::generate::{generate, GenerateParams};
@@ -50,50 +51,20 @@ fn all_true(n: usize) -> Tensor<B, 2, Bool> {
     Tensor::from_data(TensorData::new(vec![true; n], [1, n]), &Default::default())
 }
 
-/// Logits and boundary probabilities (empty for gpt2) of a full pass.
-type Probe<'a> = dyn Fn(&[u32]) -> (Vec<f32>, Vec<f32>) + 'a;
-
-fn outputs(m: &Model<B>) -> impl Fn(&[u32]) -> (Vec<f32>, Vec<f32>) + '_ {
-    move |ids| {
-        let out = m.forward_full(tokens(ids), all_true(ids.len()), None);
-        let p = out.aux.map(|a| a.routing.boundary_prob.into_data().to_vec::<f32>().unwrap()).unwrap_or_default();
-        (out.logits.into_data().to_vec::<f32>().unwrap(), p)
-    }
-}
-
-/// Runs `cases` random perturbation cases; returns the largest change seen at positions ≤ t.
-fn max_leak(probe: &Probe<'_>, vocab: u32, cases: usize, seed: u64) -> f32 {
-    let mut rng = Rng::new(seed);
-    let mut worst = 0.0f32;
-    for _ in 0..cases {
-        let len = 8 + rng.below(25);
-        let ids: Vec<u32> = (0..len).map(|_| rng.below(vocab as usize) as u32).collect();
-        let t = rng.below(len - 1);
-        let mut changed = ids.clone();
-        for id in changed.iter_mut().skip(t + 1) {
-            if rng.below(2) == 0 || *id == ids[t] {
-                *id = rng.below(vocab as usize) as u32;
-            }
-        }
-        changed[t + 1] = (ids[t + 1] + 1 + rng.below(vocab as usize - 1) as u32) % vocab; // at least one change
-        let (la, pa) = probe(&ids);
-        let (lb, pb) = probe(&changed);
-        let v = la.len() / len;
-        let diff = |a: &[f32], b: &[f32], per: usize| a[..(t + 1) * per].iter().zip(&b[..(t + 1) * per]).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
-        worst = worst.max(diff(&la, &lb, v));
-        if !pa.is_empty() {
-            worst = worst.max(diff(&pa, &pb, 1));
-        }
-    }
-    worst
-}
-
 #[test]
-fn every_architecture_is_causal() {
+fn every_architecture_is_causal_in_padded_batches_and_in_cached_decoding() {
     for arch in Arch::ALL {
         let m = model(arch, 11);
-        let leak = max_leak(&outputs(&m), 50257, 24, 1 + arch as u64);
-        assert!(leak <= 1e-5, "{arch}: positions ≤ t moved by {leak} when only later tokens changed");
+        // Full pass: batches of 1–3 rows of mixed lengths, padding masked.
+        let full = causality::check(&m, 24, 1 + arch as u64);
+        assert!(full.max_change <= causality::TOLERANCE, "{arch}: positions ≤ t moved by {} when only later tokens changed", full.max_change);
+        assert!(full.rows >= 24);
+        // The router must really decide: some positions boundaries, some not (else the chunk paths went untested).
+        assert_eq!(full.boundaries_varied, arch != Arch::Gpt2, "{arch}: boundaries did not vary");
+        // Cached decoding: a prefill, then several new tokens per call.
+        let cached = causality::check_cached(&m, 12, 7 + arch as u64);
+        assert!(cached.max_change <= causality::TOLERANCE, "{arch}: cached decoding moved positions ≤ t by {}", cached.max_change);
+        assert_eq!(cached.boundaries_varied, arch != Arch::Gpt2);
     }
 }
 
@@ -103,7 +74,7 @@ fn every_architecture_is_causal() {
 fn the_seeds_mean_pooled_chunks_fail_the_causality_check() {
     let m = model(Arch::Hnet, 12);
     let Net::HNet(h) = &m.net else { unreachable!() };
-    let leaky = |ids: &[u32]| {
+    let leaky_row = |ids: &[u32]| {
         let l = ids.len();
         let x = h.encoder.forward(h.wte.forward(tokens(ids)), 0, None); // [1, L, D]
         let routing = h.stage.routing.forward(x.clone(), None, all_true(l));
@@ -122,7 +93,8 @@ fn the_seeds_mean_pooled_chunks_fail_the_causality_check() {
         let logits = h.lm_head(h.decoder.forward(z, 0, None));
         (logits.into_data().to_vec::<f32>().unwrap(), routing.boundary_prob.into_data().to_vec::<f32>().unwrap())
     };
-    let leak = max_leak(&leaky, 50257, 24, 99);
+    let leaky = |rows: &[Vec<u32>]| Some(rows.iter().map(|r| leaky_row(r)).collect());
+    let leak = causality::check_with(leaky, 50257, 32, 24, 99).max_change;
     assert!(leak > 1e-3, "the leaky variant should fail the causality check, but max change was {leak}");
 }
 
