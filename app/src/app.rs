@@ -1,7 +1,7 @@
 //! The page: status, editor and completion, the chunk view, fine-tuning and model loading — or, with `?embed=1`,
 //! a compact widget for an `<iframe>` in documentation.
 
-use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 

@@ -11,16 +11,18 @@ use std::rc::Rc;
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use hnet_gpt_model::data::{next_batch, DataPosition, Packed};
+use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::generate::{GenerateParams, Generator};
-use hnet_gpt_model::inspect::{inspect_chunks, ChunkReport};
-use hnet_gpt_model::optim::{AdamW, AdamWConfig, ParamGroups};
-use hnet_gpt_model::score::token_logprobs_async;
-use hnet_gpt_model::tokenizer::{TextStream, Tokenizer, EOS_ID};
-use hnet_gpt_model::train::{batch_tensor, loss};
-use hnet_gpt_model::{checkpoint, Arch, Model};
+use hnet_gpt_model::eval::inspect::{inspect_chunks, ChunkReport};
+use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::eval::score::token_logprobs_async;
+use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::io::params::TrainScope;
+use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
+use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::{Arch, Model};
 
 use crate::web::{self, AdapterInfo};
 
@@ -247,15 +249,6 @@ async fn complete_on<B: Backend>(
     Ok(count)
 }
 
-/// What fine-tuning trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrainScope {
-    /// The H-Net encoder and fusion; the hybrid's GPT-2 decoder stays frozen.
-    EncoderOnly,
-    /// Every parameter.
-    Everything,
-}
-
 /// Fine-tuning settings.
 #[derive(Debug, Clone)]
 pub struct TuneSettings {
@@ -279,39 +272,42 @@ pub struct Tuner<A: AutodiffBackend> {
     pos: DataPosition,
     batch: usize,
     lr: f64,
-    alpha: f64,
 }
 
 impl<A: AutodiffBackend> Tuner<A> {
     fn new(bytes: &[u8], device: &A::Device, data: Packed, s: &TuneSettings) -> Result<Self, String> {
         let model = load_on::<A>(bytes, device)?;
-        let frozen = match (s.scope, model.config.arch) {
-            (TrainScope::EncoderOnly, Arch::Hybrid) => vec!["net.gpt2.".to_string()],
-            _ => vec![],
-        };
+        let frozen = s.scope.frozen(model.config.arch);
         let opt = AdamW::new(AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() }, ParamGroups { lr_multipliers: vec![], frozen });
-        Ok(Self { model, opt, data, pos: DataPosition::default(), batch: s.batch, lr: s.lr, alpha: 0.03 })
+        Ok(Self { model, opt, data, pos: DataPosition::default(), batch: s.batch, lr: s.lr })
     }
 
-    /// One step; returns the loss before the update (None when it was not finite and the step was skipped).
+    /// One step — the library's, the same the CLI trains with — yielding to the page between its phases; returns
+    /// the loss before the update (None when the step was skipped for a non-finite loss or gradient).
     async fn step(&mut self) -> Result<Option<f64>, String> {
-        let device = self.model.device();
         let idx = next_batch(self.data.len(), 0, &mut self.pos, self.batch);
-        web::mark("train: forward");
-        let parts = loss(&self.model, batch_tensor::<A>(&self.data, &idx, &device), None, self.alpha);
-        let value = parts.total.clone().into_data_async().await.map_err(|e| format!("{e:?}"))?;
-        let value = value.to_vec::<f32>().map_err(|e| format!("{e:?}"))?[0] as f64;
-        if !value.is_finite() {
-            return Ok(None);
-        }
-        web::mark("train: backward");
-        let grads = GradientsParams::from_grads(parts.total.backward(), &self.model);
-        web::yield_now().await;
-        web::mark("train: optimizer");
-        let (model, _) = self.opt.step(self.model.clone(), grads, self.lr);
+        let mut phase = |name: &'static str| async move {
+            web::mark(&format!("train: {name}"));
+            web::yield_now().await;
+        };
+        let (model, outcome) = train_step(
+            self.model.clone(),
+            &mut self.opt,
+            &self.data,
+            &[idx],
+            self.lr,
+            TrainConfig::RATIO_LOSS_WEIGHT,
+            Fault::None,
+            &mut phase,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         self.model = model;
         web::mark("train: step done");
-        Ok(Some(value))
+        Ok(match outcome {
+            StepOutcome::Applied { loss, .. } => Some(loss),
+            StepOutcome::Skipped(_) => None,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::rc::Rc;
 
-use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use leptos::prelude::*;
 
 use crate::engine::{BackendInfo, Engine};

@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hnet_gpt_model::train::optim::AdamWConfig;
+use hnet_gpt_model::train::{Schedule, TrainConfig};
+use hnet_gpt_model::Arch;
+
+use crate::run_dir::RunConfig;
 
 /// HNet-GPT: structure-aware code language models — GPT-2, H-Net and their hybrid on burn.
 #[derive(Debug, Parser)]
@@ -26,7 +31,7 @@ pub enum Command {
     Init {
         /// Architecture: gpt2, hnet or hybrid.
         #[arg(long, default_value = "gpt2")]
-        arch: String,
+        arch: Arch,
         /// Size preset: tiny, small or base (`gpt2` = base).
         #[arg(long, default_value = "tiny")]
         preset: String,
@@ -181,7 +186,7 @@ pub enum Command {
 pub struct TrainArgs {
     /// Architecture: gpt2, hnet or hybrid.
     #[arg(long, default_value = "gpt2")]
-    pub arch: String,
+    pub arch: Arch,
     /// Size preset: tiny, small or base.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
@@ -197,13 +202,13 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Optimizer steps in the whole run (the schedule spans them).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = TrainConfig::STEPS)]
     pub steps: usize,
     /// Stop after this step, leaving the run resumable (the schedule still targets --steps).
     #[arg(long)]
     pub stop_at: Option<usize>,
     /// Sequences per micro-batch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE)]
     pub batch_size: usize,
     /// Tokens per sequence (default: 128, at most the context).
     #[arg(long)]
@@ -212,25 +217,25 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub grad_accum: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::LR)]
     pub lr: f64,
     /// Final learning rate as a fraction of the peak.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = TrainConfig::MIN_LR_RATIO)]
     pub min_lr_ratio: f64,
     /// Warmup steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
     pub warmup: usize,
     /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
     #[arg(long, default_value = "cosine")]
-    pub schedule: String,
+    pub schedule: Schedule,
     /// AdamW weight decay (matrices only; never norms, biases or embeddings).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY)]
     pub weight_decay: f64,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = AdamWConfig::GRAD_CLIP)]
     pub grad_clip: f64,
     /// Weight α of the H-Net ratio loss.
-    #[arg(long, default_value_t = 0.03)]
+    #[arg(long, default_value_t = TrainConfig::RATIO_LOSS_WEIGHT)]
     pub ratio_weight: f64,
     /// Target compression N of the ratio loss (tokens per chunk).
     #[arg(long)]
@@ -248,25 +253,25 @@ pub struct TrainArgs {
     #[arg(long)]
     pub unfreeze_all_at: Option<usize>,
     /// Validate every this many steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY)]
     pub eval_every: usize,
     /// Validation batches per evaluation.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_BATCHES)]
     pub eval_batches: usize,
     /// Write a checkpoint every this many steps (and always at the end).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = RunConfig::CHECKPOINT_EVERY)]
     pub checkpoint_every: usize,
     /// Keep this many recent checkpoints (the best one is kept separately).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = RunConfig::KEEP_LAST)]
     pub keep_last: usize,
     /// Abort after this many consecutive steps with a non-finite loss (each is skipped).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = RunConfig::MAX_BAD_STEPS)]
     pub max_bad_steps: usize,
     /// Seed of initialisation and data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Fraction of files held out for validation (by hash of repo/path).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = RunConfig::VALID_FRACTION)]
     pub valid_fraction: f64,
     /// Train on the seed's prompt template `# Task: {docstring}\n\n# Solution:\n{code}` instead of plain code.
     #[arg(long)]
@@ -294,7 +299,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 3)]
     pub seeds: usize,
     /// Training steps per run.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = TrainConfig::STEPS)]
     pub steps: usize,
     /// Training data (as for `train`); without it, the built-in corpus.
     #[arg(long = "data")]
@@ -303,19 +308,19 @@ pub struct CompareArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Sequences per batch.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE)]
     pub batch_size: usize,
     /// Tokens per sequence.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = TrainConfig::SEQ_LEN)]
     pub seq_len: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = TrainConfig::LR)]
     pub lr: f64,
     /// Warmup steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
     pub warmup: usize,
     /// Validate every this many steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY)]
     pub eval_every: usize,
     /// Tokens scored for the final perplexity.
     #[arg(long, default_value_t = 20_000)]

@@ -6,13 +6,13 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use hnet_gpt_model::checkpoint;
-use hnet_gpt_model::complete::complete;
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::generate::complete::complete;
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::inspect::inspect_chunks_blocking;
-use hnet_gpt_model::sampling::SamplingParams;
-use hnet_gpt_model::score::score_text;
-use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::eval::score::score_text;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::json;
 
@@ -52,7 +52,7 @@ fn file_arg(path: &str) -> Result<String> {
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Tokenize { ids, text } => tokenize(&text_arg(&text)?, ids),
-        Command::Init { arch, preset, seed, out } => init(&arch, &preset, seed, &out),
+        Command::Init { arch, preset, seed, out } => init(arch, &preset, seed, &out),
         Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
         Command::Info { checkpoint, json } => info(&checkpoint, json),
         Command::Convert { checkpoint, out, half } => convert(&checkpoint, &out, half),
@@ -121,10 +121,10 @@ fn tokenize(text: &str, ids_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn init(arch: &str, preset: &str, seed: u64, out: &Path) -> Result<()> {
+fn init(arch: Arch, preset: &str, seed: u64, out: &Path) -> Result<()> {
     type B = crate::backend::Cpu;
     let device = Default::default();
-    let config = ModelConfig::preset(arch.parse::<Arch>()?, preset)?;
+    let config = ModelConfig::preset(arch, preset)?;
     B::seed(&device, seed);
     let model = Model::<B>::init(&config, &device)?;
     let seed_text = seed.to_string();
@@ -138,7 +138,7 @@ fn init(arch: &str, preset: &str, seed: u64, out: &Path) -> Result<()> {
 
 fn import_hf(dir: &Path, out: &Path) -> Result<()> {
     type B = crate::backend::Cpu;
-    let model = hnet_gpt_model::load::import_hf_dir::<B>(dir, &Default::default())
+    let model = hnet_gpt_model::io::hf::import_hf_dir::<B>(dir, &Default::default())
         .with_context(|| format!("importing {}", dir.display()))?;
     let source = dir.display().to_string();
     checkpoint::save(&model, out, &[("imported_from", &source)])?;

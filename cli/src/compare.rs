@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::train::TrainConfig;
-use hnet_gpt_model::{causality, checkpoint, Arch, Model, ModelConfig};
+use hnet_gpt_model::eval::causality;
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::{json, Value};
 
 use crate::run_dir::{self, RunConfig};

@@ -9,15 +9,16 @@ use burn::tensor::backend::Backend;
 use hnet_gpt::humaneval;
 use hnet_gpt::humaneval::Sample;
 use hnet_gpt::sandbox::Sandbox;
-use hnet_gpt_model::complete::complete;
-use hnet_gpt_model::data::{self, split_of_key, Record, Split};
+use hnet_gpt_model::generate::complete::complete;
+use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::inspect::inspect_chunks_blocking;
-use hnet_gpt_model::pysyntax::{self, BoundaryMatch};
-use hnet_gpt_model::sampling::SamplingParams;
-use hnet_gpt_model::score::token_logprobs;
-use hnet_gpt_model::tokenizer::{Tokenizer, EOS_ID};
-use hnet_gpt_model::{seed_eval, Model};
+use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
+use hnet_gpt_model::eval::pysyntax::{self, BoundaryMatch};
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::eval::score::token_logprobs;
+use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
+use hnet_gpt_model::eval::seed_eval;
+use hnet_gpt_model::Model;
 use serde::Serialize;
 
 use crate::run_dir;
@@ -330,7 +331,7 @@ pub fn print_report(r: &Value) {
 
 /// `hnet-gpt eval`.
 pub fn run<B: Backend>(checkpoint: &Path, device: &B::Device, s: &EvalSettings, json_out: bool) -> Result<()> {
-    let model = hnet_gpt_model::checkpoint::load::<B>(checkpoint, device).with_context(|| format!("loading {}", checkpoint.display()))?;
+    let model = hnet_gpt_model::io::checkpoint::load::<B>(checkpoint, device).with_context(|| format!("loading {}", checkpoint.display()))?;
     let report = evaluate(&model, &crate::commands::tokenizer()?, s, checkpoint)?;
     if json_out {
         println!("{report}");

@@ -19,81 +19,33 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, bail, Result};
 use burn::collective::{all_reduce, finish_collective, register, reset_collective, CollectiveConfig, PeerId, ReduceOperation};
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor, TensorPrimitive};
-use hnet_gpt_model::checkpoint;
-use hnet_gpt_model::data::Packed;
-use hnet_gpt_model::optim::AdamW;
-use hnet_gpt_model::train::{batch_tensor, loss, TrainConfig};
+use burn::tensor::{Tensor, TensorPrimitive};
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::train::data::Packed;
+use hnet_gpt_model::train::optim::AdamW;
+use hnet_gpt_model::train::step::{self, Fault, Gradients};
+use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::Model;
 
-/// One peer's share of a step, before the all-reduce.
-pub struct Local {
-    /// Mean total loss over the peer's micro-batches (NaN when one was not finite).
-    pub total: f64,
-    /// Mean cross-entropy over the peer's micro-batches.
-    pub ce: f64,
-    /// Gradients of the mean loss, accumulated over the micro-batches (None when a loss was not finite).
-    pub grads: Option<GradientsParams>,
-}
-
-/// What every peer agrees on after the all-reduce.
-pub struct Reduced {
-    /// Mean total loss over all peers (NaN when any peer's was not finite: then every peer skips the step).
-    pub total: f64,
-    /// Mean cross-entropy over all peers.
-    pub ce: f64,
-    /// The averaged gradients (None when the step is skipped).
-    pub grads: Option<GradientsParams>,
-}
-
-/// A fault the tests inject into one step (the training loop's hooks `HNET_FAULT_NAN_STEPS`, `HNET_FAULT_INF_GRAD_STEPS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    None,
-    /// The loss reads as NaN.
-    NanLoss,
-    /// The loss stays finite, but its gradient is scaled until the gradient norm overflows.
-    InfGrad,
-}
-
-/// Loss and gradients over `micro` (one index list per micro-batch), averaged over the micro-batches.
-pub fn local_grads<A: AutodiffBackend>(model: &Model<A>, data: &Packed, micro: &[Vec<usize>], c: &TrainConfig, device: &A::Device, fault: Fault) -> Local {
-    let mut accumulator = GradientsAccumulator::<Model<A>>::new();
-    let (mut total, mut ce) = (0.0, 0.0);
-    let n = micro.len() as f64;
-    for idx in micro {
-        let parts = loss(model, batch_tensor::<A>(data, idx, device), None, c.ratio_loss_weight);
-        let value = if fault == Fault::NanLoss { f64::NAN } else { parts.total.clone().into_scalar().elem::<f64>() };
-        if !value.is_finite() {
-            return Local { total: f64::NAN, ce: f64::NAN, grads: None };
-        }
-        total += value / n;
-        ce += parts.ce.clone().into_scalar().elem::<f64>() / n;
-        let scale = if fault == Fault::InfGrad { 1e30 } else { 1.0 };
-        accumulator.accumulate(model, GradientsParams::from_grads((parts.total * scale / n).backward(), model));
-    }
-    Local { total, ce, grads: Some(accumulator.grads()) }
-}
-
-/// Averages one peer's share with the others' (a no-op for a single device). Every peer must call it each step.
-pub fn reduce<A: AutodiffBackend>(local: Local, peer: usize, peers: usize, device: &A::Device) -> Result<Reduced> {
+/// Averages one peer's gradients and loss with the others' (a no-op for a single device). Every peer must call it
+/// each step; when any peer's loss was not finite, every peer gets none and skips the step alike.
+pub fn reduce<A: AutodiffBackend>(local: Gradients, peer: usize, peers: usize, device: &A::Device) -> Result<Gradients> {
     if peers == 1 {
-        return Ok(Reduced { total: local.total, ce: local.ce, grads: local.grads });
+        return Ok(local);
     }
     let id = PeerId(peer as u32);
-    let stats = Tensor::<A::InnerBackend, 1>::from_floats([local.total as f32, local.ce as f32], device);
+    let stats = Tensor::<A::InnerBackend, 1>::from_floats([local.loss as f32, local.ce as f32], device);
     let stats = all_reduce::<A::InnerBackend>(id, stats.into_primitive().tensor(), ReduceOperation::Mean).map_err(|e| anyhow!("all-reduce of the loss: {e:?}"))?;
     let stats = Tensor::<A::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(stats)).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
-    let (total, ce) = (stats[0] as f64, stats[1] as f64);
+    let (loss, ce) = (stats[0] as f64, stats[1] as f64);
     let grads = match local.grads {
-        Some(g) if total.is_finite() => {
+        Some(g) if loss.is_finite() => {
             Some(g.all_reduce::<A::InnerBackend>(id, ReduceOperation::Mean).map_err(|e| anyhow!("all-reduce of the gradients: {e:?}"))?)
         }
         _ => None,
     };
-    Ok(Reduced { total, ce, grads })
+    Ok(Gradients { loss, ce, grads })
 }
 
 /// Splits each micro-batch into `peers` equal, contiguous shares: `result[p]` is peer `p`'s micro-batches.
@@ -135,7 +87,7 @@ impl Peers {
         }
         reset_collective::<A::InnerBackend>();
         let config = CollectiveConfig::default().with_num_devices(n);
-        materialize(model); // before any clone: replicas must share peer 0's weights
+        model.materialize(); // before any clone: replicas must share peer 0's weights
         let (tensors, steps) = opt.state_tensors();
         let (mut senders, mut handles) = (Vec::new(), Vec::new());
         for (peer, device) in devices.iter().enumerate().skip(1) {
@@ -196,29 +148,15 @@ impl Peers {
     }
 }
 
-/// Initialises every parameter of `model` now, in module order. burn initialises parameters lazily, on first
-/// use: a replica cloned before that would draw its own random weights, and the order of first use would decide
-/// the weights. The training loop calls this right after building the model, with one device or several.
-pub fn materialize<A: AutodiffBackend>(model: &Model<A>) {
-    struct Touch;
-    impl<B: burn::tensor::backend::Backend> burn::module::ModuleVisitor<B> for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
-}
-
 /// A peer's loop: the same step as peer 0's, without checkpoints or metrics. Returns its final weights.
 #[allow(clippy::too_many_arguments)]
 fn worker<A: AutodiffBackend>(peer: usize, n: usize, mut model: Model<A>, mut opt: AdamW<A>, c: &TrainConfig, data: &Packed, device: &A::Device, rx: Receiver<Msg>) -> Result<Vec<u8>> {
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
-        let local = local_grads(&model, data, &micro, c, device, Fault::None);
-        if let Reduced { grads: Some(grads), .. } = reduce::<A>(local, peer, n, device)? {
-            // Every peer holds the same averaged gradients, so every peer skips a non-finite norm alike.
-            model = opt.step_if_finite(model, grads, lr).0;
-        }
+        // The same step as peer 0's (the library's), with the all-reduce between its two phases.
+        let local = step::blocking::backward_pass(&model, data, &micro, c.ratio_loss_weight, Fault::None)?;
+        let reduced = reduce::<A>(local, peer, n, device)?;
+        model = step::blocking::optimizer_step(model, &mut opt, reduced, lr)?.0;
     }
     finish_collective::<A::InnerBackend>(PeerId(peer as u32)).map_err(|e| anyhow!("leaving the collective: {e:?}"))?;
     Ok(checkpoint::to_bytes(&model.valid(), &[])?)

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
-use hnet_gpt_model::checkpoint::{self, write_atomic};
-use hnet_gpt_model::data::DataPosition;
-use hnet_gpt_model::optim::AdamW;
+use hnet_gpt_model::io::checkpoint::{self, write_atomic};
+use hnet_gpt_model::train::data::DataPosition;
+use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::Model;
 use serde::{Deserialize, Serialize};

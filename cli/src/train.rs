@@ -13,17 +13,18 @@ use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
-use hnet_gpt_model::checkpoint;
-use hnet_gpt_model::data::{self, next_batch, render, Packed};
-use hnet_gpt_model::optim::{AdamW, AdamWConfig};
-use hnet_gpt_model::train::{batch_tensor, loss, lr_at, Schedule, TrainConfig, Unfreeze};
-use hnet_gpt_model::{Arch, Model, ModelConfig};
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::train::data::{self, next_batch, render, Packed};
+use hnet_gpt_model::train::optim::{AdamW, AdamWConfig};
+use hnet_gpt_model::train::step::{self, Fault, StepOutcome};
+use hnet_gpt_model::train::{batch_tensor, loss, lr_at, TrainConfig, Unfreeze};
+use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::json;
 
 use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
 use crate::commands::tokenizer;
-use crate::parallel::{self, Fault, Peers, Reduced};
+use crate::parallel::{self, Peers};
 use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, prune_checkpoints, read_config, save_checkpoint, step_name,
     summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
@@ -73,8 +74,7 @@ pub fn execute(job: &Job) -> Result<()> {
 }
 
 fn run_config(args: &TrainArgs) -> Result<RunConfig> {
-    let arch: Arch = args.arch.parse()?;
-    let mut model = ModelConfig::preset(arch, &args.preset)?;
+    let mut model = ModelConfig::preset(args.arch, &args.preset)?;
     if let (Some(n), Some(h)) = (args.ratio_target, model.hnet.as_mut()) {
         h.ratio_target = n;
     }
@@ -86,11 +86,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     t.lr = args.lr;
     t.min_lr_ratio = args.min_lr_ratio;
     t.warmup_steps = args.warmup;
-    t.schedule = match args.schedule.as_str() {
-        "cosine" => Schedule::Cosine,
-        "wsd" => Schedule::Wsd,
-        other => bail!("unknown schedule `{other}` (expected cosine or wsd)"),
-    };
+    t.schedule = args.schedule;
     t.adamw = AdamWConfig { weight_decay: args.weight_decay, grad_clip: args.grad_clip, ..AdamWConfig::default() };
     t.ratio_loss_weight = args.ratio_weight;
     let [l0, l1] = args.stage_lr[..] else { bail!("--stage-lr takes two numbers, e.g. 2,1") };
@@ -305,7 +301,7 @@ where
         None => {
             A::seed(device, c.seed);
             let mut model = Model::<A>::init(&c.model, device)?;
-            parallel::materialize(&model);
+            model.materialize();
             if let Some(path) = &rc.decoder_from {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
                 checkpoint::load_gpt2_decoder(&mut model, &bytes, &path.display().to_string())?;
@@ -362,32 +358,31 @@ where
             s if inf_grad_steps.contains(&s) => Fault::InfGrad,
             _ => Fault::None,
         };
-        let local = parallel::local_grads(&model, &train_data, &mine, &c, device, fault);
-        let Reduced { total, ce: ce_sum, grads } = parallel::reduce::<A>(local, 0, devices.len(), device)?;
+        // The library's step; with several devices, the gradients are averaged between its two phases.
+        let (next, outcome) = if devices.len() == 1 {
+            step::blocking::train_step(model, &mut opt, &train_data, &mine, lr, c.ratio_loss_weight, fault)?
+        } else {
+            let local = step::blocking::backward_pass(&model, &train_data, &mine, c.ratio_loss_weight, fault)?;
+            let reduced = parallel::reduce::<A>(local, 0, devices.len(), device)?;
+            step::blocking::optimizer_step(model, &mut opt, reduced, lr)?
+        };
+        model = next;
         state.step += 1;
         state.tokens += tokens_per_step;
-        // A step is skipped (weights and moments untouched) when its loss or its gradient norm is not finite.
-        let skipped = match grads {
-            None => Some("non-finite loss".to_string()),
-            Some(grads) => {
-                let (next, outcome) = opt.step_if_finite(model, grads, lr);
-                model = next;
-                match outcome {
-                    Ok(grad_norm) => {
-                        consecutive_bad = 0;
-                        let dt = t0.elapsed().as_secs_f64();
-                        let tps = tokens_per_step as f64 / dt;
-                        last_loss = total;
-                        writeln!(
-                            metrics,
-                            "{}",
-                            json!({"kind": "train", "step": state.step, "loss": total, "ce": ce_sum, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps, "tokens": state.tokens})
-                        )?;
-                        bar.set_message(format!("loss {total:.3} · {tps:.0} tok/s"));
-                        None
-                    }
-                    Err(norm) => Some(format!("non-finite gradient norm ({norm})")),
-                }
+        // A skipped step (non-finite loss or gradient norm) left weights and moments untouched.
+        let skipped = match outcome {
+            StepOutcome::Skipped(why) => Some(why.to_string()),
+            StepOutcome::Applied { loss, ce, grad_norm } => {
+                consecutive_bad = 0;
+                let tps = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
+                last_loss = loss;
+                writeln!(
+                    metrics,
+                    "{}",
+                    json!({"kind": "train", "step": state.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps, "tokens": state.tokens})
+                )?;
+                bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
+                None
             }
         };
         bar.set_position(state.step as u64);

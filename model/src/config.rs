@@ -1,14 +1,14 @@
 //! Model configuration: which architecture, its sizes, and the named presets.
 //!
 //! The config is saved as JSON inside every checkpoint, so a checkpoint always knows how to rebuild its model.
-//! Hugging Face's `config.json` is a different format; it is translated in [`crate::load`] and nowhere else.
+//! Hugging Face's `config.json` is a different format; it is translated in [`crate::io::hf`] and nowhere else.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::gpt2::Gpt2Config;
-use crate::hnet::HNetConfig;
-use crate::isotropic::IsotropicConfig;
+use crate::arch::gpt2::Gpt2Config;
+use crate::arch::hnet::HNetConfig;
+use crate::nn::isotropic::IsotropicConfig;
 
 /// The architectures the project compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -223,7 +223,7 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Model;
+    use crate::arch::model::Model;
     use crate::TestBackend;
     use burn::module::Module;
 

@@ -8,16 +8,16 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
-use hnet_gpt_model::causality;
-use hnet_gpt_model::chunk::boundary_cumsum;
-use hnet_gpt_model::dechunk::{ema, plug_back, P_EPS};
+use hnet_gpt_model::eval::causality;
+use hnet_gpt_model::hnet::chunk::boundary_cumsum;
+use hnet_gpt_model::hnet::dechunk::{ema, plug_back, P_EPS};
 use hnet_gpt_model::generate::{generate, GenerateParams};
-use hnet_gpt_model::inspect::inspect_chunks_blocking;
-use hnet_gpt_model::model::Net;
-use hnet_gpt_model::sampling::{Rng, SamplingParams};
-use hnet_gpt_model::score::score_text;
-use hnet_gpt_model::ste::ste;
-use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
+use hnet_gpt_model::arch::model::Net;
+use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::eval::score::score_text;
+use hnet_gpt_model::hnet::ste::ste;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 
 type B = burn::backend::Flex;
@@ -101,7 +101,7 @@ fn the_seeds_mean_pooled_chunks_fail_the_causality_check() {
 /// The boundary probability of each chunk's first token, per chunk slot (slot j = chunk j). `[1, L]`.
 fn one_hot_first(cs: &Tensor<B, 2, Int>, p: Tensor<B, 2>) -> Tensor<B, 2> {
     let l = p.dims()[1];
-    let idx = hnet_gpt_model::chunk::chunk_indices(cs.clone(), l);
+    let idx = hnet_gpt_model::hnet::chunk::chunk_indices(cs.clone(), l);
     p.gather(1, idx)
 }
 
@@ -148,7 +148,7 @@ fn generate_score_and_inspect_work_for_every_architecture() {
         // Greedy generation must agree with argmax of the full pass (it is cached underneath).
         let full = m.forward(tokens(&ids)).into_data().to_vec::<f32>().unwrap();
         let last = &full[full.len() - 50257..];
-        assert_eq!(out[0], hnet_gpt_model::sampling::argmax(last), "{arch}");
+        assert_eq!(out[0], hnet_gpt_model::generate::sampling::argmax(last), "{arch}");
         let report = score_text(&m, &tok, text).unwrap();
         assert!(report.bits_per_byte.is_finite() && report.bits_per_byte > 0.0, "{arch}");
         match inspect_chunks_blocking(&m, &tok, text) {

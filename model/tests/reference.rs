@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::generate::{generate, GenerateParams};
-use hnet_gpt_model::load::import_hf_dir;
-use hnet_gpt_model::sampling::SamplingParams;
+use hnet_gpt_model::io::hf::import_hf_dir;
+use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::{LoadError, Model};
 use serde::Deserialize;
 
@@ -77,7 +77,7 @@ fn a_transposed_c_proj_would_be_caught() {
     let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
     let case = &reference().cases[0];
     let mut broken = model.clone();
-    let hnet_gpt_model::model::Net::Gpt2(g) = &mut broken.net else { panic!("imported a gpt2") };
+    let hnet_gpt_model::arch::model::Net::Gpt2(g) = &mut broken.net else { panic!("imported a gpt2") };
     g.h[0].attn.c_proj.weight = g.h[0].attn.c_proj.weight.clone().map(|w| w.transpose());
     let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
     assert!(max_abs_diff(&logits_of(&broken, &case.ids), &theirs) > 1e-2);

@@ -1,6 +1,6 @@
 //! The GPT-2 tokenizer shipped in `public/tokenizer.json`: exact ids, byte offsets, lossless round trips.
 
-use hnet_gpt_model::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
 use proptest::prelude::*;
 
 fn tokenizer() -> Tokenizer {

@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use hnet_gpt_model::inspect::ChunkReport;
-use hnet_gpt_model::pysyntax;
+use hnet_gpt_model::eval::inspect::ChunkReport;
+use hnet_gpt_model::eval::pysyntax;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 

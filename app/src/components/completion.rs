@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::sampling::SamplingParams;
+use hnet_gpt_model::generate::sampling::SamplingParams;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 

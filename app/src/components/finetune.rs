@@ -5,13 +5,14 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use hnet_gpt_model::data::Packed;
+use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::Arch;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::components::editor::target;
-use crate::engine::{FineTune, TrainScope, TuneSettings};
+use crate::engine::{FineTune, TuneSettings};
+use hnet_gpt_model::io::params::TrainScope;
 use crate::state::{Busy, Playground, MODEL_URL, SAVED_KEY};
 use crate::web;
 
@@ -108,7 +109,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
             lr: lr.get_untracked(),
             batch: batch.get_untracked().clamp(1, 16),
             seq_len,
-            scope: if everything.get_untracked() { TrainScope::Everything } else { TrainScope::EncoderOnly },
+            scope: if everything.get_untracked() { TrainScope::Everything } else { TrainScope::EncoderAndFusion },
         };
         state.error.set(None);
         state.busy.set(Some(Busy::Training));

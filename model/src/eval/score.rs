@@ -11,9 +11,9 @@ use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::ModelError;
-use crate::model::Model;
+use crate::arch::model::Model;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::tokenizer::{Tokenizer, EOS_ID};
+use crate::io::tokenizer::{Tokenizer, EOS_ID};
 
 /// `log p(ids[i] | ids[..i])` for every `i ≥ 1` (natural log). Reads results synchronously (native backends).
 #[cfg(not(target_arch = "wasm32"))]

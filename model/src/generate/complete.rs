@@ -5,8 +5,8 @@ use burn::tensor::backend::Backend;
 
 use crate::error::ModelError;
 use crate::generate::{GenerateParams, Generator};
-use crate::model::Model;
-use crate::tokenizer::{TextStream, Tokenizer};
+use crate::arch::model::Model;
+use crate::io::tokenizer::{TextStream, Tokenizer};
 
 /// Streams the completion of `prompt`: `on_text` gets each safe piece; stops at a stop string (not emitted), a
 /// stop token or `max_new_tokens`. Returns the full completion text and the number of tokens generated.

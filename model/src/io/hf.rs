@@ -22,11 +22,12 @@ use burn::tensor::backend::Backend;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::checkpoint::apply_weights;
+use crate::io::checkpoint::apply_weights;
+use crate::io::params::ROOT;
 use crate::config::{Arch, ModelConfig};
 use crate::error::LoadError;
-use crate::gpt2::Gpt2Config;
-use crate::model::Model;
+use crate::arch::gpt2::Gpt2Config;
+use crate::arch::model::Model;
 
 /// The fields of Hugging Face's GPT-2 `config.json` we read. Everything is optional here so that a missing field
 /// produces an error naming it rather than a serde message.
@@ -104,30 +105,7 @@ fn our_name(hf_name: &str) -> Option<String> {
         (true, Some((module, "bias"))) => format!("{module}.beta"),
         _ => name.to_string(),
     };
-    Some(format!("net.{name}"))
-}
-
-/// Widens a tensor's raw little-endian data to f32 bytes.
-pub(crate) fn to_f32_bytes(name: &str, dtype: Dtype, data: &[u8]) -> Result<Vec<u8>, LoadError> {
-    let widen = |f: fn([u8; 2]) -> f32| data.chunks_exact(2).flat_map(|c| f([c[0], c[1]]).to_le_bytes()).collect();
-    match dtype {
-        Dtype::F32 => Ok(data.to_vec()),
-        Dtype::F16 => Ok(widen(|b| f16_to_f32(u16::from_le_bytes(b)))),
-        Dtype::BF16 => Ok(widen(|b| f32::from_bits((u16::from_le_bytes(b) as u32) << 16))),
-        other => Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
-    }
-}
-
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let exp = ((h >> 10) & 0x1f) as i32;
-    let frac = (h & 0x3ff) as f32;
-    sign * match exp {
-        0 => frac * 2f32.powi(-24),
-        31 if frac == 0.0 => f32::INFINITY,
-        31 => f32::NAN,
-        e => (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
-    }
+    Some(format!("{ROOT}{name}"))
 }
 
 /// Builds a model from Hugging Face `config.json` text and `model.safetensors` bytes.
@@ -140,7 +118,7 @@ pub fn from_hf_bytes<B: Backend>(config_json: &str, safetensors_bytes: &[u8], de
     let mut hf_names: BTreeMap<String, String> = BTreeMap::new();
     for (hf_name, view) in tensors.tensors() {
         let Some(name) = our_name(&hf_name) else { continue };
-        let data = to_f32_bytes(&hf_name, view.dtype(), view.data())?;
+        let data = crate::io::half::to_f32_bytes(&hf_name, view.dtype(), view.data())?;
         renamed.insert(name.clone(), (view.shape().to_vec(), data));
         hf_names.insert(name, hf_name);
     }
@@ -167,14 +145,14 @@ pub fn from_hf_bytes<B: Backend>(config_json: &str, safetensors_bytes: &[u8], de
 
 /// The Hugging Face name of one of our parameters (for error messages about tensors absent from the file).
 fn hf_name_of(ours: &str) -> String {
-    let name = ours.strip_prefix("net.").unwrap_or(ours);
+    let name = ours.strip_prefix(ROOT).unwrap_or(ours);
     name.replace(".gamma", ".weight").replace(".beta", ".bias")
 }
 
 /// Catches a `config.json` that contradicts the tensors and names the field, before shapes are compared one by one.
 fn check_against_config(config: &ModelConfig, tensors: &BTreeMap<String, (Vec<usize>, Vec<u8>)>) -> Result<(), LoadError> {
     let g = &config.gpt2;
-    if let Some((shape, _)) = tensors.get("net.wte.weight") {
+    if let Some((shape, _)) = tensors.get(&format!("{ROOT}wte.weight")) {
         if shape.len() == 2 && shape[0] != g.vocab_size {
             return Err(config_err("vocab_size", format!("config.json says {}, wte.weight has {} rows", g.vocab_size, shape[0])));
         }
@@ -182,14 +160,14 @@ fn check_against_config(config: &ModelConfig, tensors: &BTreeMap<String, (Vec<us
             return Err(config_err("n_embd", format!("config.json says {}, wte.weight is {} wide", g.n_embd, shape[1])));
         }
     }
-    if let Some((shape, _)) = tensors.get("net.wpe.weight") {
+    if let Some((shape, _)) = tensors.get(&format!("{ROOT}wpe.weight")) {
         if shape.len() == 2 && shape[0] != g.n_positions {
             return Err(config_err("n_positions", format!("config.json says {}, wpe.weight has {} rows", g.n_positions, shape[0])));
         }
     }
     let layers_in_file = tensors
         .keys()
-        .filter_map(|k| k.strip_prefix("net.h.")?.split('.').next()?.parse::<usize>().ok())
+        .filter_map(|k| k.strip_prefix(ROOT)?.strip_prefix("h.")?.split('.').next()?.parse::<usize>().ok())
         .max()
         .map_or(0, |m| m + 1);
     if layers_in_file != g.n_layer {
@@ -224,14 +202,6 @@ mod tests {
         assert!(our_name("h.0.attn.masked_bias").is_none());
         assert!(our_name("lm_head.weight").is_none());
         assert_eq!(hf_name_of("net.h.1.ln_2.gamma"), "h.1.ln_2.weight");
-    }
-
-    #[test]
-    fn half_precision_widens_exactly() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
     }
 
     #[test]

@@ -13,8 +13,9 @@ use safetensors::SafeTensors;
 
 use crate::config::ModelConfig;
 use crate::error::LoadError;
-use crate::model::Model;
-use crate::tokenizer::TOKENIZER_ID;
+use crate::io::params::{Component, Part, ROOT};
+use crate::arch::model::Model;
+use crate::io::tokenizer::TOKENIZER_ID;
 
 /// Format tag written into every checkpoint.
 pub const FORMAT: &str = "hnet-gpt/1";
@@ -30,27 +31,8 @@ pub struct CheckpointInfo {
     pub metadata: HashMap<String, String>,
     /// Total number of parameters stored.
     pub num_params: usize,
-    /// Parameters per component, in [`COMPONENTS`] order (components the architecture lacks are left out).
+    /// Parameters per component, in [`Component::ALL`] order (components the architecture lacks are left out).
     pub components: Vec<(&'static str, usize)>,
-}
-
-/// The components parameters are counted under. The LM head is tied to the token embedding in every
-/// architecture, so it has no parameters of its own.
-pub const COMPONENTS: [&str; 7] = ["embeddings", "encoder", "routing", "main", "fusion", "decoder", "gpt2 blocks"];
-
-/// Which component a parameter path belongs to.
-pub fn component_of(path: &str) -> &'static str {
-    let p = path.strip_prefix("net.").unwrap_or(path);
-    let p = p.strip_prefix("gpt2.").map_or(p, |rest| if rest.starts_with("h.") || rest.starts_with("ln_f.") { "blocks" } else { rest });
-    match p.split('.').next().unwrap_or("") {
-        "wte" | "wpe" => "embeddings",
-        "encoder" => "encoder",
-        "stage" if p.starts_with("stage.main.") => "main",
-        "stage" => "routing",
-        "fusion" => "fusion",
-        "decoder" => "decoder",
-        _ => "gpt2 blocks",
-    }
 }
 
 fn format_err(what: &str, reason: impl std::fmt::Display) -> LoadError {
@@ -74,12 +56,12 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
     }
     let config = ModelConfig::from_json(&field("config")?)
         .map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
-    let mut per: HashMap<&'static str, usize> = HashMap::new();
+    let mut per: HashMap<Component, usize> = HashMap::new();
     for (name, t) in tensors.tensors() {
-        *per.entry(component_of(&name)).or_default() += t.shape().iter().product::<usize>();
+        *per.entry(Component::of(&name)).or_default() += t.shape().iter().product::<usize>();
     }
     let num_params = per.values().sum();
-    let components = COMPONENTS.iter().filter_map(|c| per.get(c).map(|n| (*c, *n))).collect();
+    let components = Component::ALL.iter().filter_map(|c| per.get(c).map(|n| (c.name(), *n))).collect();
     Ok(CheckpointInfo { config, tokenizer: field("tokenizer")?, metadata, num_params, components })
 }
 
@@ -101,7 +83,7 @@ pub fn to_bytes_as<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: b
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            let data = view.data().chunks_exact(4).flat_map(|c| f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()).collect();
+            let data = view.data().chunks_exact(4).flat_map(|c| crate::io::half::f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()).collect();
             (name, view.shape().to_vec(), data)
         })
         .collect();
@@ -111,38 +93,6 @@ pub fn to_bytes_as<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: b
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| LoadError::Apply(e.to_string()))?;
     safetensors::serialize(views, header.metadata().clone()).map_err(|e| LoadError::Apply(e.to_string()))
-}
-
-/// f32 → f16, round to nearest even (what `half` and PyTorch do).
-pub fn f32_to_f16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32;
-    let mant = bits & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if mant != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00; // overflow → ∞
-    }
-    if e <= 0 {
-        if e < -10 {
-            return sign; // underflow → ±0
-        }
-        let m = mant | 0x80_0000;
-        let shift = (14 - e) as u32;
-        let half = 1u32 << (shift - 1);
-        let rounded = (m + half - 1 + ((m >> shift) & 1)) >> shift;
-        return sign | rounded as u16;
-    }
-    let half_mant = mant >> 13;
-    let rest = mant & 0x1fff;
-    let mut out = (sign as u32) | ((e as u32) << 10) | half_mant;
-    if rest > 0x1000 || (rest == 0x1000 && (half_mant & 1) == 1) {
-        out += 1; // may carry into the exponent, which is still correct
-    }
-    out as u16
 }
 
 fn to_bytes_f32<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<Vec<u8>, LoadError> {
@@ -282,7 +232,7 @@ fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
     let widened: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .tensors()
         .into_iter()
-        .map(|(name, view)| Ok((name.clone(), view.shape().to_vec(), crate::load::to_f32_bytes(&name, view.dtype(), view.data())?)))
+        .map(|(name, view)| Ok((name.clone(), view.shape().to_vec(), crate::io::half::to_f32_bytes(&name, view.dtype(), view.data())?)))
         .collect::<Result<_, LoadError>>()?;
     let views = widened
         .iter()
@@ -315,12 +265,13 @@ pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &
             return Err(config_err(field, format!("the hybrid has {a}, {what} has {b}")));
         }
     }
-    // Rename `net.X` to `net.gpt2.X` and load only that part.
+    // A gpt2 model's `net.X` is the hybrid's `net.gpt2.X`: rename, and load only that part.
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| format_err(what, e))?;
+    let part = Part::HybridGpt2.prefix();
     let renamed: Vec<(String, safetensors::tensor::TensorView)> =
-        tensors.tensors().into_iter().map(|(name, view)| (name.replacen("net.", "net.gpt2.", 1), view)).collect();
+        tensors.tensors().into_iter().map(|(name, view)| (name.replacen(ROOT, &part, 1), view)).collect();
     let blob = safetensors::serialize(renamed, None).map_err(|e| LoadError::Apply(e.to_string()))?;
-    apply_weights_under(model, blob, what, "net.gpt2.")
+    apply_weights_under(model, blob, what, &part)
 }
 
 /// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
@@ -402,10 +353,6 @@ mod tests {
             assert!(info.components.iter().all(|(_, n)| *n > 0));
             assert_eq!(info.num_params, burn::module::Module::num_params(&model), "{arch:?}");
         }
-        assert_eq!(component_of("net.gpt2.wte.weight"), "embeddings");
-        assert_eq!(component_of("net.h.3.attn.c_attn.weight"), "gpt2 blocks");
-        assert_eq!(component_of("net.stage.routing.q.weight"), "routing");
-        assert_eq!(component_of("net.stage.main.layers.0.attn.qkv.weight"), "main");
     }
 
     #[test]
@@ -437,9 +384,6 @@ mod tests {
         let (a, b) = (model.forward(tokens.clone()).into_data().to_vec::<f32>().unwrap(), loaded.forward(tokens).into_data().to_vec::<f32>().unwrap());
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff > 0.0 && diff < 1e-2, "{diff}");
-        for (x, h) in [(1.0f32, 0x3c00u16), (-2.0, 0xc000), (65504.0, 0x7bff), (1e6, 0x7c00), (2f32.powi(-24), 0x0001), (0.333_333_34, 0x3555)] {
-            assert_eq!(f32_to_f16(x), h, "{x}");
-        }
     }
 
     #[test]
@@ -578,7 +522,7 @@ mod tests {
         let bytes = to_bytes(&gpt2, &[]).unwrap();
         let mut hybrid: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "tiny").unwrap(), &device).unwrap();
         load_gpt2_decoder(&mut hybrid, &bytes, "gpt2").unwrap();
-        let (crate::model::Net::Gpt2(g), crate::model::Net::Hybrid(h)) = (&gpt2.net, &hybrid.net) else { unreachable!() };
+        let (crate::arch::model::Net::Gpt2(g), crate::arch::model::Net::Hybrid(h)) = (&gpt2.net, &hybrid.net) else { unreachable!() };
         g.h[1].mlp.c_proj.weight.val().into_data().assert_eq(&h.gpt2.h[1].mlp.c_proj.weight.val().into_data(), true);
         g.wte.weight.val().into_data().assert_eq(&h.gpt2.wte.weight.val().into_data(), true);
         // Shape disagreements name the field; a non-gpt2 source is refused.

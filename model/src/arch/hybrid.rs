@@ -9,14 +9,14 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::cache::KvCache;
-use crate::chunking::{DynamicChunking, StageAux, StageState};
+use crate::nn::cache::KvCache;
+use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::error::ModelError;
-use crate::fusion::Fusion;
-use crate::gpt2::{Gpt2, Gpt2Config};
-use crate::hnet::HNetConfig;
-use crate::isotropic::Isotropic;
-use crate::routing::Routing;
+use crate::hnet::fusion::Fusion;
+use crate::arch::gpt2::{Gpt2, Gpt2Config};
+use crate::arch::hnet::HNetConfig;
+use crate::nn::isotropic::Isotropic;
+use crate::hnet::routing::Routing;
 
 /// The hybrid model.
 #[derive(Module, Debug)]

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 /// AdamW settings.
@@ -31,9 +31,16 @@ pub struct AdamWConfig {
     pub grad_clip: f64,
 }
 
+impl AdamWConfig {
+    /// Default decoupled weight decay.
+    pub const WEIGHT_DECAY: f64 = 0.1;
+    /// Default gradient-norm clip.
+    pub const GRAD_CLIP: f64 = 1.0;
+}
+
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 }
+        Self { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: Self::WEIGHT_DECAY, grad_clip: Self::GRAD_CLIP }
     }
 }
 
@@ -227,19 +234,8 @@ impl<B: AutodiffBackend> AdamW<B> {
         (module, norm)
     }
 
-    /// Like [`Self::step`], but reads the gradient norm first: when it is not finite (an overflow that a finite
-    /// loss can still produce), nothing changes — weights and moments stay as they were — and `Err(norm)` comes
-    /// back with the module. Costs one host read of a scalar per step.
-    pub fn step_if_finite<M: AutodiffModule<B>>(&mut self, module: M, grads: GradientsParams, lr: f64) -> (M, Result<Option<f64>, f64>) {
-        let norm = self.grad_norm(&module, &grads);
-        let value = norm.as_ref().map(|n| n.clone().into_scalar().elem::<f64>());
-        match value {
-            Some(v) if !v.is_finite() => (module, Err(v)),
-            _ => (self.apply(module, grads, lr, norm), Ok(value)),
-        }
-    }
-
-    fn apply<M: AutodiffModule<B>>(&mut self, module: M, mut grads: GradientsParams, lr: f64, norm: Option<Tensor<B::InnerBackend, 1>>) -> M {
+    /// Updates `module` with `grads`, clipping by the given global gradient `norm` (from [`Self::grad_norm`]).
+    pub fn apply<M: AutodiffModule<B>>(&mut self, module: M, mut grads: GradientsParams, lr: f64, norm: Option<Tensor<B::InnerBackend, 1>>) -> M {
         let clip = match (&norm, self.config.grad_clip > 0.0) {
             // scale = min(1, clip / (norm + 1e-6)), on the device.
             (Some(n), true) => Some((n.clone() + 1e-6).recip().mul_scalar(self.config.grad_clip).clamp_max(1.0)),
@@ -281,7 +277,7 @@ impl<B: AutodiffBackend> AdamW<B> {
 mod tests {
     use super::*;
     use crate::config::{Arch, ModelConfig};
-    use crate::model::Model;
+    use crate::arch::model::Model;
     use crate::{TestAutodiffBackend, TestBackend};
 
     type AD = TestAutodiffBackend;
@@ -309,7 +305,7 @@ mod tests {
     fn one_step_by_hand_with_decay_and_clipping() {
         let device = Default::default();
         let mut model = Model::<AD>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
-        let crate::model::Net::Gpt2(g) = &mut model.net else { unreachable!() };
+        let crate::arch::model::Net::Gpt2(g) = &mut model.net else { unreachable!() };
         let w = g.h[0].attn.c_proj.weight.val();
         let before = w.clone().inner().into_data().to_vec::<f32>().unwrap();
         // Loss = 3·Σw over one matrix: its gradient is 3 everywhere.
@@ -319,7 +315,7 @@ mod tests {
         let (model, norm) = opt.step(model, grads, 0.01);
         let n = before.len() as f32;
         assert!((norm.unwrap().into_scalar() - 3.0 * n.sqrt()).abs() < 1e-2);
-        let crate::model::Net::Gpt2(g) = &model.net else { unreachable!() };
+        let crate::arch::model::Net::Gpt2(g) = &model.net else { unreachable!() };
         let after = g.h[0].attn.c_proj.weight.val().inner().into_data().to_vec::<f32>().unwrap();
         for (b, a) in before.iter().zip(&after) {
             let expected = b * (1.0 - 0.01 * 0.5) - 0.01 * 3.0 / (3.0 + 1e-8);
@@ -332,7 +328,7 @@ mod tests {
         let device = Default::default();
         let model = Model::<AD>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
         let snapshot = |m: &Model<AD>| -> (Vec<f32>, Vec<f32>) {
-            let crate::model::Net::Gpt2(g) = &m.net else { unreachable!() };
+            let crate::arch::model::Net::Gpt2(g) = &m.net else { unreachable!() };
             (g.h[0].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(), g.h[1].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap())
         };
         let loss_of = |m: &Model<AD>| {

@@ -10,8 +10,8 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::model::Model;
-use crate::sampling::Rng;
+use crate::arch::model::Model;
+use crate::generate::sampling::Rng;
 
 /// Largest change (max abs) allowed at positions ≤ t.
 pub const TOLERANCE: f32 = 1e-5;

@@ -1,7 +1,7 @@
 //! One H-Net stage's dynamic chunking (H-Net §2.2, reference `hnet.py` between encoder and decoder):
 //! routing → chunk → main network over chunks → dechunk (EMA + plug-back) → `z = z̃·STE(c) + residual_proj(x̂)`.
 //!
-//! Two ways to run it, which give the same numbers (tested in `crate::model`):
+//! Two ways to run it, which give the same numbers (tested in `crate::arch::model`):
 //! - [`DynamicChunking::forward`] over whole (right-padded) batches, device-only: no tensor is read back, so it runs
 //!   unchanged on WebGPU. The main network runs over `m` chunk slots; `m = L` unless the caller knows the largest
 //!   chunk count (slots past a row's last chunk hold junk that, by causality, never reaches a real chunk).
@@ -14,13 +14,13 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::cache::KvCache;
-use crate::chunk::{boundary_cumsum, chunk, chunk_indices};
-use crate::dechunk::{ema, plug_back, P_EPS};
+use crate::nn::cache::KvCache;
+use crate::hnet::chunk::{boundary_cumsum, chunk, chunk_indices};
+use crate::hnet::dechunk::{ema, plug_back, P_EPS};
 use crate::error::ModelError;
-use crate::isotropic::{Isotropic, IsotropicConfig};
-use crate::routing::{Routing, RoutingModule};
-use crate::ste::ste;
+use crate::nn::isotropic::{Isotropic, IsotropicConfig};
+use crate::hnet::routing::{Routing, RoutingModule};
+use crate::hnet::ste::ste;
 
 /// Routing, the main network over chunks, and the residual path of one stage.
 #[derive(Module, Debug)]

@@ -1,6 +1,6 @@
 //! Cached autoregressive generation over token ids: prefill, then one step per sampled token.
 //!
-//! Knows nothing about text (the tokenizer's [`crate::tokenizer::TextStream`] turns ids into streamed text and
+//! Knows nothing about text (the tokenizer's [`crate::io::tokenizer::TextStream`] turns ids into streamed text and
 //! handles stop strings). [`Generator`] is a small state machine so the same loop serves native code, which reads
 //! logits synchronously ([`Generator::next_token`]), and the browser, which must await them
 //! ([`Generator::next_token_async`]).
@@ -13,9 +13,9 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::model::{Model, State};
-use crate::sampling::{sample, Rng, SamplingParams};
-use crate::tokenizer::EOS_ID;
+use crate::arch::model::{Model, State};
+use crate::generate::sampling::{sample, Rng, SamplingParams};
+use crate::io::tokenizer::EOS_ID;
 
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

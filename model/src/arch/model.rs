@@ -5,15 +5,15 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::cache::KvCache;
-use crate::chunking::StageAux;
+use crate::nn::cache::KvCache;
+use crate::hnet::chunking::StageAux;
 use crate::config::{Arch, ModelConfig};
 use crate::error::ModelError;
-use crate::gpt2::Gpt2;
-use crate::hnet::{HNet, HNetState};
-use crate::hybrid::{init_hybrid, Hybrid, HybridState};
-use crate::ratio_loss::ratio_loss;
-use crate::routing::Routing;
+use crate::arch::gpt2::Gpt2;
+use crate::arch::hnet::{HNet, HNetState};
+use crate::arch::hybrid::{init_hybrid, Hybrid, HybridState};
+use crate::hnet::ratio_loss::ratio_loss;
+use crate::hnet::routing::Routing;
 
 /// The network of one architecture.
 #[derive(Module, Debug)]
@@ -98,6 +98,19 @@ impl<B: Backend> Model<B> {
             (_, None) => unreachable!("validate() requires an hnet section"),
         };
         Ok(Self { net, config: config.clone() })
+    }
+
+    /// Initialises every parameter now, in module order. burn initialises parameters lazily, on first use: a copy
+    /// made before that (a data-parallel replica, `valid()`) would draw its own random weights, and the order of
+    /// first use would decide the weights. Training drivers call this right after building a model.
+    pub fn materialize(&self) {
+        struct Touch;
+        impl<Bk: Backend> burn::module::ModuleVisitor<Bk> for Touch {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<Bk, D>>) {
+                let _ = param.val();
+            }
+        }
+        burn::module::Module::visit(self, &mut Touch);
     }
 
     /// The context length in tokens.

@@ -8,13 +8,14 @@
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{KvCache, LayerKv};
-use crate::rope::apply_rope;
+use crate::nn::attention::{causal_attention, split_heads};
+use crate::nn::cache::{KvCache, LayerKv};
+use crate::nn::rope::apply_rope;
 
 /// Sizes of one isotropic stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,19 +61,6 @@ impl IsotropicConfig {
     }
 }
 
-/// `mask[i][j]` is true where query `i` (at absolute position `start + i`) must NOT see key `j`.
-pub(crate) fn attention_mask<B: Backend>(t: usize, tk: usize, window: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
-    let start = tk - t;
-    let mut data = Vec::with_capacity(t * tk);
-    for i in 0..t {
-        let q = start + i;
-        for j in 0..tk {
-            data.push(j > q || (window > 0 && j + window <= q));
-        }
-    }
-    Tensor::from_data(TensorData::new(data, [t, tk]), device)
-}
-
 /// Causal multi-head attention with rotary positions and no biases (H-Net `mha.py`).
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -90,20 +78,9 @@ impl<B: Backend> Attention<B> {
     /// # Shapes
     /// `x: [B, T, D]` at positions `start..start+T` (the cache, if any, holds positions `0..start`) → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>, start: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [b, t, d] = x.dims();
-        let hs = d / self.n_head;
-        let qkv = self.wqkv.forward(x); // [B, T, 3D]
-        let heads = |i: usize| qkv.clone().narrow(2, i * d, d).reshape([b, t, self.n_head, hs]).swap_dims(1, 2); // [B, nh, T, hs]
-        let q = apply_rope(heads(0), start);
-        let (mut k, mut v) = (apply_rope(heads(1), start), heads(2));
-        if let Some(kv) = cache {
-            (k, v) = kv.append(k, v); // [B, nh, Tk, hs]
-        }
-        let tk = k.dims()[2];
-        let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, T, Tk]
-        let hidden = attention_mask::<B>(t, tk, self.window, &att.device());
-        let y = softmax(att.mask_fill(hidden.unsqueeze::<4>(), -1e9), 3).matmul(v); // [B, nh, T, hs]
-        self.out_proj.forward(y.swap_dims(1, 2).reshape([b, t, d]))
+        let [q, k, v] = split_heads(self.wqkv.forward(x), self.n_head); // [B, nh, T, hs] each
+        let (q, k) = (apply_rope(q, start), apply_rope(k, start));
+        self.out_proj.forward(causal_attention(q, k, v, self.window, cache))
     }
 }
 
@@ -173,15 +150,6 @@ mod tests {
     use super::*;
     use crate::TestBackend;
     use burn::tensor::Distribution;
-
-    #[test]
-    fn the_mask_hides_the_future_and_what_falls_out_of_the_window() {
-        let m = attention_mask::<TestBackend>(2, 4, 2, &Default::default()).into_data().to_vec::<bool>().unwrap();
-        // Queries at positions 2 and 3; window 2 lets each see itself and one predecessor.
-        assert_eq!(m, vec![true, false, false, true, true, true, false, false]);
-        let global = attention_mask::<TestBackend>(3, 3, 0, &Default::default()).into_data().to_vec::<bool>().unwrap();
-        assert_eq!(global, vec![false, true, true, false, false, true, false, false, false]);
-    }
 
     #[test]
     fn cached_steps_equal_the_full_pass() {

@@ -2,17 +2,17 @@
 //!
 //! `LayerNorm → CausalSelfAttention → Mlp → Block → Gpt2`, pre-LN blocks, `gelu_new`, learned positions, and an
 //! LM head tied to the token embedding. Field names are Hugging Face's (`wte, wpe, h, ln_1, attn.c_attn, attn.c_proj,
-//! ln_2, mlp.c_fc, mlp.c_proj, ln_f`), so importing a checkpoint is a checked copy ([`crate::load`]).
+//! ln_2, mlp.c_fc, mlp.c_proj, ln_f`), so importing a checkpoint is a checked copy ([`crate::io::hf`]).
 //! burn's `Linear` stores its weight as `[d_in, d_out]`, which is exactly GPT-2's Conv1D layout: no transpose.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::{KvCache, LayerKv};
+use crate::nn::attention::{causal_attention, split_heads};
+use crate::nn::cache::{KvCache, LayerKv};
 
 /// Sizes of a GPT-2 decoder (the fields of Hugging Face's `GPT2Config` that matter for inference).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,21 +95,8 @@ impl<B: Backend> CausalSelfAttention<B> {
     /// - `x`: `[B, T, C]` — the new positions, which sit after the `cache.len()` cached ones;
     /// - returns `[B, T, C]`.
     pub fn forward(&self, x: Tensor<B, 3>, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [b, t, c] = x.dims();
-        let hs = c / self.n_head;
-        let qkv = self.c_attn.forward(x); // [B, T, 3C]
-        let heads = |i: usize| qkv.clone().narrow(2, i * c, c).reshape([b, t, self.n_head, hs]).swap_dims(1, 2); // [B, nh, T, hs]
-        let (q, mut k, mut v) = (heads(0), heads(1), heads(2));
-        if let Some(kv) = cache {
-            (k, v) = kv.append(k, v); // [B, nh, Tk, hs]
-        }
-        let tk = k.dims()[2];
-        let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, T, Tk]
-        // Query i sits at absolute position (tk - t) + i and may see keys j ≤ that position.
-        let future: Tensor<B, 2, Bool> = Tensor::tril_mask([t, tk], (tk - t) as i64, &att.device());
-        let att = att.mask_fill(future.unsqueeze::<4>(), -1e9);
-        let y = softmax(att, 3).matmul(v); // [B, nh, T, hs]
-        self.c_proj.forward(y.swap_dims(1, 2).reshape([b, t, c]))
+        let [q, k, v] = split_heads(self.c_attn.forward(x), self.n_head); // [B, nh, T, hs] each
+        self.c_proj.forward(causal_attention(q, k, v, 0, cache))
     }
 }
 

@@ -7,8 +7,8 @@ use burn::tensor::{Bool, Tensor, TensorData};
 use serde::Serialize;
 
 use crate::error::ModelError;
-use crate::model::Model;
-use crate::tokenizer::Tokenizer;
+use crate::arch::model::Model;
+use crate::io::tokenizer::Tokenizer;
 
 /// One token as the router saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,11 +11,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::cache::KvCache;
-use crate::chunking::{DynamicChunking, StageAux, StageState};
+use crate::nn::cache::KvCache;
+use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::error::ModelError;
-use crate::isotropic::{Isotropic, IsotropicConfig};
-use crate::routing::Routing;
+use crate::nn::isotropic::{Isotropic, IsotropicConfig};
+use crate::hnet::routing::Routing;
 
 /// The H-Net parts of an `hnet` or `hybrid` model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,9 +16,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use crate::pysyntax;
-use crate::sampling::SamplingParams;
-use crate::tokenizer::Tokenizer;
+use crate::eval::pysyntax;
+use crate::generate::sampling::SamplingParams;
+use crate::io::tokenizer::Tokenizer;
 
 /// One of the five test cases.
 pub struct SeedCase {

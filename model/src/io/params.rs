@@ -1,0 +1,146 @@
+//! Parameter paths, named once. A burn module's field names are its record keys, so every parameter has a path
+//! such as `net.gpt2.h.3.mlp.c_fc.weight`. Counting parameters per component, parameter groups and freezing, the
+//! hybrid's decoder import and the playground's "what trains" choice all speak in the [`Part`]s and
+//! [`Component`]s below; no other file spells a path prefix.
+
+use crate::config::Arch;
+
+/// Every parameter path starts here (the model's `net` field).
+pub const ROOT: &str = "net.";
+
+/// A set of parameters addressed by path prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Everything.
+    All,
+    /// H-Net's main network (the one over chunks).
+    Main,
+    /// The hybrid's GPT-2 part: embeddings, blocks, final norm.
+    HybridGpt2,
+    /// The hybrid's GPT-2 embeddings (`wte`, `wpe`).
+    HybridGpt2Embeddings,
+    /// One of the hybrid's GPT-2 blocks.
+    HybridGpt2Block(usize),
+}
+
+impl Part {
+    /// The path prefixes of this part.
+    pub fn prefixes(self) -> Vec<String> {
+        match self {
+            Part::All => vec![ROOT.into()],
+            Part::Main => vec![format!("{ROOT}stage.main.")],
+            Part::HybridGpt2 => vec![format!("{ROOT}gpt2.")],
+            Part::HybridGpt2Embeddings => vec![format!("{ROOT}gpt2.wte."), format!("{ROOT}gpt2.wpe.")],
+            Part::HybridGpt2Block(i) => vec![format!("{ROOT}gpt2.h.{i}.")],
+        }
+    }
+
+    /// The one prefix of a single-prefix part.
+    pub fn prefix(self) -> String {
+        self.prefixes().remove(0)
+    }
+
+    /// Whether `path` belongs to this part.
+    pub fn contains(self, path: &str) -> bool {
+        self.prefixes().iter().any(|p| path.starts_with(p))
+    }
+}
+
+/// The components parameters are counted under. The LM head is tied to the token embedding in every
+/// architecture, so it has no parameters of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Component {
+    Embeddings,
+    Encoder,
+    Routing,
+    Main,
+    Fusion,
+    Decoder,
+    Gpt2Blocks,
+}
+
+impl Component {
+    /// Every component, in the order reports list them.
+    pub const ALL: [Component; 7] =
+        [Component::Embeddings, Component::Encoder, Component::Routing, Component::Main, Component::Fusion, Component::Decoder, Component::Gpt2Blocks];
+
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Embeddings => "embeddings",
+            Component::Encoder => "encoder",
+            Component::Routing => "routing",
+            Component::Main => "main",
+            Component::Fusion => "fusion",
+            Component::Decoder => "decoder",
+            Component::Gpt2Blocks => "gpt2 blocks",
+        }
+    }
+
+    /// Which component a parameter path belongs to.
+    pub fn of(path: &str) -> Component {
+        let p = path.strip_prefix(ROOT).unwrap_or(path);
+        // The hybrid keeps GPT-2 under `gpt2.`: its blocks and final norm count as GPT-2 blocks, its embeddings
+        // as embeddings.
+        let p = p.strip_prefix("gpt2.").map_or(p, |rest| if rest.starts_with("h.") || rest.starts_with("ln_f.") { "blocks" } else { rest });
+        match p.split('.').next().unwrap_or("") {
+            "wte" | "wpe" => Component::Embeddings,
+            "encoder" => Component::Encoder,
+            "stage" if Part::Main.contains(path) => Component::Main,
+            "stage" => Component::Routing,
+            "fusion" => Component::Fusion,
+            "decoder" => Component::Decoder,
+            _ => Component::Gpt2Blocks,
+        }
+    }
+}
+
+impl std::fmt::Display for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What fine-tuning trains (the playground's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainScope {
+    /// The H-Net encoder and fusion; a hybrid's GPT-2 part stays frozen (the whole model for other architectures).
+    EncoderAndFusion,
+    /// Every parameter.
+    Everything,
+}
+
+impl TrainScope {
+    /// The path prefixes this scope freezes in a model of `arch`.
+    pub fn frozen(self, arch: Arch) -> Vec<String> {
+        match (self, arch) {
+            (TrainScope::EncoderAndFusion, Arch::Hybrid) => Part::HybridGpt2.prefixes(),
+            _ => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_of_paths() {
+        assert_eq!(Component::of("net.gpt2.wte.weight"), Component::Embeddings);
+        assert_eq!(Component::of("net.h.3.attn.c_attn.weight"), Component::Gpt2Blocks);
+        assert_eq!(Component::of("net.gpt2.h.0.ln_1.gamma"), Component::Gpt2Blocks);
+        assert_eq!(Component::of("net.stage.routing.q.weight"), Component::Routing);
+        assert_eq!(Component::of("net.stage.main.layers.0.attn.qkv.weight"), Component::Main);
+        assert_eq!(Component::of("net.fusion.gate.weight"), Component::Fusion);
+    }
+
+    #[test]
+    fn parts_and_scopes() {
+        assert!(Part::HybridGpt2Block(2).contains("net.gpt2.h.2.mlp.c_fc.weight"));
+        assert!(!Part::HybridGpt2Block(2).contains("net.gpt2.h.20.mlp.c_fc.weight"));
+        assert!(Part::HybridGpt2Embeddings.contains("net.gpt2.wpe.weight"));
+        assert_eq!(TrainScope::EncoderAndFusion.frozen(Arch::Hybrid), vec!["net.gpt2.".to_string()]);
+        assert!(TrainScope::EncoderAndFusion.frozen(Arch::Hnet).is_empty());
+        assert!(TrainScope::Everything.frozen(Arch::Hybrid).is_empty());
+    }
+}

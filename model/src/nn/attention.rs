@@ -1,0 +1,82 @@
+//! The one causal attention core (Vaswani et al. 2017, "Attention Is All You Need", §3.2.1), shared by GPT-2's
+//! blocks and H-Net's isotropic stacks: split the fused projection into heads, append to the KV cache, attend
+//! with one causal (optionally sliding-window) mask, merge the heads. What differs between the two callers —
+//! rotary positions on q and k in H-Net — happens in between, in the callers.
+
+use burn::tensor::activation::softmax;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Tensor, TensorData};
+
+use crate::nn::cache::LayerKv;
+
+/// `mask[i][j]` is true where query `i` (at absolute position `tk - t + i`) must NOT see key `j`: a later key, or
+/// one that fell out of the sliding window (`window` positions including itself; 0 = global).
+pub fn attention_mask<B: Backend>(t: usize, tk: usize, window: usize, device: &B::Device) -> Tensor<B, 2, Bool> {
+    let start = tk - t;
+    let mut data = Vec::with_capacity(t * tk);
+    for i in 0..t {
+        let q = start + i;
+        for j in 0..tk {
+            data.push(j > q || (window > 0 && j + window <= q));
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [t, tk]), device)
+}
+
+/// Splits a fused `[q | k | v]` projection into heads.
+///
+/// # Shapes
+/// `qkv: [B, T, 3C]` → three `[B, nh, T, C / nh]`.
+pub fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4>; 3] {
+    let [b, t, c3] = qkv.dims();
+    let c = c3 / 3;
+    let head = |i: usize| qkv.clone().narrow(2, i * c, c).reshape([b, t, n_head, c / n_head]).swap_dims(1, 2); // [B, nh, T, hs]
+    [head(0), head(1), head(2)]
+}
+
+/// Causal attention of `T` new queries over the cached keys and the new ones, then the heads merged back.
+///
+/// # Shapes
+/// `q, k, v: [B, nh, T, hs]` (the new positions, which follow the `cache`'s) → `[B, T, nh·hs]`.
+pub fn causal_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, window: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
+    let [b, nh, t, hs] = q.dims();
+    let (k, v) = match cache {
+        Some(kv) => kv.append(k, v), // [B, nh, Tk, hs]
+        None => (k, v),
+    };
+    let tk = k.dims()[2];
+    let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, T, Tk]
+    let hidden = attention_mask::<B>(t, tk, window, &att.device());
+    let y = softmax(att.mask_fill(hidden.unsqueeze::<4>(), -1e9), 3).matmul(v); // [B, nh, T, hs]
+    y.swap_dims(1, 2).reshape([b, t, nh * hs]) // [B, T, C]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TestBackend;
+
+    #[test]
+    fn the_mask_hides_the_future_and_what_falls_out_of_the_window() {
+        let m = |t, tk, w| attention_mask::<TestBackend>(t, tk, w, &Default::default()).into_data().to_vec::<bool>().unwrap();
+        // Three new queries after one cached key, global: query i sees keys 0..=i+1.
+        assert_eq!(m(3, 4, 0), vec![false, false, true, true, false, false, false, true, false, false, false, false]);
+        // Window 2: each query sees itself and one predecessor.
+        assert_eq!(m(3, 3, 2), vec![false, true, true, false, false, true, true, false, false]);
+    }
+
+    #[test]
+    fn a_query_attends_only_to_itself_first_then_averages_equal_keys() {
+        let d = Default::default();
+        // One head, width 2; equal keys make the weights uniform over the visible ones.
+        let q = Tensor::<TestBackend, 4>::ones([1, 1, 3, 2], &d);
+        let k = Tensor::<TestBackend, 4>::ones([1, 1, 3, 2], &d);
+        let v = Tensor::<TestBackend, 4>::from_floats([[[[1.0, 0.0], [3.0, 0.0], [5.0, 0.0]]]], &d);
+        let y = causal_attention(q, k, v, 0, None).into_data().to_vec::<f32>().unwrap();
+        // Position 0 sees v0; 1 sees the mean of v0, v1; 2 the mean of all three.
+        let firsts: Vec<f32> = y.chunks(2).map(|c| c[0]).collect();
+        for (got, want) in firsts.iter().zip([1.0, 2.0, 3.0]) {
+            assert!((got - want).abs() < 1e-5, "{firsts:?}");
+        }
+    }
+}

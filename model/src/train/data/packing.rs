@@ -1,0 +1,83 @@
+//! Packing: documents joined with `<|endoftext|>` into one stream, cut into `seq_len + 1`-token sequences (every
+//! position a real token, so padding never enters the loss), and a seeded, resumable epoch order over them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::generate::sampling::Rng;
+use crate::io::tokenizer::EOS_ID;
+
+/// Documents packed into training sequences of `seq_len + 1` tokens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Packed {
+    /// The token stream: documents separated by `<|endoftext|>`.
+    pub stream: Vec<u32>,
+    /// Sequence length (inputs; each sequence holds one more token for the targets).
+    pub seq_len: usize,
+    /// UTF-8 bytes of text the stream encodes (for bits per byte).
+    pub bytes: usize,
+}
+
+impl Packed {
+    /// Joins tokenised documents, each followed by `<|endoftext|>`.
+    pub fn new(docs: impl IntoIterator<Item = (Vec<u32>, usize)>, seq_len: usize) -> Self {
+        let mut stream = Vec::new();
+        let mut bytes = 0;
+        for (ids, n_bytes) in docs {
+            stream.extend(ids);
+            stream.push(EOS_ID);
+            bytes += n_bytes;
+        }
+        Self { stream, seq_len, bytes }
+    }
+
+    /// Number of whole sequences.
+    pub fn len(&self) -> usize {
+        self.stream.len().saturating_sub(1) / self.seq_len
+    }
+
+    /// True when not even one sequence fits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sequence `i`: `seq_len + 1` tokens.
+    pub fn sequence(&self, i: usize) -> &[u32] {
+        &self.stream[i * self.seq_len..i * self.seq_len + self.seq_len + 1]
+    }
+}
+
+/// Where the sampler is in the data: which epoch, and how far into that epoch's shuffled order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DataPosition {
+    /// Epoch number.
+    pub epoch: u64,
+    /// Sequences already drawn in this epoch.
+    pub index: usize,
+}
+
+/// The shuffled order of epoch `epoch` (Fisher–Yates with a seed derived from `seed` and the epoch).
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    for i in (1..n).rev() {
+        order.swap(i, rng.below(i + 1));
+    }
+    order
+}
+
+/// Draws the next `batch` sequence indices and advances the position (crossing into the next epoch as needed).
+pub fn next_batch(n: usize, seed: u64, pos: &mut DataPosition, batch: usize) -> Vec<usize> {
+    let mut order = epoch_order(n, seed, pos.epoch);
+    let mut out = Vec::with_capacity(batch);
+    while out.len() < batch {
+        if pos.index >= n {
+            pos.epoch += 1;
+            pos.index = 0;
+            order = epoch_order(n, seed, pos.epoch);
+        }
+        out.push(order[pos.index]);
+        pos.index += 1;
+    }
+    out
+}
+
