@@ -1,22 +1,57 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests (CPU and, through lavapipe, wgpu), the tokenizer
-# reproducibility check, the wasm build of the playground, and the browser end-to-end suite.
+# Runs every test: formatting and lints (native crates and the app for wasm32), Rust unit and integration tests
+# (CPU and, through lavapipe, wgpu; the sandbox attacks as root and as an ordinary user), the tokenizer
+# reproducibility check, the wasm build of the playground, and the browser end-to-end suite. Each phase is timed;
+# the table at the end is what to look at when CI's 90 minutes get tight.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+phases=()
+started=$(date +%s)
+phase_start=$started
+phase() {
+  local now; now=$(date +%s)
+  [ ${#phases[@]} -gt 0 ] && phases[-1]="${phases[-1]}|$(( now - phase_start ))"
+  phase_start=$now
+  phases+=("$1")
+  printf '\n==> %s\n' "$1"
+}
+report() {
+  local now; now=$(date +%s)
+  [ ${#phases[@]} -gt 0 ] && phases[-1]="${phases[-1]}|$(( now - phase_start ))"
+  printf '\n%-62s %8s\n' "phase" "seconds"
+  for p in "${phases[@]}"; do printf '%-62s %8s\n' "${p%|*}" "${p##*|}"; done
+  printf '%-62s %8s\n' "total" "$(( now - started ))"
+}
+trap report EXIT
+
+phase "setup (installs only what is missing)"
 scripts/setup.sh
 source scripts/env.sh
-step() { printf '\n==> %s\n' "$*"; }
 
-step "cargo test (native: model + CLI)"
+phase "cargo fmt --check"
+cargo fmt --all --check
+
+phase "cargo test (native: model + CLI, examples built too)"
 cargo test --no-fail-fast   # default members: model and cli (the app is tested in the browser)
 
-step "public/tokenizer.json is reproducible from OpenAI's GPT-2 files"
-scripts/make-tokenizer.sh --check
+phase "public/tokenizer.json is reproducible from OpenAI's GPT-2 files"
+# The example binary `cargo test` just built: no second feature set of burn for one check.
+MAKE_TOKENIZER="$CARGO_TARGET_DIR/debug/examples/make_tokenizer" scripts/make-tokenizer.sh --check
 
-step "trunk build (wasm32, release)"
+phase "cargo clippy (native, all targets)"
+cargo clippy --all-targets --quiet -- -D warnings
+
+phase "cargo clippy (the app, wasm32)"
 cargo fetch --target wasm32-unknown-unknown --quiet
-(cd app && trunk build --config ../trunk.toml --release --offline)
+cargo clippy -p hnet-gpt-app --target wasm32-unknown-unknown --quiet -- -D warnings
 
-step "Browser end-to-end tests (Playwright + Debian chromium, WebGPU on SwiftShader)"
+phase "trunk build (wasm32, release; wasm-opt -O1 for the tests, -Oz for the playground)"
+# The page under test is the playground's, but with a cheaper wasm-opt level: -Oz costs minutes on 2 cores and
+# changes the size of the wasm, not what it does.
+sed 's/data-wasm-opt="z"/data-wasm-opt="1"/' app/index.html > app/index-tests.html
+(cd app && trunk build --config ../trunk.toml --release --offline=true app/index-tests.html)
+[ ! -f dist/index-tests.html ] || mv dist/index-tests.html dist/index.html
+
+phase "browser end-to-end tests (Playwright + Debian chromium, WebGPU on SwiftShader)"
 (cd tests/e2e && node --test --test-concurrency=1 *.test.mjs)
 echo; echo "All tests passed."

@@ -1,18 +1,74 @@
-//! Browser plumbing: fetching files, yielding to the event loop, probing WebGPU. All of it async; nothing blocks.
+//! Browser plumbing: fetching files, yielding to the event loop, probing WebGPU, IndexedDB. All of it async;
+//! nothing blocks. Everything here works both on the page (`Window`) and in the model worker
+//! (`DedicatedWorkerGlobalScope`): the two scopes share these APIs, so [`Scope`] dispatches to whichever runs.
 
 use js_sys::{Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 
-fn js_err(v: JsValue) -> String {
+/// The global scope the code runs in.
+pub enum Scope {
+    /// The page.
+    Window(web_sys::Window),
+    /// A worker.
+    Worker(web_sys::WorkerGlobalScope),
+}
+
+/// The current global scope.
+pub fn scope() -> Scope {
+    let global = js_sys::global();
+    match global.dyn_into::<web_sys::Window>() {
+        Ok(w) => Scope::Window(w),
+        Err(g) => Scope::Worker(g.unchecked_into()),
+    }
+}
+
+impl Scope {
+    fn fetch(&self, url: &str) -> Promise {
+        match self {
+            Scope::Window(w) => w.fetch_with_str(url),
+            Scope::Worker(w) => w.fetch_with_str(url),
+        }
+    }
+
+    fn set_timeout(&self, f: &js_sys::Function, ms: i32) {
+        let _ = match self {
+            Scope::Window(w) => w.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms),
+            Scope::Worker(w) => w.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms),
+        };
+    }
+
+    fn performance(&self) -> Option<web_sys::Performance> {
+        match self {
+            Scope::Window(w) => w.performance(),
+            Scope::Worker(w) => w.performance(),
+        }
+    }
+
+    fn caches(&self) -> Option<web_sys::CacheStorage> {
+        match self {
+            Scope::Window(w) => w.caches().ok(),
+            Scope::Worker(w) => w.caches().ok(),
+        }
+    }
+
+    fn indexed_db(&self) -> Result<Option<web_sys::IdbFactory>, JsValue> {
+        match self {
+            Scope::Window(w) => w.indexed_db(),
+            Scope::Worker(w) => w.indexed_db(),
+        }
+    }
+}
+
+/// A JavaScript error value as text.
+pub fn js_err(v: JsValue) -> String {
     v.as_string().or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string())).unwrap_or_else(|| format!("{v:?}"))
 }
 
 /// Fetches a URL's bytes; non-2xx statuses are errors naming the URL.
 pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
     let response: web_sys::Response =
-        JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
+        JsFuture::from(scope().fetch(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
     if !response.ok() {
         return Err(format!("fetching {url}: HTTP {}", response.status()));
     }
@@ -20,23 +76,27 @@ pub async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
-/// Lets the browser paint and handle input (a `setTimeout(0)` round trip).
+/// Lets the event loop run (a `setTimeout(0)` round trip): on the page it paints and handles input; in the worker
+/// it delivers messages such as a cancel.
 pub async fn yield_now() {
-    let promise = Promise::new(&mut |resolve, _| {
-        let _ = web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 0);
-    });
+    sleep_ms(0).await;
+}
+
+/// Resolves after `ms` milliseconds (a `setTimeout` promise).
+pub async fn sleep_ms(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| scope().set_timeout(&resolve, ms));
     let _ = JsFuture::from(promise).await;
 }
 
-/// Milliseconds since page load.
+/// Milliseconds since the scope started.
 pub fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map_or(0.0, |p| p.now())
+    scope().performance().map_or(0.0, |p| p.now())
 }
 
-/// Puts a named mark on the page's performance timeline (DevTools shows it; the e2e test reads it to say which
-/// phase a long task belongs to).
+/// Puts a named mark on this thread's performance timeline (DevTools shows it; the e2e test reads the page's to
+/// say which phase a long task belongs to).
 pub fn mark(name: &str) {
-    if let Some(p) = web_sys::window().and_then(|w| w.performance()) {
+    if let Some(p) = scope().performance() {
         let _ = p.mark(name);
     }
 }
@@ -56,7 +116,7 @@ fn get(obj: &JsValue, key: &str) -> JsValue {
 
 /// Asks `navigator.gpu` for an adapter. `Err` says why WebGPU cannot be used.
 pub async fn probe_webgpu() -> Result<AdapterInfo, String> {
-    let navigator = web_sys::window().ok_or("no window")?.navigator();
+    let navigator = get(&js_sys::global(), "navigator");
     let gpu = get(&navigator, "gpu");
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser does not expose WebGPU (navigator.gpu is missing)".into());
@@ -74,7 +134,7 @@ pub async fn probe_webgpu() -> Result<AdapterInfo, String> {
     Ok(AdapterInfo { name: if name.is_empty() { "unnamed adapter".into() } else { name }, fallback })
 }
 
-/// Reads a query-string parameter (`?gpu=0` forces the CPU path, used by tests and for comparison).
+/// Reads a query-string parameter of the page (`?gpu=0` forces the CPU path, used by tests and for comparison).
 pub fn query_param(key: &str) -> Option<String> {
     let search = web_sys::window()?.location().search().ok()?;
     search.trim_start_matches('?').split('&').find_map(|kv| {
@@ -83,17 +143,14 @@ pub fn query_param(key: &str) -> Option<String> {
     })
 }
 
-fn promise_err(e: JsValue) -> String {
-    js_err(e)
-}
-
-/// Fetches a URL's bytes with progress (`on_progress(received, total)`), through the Cache API: a URL fetched
-/// once is served from the cache afterwards (and works offline).
-pub async fn fetch_cached(url: &str, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
-    let window = web_sys::window().ok_or("no window")?;
-    let cache: Option<web_sys::Cache> = match window.caches() {
-        Ok(storage) => JsFuture::from(storage.open("hnet-gpt-models")).await.ok().map(|c| c.unchecked_into()),
-        Err(_) => None,
+/// Fetches a URL's bytes with progress (`on_progress(received, total)`). With `cached`, through the Cache API: a
+/// URL fetched once is served from the cache afterwards (and works offline). Files of this site (the bundled
+/// model, the tokenizer) go without it, so a new deployment is seen at once.
+pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
+    let scope = scope();
+    let cache: Option<web_sys::Cache> = match scope.caches().filter(|_| cached) {
+        Some(storage) => JsFuture::from(storage.open("hnet-gpt-models")).await.ok().map(|c| c.unchecked_into()),
+        None => None,
     };
     if let Some(cache) = &cache {
         let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
@@ -105,7 +162,7 @@ pub async fn fetch_cached(url: &str, mut on_progress: impl FnMut(usize, Option<u
         }
     }
     let response: web_sys::Response =
-        JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
+        JsFuture::from(scope.fetch(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
     if !response.ok() {
         return Err(format!("fetching {url}: HTTP {}", response.status()));
     }
@@ -114,7 +171,7 @@ pub async fn fetch_cached(url: &str, mut on_progress: impl FnMut(usize, Option<u
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total.unwrap_or(0));
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(promise_err)?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
         if get(&chunk, "done").as_bool().unwrap_or(true) {
             break;
         }
@@ -136,9 +193,9 @@ pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
-/// Offers bytes as a file download.
-pub fn download(bytes: &[u8], filename: &str) -> Result<(), String> {
-    let array = js_sys::Array::of1(&Uint8Array::from(bytes));
+/// Offers bytes (an `ArrayBuffer` or typed array, as the worker sends them) as a file download.
+pub fn download(bytes: &JsValue, filename: &str) -> Result<(), String> {
+    let array = js_sys::Array::of1(bytes);
     let options = web_sys::BlobPropertyBag::new();
     options.set_type("application/octet-stream");
     let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&array, &options).map_err(js_err)?;
@@ -176,7 +233,7 @@ pub mod idb {
     }
 
     async fn open() -> Result<web_sys::IdbDatabase, String> {
-        let factory = web_sys::window().ok_or("no window")?.indexed_db().map_err(js_err)?.ok_or("IndexedDB is unavailable")?;
+        let factory = scope().indexed_db().map_err(js_err)?.ok_or("IndexedDB is unavailable")?;
         let req = factory.open_with_u32(DB, 1).map_err(js_err)?;
         let upgrade = wasm_bindgen::closure::Closure::once_into_js(move |e: web_sys::Event| {
             let target: web_sys::IdbOpenDbRequest = e.target().expect("event target").unchecked_into();
@@ -216,12 +273,4 @@ pub mod idb {
         request(&s.delete(&JsValue::from_str(key)).map_err(js_err)?).await?;
         Ok(())
     }
-}
-
-/// Resolves after `ms` milliseconds (a `setTimeout` promise).
-pub async fn sleep_ms(ms: i32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        let _ = web_sys::window().unwrap().set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-    });
-    let _ = JsFuture::from(promise).await;
 }

@@ -30,7 +30,9 @@ macro_rules! with_backend {
             }
             #[cfg(not(feature = "cuda"))]
             $crate::args::DeviceKind::Cuda => {
-                anyhow::bail!("this hnet-gpt was built without CUDA support: rebuild it with `cargo build --release -p hnet-gpt --features cuda`")
+                anyhow::bail!(
+                    "this hnet-gpt was built without CUDA support: rebuild it with `cargo build --release -p hnet-gpt --features cuda`"
+                )
             }
         }
     };

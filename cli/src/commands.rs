@@ -1,18 +1,17 @@
 //! One function per subcommand; each turns flags into library calls and prints the result.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use burn::module::Module;
 use burn::tensor::backend::Backend;
-use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::generate::complete::complete;
-use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
-use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::eval::inspect::inspect_chunks_windowed_blocking;
 use hnet_gpt_model::eval::score::score_text;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::generate::complete::complete;
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::GenerateParams;
+use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::json;
 
@@ -21,33 +20,7 @@ use hnet_gpt::sandbox::Sandbox;
 
 use crate::args::{Cli, Command, SamplingArgs};
 use crate::backend::with_backend;
-
-/// GPT-2's tokenizer, built into the binary so the CLI works from any directory.
-const TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
-
-pub fn tokenizer() -> Result<Tokenizer> {
-    Ok(Tokenizer::from_json_bytes(TOKENIZER_JSON)?)
-}
-
-/// Reads a UTF-8 text argument: the text itself, or standard input for `-`.
-fn text_arg(text: &str) -> Result<String> {
-    if text != "-" {
-        return Ok(text.to_string());
-    }
-    let mut bytes = Vec::new();
-    std::io::stdin().read_to_end(&mut bytes).context("reading standard input")?;
-    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("standard input is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
-}
-
-/// Reads a UTF-8 file (or standard input for `-`) with an error that says what is wrong.
-fn file_arg(path: &str) -> Result<String> {
-    if path == "-" {
-        return text_arg(path);
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-    String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("{path} is not valid UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
-}
+use crate::input::{file_arg, text_arg, tokenizer};
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
@@ -138,8 +111,8 @@ fn init(arch: Arch, preset: &str, seed: u64, out: &Path) -> Result<()> {
 
 fn import_hf(dir: &Path, out: &Path) -> Result<()> {
     type B = crate::backend::Cpu;
-    let model = hnet_gpt_model::io::hf::import_hf_dir::<B>(dir, &Default::default())
-        .with_context(|| format!("importing {}", dir.display()))?;
+    let model =
+        hnet_gpt_model::io::hf::import_hf_dir::<B>(dir, &Default::default()).with_context(|| format!("importing {}", dir.display()))?;
     let source = dir.display().to_string();
     checkpoint::save(&model, out, &[("imported_from", &source)])?;
     eprintln!("wrote {} ({} parameters)", out.display(), model.num_params());
@@ -152,8 +125,12 @@ fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
     let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
     let model = checkpoint::from_bytes::<B>(bytes, &path.display().to_string(), &Default::default())?;
     // Keep the provenance metadata (training step, source) next to the weights.
-    let extra: Vec<(&str, &str)> =
-        info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config" | "tokenizer")).map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let extra: Vec<(&str, &str)> = info
+        .metadata
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "format" | "config" | "tokenizer"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let out_bytes = checkpoint::to_bytes_as(&model, &extra, half)?;
     checkpoint::write_atomic(out, &out_bytes).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} ({} bytes, {})", out.display(), out_bytes.len(), if half { "f16" } else { "f32" });
@@ -164,14 +141,14 @@ fn info(path: &Path, json_out: bool) -> Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
     if json_out {
-        let extra: serde_json::Map<String, serde_json::Value> = info
-            .metadata
-            .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "config" | "format"))
-            .map(|(k, v)| (k.clone(), json!(v)))
-            .collect();
-        let components: serde_json::Map<String, serde_json::Value> = info.components.iter().map(|(c, n)| (c.to_string(), json!(n))).collect();
-        println!("{}", json!({ "arch": info.config.arch, "config": info.config, "parameters": info.num_params, "components": components, "metadata": extra }));
+        let extra: serde_json::Map<String, serde_json::Value> =
+            info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "config" | "format")).map(|(k, v)| (k.clone(), json!(v))).collect();
+        let components: serde_json::Map<String, serde_json::Value> =
+            info.components.iter().map(|(c, n)| (c.to_string(), json!(n))).collect();
+        println!(
+            "{}",
+            json!({ "arch": info.config.arch, "config": info.config, "parameters": info.num_params, "components": components, "metadata": extra })
+        );
     } else {
         println!("checkpoint  {}", path.display());
         println!("arch        {}", info.config.arch);
@@ -190,7 +167,7 @@ fn info(path: &Path, json_out: bool) -> Result<()> {
 }
 
 fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B>> {
-    Ok(checkpoint::load(path, device).with_context(|| format!("loading {}", path.display()))?)
+    checkpoint::load(path, device).with_context(|| format!("loading {}", path.display()))
 }
 
 fn score<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool) -> Result<()> {
@@ -213,12 +190,12 @@ fn score<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool
 fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool) -> Result<()> {
     use std::io::IsTerminal;
     let model = load_model::<B>(path, device)?;
-    let report = inspect_chunks_blocking(&model, &tokenizer()?, text)?;
+    // The whole text, however long: windows of the context, stitched (see `eval::inspect`).
+    let report = inspect_chunks_windowed_blocking(&model, &tokenizer()?, text)?;
     if json_out {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    let covered = report.chunks.last().map_or(0, |c| c.end);
     let mut out = String::new();
     if std::io::stdout().is_terminal() {
         // Alternating background colours, one per chunk; newlines stay uncoloured so lines do not smear.
@@ -243,9 +220,6 @@ fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: boo
         }
     }
     println!("{out}");
-    if covered < text.len() {
-        eprintln!("note: only the first {} tokens (the context) were inspected", model.n_ctx());
-    }
     eprintln!(
         "{} chunks · {} tokens · mean {:.2} tokens / {:.1} bytes per chunk",
         report.n_chunks,
@@ -294,8 +268,9 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &Sampl
 
 /// Scores samples in the sandbox and prints pass@k (and, with `--json`, every sample's result).
 fn humaneval(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], canonical: bool, json_out: bool) -> Result<()> {
-    let bar = indicatif::ProgressBar::new(samples.len() as u64)
-        .with_style(indicatif::ProgressStyle::with_template("running tests {bar:30} {pos}/{len} [{elapsed}<{eta}]").expect("valid template"));
+    let bar = indicatif::ProgressBar::new(samples.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("running tests {bar:30} {pos}/{len} [{elapsed}<{eta}]").expect("valid template"),
+    );
     let results = hnet_gpt::humaneval::score(sandbox, problems, samples, || bar.inc(1));
     bar.finish_and_clear();
     let mut summary = hnet_gpt::humaneval::summary(&results);

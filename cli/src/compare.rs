@@ -11,16 +11,16 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use burn::tensor::backend::Backend;
-use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::eval::causality;
 use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::{json, Value};
 
-use crate::run_dir::{self, RunConfig};
 use crate::args::CompareArgs;
 use crate::eval::{evaluate, EvalSettings};
 use crate::plot;
+use crate::run_dir::{self, RunConfig};
 
 fn mean_std(xs: &[f64]) -> (f64, f64) {
     let n = xs.len() as f64;
@@ -29,10 +29,17 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
+/// A table row: its label, which direction is better ("" when neither), and how to read it from a run's row.
+type Metric = (&'static str, &'static str, fn(&Value) -> Option<f64>);
+
 /// Test hook: `HNET_FAULT_LEAKY_ARCH=<arch>` makes that architecture's causality check report a leak, so the
 /// refusal path can be tested without shipping a leaky model.
 fn injected_leak(arch: Arch) -> f32 {
-    if std::env::var("HNET_FAULT_LEAKY_ARCH").is_ok_and(|a| a == arch.name()) { 1.0 } else { 0.0 }
+    if std::env::var("HNET_FAULT_LEAKY_ARCH").is_ok_and(|a| a == arch.name()) {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// Causality of freshly initialised models of every architecture.
@@ -57,7 +64,7 @@ fn run_config(args: &CompareArgs, arch: Arch, seed: u64, command: &str) -> Resul
     t.warmup_steps = args.warmup;
     t.eval_every = args.eval_every;
     t.seed = seed;
-    t.validate().map_err(anyhow::Error::msg)?;
+    t.validate()?;
     Ok(RunConfig { checkpoint_every: args.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })
 }
 
@@ -81,7 +88,8 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
             bail!("{arch} fails the causality check ({leak:.2e} > {:.0e}): refusing to compare", causality::TOLERANCE);
         }
     }
-    let counts: Vec<(Arch, usize)> = Arch::ALL.iter().map(|&a| Ok((a, ModelConfig::preset(a, &args.preset)?.param_count()))).collect::<Result<_>>()?;
+    let counts: Vec<(Arch, usize)> =
+        Arch::ALL.iter().map(|&a| Ok((a, ModelConfig::preset(a, &args.preset)?.param_count()))).collect::<Result<_>>()?;
     let (lo, hi) = counts.iter().fold((usize::MAX, 0), |(lo, hi), (_, c)| (lo.min(*c), hi.max(*c)));
     if hi as f64 / lo as f64 > 1.10 {
         bail!("parameter counts differ by more than 10% in preset {}: {counts:?}", args.preset);
@@ -118,7 +126,14 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
                     Some(planned.clone())
                 }
             };
-            crate::train::execute(&crate::train::Job { run: run.clone(), fresh, stop_at: None, device: args.device, devices: 1, quiet: true })?;
+            crate::train::execute(&crate::train::Job {
+                run: run.clone(),
+                fresh,
+                stop_at: None,
+                device: args.device,
+                devices: 1,
+                quiet: true,
+            })?;
             runs.push((arch, seed, run, planned));
         }
     }
@@ -135,7 +150,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         seed: 0,
         sandbox,
     };
-    let tok = crate::commands::tokenizer()?;
+    let tok = crate::input::tokenizer()?;
     let mut rows = Vec::new();
     for (arch, seed, run, planned) in &runs {
         let summary: Value = serde_json::from_slice(&std::fs::read(run_dir::summary_file(run))?)?;
@@ -157,7 +172,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     }
 
     // 4. Tables and plots.
-    let metrics: [(&str, &str, fn(&Value) -> Option<f64>); 15] = [
+    let metrics: [Metric; 15] = [
         ("valid loss (nats/token)", "lower", |r| r["summary"]["best_valid_loss"].as_f64()),
         ("perplexity", "lower", |r| r["eval"]["perplexity"]["perplexity"].as_f64()),
         ("bits per byte", "lower", |r| r["eval"]["perplexity"]["bits_per_byte"].as_f64()),
@@ -215,7 +230,12 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
          tokens. Plots: `valid_loss.svg`, `chunk_lengths.svg`. Per-run data: `results.json`. Log: `compare.log`.\n",
     );
     std::fs::write(out.join("results.md"), &md)?;
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows}))?)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(
+            &json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows}),
+        )?,
+    )?;
     plot::compare_plots(&out, &rows)?;
     println!("{md}");
     eprintln!("wrote {}", out.join("results.md").display());

@@ -9,15 +9,15 @@ use burn::tensor::backend::Backend;
 use hnet_gpt::humaneval;
 use hnet_gpt::humaneval::Sample;
 use hnet_gpt::sandbox::Sandbox;
-use hnet_gpt_model::generate::complete::complete;
-use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
-use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::eval::pysyntax::{self, BoundaryMatch};
-use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::eval::score::token_logprobs;
-use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
 use hnet_gpt_model::eval::seed_eval;
+use hnet_gpt_model::generate::complete::complete;
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::GenerateParams;
+use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
+use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
 use hnet_gpt_model::Model;
 use serde::Serialize;
 
@@ -80,7 +80,8 @@ pub fn eval_records(s: &EvalSettings, checkpoint: &Path) -> Result<(Vec<Record>,
             let resolved: Vec<PathBuf> = s.data.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect();
             let overlaps = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
             let same_data = resolved == split.roots_resolved;
-            let touches = resolved.iter().any(|a| split.roots_resolved.iter().any(|b| overlaps(a, b))) || (s.data.is_empty() && split.roots.is_empty());
+            let touches = resolved.iter().any(|a| split.roots_resolved.iter().any(|b| overlaps(a, b)))
+                || (s.data.is_empty() && split.roots.is_empty());
             if same_data {
                 let held: std::collections::HashSet<&str> = split.valid_keys.iter().map(String::as_str).collect();
                 records.retain(|r| held.contains(data::split_key(r).as_str()));
@@ -211,7 +212,8 @@ struct HeaderSyntax {
 
 /// Completes held-out function headers and checks that the (truncation-closed) results parse.
 fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record], n: usize, seed: u64) -> Result<HeaderSyntax> {
-    let headers: Vec<String> = records.iter().filter(|r| r.language == "python").filter_map(|r| pysyntax::function_header(&r.code)).take(n).collect();
+    let headers: Vec<String> =
+        records.iter().filter(|r| r.language == "python").filter_map(|r| pysyntax::function_header(&r.code)).take(n).collect();
     let (mut with_code, mut valid, mut examples) = (0, 0, Vec::new());
     for (i, header) in headers.iter().enumerate() {
         let params = GenerateParams {
@@ -231,12 +233,24 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
             examples.push(json!({"header": header, "completion": completion, "valid": ok}));
         }
     }
-    Ok(HeaderSyntax { completions: headers.len(), with_code, valid, rate: (with_code > 0).then(|| valid as f64 / with_code as f64), examples })
+    Ok(HeaderSyntax {
+        completions: headers.len(),
+        with_code,
+        valid,
+        rate: (with_code > 0).then(|| valid as f64 / with_code as f64),
+        examples,
+    })
 }
 
 /// Completions of the first `problems` HumanEval prompts, `samples` each (temperature 0.2 for one sample, 0.8
 /// for pass@k with more, as in the Codex paper), cut at the Codex stop sequences.
-pub fn humaneval_completions<B: Backend>(model: &Model<B>, tok: &Tokenizer, problems: usize, samples: usize, seed: u64) -> Result<Vec<Sample>> {
+pub fn humaneval_completions<B: Backend>(
+    model: &Model<B>,
+    tok: &Tokenizer,
+    problems: usize,
+    samples: usize,
+    seed: u64,
+) -> Result<Vec<Sample>> {
     let stop: Vec<String> = humaneval::STOP.map(String::from).to_vec();
     let temperature = humaneval_temperature(samples);
     let mut out = Vec::new();
@@ -264,7 +278,14 @@ fn humaneval_temperature(samples: usize) -> f32 {
 }
 
 /// HumanEval pass@k on the first `problems` problems with `samples` completions each, run in `sandbox`.
-pub fn humaneval_pass<B: Backend>(model: &Model<B>, tok: &Tokenizer, sandbox: &Sandbox, problems: usize, samples: usize, seed: u64) -> Result<Value> {
+pub fn humaneval_pass<B: Backend>(
+    model: &Model<B>,
+    tok: &Tokenizer,
+    sandbox: &Sandbox,
+    problems: usize,
+    samples: usize,
+    seed: u64,
+) -> Result<Value> {
     let completions = humaneval_completions(model, tok, problems, samples, seed)?;
     let results = humaneval::score(sandbox, &humaneval::problems(), &completions, || {});
     let mut out = humaneval::summary(&results);
@@ -295,7 +316,12 @@ pub fn evaluate<B: Backend>(model: &Model<B>, tok: &Tokenizer, s: &EvalSettings,
 /// Prints an evaluation for people.
 pub fn print_report(r: &Value) {
     let f = |v: &Value| v.as_f64().map_or("n/a".into(), |x| format!("{x:.4}"));
-    println!("checkpoint        {} ({}, {} parameters)", r["checkpoint"].as_str().unwrap_or(""), r["arch"].as_str().unwrap_or(""), r["parameters"]);
+    println!(
+        "checkpoint        {} ({}, {} parameters)",
+        r["checkpoint"].as_str().unwrap_or(""),
+        r["arch"].as_str().unwrap_or(""),
+        r["parameters"]
+    );
     let p = &r["perplexity"];
     let files = r["scored"]["files"].as_array().map_or(0, Vec::len);
     println!("scored            {} files: {}", files, r["scored"]["reason"].as_str().unwrap_or(""));
@@ -308,12 +334,23 @@ pub fn print_report(r: &Value) {
             let m = &c[key];
             println!(
                 "{label:<17} precision {} (chance {})  recall {} (chance {})  over {} boundaries, {} references",
-                f(&m["precision"]), f(&m["chance_precision"]), f(&m["recall"]), f(&m["chance_recall"]), m["predicted"], m["reference"]
+                f(&m["precision"]),
+                f(&m["chance_precision"]),
+                f(&m["recall"]),
+                f(&m["chance_recall"]),
+                m["predicted"],
+                m["reference"]
             );
         }
     }
     let s = &r["seed_five_prompts"];
-    println!("seed 5 prompts    syntax {}  pattern {}  code-token {}  overall {}", f(&s["syntax"]), f(&s["pattern"]), f(&s["code_token"]), f(&s["overall"]));
+    println!(
+        "seed 5 prompts    syntax {}  pattern {}  code-token {}  overall {}",
+        f(&s["syntax"]),
+        f(&s["pattern"]),
+        f(&s["code_token"]),
+        f(&s["overall"])
+    );
     let h = &r["header_syntax"];
     println!(
         "header syntax     {} of {} completions with ≥ 1 complete line parse ({}); {} of {} added no complete line",
@@ -331,8 +368,9 @@ pub fn print_report(r: &Value) {
 
 /// `hnet-gpt eval`.
 pub fn run<B: Backend>(checkpoint: &Path, device: &B::Device, s: &EvalSettings, json_out: bool) -> Result<()> {
-    let model = hnet_gpt_model::io::checkpoint::load::<B>(checkpoint, device).with_context(|| format!("loading {}", checkpoint.display()))?;
-    let report = evaluate(&model, &crate::commands::tokenizer()?, s, checkpoint)?;
+    let model =
+        hnet_gpt_model::io::checkpoint::load::<B>(checkpoint, device).with_context(|| format!("loading {}", checkpoint.display()))?;
+    let report = evaluate(&model, &crate::input::tokenizer()?, s, checkpoint)?;
     if json_out {
         println!("{report}");
     } else {

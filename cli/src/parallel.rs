@@ -36,8 +36,12 @@ pub fn reduce<A: AutodiffBackend>(local: Gradients, peer: usize, peers: usize, d
     }
     let id = PeerId(peer as u32);
     let stats = Tensor::<A::InnerBackend, 1>::from_floats([local.loss as f32, local.ce as f32], device);
-    let stats = all_reduce::<A::InnerBackend>(id, stats.into_primitive().tensor(), ReduceOperation::Mean).map_err(|e| anyhow!("all-reduce of the loss: {e:?}"))?;
-    let stats = Tensor::<A::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(stats)).into_data().to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
+    let stats = all_reduce::<A::InnerBackend>(id, stats.into_primitive().tensor(), ReduceOperation::Mean)
+        .map_err(|e| anyhow!("all-reduce of the loss: {e:?}"))?;
+    let stats = Tensor::<A::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(stats))
+        .into_data()
+        .to_vec::<f32>()
+        .map_err(|e| anyhow!("{e:?}"))?;
     let (loss, ce) = (stats[0] as f64, stats[1] as f64);
     let grads = match local.grads {
         Some(g) if loss.is_finite() => {
@@ -77,12 +81,18 @@ pub struct Peers {
 impl Peers {
     /// Registers peer 0 (the caller, on `devices[0]`) and starts one thread per further device with a replica
     /// of `model` and a copy of `opt`'s state.
-    pub fn start<A: AutodiffBackend>(devices: &[A::Device], model: &Model<A>, opt: &AdamW<A>, c: &TrainConfig, data: Arc<Packed>) -> Result<Self>
+    pub fn start<A: AutodiffBackend>(
+        devices: &[A::Device],
+        model: &Model<A>,
+        opt: &AdamW<A>,
+        c: &TrainConfig,
+        data: Arc<Packed>,
+    ) -> Result<Self>
     where
         Model<A>: Send + 'static,
     {
         let n = devices.len();
-        if c.batch_size % n != 0 {
+        if !c.batch_size.is_multiple_of(n) {
             bail!("--batch-size {} must be a multiple of the number of devices ({n}): each device gets an equal share", c.batch_size);
         }
         reset_collective::<A::InnerBackend>();
@@ -99,7 +109,7 @@ impl Peers {
                 let run = std::panic::AssertUnwindSafe(|| -> Result<Vec<u8>> {
                     register::<A::InnerBackend>(PeerId(peer as u32), device.clone(), config).map_err(|e| anyhow!("registering: {e:?}"))?;
                     let mut opt = AdamW::<A>::new(adamw, c.groups_at(0));
-                    opt.load_state(state.into_iter().collect(), &steps, &device).map_err(anyhow::Error::msg)?;
+                    opt.load_state(state.into_iter().collect(), &steps, &device)?;
                     worker(peer, n, replica, opt, &c, &data, &device, rx)
                 });
                 // The other peers would wait for this one forever in the next all-reduce: a failing peer ends the
@@ -150,7 +160,16 @@ impl Peers {
 
 /// A peer's loop: the same step as peer 0's, without checkpoints or metrics. Returns its final weights.
 #[allow(clippy::too_many_arguments)]
-fn worker<A: AutodiffBackend>(peer: usize, n: usize, mut model: Model<A>, mut opt: AdamW<A>, c: &TrainConfig, data: &Packed, device: &A::Device, rx: Receiver<Msg>) -> Result<Vec<u8>> {
+fn worker<A: AutodiffBackend>(
+    peer: usize,
+    n: usize,
+    mut model: Model<A>,
+    mut opt: AdamW<A>,
+    c: &TrainConfig,
+    data: &Packed,
+    device: &A::Device,
+    rx: Receiver<Msg>,
+) -> Result<Vec<u8>> {
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
         // The same step as peer 0's (the library's), with the all-reduce between its two phases.

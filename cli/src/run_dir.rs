@@ -225,7 +225,7 @@ pub fn load_checkpoint<A: AutodiffBackend>(dir: &Path, opt: &mut AdamW<A>, devic
         .into_iter()
         .map(|(k, v)| (k, burn::tensor::TensorData::from_bytes_vec(v.data().to_vec(), v.shape().to_vec(), burn::tensor::DType::F32)))
         .collect();
-    opt.load_state(tensors, &state.optimizer_steps, device).map_err(anyhow::Error::msg)?;
+    opt.load_state(tensors, &state.optimizer_steps, device)?;
     Ok((model, state))
 }
 
@@ -239,4 +239,3 @@ pub fn truncate_metrics(path: &Path, step: usize) -> Result<()> {
     write_atomic(path, (kept.join("\n") + if kept.is_empty() { "" } else { "\n" }).as_bytes())?;
     Ok(())
 }
-

@@ -352,9 +352,7 @@ impl Sandbox {
             None => Verdict::TimedOut,
             Some(s) => match (s.code(), s.signal()) {
                 // bubblewrap reports its own failures as `bwrap: …` with exit status 1.
-                (Some(1), _) if self.bwrap.is_some() && stderr.starts_with("bwrap: ") => {
-                    Verdict::Refused(last_line(&stderr).to_string())
-                }
+                (Some(1), _) if self.bwrap.is_some() && stderr.starts_with("bwrap: ") => Verdict::Refused(last_line(&stderr).to_string()),
                 (Some(c), _) => Verdict::Exited(c),
                 (None, Some(sig)) => Verdict::Signaled(sig),
                 (None, None) => Verdict::Exited(-1),
@@ -367,10 +365,7 @@ impl Sandbox {
 /// The interpreter's real path (it must exist; the sandbox binds its installation read-only).
 fn resolve_python(python: &Path) -> Result<PathBuf, SandboxError> {
     let found = if python.components().count() == 1 { find_on_path(&python.display().to_string()) } else { Some(python.into()) };
-    found
-        .filter(|p| p.is_file())
-        .and_then(|p| p.canonicalize().ok())
-        .ok_or_else(|| SandboxError::NoPython(python.display().to_string()))
+    found.filter(|p| p.is_file()).and_then(|p| p.canonicalize().ok()).ok_or_else(|| SandboxError::NoPython(python.display().to_string()))
 }
 
 /// The bubblewrap command line up to (and including) the interpreter.

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
-use crate::commands::tokenizer;
+use crate::input::tokenizer;
 use crate::parallel::{self, Peers};
 use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, prune_checkpoints, read_config, save_checkpoint, step_name,
@@ -102,7 +102,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     if t.unfreeze.is_some() && args.decoder_from.is_none() {
         bail!("--unfreeze-* only makes sense with --decoder-from");
     }
-    t.validate().map_err(anyhow::Error::msg)?;
+    t.validate()?;
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("--valid-fraction must be in [0, 1)");
     }
@@ -164,10 +164,15 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
         docs.push((key, ids, text.len()));
     }
     let assignment = data::assign_split(&keys, fraction, seq_len + 1);
-    let held: std::collections::HashSet<&str> = keys.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|((k, _), _)| k.as_str()).collect();
+    let held: std::collections::HashSet<&str> =
+        keys.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|((k, _), _)| k.as_str()).collect();
     let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
     for (key, ids, bytes) in docs {
-        if held.contains(key.as_str()) { valid_docs.push((ids, bytes)) } else { train_docs.push((ids, bytes)) }
+        if held.contains(key.as_str()) {
+            valid_docs.push((ids, bytes))
+        } else {
+            train_docs.push((ids, bytes))
+        }
     }
     let (n_train, n_valid) = (train_docs.len(), valid_docs.len());
     let train = Packed::new(train_docs, seq_len);
@@ -347,7 +352,8 @@ where
         let t0 = Instant::now();
         opt.groups = c.groups_at(step);
         let lr = lr_at(step, &c);
-        let micro: Vec<Vec<usize>> = (0..c.grad_accum).map(|_| next_batch(train_data.len(), c.seed, &mut state.data, c.batch_size)).collect();
+        let micro: Vec<Vec<usize>> =
+            (0..c.grad_accum).map(|_| next_batch(train_data.len(), c.seed, &mut state.data, c.batch_size)).collect();
         let mut shares = parallel::shard(&micro, devices.len());
         let mine = shares.remove(0);
         if let Some(peers) = &peers {
@@ -437,7 +443,12 @@ where
         }
         if stop {
             bar.abandon();
-            eprintln!("interrupted: checkpoint at step {} in {}; continue with --resume {}", state.step, checkpoints_dir(&run).display(), run.display());
+            eprintln!(
+                "interrupted: checkpoint at step {} in {}; continue with --resume {}",
+                state.step,
+                checkpoints_dir(&run).display(),
+                run.display()
+            );
             return Err(crate::interrupt::Interrupted.into());
         }
     }

@@ -68,7 +68,8 @@ fn init_then_info_then_score_and_generate() {
 
     let file = dir.join("code.py");
     std::fs::write(&file, "def add(a, b):\n    return a + b\n").unwrap();
-    let score: serde_json::Value = serde_json::from_str(&ok(&run(&["score", "--checkpoint", &ckpt, "--json", file.to_str().unwrap()]))).unwrap();
+    let score: serde_json::Value =
+        serde_json::from_str(&ok(&run(&["score", "--checkpoint", &ckpt, "--json", file.to_str().unwrap()]))).unwrap();
     assert_eq!(score["tokens"].as_array().unwrap().len(), 16);
     assert_eq!(score["bytes"], 32);
     let ppl = score["perplexity"].as_f64().unwrap();
@@ -161,7 +162,8 @@ fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
         }
         assert_eq!(components.contains_key("fusion"), arch == "hybrid");
         assert_eq!(components.values().map(|n| n.as_u64().unwrap()).sum::<u64>(), info["parameters"].as_u64().unwrap());
-        let json: serde_json::Value = serde_json::from_str(&ok(&run(&["chunks", "--checkpoint", ckpt.to_str().unwrap(), "--json", file.to_str().unwrap()]))).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&ok(&run(&["chunks", "--checkpoint", ckpt.to_str().unwrap(), "--json", file.to_str().unwrap()]))).unwrap();
         let chunks = json["chunks"].as_array().unwrap();
         assert_eq!(json["n_chunks"].as_u64().unwrap() as usize, chunks.len());
         assert_eq!(json["tokens"].as_array().unwrap().len(), 16);
@@ -187,7 +189,8 @@ fn convert_to_half_precision_halves_the_file_and_still_generates() {
     assert!(half_len * 10 < full_len * 6, "{half_len} vs {full_len}");
     let info: serde_json::Value = serde_json::from_str(&ok(&run(&["info", "--checkpoint", half.to_str().unwrap(), "--json"]))).unwrap();
     assert_eq!(info["metadata"]["init_seed"], "3", "provenance metadata survives conversion");
-    let text = ok(&run(&["generate", "--checkpoint", half.to_str().unwrap(), "--prompt", "x = ", "--temperature", "0", "--max-new-tokens", "4"]));
+    let text =
+        ok(&run(&["generate", "--checkpoint", half.to_str().unwrap(), "--prompt", "x = ", "--temperature", "0", "--max-new-tokens", "4"]));
     assert!(!text.trim().is_empty());
     std::fs::remove_dir_all(dir).unwrap();
 }

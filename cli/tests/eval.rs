@@ -22,7 +22,24 @@ fn ok(out: Output) -> String {
 fn trained(dir: &Path, arch: &str) -> PathBuf {
     let run = dir.join(arch);
     ok(bin()
-        .args(["train", "--quiet", "--arch", arch, "--preset", "tiny", "--steps", "3", "--seq-len", "32", "--batch-size", "4", "--eval-every", "3", "--eval-batches", "1"])
+        .args([
+            "train",
+            "--quiet",
+            "--arch",
+            arch,
+            "--preset",
+            "tiny",
+            "--steps",
+            "3",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--eval-every",
+            "3",
+            "--eval-batches",
+            "1",
+        ])
         .args(["--out", run.to_str().unwrap()])
         .output()
         .unwrap());
@@ -34,14 +51,18 @@ fn eval_reports_every_metric() {
     let dir = tmp("eval");
     for arch in ["gpt2", "hnet"] {
         let ckpt = trained(&dir, arch);
-        let out = ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3", "--humaneval", "2"]).output().unwrap());
+        let out = ok(bin()
+            .args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3", "--humaneval", "2"])
+            .output()
+            .unwrap());
         let r: serde_json::Value = serde_json::from_str(&out).unwrap();
         let ppl = &r["perplexity"];
         assert!(ppl["tokens"].as_u64().unwrap() > 100, "{ppl}");
         assert!(ppl["perplexity"].as_f64().unwrap() > 1.0 && ppl["bits_per_byte"].as_f64().unwrap() > 0.0);
         let seed = &r["seed_five_prompts"];
         assert_eq!(seed["cases"].as_array().unwrap().len(), 5);
-        let overall = 0.4 * seed["syntax"].as_f64().unwrap() + 0.4 * seed["pattern"].as_f64().unwrap() + 0.2 * seed["code_token"].as_f64().unwrap();
+        let overall =
+            0.4 * seed["syntax"].as_f64().unwrap() + 0.4 * seed["pattern"].as_f64().unwrap() + 0.2 * seed["code_token"].as_f64().unwrap();
         assert!((overall - seed["overall"].as_f64().unwrap()).abs() < 1e-9);
         assert_eq!(r["header_syntax"]["completions"], 3);
         assert_eq!(r["humaneval"]["problems"], 2);
@@ -57,7 +78,11 @@ fn eval_reports_every_metric() {
             }
         }
         // Deterministic given the seed.
-        let again: serde_json::Value = serde_json::from_str(&ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3"]).output().unwrap())).unwrap();
+        let again: serde_json::Value = serde_json::from_str(&ok(bin()
+            .args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3"])
+            .output()
+            .unwrap()))
+        .unwrap();
         assert_eq!(again["seed_five_prompts"], r["seed_five_prompts"]);
         assert_eq!(again["header_syntax"], r["header_syntax"]);
         // And readable.
@@ -71,7 +96,25 @@ fn eval_reports_every_metric() {
 fn compare_trains_all_three_and_writes_results() {
     let dir = tmp("compare");
     let out = dir.join("cmp");
-    let args = ["compare", "--preset", "tiny", "--seeds", "2", "--steps", "3", "--batch-size", "4", "--seq-len", "32", "--eval-every", "3", "--eval-tokens", "500", "--headers", "2"];
+    let args = [
+        "compare",
+        "--preset",
+        "tiny",
+        "--seeds",
+        "2",
+        "--steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--seq-len",
+        "32",
+        "--eval-every",
+        "3",
+        "--eval-tokens",
+        "500",
+        "--headers",
+        "2",
+    ];
     // Run from `dir` with a relative --out, as people do: no path of this machine may appear in the results.
     let stdout = ok(bin().args(args).args(["--out", "cmp"]).current_dir(&dir).output().unwrap());
     assert!(stdout.contains("| metric | gpt2 | hnet | hybrid |"), "{stdout}");
@@ -96,7 +139,10 @@ fn compare_trains_all_three_and_writes_results() {
     assert!(md.contains("…at chance"), "{md}");
     // The complete log of the invocation sits next to the table.
     let log = std::fs::read_to_string(out.join("compare.log")).unwrap();
-    assert!(log.starts_with("$ hnet-gpt compare") && log.contains("training hybrid-seed1") && log.contains("evaluating hybrid seed 1"), "{log}");
+    assert!(
+        log.starts_with("$ hnet-gpt compare") && log.contains("training hybrid-seed1") && log.contains("evaluating hybrid seed 1"),
+        "{log}"
+    );
     // Run again: every run matches its recorded settings and is reused; with another learning rate, retrained.
     let again = bin().args(args).args(["--out", "cmp"]).current_dir(&dir).output().unwrap();
     let err = String::from_utf8_lossy(&again.stderr);
@@ -122,7 +168,9 @@ fn python_dir(dir: &Path, files: &[&str]) -> PathBuf {
         std::fs::create_dir_all(target.parent().unwrap()).unwrap();
         match std::fs::read(stdlib.join(f)) {
             Ok(bytes) => std::fs::write(&target, bytes).unwrap(),
-            Err(_) => std::fs::write(&target, (0..30).map(|j| format!("def f{i}_{j}(x):\n    return x + {j}\n\n")).collect::<String>()).unwrap(),
+            Err(_) => {
+                std::fs::write(&target, (0..30).map(|j| format!("def f{i}_{j}(x):\n    return x + {j}\n\n")).collect::<String>()).unwrap()
+            }
         }
     }
     dir.to_path_buf()
@@ -131,11 +179,31 @@ fn python_dir(dir: &Path, files: &[&str]) -> PathBuf {
 #[test]
 fn eval_scores_what_the_run_held_out_and_all_of_data_it_never_saw() {
     let dir = tmp("heldout");
-    let seen = python_dir(&dir.join("seen"), &["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"]);
+    let seen = python_dir(
+        &dir.join("seen"),
+        &["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"],
+    );
     let unseen = python_dir(&dir.join("unseen"), &["quopri.py", "stat.py", "sched.py"]);
     let run = dir.join("run");
     ok(bin()
-        .args(["train", "--quiet", "--arch", "gpt2", "--preset", "tiny", "--steps", "2", "--seq-len", "32", "--batch-size", "4", "--eval-every", "2", "--eval-batches", "1"])
+        .args([
+            "train",
+            "--quiet",
+            "--arch",
+            "gpt2",
+            "--preset",
+            "tiny",
+            "--steps",
+            "2",
+            "--seq-len",
+            "32",
+            "--batch-size",
+            "4",
+            "--eval-every",
+            "2",
+            "--eval-batches",
+            "1",
+        ])
         .args(["--valid-fraction", "0.3", "--data", seen.to_str().unwrap(), "--out", run.to_str().unwrap()])
         .output()
         .unwrap());
@@ -143,7 +211,12 @@ fn eval_scores_what_the_run_held_out_and_all_of_data_it_never_saw() {
     let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
     let held: Vec<String> = config["split"]["valid_keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();
     assert!(!held.is_empty());
-    let eval = |data: &Path| bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "0", "--data", data.to_str().unwrap()]).output().unwrap();
+    let eval = |data: &Path| {
+        bin()
+            .args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "0", "--data", data.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
     // The run's own data: exactly the files it held out.
     let r: serde_json::Value = serde_json::from_str(&ok(eval(&seen))).unwrap();
     let mut scored: Vec<String> = r["scored"]["files"].as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_string()).collect();

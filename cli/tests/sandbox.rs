@@ -85,12 +85,7 @@ fn cli_for(dir: &Path) -> PathBuf {
 
 fn run_as(user: User, bin: &Path, home: &Path, args: &[&str], path_env: &str) -> (Output, Duration) {
     let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", path_env)
-        .env("HOME", home)
-        .env("HNET_TEST_SECRET", "env-secret-4711")
-        .current_dir(home);
+    cmd.args(args).env_clear().env("PATH", path_env).env("HOME", home).env("HNET_TEST_SECRET", "env-secret-4711").current_dir(home);
     if user.uid != current_user().uid {
         cmd.uid(user.uid).gid(user.gid);
     }
@@ -170,7 +165,8 @@ fn attacks_are_contained(user: User, name: &str) {
     let sandbox_uid = if user.uid == 0 { 65534 } else { user.uid };
     let before = processes_of(sandbox_uid);
     let timeout = TIMEOUT.to_string();
-    let (out, elapsed) = run_as(user, &bin, &home, &["humaneval", "--completions", samples_file.to_str().unwrap(), "--json", "--timeout", &timeout], PATH);
+    let (out, elapsed) =
+        run_as(user, &bin, &home, &["humaneval", "--completions", samples_file.to_str().unwrap(), "--json", "--timeout", &timeout], PATH);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "humaneval --completions failed: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -258,7 +254,8 @@ fn fake_bwrap(dir: &Path, body: &str) -> String {
     let bin = dir.join("fake-bin");
     std::fs::create_dir(&bin).unwrap();
     let script = bin.join("bwrap");
-    std::fs::write(&script, format!("#!/bin/sh\nif [ \"$1\" = --help ]; then echo '--size --disable-userns'; exit 0; fi\n{body}\n")).unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\nif [ \"$1\" = --help ]; then echo '--size --disable-userns'; exit 0; fi\n{body}\n"))
+        .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     format!("{}:/usr/bin:/bin", bin.display())
 }
@@ -328,7 +325,10 @@ fn canonical_humaneval_solutions_pass_and_broken_ones_fail() {
     let dir = tmp("wrong");
     let file = dir.join("s.jsonl");
     std::fs::write(&file, serde_json::json!({"task_id": "HumanEval/0", "completion": "    return not True\n"}).to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_hnet-gpt")).args(["humaneval", "--completions", file.to_str().unwrap(), "--json"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
+        .args(["humaneval", "--completions", file.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["pass@1"], 0.0);
     assert_eq!(report["samples"][0]["reason"], "error");

@@ -88,12 +88,19 @@ fn real_python_and_codesearchnet_jsonl_with_faults() {
     std::fs::create_dir_all(src.join("pkg")).unwrap();
     let stdlib = Path::new("/usr/lib/python3.11");
     let sources: Vec<PathBuf> = if stdlib.join("textwrap.py").is_file() {
-        ["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"].iter().map(|f| stdlib.join(f)).collect()
+        ["textwrap.py", "heapq.py", "bisect.py", "fnmatch.py", "colorsys.py", "shlex.py", "glob.py", "keyword.py"]
+            .iter()
+            .map(|f| stdlib.join(f))
+            .collect()
     } else {
-        vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_reference.py"), Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/data/builtin_corpus.py")]
+        vec![
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_reference.py"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/data/builtin_corpus.py"),
+        ]
     };
     for (i, s) in sources.iter().enumerate() {
-        std::fs::copy(s, src.join(if i % 2 == 0 { PathBuf::from(format!("m{i}.py")) } else { Path::new("pkg").join(format!("m{i}.py")) })).unwrap();
+        std::fs::copy(s, src.join(if i % 2 == 0 { PathBuf::from(format!("m{i}.py")) } else { Path::new("pkg").join(format!("m{i}.py")) }))
+            .unwrap();
     }
     std::fs::write(src.join("latin1.py"), b"# caf\xe9\nx = 1\n").unwrap();
     std::fs::write(src.join("notes.txt"), "not code").unwrap();
@@ -113,8 +120,21 @@ fn real_python_and_codesearchnet_jsonl_with_faults() {
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     let run = dir.join("run");
     let stderr = ok(train(&[
-        "--arch", "hnet", "--steps", "2", "--eval-every", "2", "--valid-fraction", "0.3", "--template",
-        "--data", src.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap(),
+        "--arch",
+        "hnet",
+        "--steps",
+        "2",
+        "--eval-every",
+        "2",
+        "--valid-fraction",
+        "0.3",
+        "--template",
+        "--data",
+        src.to_str().unwrap(),
+        "--data",
+        jsonl.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
     ]));
     assert!(stderr.contains(&format!("{}:4: not valid JSON", jsonl.display())), "{stderr}");
     assert!(stderr.contains(&format!("{}:8: no `code`", jsonl.display())), "{stderr}");
@@ -195,7 +215,13 @@ fn two_devices_train_like_one() {
 fn non_finite_losses_are_skipped_and_counted_then_abort() {
     let dir = tmp("nan");
     let run = dir.join("one");
-    let out = bin().arg("train").args(TINY).args(["--steps", "5", "--eval-every", "5", "--out", run.to_str().unwrap()]).env("HNET_FAULT_NAN_STEPS", "3").output().unwrap();
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "5", "--eval-every", "5", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_NAN_STEPS", "3")
+        .output()
+        .unwrap();
     let stderr = ok(out);
     assert!(stderr.contains("step 3: non-finite loss, step skipped"), "{stderr}");
     assert_eq!(summary(&run)["skipped_steps"], 1);
@@ -224,7 +250,9 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 fn completed_checkpoints(run: &Path) -> Vec<String> {
     std::fs::read_dir(run.join("checkpoints"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("step-")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("step-")).collect()
+        })
         .unwrap_or_default()
 }
 
@@ -233,7 +261,13 @@ fn ctrl_c_and_sigterm_write_a_checkpoint_then_exit() {
     for signal in ["INT", "TERM"] {
         let dir = tmp(&format!("sig{signal}"));
         let run = dir.join("run");
-        let mut child = bin().arg("train").args(TINY).args(["--steps", "100000", "--checkpoint-every", "100000", "--out", run.to_str().unwrap()]).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = bin()
+            .arg("train")
+            .args(TINY)
+            .args(["--steps", "100000", "--checkpoint-every", "100000", "--out", run.to_str().unwrap()])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
         wait_for("the first training step", Duration::from_secs(120), || run.join("metrics.jsonl").metadata().is_ok_and(|m| m.len() > 0));
         Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
         let status = child.wait().unwrap();
@@ -334,7 +368,8 @@ fn a_single_source_file_and_hugging_face_codesearchnet_fields_train() {
         .collect();
     std::fs::write(&jsonl, lines.join("\n")).unwrap();
     let run = dir.join("run");
-    let stderr = ok(train(&["--steps", "1", "--data", file.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    let stderr =
+        ok(train(&["--steps", "1", "--data", file.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap()]));
     assert!(!stderr.contains("warning"), "{stderr}");
     assert_eq!(summary(&run)["data"]["records"], 40);
     std::fs::remove_dir_all(dir).unwrap();
@@ -362,7 +397,8 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint() {
         let info = bin().args(["info", "--checkpoint", latest.join("model.safetensors").to_str().unwrap()]).output().unwrap();
         assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
         let step: usize = names.last().unwrap().trim_start_matches("step-").parse().unwrap();
-        let out = bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 1).to_string()]).output().unwrap();
+        let out =
+            bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 1).to_string()]).output().unwrap();
         ok(out);
         assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step + 1);
     }
@@ -384,8 +420,24 @@ fn the_hybrid_decoder_starts_pretrained_stays_frozen_then_really_trains() {
     let source = gpt2.join("checkpoints/step-000003/model.safetensors");
     let run = dir.join("hybrid");
     ok(train(&[
-        "--arch", "hybrid", "--steps", "6", "--eval-every", "6", "--checkpoint-every", "1", "--keep-last", "10",
-        "--decoder-from", source.to_str().unwrap(), "--unfreeze-top-half-at", "2", "--unfreeze-all-at", "4", "--out", run.to_str().unwrap(),
+        "--arch",
+        "hybrid",
+        "--steps",
+        "6",
+        "--eval-every",
+        "6",
+        "--checkpoint-every",
+        "1",
+        "--keep-last",
+        "10",
+        "--decoder-from",
+        source.to_str().unwrap(),
+        "--unfreeze-top-half-at",
+        "2",
+        "--unfreeze-all-at",
+        "4",
+        "--out",
+        run.to_str().unwrap(),
     ]));
     let at = |step: usize, name: &str| tensor(&run.join(format!("checkpoints/step-{step:06}/model.safetensors")), name);
     let src = |name: &str| tensor(&source, name);

@@ -5,9 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ModelError;
 use crate::arch::gpt2::Gpt2Config;
 use crate::arch::hnet::HNetConfig;
+use crate::error::ModelError;
 use crate::nn::isotropic::IsotropicConfig;
 
 /// The architectures the project compares.
@@ -88,17 +88,16 @@ impl ModelConfig {
             "tiny" => (Gpt2Config::tiny(), 64, 4, 128),
             "small" => (Gpt2Config::small(), 256, 8, 512),
             "base" | "gpt2" => (Gpt2Config::gpt2(), 768, 12, 2048),
-            other => {
-                return Err(ModelError::InvalidConfig(format!(
-                    "unknown preset `{other}` (expected one of: {})",
-                    PRESETS.join(", ")
-                )))
-            }
+            other => return Err(ModelError::InvalidConfig(format!("unknown preset `{other}` (expected one of: {})", PRESETS.join(", ")))),
         };
         let config = match arch {
             Arch::Gpt2 => ModelConfig { arch, gpt2, hnet: None },
             Arch::Hnet => {
-                let main_layers = match name { "tiny" => 2, "small" => 5, _ => 10 };
+                let main_layers = match name {
+                    "tiny" => 2,
+                    "small" => 5,
+                    _ => 10,
+                };
                 let hnet = HNetConfig {
                     encoder: iso(d, 1, heads, hidden),
                     main: iso(d, main_layers, heads, hidden),
@@ -110,7 +109,11 @@ impl ModelConfig {
             Arch::Hybrid => {
                 // `base` keeps all 12 GPT-2 blocks so Hugging Face `gpt2` weights fit; its H-Net layers are
                 // attention-only to stay within 10% of GPT-2's parameter count.
-                let (blocks, hidden) = match name { "tiny" => (2, hidden), "small" => (4, hidden), _ => (12, 0) };
+                let (blocks, hidden) = match name {
+                    "tiny" => (2, hidden),
+                    "small" => (4, hidden),
+                    _ => (12, 0),
+                };
                 let hnet = HNetConfig {
                     encoder: iso(d, 1, heads, hidden),
                     main: iso(d, 1, heads, hidden),
@@ -157,7 +160,7 @@ impl ModelConfig {
             ));
         }
         let needs_blocks = self.arch != Arch::Hnet;
-        if needs_blocks && (g.n_layer == 0 || g.n_head == 0 || g.n_embd % g.n_head != 0) {
+        if needs_blocks && (g.n_layer == 0 || g.n_head == 0 || !g.n_embd.is_multiple_of(g.n_head)) {
             return bad(format!("n_layer must be positive and n_embd ({}) divisible by n_head ({})", g.n_embd, g.n_head));
         }
         if !(g.layer_norm_epsilon > 0.0) {
@@ -168,7 +171,7 @@ impl ModelConfig {
             (Some(_), Arch::Gpt2) => bad("a gpt2 model has no `hnet` section".into()),
             (None, _) => bad(format!("a {} model needs an `hnet` section", self.arch)),
             (Some(h), arch) => {
-                h.validate(arch == Arch::Hnet).map_err(ModelError::InvalidConfig)?;
+                h.validate(arch == Arch::Hnet)?;
                 if h.encoder.d_model != g.n_embd {
                     return bad(format!("the H-Net width ({}) must equal n_embd ({})", h.encoder.d_model, g.n_embd));
                 }
@@ -208,8 +211,7 @@ impl ModelConfig {
 
     /// Parses a config from JSON and validates it.
     pub fn from_json(json: &str) -> Result<Self, ModelError> {
-        let config: ModelConfig =
-            serde_json::from_str(json).map_err(|e| ModelError::InvalidConfig(format!("config JSON: {e}")))?;
+        let config: ModelConfig = serde_json::from_str(json).map_err(|e| ModelError::InvalidConfig(format!("config JSON: {e}")))?;
         config.validate()?;
         Ok(config)
     }

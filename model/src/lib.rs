@@ -12,6 +12,9 @@
 //! - [`generate`]: the pure sampler and cached generation; [`train`]: data, AdamW, the one training step;
 //! - [`eval`]: scoring, the causality check, chunk inspection, the seed's evaluation, Python syntax.
 
+// `!(x > 0.0)` is written on purpose throughout: unlike `x <= 0.0`, it also rejects NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod arch;
 pub mod config;
 pub mod error;
@@ -22,9 +25,9 @@ pub mod io;
 pub mod nn;
 pub mod train;
 
+pub use arch::model::Model;
 pub use config::{Arch, ModelConfig};
 pub use error::{LoadError, ModelError};
-pub use arch::model::Model;
 
 /// The backend unit tests run on: burn's pure-Rust CPU backend.
 #[cfg(test)]

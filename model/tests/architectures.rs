@@ -8,14 +8,14 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Distribution, Int, Tensor, TensorData};
+use hnet_gpt_model::arch::model::Net;
 use hnet_gpt_model::eval::causality;
+use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
+use hnet_gpt_model::eval::score::score_text;
+use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::generate::{generate, GenerateParams};
 use hnet_gpt_model::hnet::chunk::boundary_cumsum;
 use hnet_gpt_model::hnet::dechunk::{ema, plug_back, P_EPS};
-use hnet_gpt_model::generate::{generate, GenerateParams};
-use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
-use hnet_gpt_model::arch::model::Net;
-use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
-use hnet_gpt_model::eval::score::score_text;
 use hnet_gpt_model::hnet::ste::ste;
 use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
@@ -57,7 +57,11 @@ fn every_architecture_is_causal_in_padded_batches_and_in_cached_decoding() {
         let m = model(arch, 11);
         // Full pass: batches of 1–3 rows of mixed lengths, padding masked.
         let full = causality::check(&m, 24, 1 + arch as u64);
-        assert!(full.max_change <= causality::TOLERANCE, "{arch}: positions ≤ t moved by {} when only later tokens changed", full.max_change);
+        assert!(
+            full.max_change <= causality::TOLERANCE,
+            "{arch}: positions ≤ t moved by {} when only later tokens changed",
+            full.max_change
+        );
         assert!(full.rows >= 24);
         // The router must really decide: some positions boundaries, some not (else the chunk paths went untested).
         assert_eq!(full.boundaries_varied, arch != Arch::Gpt2, "{arch}: boundaries did not vary");
@@ -79,7 +83,7 @@ fn the_seeds_mean_pooled_chunks_fail_the_causality_check() {
         let x = h.encoder.forward(h.wte.forward(tokens(ids)), 0, None); // [1, L, D]
         let routing = h.stage.routing.forward(x.clone(), None, all_true(l));
         let cs = boundary_cumsum(routing.boundary_mask.clone()); // [1, L]
-        // one_hot[j, t] = 1 if token t belongs to chunk j — including tokens after t: the leak.
+                                                                 // one_hot[j, t] = 1 if token t belongs to chunk j — including tokens after t: the leak.
         let slots = Tensor::<B, 1, Int>::arange(0..l as i64, &Default::default()).reshape([1, l, 1]);
         let one_hot = (cs.clone() - 1).reshape([1, 1, l]).equal(slots).float(); // [1, L(slots), L]
         let counts = one_hot.clone().sum_dim(2).clamp_min(1.0); // [1, L, 1]
@@ -120,7 +124,8 @@ fn cached_decoding_equals_the_full_pass_at_each_of_64_positions() {
         let diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff(&pre, &full[..5 * v]) <= 1e-4, "{arch}: prefill differs by {}", diff(&pre, &full[..5 * v]));
         for t in 5..64 {
-            let step = m.forward_cached_blocking(tokens(&ids[t..t + 1]), &mut state, true).unwrap().logits.into_data().to_vec::<f32>().unwrap();
+            let step =
+                m.forward_cached_blocking(tokens(&ids[t..t + 1]), &mut state, true).unwrap().logits.into_data().to_vec::<f32>().unwrap();
             let d = diff(&step, &full[t * v..(t + 1) * v]);
             assert!(d <= 1e-4, "{arch}: position {t}: cached vs full max abs diff {d}");
         }
@@ -186,4 +191,47 @@ fn padding_does_not_change_real_positions_and_compacted_slots_give_the_same_logi
         let d = reference.iter().zip(&compact).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(d <= 1e-5, "{arch}: compacted slots moved logits by {d}");
     }
+}
+
+#[test]
+fn long_texts_are_chunked_in_windows_that_match_the_model_and_are_cached() {
+    use hnet_gpt_model::eval::inspect::{inspect_chunks, inspect_chunks_windowed, route_ids, windows, WindowCache};
+    use hnet_gpt_model::io::tokenizer::Tokenizer as Tok;
+    let tok: Tok = tokenizer();
+    let m = model(Arch::Hybrid, 53);
+    let n_ctx = m.n_ctx();
+    let short = "def add(a, b):\n    return a + b\n";
+    let mut go_on = |_, _| async { true };
+    let run = |text: &str, cache: &mut WindowCache, go_on: &mut _| {
+        futures_lite::future::block_on(inspect_chunks_windowed(&m, &tok, text, cache, go_on)).unwrap().unwrap()
+    };
+    // A text within the context: exactly the one-window inspection.
+    let (windowed, stats) = run(short, &mut WindowCache::default(), &mut go_on);
+    assert_eq!(stats.windows, 1);
+    assert_eq!(windowed, futures_lite::future::block_on(inspect_chunks(&m, &tok, short)).unwrap());
+    // A text of several contexts: every token is scored, each owned token as its window sees it.
+    let long: String = (0..60).map(|i| format!("def f{i}(x):\n    return x * {i} + {}\n\n", i * 7)).collect();
+    let ids = tok.encode(&long).unwrap();
+    assert!(ids.len() > 3 * n_ctx, "the test text must span several windows ({} tokens)", ids.len());
+    let mut cache = WindowCache::default();
+    let (report, stats) = run(&long, &mut cache, &mut go_on);
+    assert_eq!(report.tokens.len(), ids.len());
+    assert_eq!(report.chunks.last().unwrap().end, long.len(), "chunks cover the whole text");
+    let plan = windows(ids.len(), n_ctx);
+    assert_eq!((stats.windows, stats.cached), (plan.len(), 0));
+    let w = &plan[2];
+    let (direct, _) = futures_lite::future::block_on(route_ids(&m, &ids[w.start..w.start + w.len])).unwrap();
+    for i in w.own.clone() {
+        assert_eq!(report.tokens[i].p, direct[i - w.start], "token {i} takes its window's value");
+    }
+    // Again, unchanged: every window from the cache. After an edit at the end, only the last windows run.
+    let (again, stats) = run(&long, &mut cache, &mut go_on);
+    assert_eq!((again, stats.cached), (report, plan.len()));
+    let edited = format!("{long}def tail():\n    pass\n");
+    let (_, stats) = run(&edited, &mut cache, &mut go_on);
+    assert!(stats.cached >= plan.len() - 2, "an edit at the end reran {} of {} windows", stats.windows - stats.cached, stats.windows);
+    // A progress callback that says stop ends the run early.
+    let mut stop = |done, _| async move { done < 2 };
+    let stopped = futures_lite::future::block_on(inspect_chunks_windowed(&m, &tok, &long, &mut WindowCache::default(), &mut stop)).unwrap();
+    assert!(stopped.is_none());
 }

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 
 use burn::tensor::backend::Backend;
+use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::{generate, GenerateParams};
 use hnet_gpt_model::io::hf::import_hf_dir;
-use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::{LoadError, Model};
 use serde::Deserialize;
 
@@ -127,7 +127,7 @@ fn import_errors_name_the_tensor_or_field() {
     let write = |config: &str, weights: &[u8]| {
         std::fs::write(dir.join("config.json"), config).unwrap();
         std::fs::write(dir.join("model.safetensors"), weights).unwrap();
-        import_hf_dir::<Cpu>(&dir, &Default::default()).err().expect("import should fail")
+        import_hf_dir::<Cpu>(&dir, &Default::default()).expect_err("import should fail")
     };
     // A truncated file.
     assert!(matches!(write(&config, &weights[..weights.len() - 100]), LoadError::Format { .. }));

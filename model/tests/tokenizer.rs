@@ -51,7 +51,8 @@ fn offsets_are_byte_spans_that_tile_the_text() {
 #[test]
 fn round_trips_of_awkward_text() {
     let tok = tokenizer();
-    for text in ["", "🙂🙃 emoji", "中文字符和日本語のテキスト", "tabs\tand\0nul\u{1b}[31m", "   leading", "a<|endoftext|>b", "\u{feff}bom"] {
+    for text in ["", "🙂🙃 emoji", "中文字符和日本語のテキスト", "tabs\tand\0nul\u{1b}[31m", "   leading", "a<|endoftext|>b", "\u{feff}bom"]
+    {
         assert_eq!(tok.decode(&tok.encode(text).unwrap()).unwrap(), text);
     }
 }

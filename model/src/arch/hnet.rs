@@ -11,11 +11,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::nn::cache::KvCache;
-use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::error::ModelError;
-use crate::nn::isotropic::{Isotropic, IsotropicConfig};
+use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::hnet::routing::Routing;
+use crate::nn::cache::KvCache;
+use crate::nn::isotropic::{Isotropic, IsotropicConfig};
 
 /// The H-Net parts of an `hnet` or `hybrid` model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,11 +64,15 @@ impl HNetConfig {
     }
 
     /// Checks the H-Net parts fit together.
-    pub fn validate(&self, with_decoder: bool) -> Result<(), String> {
-        self.encoder.validate("encoder")?;
-        self.main.validate("main")?;
+    pub fn validate(&self, with_decoder: bool) -> Result<(), ModelError> {
+        self.check(with_decoder).map_err(ModelError::InvalidConfig)
+    }
+
+    fn check(&self, with_decoder: bool) -> Result<(), String> {
+        self.encoder.check("encoder")?;
+        self.main.check("main")?;
         if with_decoder {
-            self.decoder.validate("decoder")?;
+            self.decoder.check("decoder")?;
         }
         let d = self.encoder.d_model;
         if self.main.d_model != d || (with_decoder && self.decoder.d_model != d) {
@@ -114,7 +118,11 @@ impl<B: Backend> HNet<B> {
     }
 
     /// Cached pass over the next tokens: hidden states `[1, T, D]` and the router's outputs.
-    pub async fn forward_cached(&self, tokens: Tensor<B, 2, Int>, state: &mut HNetState<B>) -> Result<(Tensor<B, 3>, Routing<B>), ModelError> {
+    pub async fn forward_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: &mut HNetState<B>,
+    ) -> Result<(Tensor<B, 3>, Routing<B>), ModelError> {
         let start = state.encoder.len();
         let x = self.encoder.forward(self.wte.forward(tokens), start, Some(&mut state.encoder));
         let (z, routing) = self.stage.forward_cached(x, &mut state.stage).await?;

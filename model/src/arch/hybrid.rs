@@ -9,14 +9,14 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::nn::cache::KvCache;
-use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
-use crate::error::ModelError;
-use crate::hnet::fusion::Fusion;
 use crate::arch::gpt2::{Gpt2, Gpt2Config};
 use crate::arch::hnet::HNetConfig;
-use crate::nn::isotropic::Isotropic;
+use crate::error::ModelError;
+use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
+use crate::hnet::fusion::Fusion;
 use crate::hnet::routing::Routing;
+use crate::nn::cache::KvCache;
+use crate::nn::isotropic::Isotropic;
 
 /// The hybrid model.
 #[derive(Module, Debug)]
@@ -68,7 +68,11 @@ impl<B: Backend> Hybrid<B> {
     }
 
     /// Cached pass over the next tokens: hidden states `[1, T, C]` and the router's outputs.
-    pub async fn forward_cached(&self, tokens: Tensor<B, 2, Int>, state: &mut HybridState<B>) -> Result<(Tensor<B, 3>, Routing<B>), ModelError> {
+    pub async fn forward_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: &mut HybridState<B>,
+    ) -> Result<(Tensor<B, 3>, Routing<B>), ModelError> {
         let start = state.encoder.len();
         let h = self.gpt2.embed(tokens, start);
         let x = self.encoder.forward(h.clone(), start, Some(&mut state.encoder));

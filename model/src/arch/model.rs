@@ -5,18 +5,20 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::nn::cache::KvCache;
-use crate::hnet::chunking::StageAux;
-use crate::config::{Arch, ModelConfig};
-use crate::error::ModelError;
 use crate::arch::gpt2::Gpt2;
 use crate::arch::hnet::{HNet, HNetState};
 use crate::arch::hybrid::{init_hybrid, Hybrid, HybridState};
+use crate::config::{Arch, ModelConfig};
+use crate::error::ModelError;
+use crate::hnet::chunking::StageAux;
 use crate::hnet::ratio_loss::ratio_loss;
 use crate::hnet::routing::Routing;
+use crate::nn::cache::KvCache;
 
-/// The network of one architecture.
+/// The network of one architecture. The variants differ in size, but a model holds one `Net` for its lifetime:
+/// boxing would only add an indirection to every forward pass.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Net<B: Backend> {
     /// A plain GPT-2 decoder.
     Gpt2(Gpt2<B>),
@@ -181,7 +183,12 @@ impl<B: Backend> Model<B> {
     ///
     /// # Shapes
     /// `tokens: [1, T]` → logits `[1, T, V]` (or `[1, 1, V]` when `last_only`).
-    pub async fn forward_cached(&self, tokens: Tensor<B, 2, Int>, state: &mut State<B>, last_only: bool) -> Result<StepOutput<B>, ModelError> {
+    pub async fn forward_cached(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: &mut State<B>,
+        last_only: bool,
+    ) -> Result<StepOutput<B>, ModelError> {
         let t = tokens.dims()[1];
         if state.len + t > self.n_ctx() {
             return Err(ModelError::InvalidConfig(format!("{} + {t} positions exceed the context of {}", state.len, self.n_ctx())));
@@ -205,7 +212,12 @@ impl<B: Backend> Model<B> {
 
     /// [`Self::forward_cached`] for native backends, where reads complete without an event loop.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn forward_cached_blocking(&self, tokens: Tensor<B, 2, Int>, state: &mut State<B>, last_only: bool) -> Result<StepOutput<B>, ModelError> {
+    pub fn forward_cached_blocking(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        state: &mut State<B>,
+        last_only: bool,
+    ) -> Result<StepOutput<B>, ModelError> {
         futures_lite::future::block_on(self.forward_cached(tokens, state, last_only))
     }
 

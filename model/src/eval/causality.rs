@@ -182,7 +182,10 @@ mod tests {
         assert_eq!(check_with(|r| constant(r, f32::NAN), 100, 16, 4, 1).max_change, f32::INFINITY);
         assert_eq!(check_with(|_| None, 100, 16, 4, 1).max_change, f32::INFINITY);
         // Too few values for the positions checked.
-        assert_eq!(check_with(|rows| Some(rows.iter().map(|_| (vec![0.0], Vec::new())).collect()), 100, 16, 4, 1).max_change, f32::INFINITY);
+        assert_eq!(
+            check_with(|rows| Some(rows.iter().map(|_| (vec![0.0], Vec::new())).collect()), 100, 16, 4, 1).max_change,
+            f32::INFINITY
+        );
     }
 
     #[test]

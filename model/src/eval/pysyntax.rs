@@ -112,7 +112,8 @@ pub fn function_header(code: &str) -> Option<String> {
         let t = first.trim_start();
         for q in ["\"\"\"", "'''"] {
             if t.starts_with(q) {
-                let close = if t.len() > 3 && t[3..].contains(q) { Some(end) } else { (end + 1..lines.len()).find(|&i| lines[i].contains(q)) };
+                let close =
+                    if t.len() > 3 && t[3..].contains(q) { Some(end) } else { (end + 1..lines.len()).find(|&i| lines[i].contains(q)) };
                 if let Some(c) = close {
                     end = c + 1;
                 }

@@ -10,8 +10,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Serialize;
 
-use crate::error::ModelError;
 use crate::arch::model::Model;
+use crate::error::ModelError;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::io::tokenizer::{Tokenizer, EOS_ID};
 

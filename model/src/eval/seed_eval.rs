@@ -51,32 +51,41 @@ pub fn strategies() -> [(&'static str, SamplingParams); 3] {
 pub const MAX_NEW_TOKENS: usize = 15;
 
 const CODE_ELEMENTS: &[&str] = &[
-    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z",
-    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9",
-    "+", "-", "*", "/", "%", "=", "==", "!=", ">", "<", ">=", "<=",
-    "(", ")", "[", "]", "{", "}", ".", ",", ":", ";", "_", "\"", "'",
-    " ", "\n", "\t",
-    "return", "if", "else", "elif", "for", "while", "def", "class", "True", "False", "None", "and", "or", "not", "in", "is",
-    "len", "str", "int", "float", "bool", "list", "dict", "set", "range", "sum", "max", "min", "abs", "round", "print", "input", "open",
-    "upper", "lower", "strip", "split", "join", "replace", "append", "remove",
-    " +", " -", " *", " /", " %", " =", " ==", " !=", " >", " <", " >=", " <=",
-    " a", " b", " c", " x", " y", " z", " n", " i", " j", " k",
-    " return", " if", " else", " True", " False", " None",
-    " 0", " 1", " 2", " 3", " 4", " 5", " 6", " 7", " 8", " 9",
+    "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l", "m", "n", "o", "p", "q", "r", "s", "t", "u", "v", "w", "x", "y", "z", "0",
+    "1", "2", "3", "4", "5", "6", "7", "8", "9", "+", "-", "*", "/", "%", "=", "==", "!=", ">", "<", ">=", "<=", "(", ")", "[", "]", "{",
+    "}", ".", ",", ":", ";", "_", "\"", "'", " ", "\n", "\t", "return", "if", "else", "elif", "for", "while", "def", "class", "True",
+    "False", "None", "and", "or", "not", "in", "is", "len", "str", "int", "float", "bool", "list", "dict", "set", "range", "sum", "max",
+    "min", "abs", "round", "print", "input", "open", "upper", "lower", "strip", "split", "join", "replace", "append", "remove", " +", " -",
+    " *", " /", " %", " =", " ==", " !=", " >", " <", " >=", " <=", " a", " b", " c", " x", " y", " z", " n", " i", " j", " k", " return",
+    " if", " else", " True", " False", " None", " 0", " 1", " 2", " 3", " 4", " 5", " 6", " 7", " 8", " 9",
 ];
 
 const CODE_COMBINATIONS: &[&str] = &[
-    "a +", "b +", "x *", "n %", "== 0", "> 0", "< 0", "return a", "return x", "return n", "return True", "return False",
-    "len(", "str(", "int(", "abs(", "x)", "a)", "b)", "n)",
+    "a +",
+    "b +",
+    "x *",
+    "n %",
+    "== 0",
+    "> 0",
+    "< 0",
+    "return a",
+    "return x",
+    "return n",
+    "return True",
+    "return False",
+    "len(",
+    "str(",
+    "int(",
+    "abs(",
+    "x)",
+    "a)",
+    "b)",
+    "n)",
 ];
 
 /// The seed's code-token set: every GPT-2 id of its code elements and combinations.
 pub fn code_token_ids(tokenizer: &Tokenizer) -> HashSet<u32> {
-    CODE_ELEMENTS
-        .iter()
-        .chain(CODE_COMBINATIONS)
-        .flat_map(|s| tokenizer.encode(s).unwrap_or_default())
-        .collect()
+    CODE_ELEMENTS.iter().chain(CODE_COMBINATIONS).flat_map(|s| tokenizer.encode(s).unwrap_or_default()).collect()
 }
 
 /// The seed's stop rule besides EOS: the last three tokens are equal.
@@ -142,7 +151,11 @@ pub fn report(cases: Vec<CaseScore>) -> SeedReport {
 
 /// Runs the evaluation on a model (native backends). `seed` fixes the two sampling strategies.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn run<B: burn::tensor::backend::Backend>(model: &crate::Model<B>, tokenizer: &Tokenizer, seed: u64) -> Result<SeedReport, crate::ModelError> {
+pub fn run<B: burn::tensor::backend::Backend>(
+    model: &crate::Model<B>,
+    tokenizer: &Tokenizer,
+    seed: u64,
+) -> Result<SeedReport, crate::ModelError> {
     use crate::generate::{GenerateParams, Generator};
     let code_ids = code_token_ids(tokenizer);
     let mut scores = Vec::new();
@@ -150,7 +163,12 @@ pub fn run<B: burn::tensor::backend::Backend>(model: &crate::Model<B>, tokenizer
         let ids = tokenizer.encode(case.prompt)?;
         let mut best = String::new();
         for (j, (_, sampling)) in strategies().into_iter().enumerate() {
-            let params = GenerateParams { sampling, max_new_tokens: MAX_NEW_TOKENS, seed: seed.wrapping_add((i * 3 + j) as u64), ..Default::default() };
+            let params = GenerateParams {
+                sampling,
+                max_new_tokens: MAX_NEW_TOKENS,
+                seed: seed.wrapping_add((i * 3 + j) as u64),
+                ..Default::default()
+            };
             let mut generator = Generator::new(model, &ids, params)?;
             while generator.next_token()?.is_some() {
                 if three_repeated(generator.generated()) {

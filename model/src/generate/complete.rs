@@ -3,9 +3,9 @@
 
 use burn::tensor::backend::Backend;
 
+use crate::arch::model::Model;
 use crate::error::ModelError;
 use crate::generate::{GenerateParams, Generator};
-use crate::arch::model::Model;
 use crate::io::tokenizer::{TextStream, Tokenizer};
 
 /// Streams the completion of `prompt`: `on_text` gets each safe piece; stops at a stop string (not emitted), a

@@ -12,8 +12,8 @@
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ModelError;
 use crate::arch::model::{Model, State};
+use crate::error::ModelError;
 use crate::generate::sampling::{sample, Rng, SamplingParams};
 use crate::io::tokenizer::EOS_ID;
 
@@ -69,7 +69,7 @@ impl<'m, B: Backend> Generator<'m, B> {
         if prompt.is_empty() {
             return Err(ModelError::EmptyPrompt);
         }
-        params.sampling.validate().map_err(ModelError::InvalidConfig)?;
+        params.sampling.validate()?;
         let vocab_size = model.config.vocab_size();
         if let Some(&id) = prompt.iter().find(|&&id| id as usize >= vocab_size) {
             return Err(ModelError::TokenOutOfRange { id, vocab_size });
@@ -201,7 +201,12 @@ mod tests {
     #[test]
     fn max_new_tokens_is_respected_and_seeds_reproduce() {
         let model = tiny();
-        let params = GenerateParams { sampling: SamplingParams { temperature: 1.0, ..Default::default() }, max_new_tokens: 5, seed: 9, stop_tokens: vec![] };
+        let params = GenerateParams {
+            sampling: SamplingParams { temperature: 1.0, ..Default::default() },
+            max_new_tokens: 5,
+            seed: 9,
+            stop_tokens: vec![],
+        };
         let a = generate(&model, &[1, 2, 3], params.clone(), |_| true).unwrap();
         assert_eq!(a.len(), 5);
         assert_eq!(a, generate(&model, &[1, 2, 3], params, |_| true).unwrap());

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::ModelError;
+
 /// How to pick the next token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SamplingParams {
@@ -35,7 +37,11 @@ impl SamplingParams {
     }
 
     /// Checks ranges so bad flags fail with a message instead of producing nonsense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.check().map_err(ModelError::InvalidConfig)
+    }
+
+    fn check(&self) -> Result<(), String> {
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
             return Err(format!("temperature must be ≥ 0, got {}", self.temperature));
         }
@@ -107,11 +113,8 @@ pub fn sample(logits: &[f32], history: &[u32], params: &SamplingParams, rng: &mu
         return argmax(&logits);
     }
     let t = params.temperature as f64;
-    let mut probs: Vec<(u32, f64)> = logits
-        .iter()
-        .enumerate()
-        .map(|(i, &l)| (i as u32, if l.is_nan() { 0.0 } else { ((l - max) as f64 / t).exp() }))
-        .collect();
+    let mut probs: Vec<(u32, f64)> =
+        logits.iter().enumerate().map(|(i, &l)| (i as u32, if l.is_nan() { 0.0 } else { ((l - max) as f64 / t).exp() })).collect();
     // Most likely first; the sort is stable so ties keep the lower id first.
     probs.sort_by(|a, b| b.1.total_cmp(&a.1));
     if params.top_k > 0 {

@@ -14,13 +14,13 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::nn::cache::KvCache;
+use crate::error::ModelError;
 use crate::hnet::chunk::{boundary_cumsum, chunk, chunk_indices};
 use crate::hnet::dechunk::{ema, plug_back, P_EPS};
-use crate::error::ModelError;
-use crate::nn::isotropic::{Isotropic, IsotropicConfig};
 use crate::hnet::routing::{Routing, RoutingModule};
 use crate::hnet::ste::ste;
+use crate::nn::cache::KvCache;
+use crate::nn::isotropic::{Isotropic, IsotropicConfig};
 
 /// Routing, the main network over chunks, and the residual path of one stage.
 #[derive(Module, Debug)]
@@ -88,7 +88,7 @@ impl<B: Backend> DynamicChunking<B> {
         let (chunks, p) = chunk(x.clone(), routing.boundary_prob.clone(), idx); // [B, m, D], [B, m]
         let z_hat = self.main.forward(chunks, 0, None); // [B, m, D]
         let z_bar = ema(z_hat, p.clamp(P_EPS, 1.0 - P_EPS), None); // [B, m, D]
-        // cs_t ≥ 1 wherever the row has a real first token; padded rows clamp to slot 0 (their output is unused).
+                                                                   // cs_t ≥ 1 wherever the row has a real first token; padded rows clamp to slot 0 (their output is unused).
         let z_tilde = plug_back(z_bar, (cs.clone() - 1).clamp_min(0)); // [B, L, D]
         let z = self.combine(z_tilde, x, routing.selected_probs.clone());
         (z, StageAux { routing, boundary_cumsum: cs })
@@ -112,7 +112,8 @@ impl<B: Backend> DynamicChunking<B> {
         state.last_hidden = Some(x.clone().narrow(1, t - 1, 1));
         // Read as integers: backends store booleans differently (u8, u32), integers read back uniformly.
         let flags = routing.boundary_mask.clone().int().into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;
-        let flags: Vec<bool> = flags.convert::<i32>().to_vec::<i32>().map_err(|e| ModelError::Device(format!("{e:?}")))?.into_iter().map(|b| b != 0).collect();
+        let flags: Vec<bool> =
+            flags.convert::<i32>().to_vec::<i32>().map_err(|e| ModelError::Device(format!("{e:?}")))?.into_iter().map(|b| b != 0).collect();
         let starts: Vec<i32> = flags.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i as i32).collect();
         let previous = state.last_value.take().unwrap_or_else(|| Tensor::zeros([1, 1, d], &device));
         // Slot 0 is the chunk in progress before these positions; new chunks follow it.
@@ -132,7 +133,13 @@ impl<B: Backend> DynamicChunking<B> {
         state.last_value = Some(slots.clone().narrow(1, n_slots - 1, 1));
         // Position t reads slot "boundaries among the new positions up to t".
         let mut seen = 0;
-        let idx: Vec<i32> = flags.iter().map(|&b| { seen += b as i32; seen }).collect();
+        let idx: Vec<i32> = flags
+            .iter()
+            .map(|&b| {
+                seen += b as i32;
+                seen
+            })
+            .collect();
         let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [1, t]), &device);
         let z = self.combine(plug_back(slots, idx), x, routing.selected_probs.clone());
         Ok((z, routing))

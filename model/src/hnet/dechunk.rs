@@ -55,7 +55,7 @@ pub fn plug_back<B: Backend>(slots: Tensor<B, 3>, idx: Tensor<B, 2, Int>) -> Ten
 mod tests {
     use super::*;
     use crate::TestBackend;
-    use burn::tensor::{Tolerance, TensorData};
+    use burn::tensor::{TensorData, Tolerance};
 
     #[test]
     fn ema_on_four_chunks_by_hand() {
@@ -64,7 +64,9 @@ mod tests {
         // z̄0 = 1; z̄1 = .5·2 + .5·1 = 1.5; z̄2 = .25·3 + .75·1.5 = 1.875; z̄3 = .9·4 + .1·1.875 = 3.7875.
         let z = Tensor::<TestBackend, 3>::from_floats([[[1.0], [2.0], [3.0], [4.0]]], &device);
         let p = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.5, 0.25, 0.9]], &device);
-        ema(z.clone(), p.clone(), None).into_data().assert_approx_eq::<f32>(&TensorData::from([[[1.0f32], [1.5], [1.875], [3.7875]]]), Tolerance::absolute(1e-6));
+        ema(z.clone(), p.clone(), None)
+            .into_data()
+            .assert_approx_eq::<f32>(&TensorData::from([[[1.0f32], [1.5], [1.875], [3.7875]]]), Tolerance::absolute(1e-6));
         // Continuing from a previous value of 10 only changes what P_0 < 1 lets through: with P_0 = 1, nothing.
         ema(z.clone(), p.clone(), Some(Tensor::full([1, 1, 1], 10.0, &device)))
             .into_data()

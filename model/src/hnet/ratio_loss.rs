@@ -10,7 +10,12 @@ use burn::tensor::{Bool, Tensor};
 ///
 /// # Shapes
 /// `boundary_mask, mask: [B, L]`, `boundary_prob: [B, L]` → `[1]`.
-pub fn ratio_loss<B: Backend>(boundary_mask: Tensor<B, 2, Bool>, boundary_prob: Tensor<B, 2>, mask: Tensor<B, 2, Bool>, target: f64) -> Tensor<B, 1> {
+pub fn ratio_loss<B: Backend>(
+    boundary_mask: Tensor<B, 2, Bool>,
+    boundary_prob: Tensor<B, 2>,
+    mask: Tensor<B, 2, Bool>,
+    target: f64,
+) -> Tensor<B, 1> {
     assert!(target > 1.0, "the ratio target N must exceed 1, got {target}");
     let m = mask.float();
     let count = m.clone().sum().clamp_min(1.0);

@@ -83,7 +83,7 @@ impl<B: Backend> RoutingModule<B> {
 mod tests {
     use super::*;
     use crate::TestBackend;
-    use burn::tensor::{Tolerance, TensorData};
+    use burn::tensor::{TensorData, Tolerance};
 
     #[test]
     fn routing_on_three_hand_made_vectors() {
@@ -93,9 +93,14 @@ mod tests {
         let x = Tensor::<TestBackend, 3>::from_floats([[[1.0, 0.0], [1.0, 1.0], [-1.0, 0.2]]], &device);
         let mask = Tensor::<TestBackend, 2, Bool>::from_data(TensorData::from([[true, true, true]]), &device);
         let r = router.forward(x.clone(), None, mask.clone());
-        r.boundary_prob.clone().into_data().assert_approx_eq::<f32>(&TensorData::from([[1.0f32, 0.146_447, 0.777_350]]), Tolerance::absolute(1e-5));
+        r.boundary_prob
+            .clone()
+            .into_data()
+            .assert_approx_eq::<f32>(&TensorData::from([[1.0f32, 0.146_447, 0.777_350]]), Tolerance::absolute(1e-5));
         assert_eq!(r.boundary_mask.into_data().to_vec::<bool>().unwrap(), vec![true, false, true]);
-        r.selected_probs.into_data().assert_approx_eq::<f32>(&TensorData::from([[1.0f32, 0.853_553, 0.777_350]]), Tolerance::absolute(1e-5));
+        r.selected_probs
+            .into_data()
+            .assert_approx_eq::<f32>(&TensorData::from([[1.0f32, 0.853_553, 0.777_350]]), Tolerance::absolute(1e-5));
         // Masked positions are never boundaries, whatever p says.
         let mask = Tensor::<TestBackend, 2, Bool>::from_data(TensorData::from([[true, true, false]]), &device);
         assert_eq!(router.forward(x.clone(), None, mask).boundary_mask.into_data().to_vec::<bool>().unwrap(), vec![true, false, false]);

@@ -29,13 +29,16 @@ mod tests {
         // Finite differences of the surrogate c ↦ Σ z·(c − c₀ + 1)², which has the same gradient at c₀.
         let surrogate = |cv: [f32; 3], i: usize, h: f32| -> f32 {
             let base = [0.6f32, 0.93, 0.51];
-            (0..3).map(|k| {
-                let ck = cv[k] + if k == i { h } else { 0.0 };
-                let s = ck - base[k] + 1.0;
-                [2.0f32, -1.0, 0.5][k] * s * s
-            }).sum()
+            (0..3)
+                .map(|k| {
+                    let ck = cv[k] + if k == i { h } else { 0.0 };
+                    let s = ck - base[k] + 1.0;
+                    [2.0f32, -1.0, 0.5][k] * s * s
+                })
+                .sum()
         };
-        let fd: Vec<f32> = (0..3).map(|i| (surrogate([0.6, 0.93, 0.51], i, 1e-3) - surrogate([0.6, 0.93, 0.51], i, -1e-3)) / 2e-3).collect();
+        let fd: Vec<f32> =
+            (0..3).map(|i| (surrogate([0.6, 0.93, 0.51], i, 1e-3) - surrogate([0.6, 0.93, 0.51], i, -1e-3)) / 2e-3).collect();
         grad.into_data().assert_approx_eq::<f32>(&TensorData::from(fd.as_slice()), burn::tensor::Tolerance::absolute(1e-2));
         let _ = z;
     }

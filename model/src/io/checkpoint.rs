@@ -11,10 +11,10 @@ use burn::tensor::backend::Backend;
 use burn_store::{ApplyError, ModuleSnapshot, SafetensorsStore};
 use safetensors::SafeTensors;
 
+use crate::arch::model::Model;
 use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::io::params::{Component, Part, ROOT};
-use crate::arch::model::Model;
 use crate::io::tokenizer::TOKENIZER_ID;
 
 /// Format tag written into every checkpoint.
@@ -47,15 +47,17 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
     let field = |name: &str| {
         metadata.get(name).cloned().ok_or_else(|| LoadError::Config {
             field: name.to_string(),
-            reason: format!("missing from the metadata of {what} (is this an hnet-gpt checkpoint? Hugging Face directories go through `import-hf`)"),
+            reason: format!(
+                "missing from the metadata of {what} (is this an hnet-gpt checkpoint? Hugging Face directories go through `import-hf`)"
+            ),
         })
     };
     let format = field("format")?;
     if format != FORMAT {
         return Err(LoadError::Config { field: "format".into(), reason: format!("`{format}` is not `{FORMAT}`") });
     }
-    let config = ModelConfig::from_json(&field("config")?)
-        .map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let config =
+        ModelConfig::from_json(&field("config")?).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
     let mut per: HashMap<Component, usize> = HashMap::new();
     for (name, t) in tensors.tensors() {
         *per.entry(Component::of(&name)).or_default() += t.shape().iter().product::<usize>();
@@ -83,7 +85,11 @@ pub fn to_bytes_as<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: b
         .tensors()
         .into_iter()
         .map(|(name, view)| {
-            let data = view.data().chunks_exact(4).flat_map(|c| crate::io::half::f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes()).collect();
+            let data = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| crate::io::half::f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
+                .collect();
             (name, view.shape().to_vec(), data)
         })
         .collect();
@@ -381,7 +387,10 @@ mod tests {
         assert!(half.len() < to_bytes(&model, &[]).unwrap().len() * 6 / 10);
         let loaded: Model<TestBackend> = from_bytes(half, "half", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3]], &Default::default());
-        let (a, b) = (model.forward(tokens.clone()).into_data().to_vec::<f32>().unwrap(), loaded.forward(tokens).into_data().to_vec::<f32>().unwrap());
+        let (a, b) = (
+            model.forward(tokens.clone()).into_data().to_vec::<f32>().unwrap(),
+            loaded.forward(tokens).into_data().to_vec::<f32>().unwrap(),
+        );
         let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
         assert!(diff > 0.0 && diff < 1e-2, "{diff}");
     }
@@ -528,7 +537,8 @@ mod tests {
         // Shape disagreements name the field; a non-gpt2 source is refused.
         let mut small: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "small").unwrap(), &device).unwrap();
         assert!(matches!(load_gpt2_decoder(&mut small, &bytes, "gpt2"), Err(LoadError::Config { field, .. }) if field == "n_positions"));
-        let hnet_bytes = to_bytes(&Model::<TestBackend>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &device).unwrap(), &[]).unwrap();
+        let hnet_bytes =
+            to_bytes(&Model::<TestBackend>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &device).unwrap(), &[]).unwrap();
         assert!(matches!(load_gpt2_decoder(&mut hybrid, &hnet_bytes, "hnet"), Err(LoadError::Config { field, .. }) if field == "arch"));
     }
 

@@ -22,12 +22,12 @@ use burn::tensor::backend::Backend;
 use safetensors::{Dtype, SafeTensors};
 use serde::Deserialize;
 
-use crate::io::checkpoint::apply_weights;
-use crate::io::params::ROOT;
-use crate::config::{Arch, ModelConfig};
-use crate::error::LoadError;
 use crate::arch::gpt2::Gpt2Config;
 use crate::arch::model::Model;
+use crate::config::{Arch, ModelConfig};
+use crate::error::LoadError;
+use crate::io::checkpoint::apply_weights;
+use crate::io::params::ROOT;
 
 /// The fields of Hugging Face's GPT-2 `config.json` we read. Everything is optional here so that a missing field
 /// produces an error naming it rather than a serde message.
@@ -125,9 +125,7 @@ pub fn from_hf_bytes<B: Backend>(config_json: &str, safetensors_bytes: &[u8], de
     check_against_config(&config, &renamed)?;
     let views = renamed
         .iter()
-        .map(|(name, (shape, data))| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v))
-        })
+        .map(|(name, (shape, data))| safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| LoadError::Format { what: "model.safetensors".into(), reason: e.to_string() })?;
     let blob = safetensors::serialize(views, None).map_err(|e| LoadError::Apply(e.to_string()))?;

@@ -61,8 +61,15 @@ pub enum Component {
 
 impl Component {
     /// Every component, in the order reports list them.
-    pub const ALL: [Component; 7] =
-        [Component::Embeddings, Component::Encoder, Component::Routing, Component::Main, Component::Fusion, Component::Decoder, Component::Gpt2Blocks];
+    pub const ALL: [Component; 7] = [
+        Component::Embeddings,
+        Component::Encoder,
+        Component::Routing,
+        Component::Main,
+        Component::Fusion,
+        Component::Decoder,
+        Component::Gpt2Blocks,
+    ];
 
     /// Its name in reports.
     pub fn name(self) -> &'static str {

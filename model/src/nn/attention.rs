@@ -38,7 +38,13 @@ pub fn split_heads<B: Backend>(qkv: Tensor<B, 3>, n_head: usize) -> [Tensor<B, 4
 ///
 /// # Shapes
 /// `q, k, v: [B, nh, T, hs]` (the new positions, which follow the `cache`'s) → `[B, T, nh·hs]`.
-pub fn causal_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, window: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
+pub fn causal_attention<B: Backend>(
+    q: Tensor<B, 4>,
+    k: Tensor<B, 4>,
+    v: Tensor<B, 4>,
+    window: usize,
+    cache: Option<&mut LayerKv<B>>,
+) -> Tensor<B, 3> {
     let [b, nh, t, hs] = q.dims();
     let (k, v) = match cache {
         Some(kv) => kv.append(k, v), // [B, nh, Tk, hs]

@@ -13,6 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ModelError;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
 use crate::nn::rope::apply_rope;
@@ -35,8 +36,16 @@ pub struct IsotropicConfig {
 
 impl IsotropicConfig {
     /// Checks what the module needs.
-    pub fn validate(&self, what: &str) -> Result<(), String> {
-        if self.d_model == 0 || self.n_head == 0 || self.d_model % self.n_head != 0 || (self.d_model / self.n_head) % 2 != 0 {
+    pub fn validate(&self, what: &str) -> Result<(), ModelError> {
+        self.check(what).map_err(ModelError::InvalidConfig)
+    }
+
+    pub(crate) fn check(&self, what: &str) -> Result<(), String> {
+        if self.d_model == 0
+            || self.n_head == 0
+            || !self.d_model.is_multiple_of(self.n_head)
+            || !(self.d_model / self.n_head).is_multiple_of(2)
+        {
             return Err(format!("{what}: d_model ({}) must split into n_head ({}) heads of even width", self.d_model, self.n_head));
         }
         Ok(())
@@ -47,11 +56,17 @@ impl IsotropicConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Isotropic<B> {
         let d = self.d_model;
         let out_std = 0.02 / ((2 * self.n_layer.max(1)) as f64).sqrt();
-        let linear = |i, o, std| LinearConfig::new(i, o).with_bias(false).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device);
+        let linear =
+            |i, o, std| LinearConfig::new(i, o).with_bias(false).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device);
         let layers = (0..self.n_layer)
             .map(|_| TBlock {
                 norm1: RmsNormConfig::new(d).with_epsilon(1e-5).init(device),
-                mixer: Attention { wqkv: linear(d, 3 * d, 0.02), out_proj: linear(d, d, out_std), n_head: self.n_head, window: self.window },
+                mixer: Attention {
+                    wqkv: linear(d, 3 * d, 0.02),
+                    out_proj: linear(d, d, out_std),
+                    n_head: self.n_head,
+                    window: self.window,
+                },
                 norm2: (self.d_intermediate > 0).then(|| RmsNormConfig::new(d).with_epsilon(1e-5).init(device)),
                 mlp: (self.d_intermediate > 0)
                     .then(|| SwiGlu { fc1: linear(d, 2 * self.d_intermediate, 0.02), fc2: linear(self.d_intermediate, d, out_std) }),

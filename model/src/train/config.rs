@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::ModelConfig;
+use crate::error::ModelError;
 use crate::io::params::Part;
 use crate::train::optim::{AdamWConfig, ParamGroups};
 use crate::train::schedule::Schedule;
@@ -99,8 +100,12 @@ impl TrainConfig {
     }
 
     /// Checks the settings before any work starts.
-    pub fn validate(&self) -> Result<(), String> {
-        self.model.validate().map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<(), ModelError> {
+        self.check().map_err(ModelError::InvalidConfig)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        self.model.validate().map_err(|e| e.to_string())?; // the model's own message, inside ours
         if self.seq_len == 0 || self.seq_len > self.model.n_ctx() {
             return Err(format!("seq_len must be in 1..={} (the context), got {}", self.model.n_ctx(), self.seq_len));
         }
@@ -158,7 +163,10 @@ mod tests {
         assert!(mid.is_frozen("net.gpt2.h.0.attn.c_attn.weight") && mid.is_frozen("net.gpt2.h.1.ln_1.gamma"));
         assert!(!mid.is_frozen("net.gpt2.h.2.attn.c_attn.weight") && !mid.is_frozen("net.gpt2.ln_f.gamma"));
         assert!(c.groups_at(20).frozen.is_empty());
-        let gpt2 = TrainConfig { unfreeze: Some(Unfreeze { top_half_at: 1, all_at: 2 }), ..TrainConfig::new(ModelConfig::preset(Arch::Gpt2, "tiny").unwrap()) };
+        let gpt2 = TrainConfig {
+            unfreeze: Some(Unfreeze { top_half_at: 1, all_at: 2 }),
+            ..TrainConfig::new(ModelConfig::preset(Arch::Gpt2, "tiny").unwrap())
+        };
         assert!(gpt2.validate().is_err());
     }
 }

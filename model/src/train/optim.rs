@@ -235,7 +235,13 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// Updates `module` with `grads`, clipping by the given global gradient `norm` (from [`Self::grad_norm`]).
-    pub fn apply<M: AutodiffModule<B>>(&mut self, module: M, mut grads: GradientsParams, lr: f64, norm: Option<Tensor<B::InnerBackend, 1>>) -> M {
+    pub fn apply<M: AutodiffModule<B>>(
+        &mut self,
+        module: M,
+        mut grads: GradientsParams,
+        lr: f64,
+        norm: Option<Tensor<B::InnerBackend, 1>>,
+    ) -> M {
         let clip = match (&norm, self.config.grad_clip > 0.0) {
             // scale = min(1, clip / (norm + 1e-6)), on the device.
             (Some(n), true) => Some((n.clone() + 1e-6).recip().mul_scalar(self.config.grad_clip).clamp_max(1.0)),
@@ -261,10 +267,15 @@ impl<B: AutodiffBackend> AdamW<B> {
     }
 
     /// Restores a state written by [`Self::state_tensors`].
-    pub fn load_state(&mut self, tensors: HashMap<String, TensorData>, steps: &HashMap<String, u64>, device: &burn::tensor::Device<B::InnerBackend>) -> Result<(), String> {
+    pub fn load_state(
+        &mut self,
+        tensors: HashMap<String, TensorData>,
+        steps: &HashMap<String, u64>,
+        device: &burn::tensor::Device<B::InnerBackend>,
+    ) -> Result<(), crate::error::LoadError> {
         self.state.clear();
         for (path, &step) in steps {
-            let get = |k: String| tensors.get(&k).cloned().ok_or_else(|| format!("optimizer state is missing `{k}`"));
+            let get = |k: String| tensors.get(&k).cloned().ok_or(crate::error::LoadError::MissingTensor(k));
             let m = Tensor::from_data(get(format!("m/{path}"))?, device);
             let v = Tensor::from_data(get(format!("v/{path}"))?, device);
             self.state.insert(path.clone(), Moments { m, v, step });
@@ -276,8 +287,8 @@ impl<B: AutodiffBackend> AdamW<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, ModelConfig};
     use crate::arch::model::Model;
+    use crate::config::{Arch, ModelConfig};
     use crate::{TestAutodiffBackend, TestBackend};
 
     type AD = TestAutodiffBackend;
@@ -329,7 +340,10 @@ mod tests {
         let model = Model::<AD>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
         let snapshot = |m: &Model<AD>| -> (Vec<f32>, Vec<f32>) {
             let crate::arch::model::Net::Gpt2(g) = &m.net else { unreachable!() };
-            (g.h[0].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(), g.h[1].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap())
+            (
+                g.h[0].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(),
+                g.h[1].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(),
+            )
         };
         let loss_of = |m: &Model<AD>| {
             let tokens = burn::tensor::Tensor::<AD, 2, burn::tensor::Int>::from_ints([[1, 2, 3, 4]], &Default::default());

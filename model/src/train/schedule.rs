@@ -47,7 +47,11 @@ pub fn lr_at(step: usize, c: &TrainConfig) -> f64 {
         Schedule::Cosine => min + (c.lr - min) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
         Schedule::Wsd => {
             let decay_start = 0.8;
-            if progress < decay_start { c.lr } else { c.lr - (c.lr - min) * (progress - decay_start) / (1.0 - decay_start) }
+            if progress < decay_start {
+                c.lr
+            } else {
+                c.lr - (c.lr - min) * (progress - decay_start) / (1.0 - decay_start)
+            }
         }
     }
 }

@@ -95,7 +95,14 @@ async fn read_scalar<B: Backend>(t: Tensor<B, 1>, what: &'static str) -> Result<
 
 /// Phase 1: loss and gradients over `micro` (one list of sequence indices of `data` per micro-batch), averaged
 /// over the micro-batches. `ratio_weight` is H-Net's α.
-pub async fn backward_pass<A, F, Fut>(model: &Model<A>, data: &Packed, micro: &[Vec<usize>], ratio_weight: f64, fault: Fault, phase: &mut F) -> Result<Gradients, ReadError>
+pub async fn backward_pass<A, F, Fut>(
+    model: &Model<A>,
+    data: &Packed,
+    micro: &[Vec<usize>],
+    ratio_weight: f64,
+    fault: Fault,
+    phase: &mut F,
+) -> Result<Gradients, ReadError>
 where
     A: AutodiffBackend,
     F: FnMut(&'static str) -> Fut,
@@ -126,7 +133,13 @@ where
 
 /// Phase 2: the optimizer step on (possibly all-reduced) gradients, or a skip when the loss or the gradient norm
 /// is not finite.
-pub async fn optimizer_step<A, F, Fut>(model: Model<A>, opt: &mut AdamW<A>, g: Gradients, lr: f64, phase: &mut F) -> Result<(Model<A>, StepOutcome), ReadError>
+pub async fn optimizer_step<A, F, Fut>(
+    model: Model<A>,
+    opt: &mut AdamW<A>,
+    g: Gradients,
+    lr: f64,
+    phase: &mut F,
+) -> Result<(Model<A>, StepOutcome), ReadError>
 where
     A: AutodiffBackend,
     F: FnMut(&'static str) -> Fut,
@@ -179,12 +192,23 @@ pub mod blocking {
     }
 
     /// [`super::backward_pass`], driven to completion.
-    pub fn backward_pass<A: AutodiffBackend>(model: &Model<A>, data: &Packed, micro: &[Vec<usize>], ratio_weight: f64, fault: Fault) -> Result<Gradients, ReadError> {
+    pub fn backward_pass<A: AutodiffBackend>(
+        model: &Model<A>,
+        data: &Packed,
+        micro: &[Vec<usize>],
+        ratio_weight: f64,
+        fault: Fault,
+    ) -> Result<Gradients, ReadError> {
         futures_lite::future::block_on(super::backward_pass(model, data, micro, ratio_weight, fault, &mut no_yield))
     }
 
     /// [`super::optimizer_step`], driven to completion.
-    pub fn optimizer_step<A: AutodiffBackend>(model: Model<A>, opt: &mut AdamW<A>, g: Gradients, lr: f64) -> Result<(Model<A>, StepOutcome), ReadError> {
+    pub fn optimizer_step<A: AutodiffBackend>(
+        model: Model<A>,
+        opt: &mut AdamW<A>,
+        g: Gradients,
+        lr: f64,
+    ) -> Result<(Model<A>, StepOutcome), ReadError> {
         futures_lite::future::block_on(super::optimizer_step(model, opt, g, lr, &mut no_yield))
     }
 

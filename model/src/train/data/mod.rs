@@ -39,7 +39,6 @@ pub struct Record {
     pub path: String,
 }
 
-
 /// The text a record trains on: plain code, or the seed's prompt template when `template` is set and the record has
 /// a docstring.
 pub fn render(record: &Record, template: bool) -> String {
@@ -48,7 +47,6 @@ pub fn render(record: &Record, template: bool) -> String {
         _ => record.code.clone(),
     }
 }
-
 
 /// The built-in corpus (`model/data/builtin_corpus.py`): Python written for this project so `train` runs without
 /// data. Its functions are split by name into train and validation like any other file.
@@ -63,7 +61,6 @@ pub fn builtin_records() -> Vec<Record> {
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -161,7 +158,7 @@ async def fetch(url): return url
         // 5% of 31 keys × 20 tokens is far below one 129-token sequence: keys move until it holds one.
         let a = assign_split(&keys, 0.05, 129);
         let held: usize = keys.iter().zip(&a.valid).filter(|(_, v)| **v).map(|((_, n), _)| n).sum();
-        assert!(held >= 129 && held < 129 + 20 && a.moved > 0, "{held} {a:?}");
+        assert!((129..129 + 20).contains(&held) && a.moved > 0, "{held} {a:?}");
         // Deterministic.
         assert_eq!(assign_split(&keys, 0.05, 129), a);
         // Too little data for both sides: nothing held out.

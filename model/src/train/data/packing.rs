@@ -80,4 +80,3 @@ pub fn next_batch(n: usize, seed: u64, pos: &mut DataPosition, batch: usize) -> 
     }
     out
 }
-

@@ -102,10 +102,8 @@ fn update_triple_quote<'a>(line: &str, mut open: Option<&'a str>) -> Option<&'a 
                 None => return open,
             },
             None => {
-                let next = [("\"\"\"", rest.find("\"\"\"")), ("'''", rest.find("'''"))]
-                    .into_iter()
-                    .filter_map(|(q, at)| at.map(|a| (a, q)))
-                    .min();
+                let next =
+                    [("\"\"\"", rest.find("\"\"\"")), ("'''", rest.find("'''"))].into_iter().filter_map(|(q, at)| at.map(|a| (a, q))).min();
                 match next {
                     Some((at, q)) => {
                         rest = &rest[at + 3..];
@@ -145,4 +143,3 @@ fn docstring_of(block: &[&str]) -> Option<String> {
 fn clean_docstring(text: &str) -> String {
     text.lines().map(str::trim).collect::<Vec<_>>().join("\n").trim().to_string()
 }
-

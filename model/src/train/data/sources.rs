@@ -30,8 +30,15 @@ pub struct Loaded {
 
 /// Source-file extensions the tree walker reads, and their language.
 pub const EXTENSIONS: [(&str, &str); 9] = [
-    ("py", "python"), ("js", "javascript"), ("mjs", "javascript"), ("ts", "typescript"),
-    ("c", "c"), ("h", "c"), ("cc", "cpp"), ("cpp", "cpp"), ("hpp", "cpp"),
+    ("py", "python"),
+    ("js", "javascript"),
+    ("mjs", "javascript"),
+    ("ts", "typescript"),
+    ("c", "c"),
+    ("h", "c"),
+    ("cc", "cpp"),
+    ("cpp", "cpp"),
+    ("hpp", "cpp"),
 ];
 
 /// Loads a `--data` argument: a `.jsonl` / `.jsonl.gz` file, a directory of source code, or one source file.

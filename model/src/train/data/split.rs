@@ -27,7 +27,11 @@ pub fn split_of(repo: &str, path: &str, valid_fraction: f64) -> Split {
 
 /// The split of a [`split_key`].
 pub fn split_of_key(key: &str, valid_fraction: f64) -> Split {
-    if key_position(key) < valid_fraction { Split::Valid } else { Split::Train }
+    if key_position(key) < valid_fraction {
+        Split::Valid
+    } else {
+        Split::Train
+    }
 }
 
 /// Where a key falls in [0, 1): below the validation fraction it is held out.
@@ -92,4 +96,3 @@ pub fn assign_split(keys: &[(String, usize)], valid_fraction: f64, min_tokens: u
     }
     Assignment { valid, moved }
 }
-

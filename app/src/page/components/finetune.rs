@@ -2,18 +2,12 @@
 //! with a live loss curve, tokens/s and ETA; perplexity on a held-back part before and after; then save in this
 //! browser (IndexedDB), download a checkpoint the CLI loads, or reset to the bundled model.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use hnet_gpt_model::train::data::Packed;
-use hnet_gpt_model::Arch;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::components::editor::target;
-use crate::engine::{FineTune, TuneSettings};
-use hnet_gpt_model::io::params::TrainScope;
-use crate::state::{Busy, Playground, MODEL_URL, SAVED_KEY};
+use crate::page::components::editor::target;
+use crate::page::state::{Busy, Playground};
+use crate::protocol::{JobId, Reply, Request, Scope, TuneRequest};
 use crate::web;
 
 /// Snippets are separated by a line `# ---` (or come one per file).
@@ -57,7 +51,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
     let losses = RwSignal::new(Vec::<f64>::new());
     let progress = RwSignal::new(String::new());
     let before_after = RwSignal::new((None::<f64>, None::<f64>));
-    let cancel = StoredValue::new_local(Rc::new(Cell::new(false)));
+    let job = RwSignal::new(None::<JobId>);
     let trained = RwSignal::new(false);
 
     let on_files = move |ev: web_sys::Event| {
@@ -84,122 +78,94 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
     };
 
     let train = move |_| {
-        let (Some(engine), Some(tok)) = (state.engine(), state.tokenizer()) else { return };
-        let docs = split_snippets(&snippets.get_untracked());
-        let encoded: Vec<Vec<u32>> = docs.iter().filter_map(|d| tok.encode(d).ok()).filter(|d| !d.is_empty()).collect();
-        let total: usize = encoded.iter().map(Vec::len).sum();
-        if total < 24 {
-            state.error.set(Some("Add more code to train on: at least a few lines (separate snippets with a line `# ---`).".into()));
+        let Some(client) = state.client() else { return };
+        if state.busy.get_untracked().is_some() {
             return;
         }
-        // Hold back the last fifth (of the snippets, or of the only snippet's tokens) to measure perplexity.
-        let (train_docs, held): (Vec<Vec<u32>>, Vec<Vec<u32>>) = if encoded.len() >= 2 {
-            let k = encoded.len().div_ceil(5);
-            (encoded[..encoded.len() - k].to_vec(), encoded[encoded.len() - k..].to_vec())
-        } else {
-            let d = &encoded[0];
-            let cut = d.len() * 4 / 5;
-            (vec![d[..cut].to_vec()], vec![d[cut..].to_vec()])
-        };
-        let stream_len: usize = train_docs.iter().map(|d| d.len() + 1).sum();
-        let seq_len = 64.min(stream_len.saturating_sub(1)).max(8);
-        let data = Packed::new(train_docs.into_iter().map(|d| (d, 0)), seq_len);
-        let settings = TuneSettings {
+        let request = TuneRequest {
+            snippets: split_snippets(&snippets.get_untracked()),
             steps: steps.get_untracked().clamp(1, 1000),
             lr: lr.get_untracked(),
             batch: batch.get_untracked().clamp(1, 16),
-            seq_len,
-            scope: if everything.get_untracked() { TrainScope::Everything } else { TrainScope::EncoderAndFusion },
+            scope: if everything.get_untracked() { Scope::Everything } else { Scope::EncoderAndFusion },
         };
         state.error.set(None);
         state.busy.set(Some(Busy::Training));
         losses.set(Vec::new());
         before_after.set((None, None));
-        let stop = Rc::new(Cell::new(false));
-        cancel.set_value(stop.clone());
-        spawn_local(async move {
-            let result: Result<(), String> = async {
-                progress.set("Measuring perplexity on the held-back part…".into());
-                let before = engine.perplexity(&held).await?;
-                before_after.set((Some(before), None));
-                let mut tuner = FineTune::start(&engine, data, &settings).await?;
-                let t0 = web::now_ms();
-                for step in 1..=settings.steps {
-                    if stop.get() {
-                        progress.set(format!("Cancelled after {} steps.", step - 1));
-                        break;
-                    }
-                    if let Some(l) = tuner.step().await? {
-                        losses.update(|v| v.push(l));
-                    }
-                    let elapsed = (web::now_ms() - t0) / 1000.0;
-                    let tps = (step * settings.batch * settings.seq_len) as f64 / elapsed.max(1e-3);
-                    let eta = elapsed / step as f64 * (settings.steps - step) as f64;
-                    progress.set(format!("Step {step}/{} · {tps:.0} tokens/s · ETA {eta:.0} s", settings.steps));
-                    web::yield_now().await;
+        progress.set(String::new());
+        web::mark("fine-tune");
+        let (id, done) = client.call(Request::FineTune(request), None, move |reply, _| match reply {
+            Reply::Progress(text) => progress.set(text),
+            Reply::Perplexity { before, after } => before_after.set((Some(before), after)),
+            Reply::Step { step, steps, loss, tokens_per_s, eta_s } => {
+                if let Some(l) = loss {
+                    losses.update(|v| v.push(l));
                 }
-                let tuned = tuner.finish();
-                let after = tuned.perplexity(&held).await?;
-                before_after.set((Some(before), Some(after)));
-                state.set_engine(tuned, "fine-tuned here (not saved yet)");
-                trained.set(true);
-                Ok(())
+                progress.set(format!("Step {step}/{steps} · {tokens_per_s:.0} tokens/s · ETA {eta_s:.0} s"));
             }
-            .await;
-            if let Err(e) = result {
-                state.error.set(Some(format!("Fine-tuning failed: {e}. The previous model is still loaded.")));
+            _ => {}
+        });
+        job.set(Some(id));
+        spawn_local(async move {
+            match done.await {
+                Ok(_) => trained.set(true),
+                Err(e) => state.error.set(Some(format!("Fine-tuning failed: {e}. The previous model is still loaded."))),
+            }
+            job.set(None);
+            state.busy.set(None);
+        });
+    };
+    let cancel = move |_| {
+        if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
+            client.cancel(id);
+        }
+    };
+
+    let save = move |_| {
+        let Some(client) = state.client() else { return };
+        state.busy.set(Some(Busy::Saving));
+        spawn_local(async move {
+            match client.run(Request::Save, None, |_, _| {}).await {
+                Ok(note) => state.status.set(note),
+                Err(e) => state.error.set(Some(e)),
             }
             state.busy.set(None);
         });
     };
-
-    let save = move |_| {
-        let Some(engine) = state.engine() else { return };
-        spawn_local(async move {
-            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await {
-                Ok(bytes) => match web::idb::put(SAVED_KEY, &bytes).await {
-                    Ok(()) => {
-                        state.saved.set(true);
-                        state.status.set("Saved in this browser: it will be restored on reload".into());
-                        state.set_engine(engine, "fine-tuned here (saved in this browser)");
-                    }
-                    Err(e) => state.error.set(Some(format!("Could not save: {e}"))),
-                },
-                Err(e) => state.error.set(Some(e)),
-            }
-        });
-    };
     let download = move |_| {
-        let Some(engine) = state.engine() else { return };
+        let Some(client) = state.client() else { return };
+        state.busy.set(Some(Busy::Saving));
         spawn_local(async move {
-            match engine.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await {
-                Ok(bytes) => {
-                    if let Err(e) = web::download(&bytes, "hnet-gpt-finetuned.safetensors") {
-                        state.error.set(Some(e));
+            let result = client
+                .run(Request::Download, None, move |reply, data| {
+                    if let (Reply::Bytes { filename }, Some(buffer)) = (reply, data) {
+                        if let Err(e) = web::download(&buffer, &filename) {
+                            state.error.set(Some(e));
+                        }
                     }
-                }
-                Err(e) => state.error.set(Some(e)),
+                })
+                .await;
+            if let Err(e) = result {
+                state.error.set(Some(e));
             }
+            state.busy.set(None);
         });
     };
     let reset = move |_| {
+        let Some(client) = state.client() else { return };
+        state.busy.set(Some(Busy::Loading));
+        trained.set(false);
         spawn_local(async move {
-            let _ = web::idb::delete(SAVED_KEY).await;
-            state.saved.set(false);
-            trained.set(false);
-            match web::fetch_bytes(MODEL_URL).await {
-                Ok(bytes) => {
-                    state.load_bytes(&bytes, "bundled model").await;
-                }
+            match client.run(Request::Reset, None, |_, _| {}).await {
+                Ok(note) => state.status.set(note),
                 Err(e) => state.error.set(Some(e)),
             }
+            state.busy.set(None);
         });
     };
     let training = move || state.busy.get() == Some(Busy::Training);
-    let is_hybrid = move || {
-        let _ = state.model_version.get();
-        state.engine().is_some_and(|e| e.arch() == Arch::Hybrid)
-    };
+    let is_hybrid = move || state.model.with(|m| m.as_ref().is_some_and(|m| m.arch == "hybrid"));
 
     view! {
         <section class="card" aria-labelledby="finetune-title">
@@ -228,8 +194,8 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 </label>
             </fieldset>
             <div class="row">
-                <button data-testid="train" on:click=train disabled=move || state.busy.get().is_some() || state.engine().is_none()>"Train"</button>
-                <button class="secondary" data-testid="cancel-train" on:click=move |_| cancel.get_value().set(true) disabled=move || !training()>"Cancel"</button>
+                <button data-testid="train" on:click=train disabled=move || state.busy.get().is_some() || !state.has_model()>"Train"</button>
+                <button class="secondary" data-testid="cancel-train" on:click=cancel disabled=move || !training()>"Cancel"</button>
                 <span class="muted" data-testid="train-progress">{move || progress.get()}</span>
             </div>
             {move || (!losses.with(Vec::is_empty)).then(|| curve(&losses.get()))}
@@ -240,7 +206,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
             }}</p>
             <div class="row">
                 <button class="secondary" data-testid="save" on:click=save disabled=move || state.busy.get().is_some() || !trained.get()>"Save in this browser"</button>
-                <button class="secondary" data-testid="download" on:click=download disabled=move || state.busy.get().is_some() || state.engine().is_none()>"Download checkpoint"</button>
+                <button class="secondary" data-testid="download" on:click=download disabled=move || state.busy.get().is_some() || !state.has_model()>"Download checkpoint"</button>
                 <button class="secondary" data-testid="reset" on:click=reset disabled=move || state.busy.get().is_some()>"Reset to the bundled model"</button>
             </div>
         </section>

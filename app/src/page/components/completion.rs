@@ -1,15 +1,10 @@
 //! Completion: sampling controls, Complete / Stop / Accept / Reject, and the streamed ghost suffix.
 
-use std::cell::Cell;
-use std::rc::Rc;
-
-use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::generate::sampling::SamplingParams;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::engine::mark_gpu_broken;
-use crate::state::{Busy, Playground, MODEL_URL};
+use crate::page::state::{Busy, Playground};
+use crate::protocol::{CompleteSettings, JobId, Reply, Request};
 use crate::web;
 
 /// Sampling settings, as the controls hold them.
@@ -23,18 +18,13 @@ struct Controls {
 }
 
 impl Controls {
-    fn params(&self) -> GenerateParams {
-        GenerateParams {
-            sampling: SamplingParams {
-                temperature: self.temperature.get_untracked(),
-                top_k: self.top_k.get_untracked(),
-                top_p: self.top_p.get_untracked().clamp(0.01, 1.0),
-                repetition_penalty: 1.1,
-                repetition_window: Some(64),
-            },
-            max_new_tokens: self.max_tokens.get_untracked().clamp(1, 512),
+    fn settings(&self) -> CompleteSettings {
+        CompleteSettings {
+            temperature: self.temperature.get_untracked(),
+            top_k: self.top_k.get_untracked(),
+            top_p: self.top_p.get_untracked(),
+            max_tokens: self.max_tokens.get_untracked(),
             seed: self.seed.get_untracked(),
-            ..Default::default()
         }
     }
 }
@@ -56,10 +46,17 @@ fn number_input<T: std::str::FromStr + ToString + Copy + Send + Sync + 'static>(
     }
 }
 
-/// Starts a completion of the editor's code (used by the button and by Ctrl+Enter).
-fn start(state: Playground, controls: Controls, ghost: RwSignal<String>, tokens: RwSignal<usize>, speed: RwSignal<Option<f64>>, cancel: StoredValue<Rc<Cell<bool>>, LocalStorage>) {
-    let (Some(engine), Some(tok)) = (state.engine(), state.tokenizer()) else { return };
-    if state.busy.get_untracked().is_some() {
+/// Starts a completion of the editor's code (used by the button and by Ctrl+Enter); the worker streams it.
+fn start(
+    state: Playground,
+    controls: Controls,
+    ghost: RwSignal<String>,
+    tokens: RwSignal<usize>,
+    speed: RwSignal<Option<f64>>,
+    job: RwSignal<Option<JobId>>,
+) {
+    let Some(client) = state.client() else { return };
+    if state.busy.get_untracked().is_some() || !state.model.with_untracked(Option::is_some) {
         return;
     }
     let text = state.code.get_untracked();
@@ -72,39 +69,22 @@ fn start(state: Playground, controls: Controls, ghost: RwSignal<String>, tokens:
     ghost.set(String::new());
     tokens.set(0);
     speed.set(None);
-    let stop = Rc::new(Cell::new(false));
-    cancel.set_value(stop.clone());
-    let params = controls.params();
+    web::mark("complete");
+    let t0 = web::now_ms();
+    let (id, done) = client.call(Request::Complete { prompt: text, settings: controls.settings() }, None, move |reply, _| {
+        if let Reply::Text { delta, tokens: n } = reply {
+            ghost.update(|g| g.push_str(&delta));
+            tokens.set(n);
+            speed.set(Some(n as f64 / ((web::now_ms() - t0) / 1000.0).max(1e-3)));
+        }
+    });
+    job.set(Some(id));
     spawn_local(async move {
-        let t0 = web::now_ms();
-        let result = engine
-            .complete(&tok, &text, params, stop, |delta, n| {
-                ghost.update(|g| g.push_str(delta));
-                tokens.set(n);
-                speed.set(Some(n as f64 / ((web::now_ms() - t0) / 1000.0).max(1e-3)));
-            })
-            .await;
+        let result = done.await;
+        job.set(None);
         state.busy.set(None);
         if let Err(e) = result {
-            if matches!(engine, crate::engine::Engine::Gpu(_)) {
-                // A lost or broken WebGPU device: move the model to the CPU and say so.
-                mark_gpu_broken();
-                state.error.set(Some(format!("WebGPU failed while generating ({e}); moving the model to the CPU.")));
-                // The weights are read back first; when the device is gone they cannot be, and the bundled
-                // model is loaded instead (saying so).
-                match engine.checkpoint_bytes("recovered after a WebGPU failure").await {
-                    Ok(bytes) => {
-                        state.load_bytes(&bytes, "the same model on the CPU").await;
-                    }
-                    Err(_) => {
-                        if let Ok(bytes) = web::fetch_bytes(MODEL_URL).await {
-                            state.load_bytes(&bytes, "bundled model on the CPU (the WebGPU weights were lost)").await;
-                        }
-                    }
-                }
-            } else {
-                state.error.set(Some(e));
-            }
+            state.error.set(Some(e));
         }
     });
 }
@@ -129,8 +109,13 @@ pub fn CompletionPanel(
     let ghost = RwSignal::new(String::new());
     let tokens = RwSignal::new(0usize);
     let speed = RwSignal::new(None::<f64>);
-    let cancel = StoredValue::new_local(Rc::new(Cell::new(false)));
-    let run = move || start(state, controls, ghost, tokens, speed, cancel);
+    let job = RwSignal::new(None::<JobId>);
+    let run = move || start(state, controls, ghost, tokens, speed, job);
+    let stop = move |_| {
+        if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
+            client.cancel(id);
+        }
+    };
     Effect::new(move |prev: Option<u64>| {
         let now = trigger.get();
         if prev.is_some_and(|p| p != now) {
@@ -158,10 +143,10 @@ pub fn CompletionPanel(
                 </fieldset>
             })}
             <div class="row">
-                <button data-testid="complete" on:click=move |_| run() disabled=move || state.busy.get().is_some() || state.engine().is_none()>
+                <button data-testid="complete" on:click=move |_| run() disabled=move || state.busy.get().is_some() || !state.has_model()>
                     "Complete"
                 </button>
-                <button class="secondary" data-testid="stop" on:click=move |_| cancel.get_value().set(true) disabled=move || !generating()>"Stop"</button>
+                <button class="secondary" data-testid="stop" on:click=stop disabled=move || !generating()>"Stop"</button>
                 <button class="secondary" data-testid="accept" on:click=accept disabled=move || !idle_with_ghost() title="Append the completion to the code">"Accept"</button>
                 <button class="secondary" data-testid="reject" on:click=move |_| ghost.set(String::new()) disabled=move || !idle_with_ghost()>"Reject"</button>
                 <span class="muted" data-testid="token-count">{move || format!("{} tokens", tokens.get())}</span>

@@ -1,34 +1,44 @@
 //! Models: the bundled default, a checkpoint from a URL (with progress, cached), or a local file from the CLI.
 //! A file that does not load leaves the current model in place and says why. When `public/models/models.json`
-//! lists several bundled models (one per architecture), an architecture selector switches between them.
+//! lists several bundled models (one per architecture), an architecture selector switches between them. The
+//! loaded model's card says what it is and where it came from.
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::components::editor::target;
-use crate::state::{Busy, BundledModel, Manifest, Playground, MANIFEST_URL};
+use crate::page::components::editor::target;
+use crate::page::components::status::describe;
+use crate::page::state::{format_bytes, BundledModel, Manifest, Playground, MANIFEST_URL};
+use crate::protocol::ModelSource;
 use crate::web;
+
+/// Download progress, one bar per file (model, tokenizer), with sizes.
+#[component]
+pub fn Downloads(state: Playground) -> impl IntoView {
+    view! {
+        <ul class="downloads" data-testid="downloads">
+            {move || state.downloads.get().into_iter().map(|d| {
+                let size = match d.total {
+                    Some(t) => format!("{} of {}", format_bytes(d.received), format_bytes(t)),
+                    None => format_bytes(d.received),
+                };
+                view! {
+                    <li data-testid="download-progress" data-file=d.file.clone()>
+                        <span class="download-name">{d.file.clone()}</span>
+                        <progress max=d.total.unwrap_or(0).to_string() value=d.received.to_string()
+                            aria-label=format!("Downloading the {}", d.file)></progress>
+                        <span class="muted">{size}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+    }
+}
 
 /// The model panel.
 #[component]
 pub fn ModelPanel(state: Playground) -> impl IntoView {
     let url = RwSignal::new(String::new());
-    let progress = RwSignal::new(None::<(usize, Option<usize>)>);
-    // Fetches a checkpoint (progress bar, Cache API) and loads it; true when it loaded. The URL field and the
-    // architecture selector both load through here.
-    let load_from = move |url: String, source: String| async move {
-        state.busy.set(Some(Busy::Loading));
-        let result = web::fetch_cached(&url, |got, total| progress.set(Some((got, total)))).await;
-        progress.set(None);
-        state.busy.set(None);
-        match result {
-            Ok(bytes) => state.load_bytes(&bytes, &source).await,
-            Err(e) => {
-                state.error.set(Some(format!("{e}. The previous model is still loaded.")));
-                false
-            }
-        }
-    };
     let load_url = move |_| {
         let u = url.get_untracked().trim().to_string();
         if u.is_empty() {
@@ -36,7 +46,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
             return;
         }
         spawn_local(async move {
-            load_from(u.clone(), format!("model from {u}")).await;
+            state.load(ModelSource::Url { label: format!("model from {u}"), url: u }, None).await;
         });
     };
     // The bundled models; the selector only appears when there is a choice.
@@ -53,7 +63,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
         let previous = selected.get_untracked();
         selected.set(i);
         spawn_local(async move {
-            if !load_from(model.url, format!("bundled {} model", model.arch)).await {
+            if !state.load(ModelSource::Url { url: model.url, label: format!("bundled {} model", model.arch) }, None).await {
                 selected.set(previous);
             }
         });
@@ -61,19 +71,26 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
     let load_file = move |ev: web_sys::Event| {
         let Some(input) = target::<web_sys::HtmlInputElement>(&ev) else { return };
         let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        // The File itself goes to the worker, which reads it: the page never copies the bytes.
         spawn_local(async move {
-            match web::read_file(&file).await {
-                Ok(bytes) => {
-                    state.load_bytes(&bytes, &format!("local file {}", file.name())).await;
-                }
-                Err(e) => state.error.set(Some(e)),
-            }
+            state.load(ModelSource::File { name: file.name() }, Some(file)).await;
         });
+    };
+    let card = move || {
+        state.model.get().map(|m| {
+            let rows = m.card.iter().map(|(k, v)| view! { <dt>{k.replace('_', " ")}</dt><dd>{v.clone()}</dd> }).collect_view();
+            view! {
+                <div class="model-card" data-testid="model-card">
+                    <p><strong>{describe(&m)}</strong></p>
+                    <dl>{rows}</dl>
+                </div>
+            }
+        })
     };
     view! {
         <section class="card" aria-labelledby="models-title">
             <h2 id="models-title">"Model"</h2>
-            <p class="muted">{move || format!("Loaded: {}", state.model_desc.get())}</p>
+            {card}
             {move || (bundled.get().len() > 1).then(|| view! {
                 <div class="row">
                     <label for="arch-select">"Architecture"</label>
@@ -95,10 +112,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
                     on:input=move |ev| url.set(event_target_value(&ev)) />
                 <button class="secondary" on:click=load_url disabled=move || state.busy.get().is_some()>"Load"</button>
             </div>
-            {move || progress.get().map(|(got, total)| view! {
-                <progress max=total.unwrap_or(0).to_string() value=got.to_string() aria-label="Download progress"></progress>
-                <span class="muted">{format!("{:.1} MB", got as f64 / 1e6)}</span>
-            })}
+            <Downloads state=state />
         </section>
     }
 }

@@ -1,49 +1,26 @@
 //! The page: status, editor and completion, the chunk view, fine-tuning and model loading — or, with `?embed=1`,
 //! a compact widget for an `<iframe>` in documentation.
 
-use hnet_gpt_model::io::tokenizer::Tokenizer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::components::chunk_view::ChunkView;
-use crate::components::completion::CompletionPanel;
-use crate::components::editor::Editor;
-use crate::components::finetune::FineTunePanel;
-use crate::components::models::ModelPanel;
-use crate::components::status::StatusBar;
-use crate::state::{Playground, MODEL_URL, SAVED_KEY, TOKENIZER_URL};
+use crate::page::components::chunk_view::ChunkView;
+use crate::page::components::completion::CompletionPanel;
+use crate::page::components::editor::Editor;
+use crate::page::components::finetune::FineTunePanel;
+use crate::page::components::models::ModelPanel;
+use crate::page::components::status::StatusBar;
+use crate::page::state::Playground;
+use crate::protocol::ModelSource;
 use crate::web;
 
 const EXAMPLE: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\n\ndef is_prime(n):\n";
 
-/// Loads the tokenizer, then the saved fine-tuned model if this browser has one, else the bundled model.
+/// Loads the saved fine-tuned model if this browser has one, else the bundled model (the worker loads the
+/// tokenizer first).
 fn boot(state: Playground) {
     spawn_local(async move {
-        match web::fetch_bytes(TOKENIZER_URL).await.and_then(|b| Tokenizer::from_json_bytes(&b).map_err(|e| e.to_string())) {
-            Ok(t) => state.set_tokenizer(t),
-            Err(e) => {
-                state.error.set(Some(format!("Could not load the tokenizer: {e}")));
-                state.status.set("Could not start".into());
-                state.busy.set(None);
-                return;
-            }
-        }
-        if let Ok(Some(bytes)) = web::idb::get(SAVED_KEY).await {
-            state.saved.set(true);
-            if state.load_bytes(&bytes, "fine-tuned model restored from this browser").await {
-                return;
-            }
-        }
-        match web::fetch_bytes(MODEL_URL).await {
-            Ok(bytes) => {
-                state.load_bytes(&bytes, "bundled model").await;
-            }
-            Err(e) => {
-                state.error.set(Some(format!("Could not load the bundled model: {e}")));
-                state.status.set("No model loaded".into());
-                state.busy.set(None);
-            }
-        }
+        state.load(ModelSource::SavedOrBundled, None).await;
     });
 }
 
@@ -63,7 +40,7 @@ pub fn App() -> impl IntoView {
             <div class="grid">
                 <section class="card" aria-labelledby="code-title">
                     <h2 id="code-title">"Code"</h2>
-                    <Editor code=state.code on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
+                    <Editor code=state.code top_line=state.top_line on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
                     <CompletionPanel state=state trigger=trigger />
                 </section>
                 <ChunkView state=state />

@@ -16,6 +16,9 @@ pub fn Editor(
     /// Visible rows.
     #[prop(default = 14)]
     rows: usize,
+    /// Set to the first visible line as the editor scrolls (the chunk view follows it).
+    #[prop(optional)]
+    top_line: Option<RwSignal<usize>>,
 ) -> impl IntoView {
     let area = NodeRef::<html::Textarea>::new();
     let gutter = NodeRef::<html::Div>::new();
@@ -53,6 +56,14 @@ pub fn Editor(
     let on_scroll = move |_| {
         if let (Some(a), Some(g)) = (area.get(), gutter.get()) {
             g.set_scroll_top(a.scroll_top());
+            if let Some(top) = top_line {
+                let lines = code.with_untracked(|c| c.split('\n').count()).max(1) as f64;
+                let line_px = (a.scroll_height() as f64 / lines).max(1.0);
+                let line = (a.scroll_top() as f64 / line_px).floor() as usize;
+                if top.get_untracked() != line {
+                    top.set(line);
+                }
+            }
         }
     };
     view! {

@@ -1,5 +1,5 @@
-//! The model engine of the page: picks WebGPU or the CPU backend, loads checkpoints, streams completions, inspects
-//! chunking, and fine-tunes.
+//! The model engine of the worker: picks WebGPU or the CPU backend, loads checkpoints, streams completions,
+//! inspects chunking, and fine-tunes.
 //!
 //! This is the one place the app names concrete backends. WebGPU (burn's wgpu backend over the browser's WebGPU)
 //! is preferred; the CPU backend (burn's Flex, compiled to wasm) takes over when WebGPU is missing, has no adapter,
@@ -12,19 +12,20 @@ use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, Wg
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
-use hnet_gpt_model::generate::{GenerateParams, Generator};
-use hnet_gpt_model::eval::inspect::{inspect_chunks, ChunkReport};
-use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::eval::inspect::{inspect_chunks_windowed, ChunkReport, WindowCache};
 use hnet_gpt_model::eval::score::token_logprobs_async;
-use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::generate::{GenerateParams, Generator};
+use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::TrainScope;
+use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
+use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
 use hnet_gpt_model::train::TrainConfig;
-use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::{Arch, Model};
 
-use crate::web::{self, AdapterInfo};
+use crate::protocol::BackendInfo;
+use crate::web;
 
 /// The GPU backend: burn's wgpu backend, WGSL shaders, over the browser's WebGPU.
 pub type Gpu = burn::backend::Wgpu;
@@ -38,19 +39,6 @@ pub enum Engine {
     Gpu(Rc<Model<Gpu>>),
     /// On the CPU.
     Cpu(Rc<Model<Cpu>>),
-}
-
-/// Which backend runs the model, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackendInfo {
-    /// "WebGPU" or "CPU".
-    pub name: &'static str,
-    /// The WebGPU adapter (when one was found).
-    pub adapter: Option<AdapterInfo>,
-    /// Why the CPU is used, when it is.
-    pub fallback_reason: Option<String>,
-    /// Milliseconds the warm-up pass took (shader compilation dominates on first use).
-    pub warmup_ms: f64,
 }
 
 thread_local! {
@@ -110,7 +98,13 @@ impl Engine {
                 let start = web::now_ms();
                 match warm_up(&model).await {
                     Ok(()) => {
-                        let info = BackendInfo { name: "WebGPU", adapter: Some(adapter), fallback_reason: None, warmup_ms: web::now_ms() - start };
+                        let info = BackendInfo {
+                            name: "WebGPU".into(),
+                            adapter: Some(adapter.name),
+                            software: adapter.fallback,
+                            fallback_reason: None,
+                            warmup_ms: web::now_ms() - start,
+                        };
                         return Ok((Engine::Gpu(Rc::new(model)), info));
                     }
                     Err(e) => {
@@ -124,7 +118,13 @@ impl Engine {
         let model = load_on::<Cpu>(bytes, &Default::default())?;
         let start = web::now_ms();
         warm_up(&model).await?;
-        let info = BackendInfo { name: "CPU", adapter, fallback_reason: Some(reason), warmup_ms: web::now_ms() - start };
+        let info = BackendInfo {
+            name: "CPU".into(),
+            software: adapter.as_ref().is_some_and(|a| a.fallback),
+            adapter: adapter.map(|a| a.name),
+            fallback_reason: Some(reason),
+            warmup_ms: web::now_ms() - start,
+        };
         Ok((Engine::Cpu(Rc::new(model)), info))
     }
 
@@ -134,6 +134,11 @@ impl Engine {
             Engine::Gpu(m) => m.num_params(),
             Engine::Cpu(m) => m.num_params(),
         }
+    }
+
+    /// Whether the model runs on WebGPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(self, Engine::Gpu(_))
     }
 
     /// The architecture.
@@ -176,18 +181,56 @@ impl Engine {
         }
     }
 
-    /// How the model chunks `text` (None for gpt2, which does not chunk).
-    pub async fn chunks(&self, tokenizer: &Tokenizer, text: &str) -> Result<Option<ChunkReport>, String> {
+    /// How the model chunks all of `text`, in windows of its context (`cache` holds the last run's windows).
+    /// Returns `Ok(None)` when `stop` was set before it finished; `progress(done, total)` hears of each window.
+    /// A gpt2 model has no chunks: the error says so.
+    pub async fn chunks(
+        &self,
+        tokenizer: &Tokenizer,
+        text: &str,
+        cache: &mut WindowCache,
+        stop: Rc<Cell<bool>>,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Option<ChunkReport>, String> {
         if self.arch() == Arch::Gpt2 {
-            return Ok(None);
+            return Err(format!("This is a {} model: it has no learned chunks to show. Load an hnet or hybrid checkpoint.", self.arch()));
         }
         web::mark("chunks");
-        match self {
-            Engine::Gpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
-            Engine::Cpu(m) => inspect_chunks(m.as_ref(), tokenizer, text).await,
+        let mut step = |done, total| {
+            progress(done, total);
+            let stop = stop.clone();
+            async move {
+                // Let a newer edit's request (which sets `stop`) get through between windows.
+                web::yield_now().await;
+                !stop.get()
+            }
+        };
+        let result = match self {
+            Engine::Gpu(m) => inspect_chunks_windowed(m.as_ref(), tokenizer, text, cache, &mut step).await,
+            Engine::Cpu(m) => inspect_chunks_windowed(m.as_ref(), tokenizer, text, cache, &mut step).await,
+        };
+        result.map(|r| r.map(|(report, _)| report)).map_err(|e| format!("Could not compute the chunks: {e}"))
+    }
+
+    /// Surprisal of `ids[first..last]`, each token scored with up to half a context before it (the text's first
+    /// token after `<|endoftext|>`).
+    pub async fn surprisal_range(&self, ids: &[u32], first: usize, last: usize) -> Result<Vec<f32>, String> {
+        let n_ctx = match self {
+            Engine::Gpu(m) => m.n_ctx(),
+            Engine::Cpu(m) => m.n_ctx(),
+        };
+        let begin = first.saturating_sub(n_ctx / 2);
+        if begin == 0 {
+            let bits = self.surprisal(&ids[..last]).await?;
+            return Ok(bits[first..].to_vec());
         }
-        .map(Some)
-        .map_err(|e| e.to_string())
+        let lp = match self {
+            Engine::Gpu(m) => token_logprobs_async(m.as_ref(), &ids[begin..last]).await,
+            Engine::Cpu(m) => token_logprobs_async(m.as_ref(), &ids[begin..last]).await,
+        }
+        .map_err(|e| e.to_string())?;
+        // lp[j] scores ids[begin + j + 1].
+        Ok(lp[first - begin - 1..].iter().map(|l| -l / std::f32::consts::LN_2).collect())
     }
 
     /// Surprisal (−log₂ p, bits) of every token of `ids` given the ones before, the first after `<|endoftext|>`.
@@ -249,7 +292,7 @@ async fn complete_on<B: Backend>(
     Ok(count)
 }
 
-/// Fine-tuning settings.
+/// Fine-tuning settings, resolved.
 #[derive(Debug, Clone)]
 pub struct TuneSettings {
     /// Optimizer steps.

@@ -1,0 +1,144 @@
+//! The chunk view: the code drawn with each learned chunk as a coloured span, boundary probability as a heat
+//! underline, details of each token on hover or focus, and overlays for Python statement starts (parsed in the
+//! worker) and per-token surprisal. Recomputed in the worker, debounced, as the code changes.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::page::state::Playground;
+use crate::protocol::{ChunksView, Reply, Request};
+use crate::web;
+
+/// Heat colour of a boundary probability: blue (0) to red (1).
+fn heat(p: f32) -> String {
+    format!("hsl({:.0} 85% 50%)", 220.0 - 220.0 * p.clamp(0.0, 1.0))
+}
+
+/// The chunk view.
+#[component]
+pub fn ChunkView(state: Playground) -> impl IntoView {
+    let drawn = RwSignal::new(None::<ChunksView>);
+    let note = RwSignal::new(None::<String>);
+    let show_statements = RwSignal::new(false);
+    let show_surprisal = RwSignal::new(false);
+    let detail = RwSignal::new(None::<String>);
+    let progress = RwSignal::new(None::<String>);
+    let generation = StoredValue::new(0u64);
+
+    // Recompute 400 ms after the last edit, and whenever the model or the surprisal toggle changes; re-slice 150 ms
+    // after the editor scrolls. The worker does the work (a newer request stops an older one); the page only draws.
+    let last_text = StoredValue::new(String::new());
+    Effect::new(move |_| {
+        let text = state.code.get();
+        let first_line = state.top_line.get();
+        let _ = state.model_version.get();
+        let surprisal = show_surprisal.get();
+        let this = generation.get_value() + 1;
+        generation.set_value(this);
+        let delay = if last_text.with_value(|t| *t == text) { 150 } else { 400 };
+        spawn_local(async move {
+            web::sleep_ms(delay).await;
+            if generation.get_value() != this || !state.has_model() {
+                return; // a newer edit superseded this one, or there is no model yet
+            }
+            let Some(client) = state.client() else { return };
+            last_text.set_value(text.clone());
+            let result = RwSignal::new(None::<Result<ChunksView, String>>);
+            let _ = client
+                .run(Request::Chunks { text, surprisal, first_line: first_line.saturating_sub(2) }, None, move |reply, _| match reply {
+                    Reply::Chunks(view) => result.set(Some(view)),
+                    Reply::Progress(p) => progress.set(Some(p)),
+                    _ => {}
+                })
+                .await;
+            if generation.get_value() != this {
+                return;
+            }
+            progress.set(None);
+            match result.get_untracked() {
+                Some(Ok(view)) => {
+                    note.set(view.note.clone());
+                    drawn.set(Some(view));
+                    web::mark("chunks drawn");
+                }
+                Some(Err(message)) => {
+                    drawn.set(None);
+                    note.set(Some(message));
+                }
+                None => {}
+            }
+        });
+    });
+
+    let body = move || {
+        let Some(d) = drawn.get() else { return ().into_any() };
+        let statements = show_statements.get();
+        let parse_note = (statements && !d.parses).then(|| {
+            view! { <p class="muted" data-testid="parse-note">"The code does not parse as Python yet, so statement starts are not shown."</p> }
+        });
+        // Token spans are offsets in the whole text; the view holds the slice from `d.offset`.
+        let mut cursor = d.offset;
+        let mut tokens = d.tokens.iter().enumerate().map(|(k, t)| (d.first_token + k, t)).peekable();
+        let mut chunks = Vec::with_capacity(d.n_chunks);
+        while let Some(&(_, first)) = tokens.peek() {
+            let ci = first.chunk;
+            let mut spans = Vec::new();
+            while let Some((i, t)) = tokens.next_if(|(_, t)| t.chunk == ci) {
+                let from = cursor.max(t.start);
+                let to = t.end.max(from);
+                cursor = to;
+                let piece = d.text.get(from - d.offset..to - d.offset).unwrap_or("").to_string();
+                let stmt = statements && t.statement == Some(true);
+                let mut style = format!("border-bottom-color: {}", heat(t.p));
+                if let Some(b) = t.surprisal {
+                    style.push_str(&format!(
+                        "; background: color-mix(in srgb, orange {:.0}%, transparent)",
+                        (b / 16.0).clamp(0.0, 1.0) * 70.0
+                    ));
+                }
+                let info = format!(
+                    "token {i}: {:?} · id {} · p = {:.3}{} · chunk {ci}{}",
+                    piece,
+                    t.id,
+                    t.p,
+                    if t.boundary { " (boundary)" } else { "" },
+                    t.surprisal.map(|b| format!(" · surprisal {b:.2} bits")).unwrap_or_default()
+                );
+                let (label, on_hover, on_focus) = (info.clone(), info.clone(), info);
+                spans.push(view! {
+                    <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.p) tabindex="0" style=style
+                        aria-label=label on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
+                        on:focus=move |_| detail.set(Some(on_focus.clone()))>{piece}</span>
+                });
+            }
+            chunks.push(view! { <span class=format!("chunk c{}", ci % 2) data-testid="chunk">{spans}</span> });
+        }
+        let summary = format!(
+            "{} chunks · {} tokens · mean {:.2} tokens, {:.1} bytes per chunk",
+            d.n_chunks, d.total_tokens, d.mean_chunk_tokens, d.mean_chunk_bytes
+        );
+        view! {
+            {parse_note}
+            <p class="muted" data-testid="chunk-summary" data-chunks=d.n_chunks>{summary}</p>
+            <pre class="chunks" aria-label="Code drawn by chunk">{chunks}</pre>
+        }
+        .into_any()
+    };
+
+    view! {
+        <section class="card chunk-view" aria-labelledby="chunks-title">
+            <h2 id="chunks-title">"Chunks"</h2>
+            <p class="muted">"Each coloured run is one chunk the router cut; the underline is the boundary probability (blue 0 → red 1)."</p>
+            <div class="row">
+                <label><input type="checkbox" data-testid="toggle-statements" prop:checked=move || show_statements.get()
+                    on:change=move |ev| show_statements.set(event_target_checked(&ev)) />" Python statement starts"</label>
+                <label><input type="checkbox" data-testid="toggle-surprisal" prop:checked=move || show_surprisal.get()
+                    on:change=move |ev| show_surprisal.set(event_target_checked(&ev)) />" Surprisal"</label>
+            </div>
+            {move || note.get().map(|n| view! { <p class="muted" data-testid="chunk-note">{n}</p> })}
+            {move || progress.get().map(|p| view! { <p class="muted" data-testid="chunk-progress">{p}</p> })}
+            {body}
+            <p class="detail" data-testid="token-detail" aria-live="polite">{move || detail.get().unwrap_or_else(|| "Hover or focus a token for details.".into())}</p>
+        </section>
+    }
+}

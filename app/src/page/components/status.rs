@@ -1,0 +1,41 @@
+//! The status bar: activity, the worker's state, backend, adapter (with a badge for software adapters), model.
+
+use leptos::prelude::*;
+
+use crate::page::state::{format_count, Playground};
+use crate::protocol::ModelInfo;
+
+/// "hybrid · 3.4M parameters · bundled model".
+pub fn describe(m: &ModelInfo) -> String {
+    format!("{} · {} parameters · {}", m.arch, format_count(m.params), m.source)
+}
+
+/// Status pills and, when relevant, why the CPU runs the model and the last error.
+#[component]
+pub fn StatusBar(state: Playground) -> impl IntoView {
+    let backend = state.backend;
+    view! {
+        <div class="status" role="status" aria-live="polite">
+            <span class="pill" data-testid="status">{move || state.status.get()}</span>
+            <span class="pill" data-testid="worker" title="All model work runs in a Web Worker, off the page's thread">
+                {move || format!("Worker: {}", state.worker.get().label())}
+            </span>
+            <span class="pill" data-testid="backend">
+                {move || backend.get().map_or("Backend: …".to_string(), |b| format!("Backend: {}", b.name))}
+            </span>
+            {move || backend.get().and_then(|b| b.adapter.map(|a| (a, b.software))).map(|(name, software)| view! {
+                <span class="pill" data-testid="adapter">{format!("Adapter: {name}")}</span>
+                {software.then(|| view! { <span class="pill badge" data-testid="software-adapter" title="A software (fallback) WebGPU adapter: correct, but slow">"software adapter"</span> })}
+            })}
+            {move || state.model.get().map(|m| view! { <span class="pill" data-testid="model">{describe(&m)}</span> })}
+        </div>
+        {move || backend.get().and_then(|b| b.fallback_reason).map(|r| view! {
+            <p class="muted" data-testid="fallback-reason">{format!("Running on the CPU: {r}")}</p>
+        })}
+        {move || state.error.get().map(|e| view! {
+            <p class="alert" role="alert" data-testid="error">{e}
+                <button class="link" on:click=move |_| state.error.set(None) aria-label="Dismiss the error">"×"</button>
+            </p>
+        })}
+    }
+}

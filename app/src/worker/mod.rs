@@ -1,0 +1,364 @@
+//! The model worker: a dedicated Web Worker (its own wasm, built by trunk from `src/bin/worker.rs`) that owns the
+//! tokenizer and the model and does every piece of model work — loading, warm-up, generation, chunking,
+//! perplexity, fine-tuning, saving — so that none of it can block the page. The page talks to it only through
+//! [`crate::protocol`] messages.
+//!
+//! Jobs run as async tasks on the worker's one thread. They yield between steps (a token, a training phase), which
+//! is when a `Cancel` message gets through; several jobs may interleave at those points, as they did on the page.
+
+mod chunks;
+mod engine;
+mod tune;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::GenerateParams;
+use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
+use js_sys::{Object, Reflect, Uint8Array};
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::spawn_local;
+
+use crate::protocol::{ChunksView, CompleteSettings, Envelope, JobId, ModelInfo, ModelSource, Reply, Request, WorkerState};
+use crate::web;
+use chunks::{ChunkState, Chunked};
+use engine::{mark_gpu_broken, Engine};
+
+/// Where the bundled model and tokenizer are served from (trunk copies `public/` into the site; the worker's
+/// script sits next to the page, so the same relative URLs work).
+pub const TOKENIZER_URL: &str = "public/tokenizer.json";
+/// The bundled default model.
+pub const MODEL_URL: &str = "public/models/default.safetensors";
+/// IndexedDB key of the saved fine-tuned model.
+pub const SAVED_KEY: &str = "finetuned";
+
+/// The worker's state: the tokenizer and model once loaded, cancel flags of running jobs.
+#[derive(Default)]
+struct Worker {
+    tokenizer: RefCell<Option<Rc<Tokenizer>>>,
+    engine: RefCell<Option<Engine>>,
+    /// Where the loaded model came from, and its card.
+    model: RefCell<Option<ModelInfo>>,
+    saved: Cell<bool>,
+    force_cpu: Cell<bool>,
+    cancels: RefCell<HashMap<JobId, Rc<Cell<bool>>>>,
+    chunks: RefCell<ChunkState>,
+    /// How many jobs of each state are running (the state shown is the latest started that still runs).
+    running: RefCell<Vec<(JobId, WorkerState)>>,
+}
+
+fn scope() -> web_sys::DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+/// Sends a reply to the page; `data` is transferred (an ArrayBuffer), not copied.
+fn post(job: JobId, msg: Reply, data: Option<js_sys::ArrayBuffer>) {
+    let envelope = Object::new();
+    let _ = Reflect::set(&envelope, &"msg".into(), &Envelope { job, msg }.to_json().into());
+    let result = match data {
+        Some(buffer) => {
+            let _ = Reflect::set(&envelope, &"data".into(), &buffer);
+            scope().post_message_with_transfer(&envelope, &js_sys::Array::of1(&buffer))
+        }
+        None => scope().post_message(&envelope),
+    };
+    if let Err(e) = result {
+        web_sys::console::error_1(&format!("the worker could not post a message: {}", web::js_err(e)).into());
+    }
+}
+
+/// Starts the worker: installs the message handler and tells the page it is ready.
+pub fn run() {
+    console_error_panic_hook::set_once();
+    let worker = Rc::new(Worker::default());
+    let handler = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let data = event.data();
+        let text = Reflect::get(&data, &"msg".into()).ok().and_then(|m| m.as_string()).unwrap_or_default();
+        let extra = Reflect::get(&data, &"data".into()).ok().filter(|v| !v.is_undefined());
+        match Envelope::<Request>::from_json(&text) {
+            Ok(Envelope { job, msg: Request::Cancel(target) }) => {
+                if let Some(flag) = worker.cancels.borrow().get(&target) {
+                    flag.set(true);
+                }
+                post(job, Reply::Done(Ok("cancel requested".into())), None);
+            }
+            Ok(Envelope { job, msg }) => {
+                let worker = worker.clone();
+                spawn_local(async move {
+                    let result = worker.handle(job, msg, extra).await;
+                    worker.finish(job);
+                    post(job, Reply::Done(result), None);
+                });
+            }
+            Err(e) => web_sys::console::error_1(&e.into()),
+        }
+    });
+    scope().set_onmessage(Some(handler.as_ref().unchecked_ref()));
+    handler.forget();
+    post(0, Reply::Ready, None);
+}
+
+impl Worker {
+    /// Marks `job` as running in `state` (the page shows it) and returns its cancel flag.
+    fn begin(&self, job: JobId, state: WorkerState) -> Rc<Cell<bool>> {
+        self.running.borrow_mut().push((job, state));
+        post(0, Reply::State(state), None);
+        let flag = Rc::new(Cell::new(false));
+        self.cancels.borrow_mut().insert(job, flag.clone());
+        flag
+    }
+
+    fn finish(&self, job: JobId) {
+        self.cancels.borrow_mut().remove(&job);
+        let mut running = self.running.borrow_mut();
+        let before = running.len();
+        running.retain(|(j, _)| *j != job);
+        if running.len() != before {
+            post(0, Reply::State(running.last().map_or(WorkerState::Idle, |(_, s)| *s)), None);
+        }
+    }
+
+    fn engine(&self) -> Result<Engine, String> {
+        self.engine.borrow().clone().ok_or_else(|| "no model is loaded".to_string())
+    }
+
+    fn tokenizer(&self) -> Result<Rc<Tokenizer>, String> {
+        self.tokenizer.borrow().clone().ok_or_else(|| "the tokenizer is not loaded".to_string())
+    }
+
+    async fn handle(&self, job: JobId, request: Request, extra: Option<JsValue>) -> Result<String, String> {
+        match request {
+            Request::Load { source, force_cpu } => {
+                self.force_cpu.set(force_cpu);
+                self.begin(job, WorkerState::Loading);
+                self.load(job, source, extra).await
+            }
+            Request::Complete { prompt, settings } => {
+                let cancel = self.begin(job, WorkerState::Generating);
+                self.complete(job, &prompt, settings, cancel).await
+            }
+            Request::Chunks { text, surprisal, first_line } => {
+                let stop = self.begin(job, WorkerState::Chunking);
+                let view = self.chunks(job, text, surprisal, first_line, stop).await?;
+                if let Some(view) = view {
+                    post(job, Reply::Chunks(view), None);
+                }
+                Ok(String::new())
+            }
+            Request::FineTune(request) => {
+                let cancel = self.begin(job, WorkerState::Training);
+                let (engine, tokenizer) = (self.engine()?, self.tokenizer()?);
+                let tuned = tune::fine_tune(job, &engine, &tokenizer, request, cancel).await?;
+                self.set_model(tuned, "fine-tuned here (not saved yet)", None);
+                Ok("fine-tuned".into())
+            }
+            Request::Save => {
+                self.begin(job, WorkerState::Saving);
+                let bytes = self.engine()?.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await?;
+                web::idb::put(SAVED_KEY, &bytes).await.map_err(|e| format!("Could not save: {e}"))?;
+                self.saved.set(true);
+                self.describe("fine-tuned here (saved in this browser)");
+                Ok("Saved in this browser: it will be restored on reload".into())
+            }
+            Request::Download => {
+                self.begin(job, WorkerState::Saving);
+                let bytes = self.engine()?.checkpoint_bytes("fine-tuned in the HNet-GPT playground").await?;
+                let buffer = Uint8Array::from(bytes.as_slice()).buffer();
+                post(job, Reply::Bytes { filename: "hnet-gpt-finetuned.safetensors".into() }, Some(buffer));
+                Ok(String::new())
+            }
+            Request::Reset => {
+                self.begin(job, WorkerState::Loading);
+                let _ = web::idb::delete(SAVED_KEY).await;
+                self.saved.set(false);
+                self.load(job, ModelSource::Bundled, None).await
+            }
+            Request::Cancel(_) => Ok(String::new()),
+        }
+    }
+
+    /// Loads the tokenizer (once) and a model; on failure the previous model stays loaded.
+    async fn load(&self, job: JobId, source: ModelSource, extra: Option<JsValue>) -> Result<String, String> {
+        if self.tokenizer.borrow().is_none() {
+            post(job, Reply::Status("Loading the tokenizer…".into()), None);
+            let bytes = web::fetch_progress(TOKENIZER_URL, false, |received, total| {
+                post(job, Reply::Download { file: "tokenizer".into(), received, total }, None)
+            })
+            .await
+            .map_err(|e| format!("Could not load the tokenizer: {e}"))?;
+            let tokenizer = Tokenizer::from_json_bytes(&bytes).map_err(|e| format!("Could not load the tokenizer: {e}"))?;
+            *self.tokenizer.borrow_mut() = Some(Rc::new(tokenizer));
+        }
+        let progress = |received, total| post(job, Reply::Download { file: "model".into(), received, total }, None);
+        let (bytes, label) = match source {
+            ModelSource::SavedOrBundled => match web::idb::get(SAVED_KEY).await {
+                Ok(Some(bytes)) => {
+                    self.saved.set(true);
+                    match self.load_bytes(job, bytes, "fine-tuned model restored from this browser").await {
+                        Ok(note) => return Ok(note),
+                        // A saved model that no longer loads: say so, and fall back to the bundled one.
+                        Err(e) => post(job, Reply::Status(format!("{e}; loading the bundled model")), None),
+                    }
+                    (fetch_model(MODEL_URL, progress).await?, "bundled model".to_string())
+                }
+                _ => (fetch_model(MODEL_URL, progress).await?, "bundled model".to_string()),
+            },
+            ModelSource::Bundled => (fetch_model(MODEL_URL, progress).await?, "bundled model".to_string()),
+            ModelSource::Url { url, label } => (fetch_model(&url, progress).await?, label),
+            ModelSource::File { name } => {
+                let file: web_sys::File = extra.and_then(|v| v.dyn_into().ok()).ok_or("no file came with the request")?;
+                let bytes = web::read_file(&file).await?;
+                (bytes, format!("local file {name}"))
+            }
+        };
+        self.load_bytes(job, bytes, &label).await
+    }
+
+    async fn load_bytes(&self, job: JobId, bytes: Vec<u8>, source: &str) -> Result<String, String> {
+        post(job, Reply::Status(format!("Loading {source}…")), None);
+        let had_model = self.engine.borrow().is_some();
+        let kept = if had_model { " The previous model is still loaded." } else { "" };
+        let card = checkpoint::read_info(&bytes, "checkpoint")
+            .map(|info| {
+                let mut card: Vec<(String, String)> =
+                    info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
+                card.sort();
+                card
+            })
+            .map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let (engine, backend) =
+            Engine::load(&bytes, self.force_cpu.get()).await.map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let warmup = backend.warmup_ms;
+        let model = self.set_model(engine, source, Some(card));
+        post(job, Reply::Loaded { model, backend }, None);
+        Ok(format!("Ready (warm-up {:.1} s)", warmup / 1000.0))
+    }
+
+    /// Installs a model and returns its description (the card is kept from the last load unless given).
+    fn set_model(&self, engine: Engine, source: &str, card: Option<Vec<(String, String)>>) -> ModelInfo {
+        let card = card.or_else(|| self.model.borrow().as_ref().map(|m| m.card.clone())).unwrap_or_default();
+        let info = ModelInfo {
+            arch: engine.arch().to_string(),
+            params: engine.num_params(),
+            source: source.into(),
+            saved: self.saved.get(),
+            card,
+        };
+        *self.engine.borrow_mut() = Some(engine);
+        // Chunks and cached windows belong to the model that computed them.
+        *self.chunks.borrow_mut() = ChunkState::default();
+        *self.model.borrow_mut() = Some(info.clone());
+        post(0, Reply::Model(info.clone()), None);
+        info
+    }
+
+    /// Renames the loaded model's source (after a save) and tells the page.
+    fn describe(&self, source: &str) {
+        let mut model = self.model.borrow_mut();
+        if let Some(m) = model.as_mut() {
+            m.source = source.into();
+            m.saved = self.saved.get();
+            post(0, Reply::Model(m.clone()), None);
+        }
+    }
+
+    /// Chunks `text` (or reuses the last result when the text is the same) and slices it from `first_line`.
+    /// A newer chunk request stops this one between windows; then nothing is sent.
+    async fn chunks(
+        &self,
+        job: JobId,
+        text: String,
+        surprisal: bool,
+        first_line: usize,
+        stop: Rc<Cell<bool>>,
+    ) -> Result<Option<Result<ChunksView, String>>, String> {
+        if text.trim().is_empty() {
+            return Ok(Some(Err("Type some code to see how the model chunks it.".into())));
+        }
+        let (engine, tokenizer) = (self.engine()?, self.tokenizer()?);
+        if let Some(previous) = self.chunks.borrow_mut().running.replace(stop.clone()) {
+            previous.set(true);
+        }
+        let last = self.chunks.borrow().last.clone().filter(|c| c.text == text);
+        let chunked = match last {
+            Some(c) => c,
+            None => {
+                let mut cache = std::mem::take(&mut self.chunks.borrow_mut().cache);
+                let result = engine
+                    .chunks(&tokenizer, &text, &mut cache, stop.clone(), |done, total| {
+                        if total > 1 {
+                            post(job, Reply::Progress(format!("Chunking: window {done} of {total}")), None);
+                        }
+                    })
+                    .await;
+                self.chunks.borrow_mut().cache = cache;
+                match result {
+                    Ok(Some(report)) => {
+                        let c = Rc::new(Chunked::new(text, report));
+                        self.chunks.borrow_mut().last = Some(c.clone());
+                        c
+                    }
+                    Ok(None) => return Ok(None),
+                    Err(message) => return Ok(Some(Err(message))),
+                }
+            }
+        };
+        let mut view = chunked.view(first_line, None);
+        if surprisal {
+            let ids: Vec<u32> = chunked.report.tokens.iter().map(|t| t.id).collect();
+            let bits = engine.surprisal_range(&ids, view.first_token, view.first_token + view.tokens.len()).await?;
+            view = chunked.view(first_line, Some(&bits));
+        }
+        if stop.get() {
+            return Ok(None);
+        }
+        Ok(Some(Ok(view)))
+    }
+
+    async fn complete(&self, job: JobId, prompt: &str, s: CompleteSettings, cancel: Rc<Cell<bool>>) -> Result<String, String> {
+        if prompt.trim().is_empty() {
+            return Err("Type or paste some code first: the prompt is empty.".into());
+        }
+        let (engine, tokenizer) = (self.engine()?, self.tokenizer()?);
+        let params = GenerateParams {
+            sampling: SamplingParams {
+                temperature: s.temperature.max(0.0),
+                top_k: s.top_k,
+                top_p: s.top_p.clamp(0.01, 1.0),
+                repetition_penalty: 1.1,
+                repetition_window: Some(64),
+            },
+            max_new_tokens: s.max_tokens.clamp(1, 512),
+            seed: s.seed,
+            ..Default::default()
+        };
+        let result = engine
+            .complete(&tokenizer, prompt, params, cancel, |delta, tokens| post(job, Reply::Text { delta: delta.to_string(), tokens }, None))
+            .await;
+        match result {
+            Ok(n) => Ok(format!("{n} tokens")),
+            Err(e) if engine.on_gpu() => {
+                // A lost or broken WebGPU device: move the model to the CPU and say so. The weights are read back
+                // first; when the device is gone they cannot be, and the bundled model is loaded instead.
+                mark_gpu_broken();
+                let (bytes, label) = match engine.checkpoint_bytes("recovered after a WebGPU failure").await {
+                    Ok(bytes) => (bytes, "the same model on the CPU"),
+                    Err(_) => (fetch_model(MODEL_URL, |_, _| {}).await?, "bundled model on the CPU (the WebGPU weights were lost)"),
+                };
+                self.load_bytes(job, bytes, label).await?;
+                Err(format!("WebGPU failed while generating ({e}); the model moved to the CPU."))
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Fetches a checkpoint with progress; other sites' files go through the Cache API, this site's do not.
+async fn fetch_model(url: &str, progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
+    let cached = url != MODEL_URL && !url.starts_with("public/");
+    web::fetch_progress(url, cached, progress).await.map_err(|e| format!("Could not load the model: {e}"))
+}

@@ -1,0 +1,93 @@
+//! Fine-tuning in the worker: the user's snippets are tokenized, the last fifth held back, the model trained a
+//! few steps with the library's one training step, and perplexity on the held-back part measured before and
+//! after. Progress streams to the page as [`Reply::Step`]s.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use hnet_gpt_model::io::params::TrainScope;
+use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::train::data::Packed;
+
+use super::engine::{Engine, FineTune, TuneSettings};
+use super::post;
+use crate::protocol::{JobId, Reply, Scope, TuneRequest};
+use crate::web;
+
+/// Fewer tokens than this cannot fill a training sequence and a held-back part.
+const MIN_TOKENS: usize = 24;
+
+/// Training documents and the held-back ones: the last fifth of the snippets, or of the only snippet's tokens.
+pub fn hold_back(encoded: Vec<Vec<u32>>) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    if encoded.len() >= 2 {
+        let k = encoded.len().div_ceil(5);
+        let (train, held) = encoded.split_at(encoded.len() - k);
+        (train.to_vec(), held.to_vec())
+    } else {
+        let d = encoded.into_iter().next().unwrap_or_default();
+        let cut = d.len() * 4 / 5;
+        (vec![d[..cut].to_vec()], vec![d[cut..].to_vec()])
+    }
+}
+
+/// Fine-tunes `engine`'s model on the request's snippets; returns the tuned model.
+pub async fn fine_tune(
+    job: JobId,
+    engine: &Engine,
+    tokenizer: &Tokenizer,
+    request: TuneRequest,
+    cancel: Rc<Cell<bool>>,
+) -> Result<Engine, String> {
+    let encoded: Vec<Vec<u32>> = request.snippets.iter().filter_map(|d| tokenizer.encode(d).ok()).filter(|d| !d.is_empty()).collect();
+    if encoded.iter().map(Vec::len).sum::<usize>() < MIN_TOKENS {
+        return Err("Add more code to train on: at least a few lines (separate snippets with a line `# ---`).".into());
+    }
+    let (train_docs, held) = hold_back(encoded);
+    let stream_len: usize = train_docs.iter().map(|d| d.len() + 1).sum();
+    let seq_len = 64.min(stream_len.saturating_sub(1)).max(8);
+    let data = Packed::new(train_docs.into_iter().map(|d| (d, 0)), seq_len);
+    let settings = TuneSettings {
+        steps: request.steps.clamp(1, 1000),
+        lr: request.lr,
+        batch: request.batch.clamp(1, 16),
+        seq_len,
+        scope: match request.scope {
+            Scope::EncoderAndFusion => TrainScope::EncoderAndFusion,
+            Scope::Everything => TrainScope::Everything,
+        },
+    };
+    post(job, Reply::Progress("Measuring perplexity on the held-back part…".into()), None);
+    let before = engine.perplexity(&held).await?;
+    post(job, Reply::Perplexity { before, after: None }, None);
+    let mut tuner = FineTune::start(engine, data, &settings).await?;
+    let t0 = web::now_ms();
+    for step in 1..=settings.steps {
+        if cancel.get() {
+            post(job, Reply::Progress(format!("Cancelled after {} steps.", step - 1)), None);
+            break;
+        }
+        let loss = tuner.step().await?;
+        let elapsed = (web::now_ms() - t0) / 1000.0;
+        let tokens_per_s = (step * settings.batch * settings.seq_len) as f64 / elapsed.max(1e-3);
+        let eta_s = elapsed / step as f64 * (settings.steps - step) as f64;
+        post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s }, None);
+    }
+    let tuned = tuner.finish();
+    let after = tuned.perplexity(&held).await?;
+    post(job, Reply::Perplexity { before, after: Some(after) }, None);
+    Ok(tuned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_fifth_is_held_back() {
+        let docs: Vec<Vec<u32>> = (0..6).map(|i| vec![i; 10]).collect();
+        let (train, held) = hold_back(docs);
+        assert_eq!((train.len(), held.len()), (4, 2));
+        let (train, held) = hold_back(vec![(0..50).collect()]);
+        assert_eq!((train[0].len(), held[0].len()), (40, 10));
+    }
+}

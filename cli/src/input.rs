@@ -1,0 +1,34 @@
+//! What the commands read: GPT-2's tokenizer (built into the binary, so the CLI works from any directory) and text
+//! arguments (a literal, a file, or standard input for `-`) with errors that say what is wrong.
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use hnet_gpt_model::io::tokenizer::Tokenizer;
+
+/// GPT-2's tokenizer, built into the binary so the CLI works from any directory.
+const TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
+
+pub fn tokenizer() -> Result<Tokenizer> {
+    Ok(Tokenizer::from_json_bytes(TOKENIZER_JSON)?)
+}
+
+/// Reads a UTF-8 text argument: the text itself, or standard input for `-`.
+pub fn text_arg(text: &str) -> Result<String> {
+    if text != "-" {
+        return Ok(text.to_string());
+    }
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes).context("reading standard input")?;
+    String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("standard input is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to()))
+}
+
+/// Reads a UTF-8 file (or standard input for `-`) with an error that says what is wrong.
+pub fn file_arg(path: &str) -> Result<String> {
+    if path == "-" {
+        return text_arg(path);
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{path} is not valid UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}
