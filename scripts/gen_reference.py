@@ -9,10 +9,18 @@ agreement is then a real check, and a wrongly transposed square matrix (attn.c_p
 The vocabulary is 1000 tokens so the fixtures stay small (< 2 MB); the prompt ids are real GPT-2 ids below 1000.
 
 Run through scripts/gen-reference.sh, which makes the venv (torch CPU + transformers from PyPI).
+`gen_reference.py --hub DIR` writes the tiny Hub repositories the `pull` tests serve instead (numpy, safetensors
+and tokenizers only; scripts/hub_fixtures.py).
 """
 import json
 import os
 import sys
+
+if len(sys.argv) > 1 and sys.argv[1] == "--hub":
+    # Hub fixtures need no torch: see hub_fixtures() at the end.
+    import hub_fixtures
+    hub_fixtures.main(sys.argv[2] if len(sys.argv) > 2 else "cli/tests/fixtures/hub")
+    sys.exit(0)
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel

@@ -19,11 +19,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the GPT-2 token ids (and token strings with byte spans) of a text as JSON.
+    /// Print the token ids (and token strings with byte spans) of a text as JSON: GPT-2's, or with --checkpoint the
+    /// model's own tokenizer.
     Tokenize {
         /// Print only the ids.
         #[arg(long)]
         ids: bool,
+        /// Use this checkpoint's tokenizer.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
         /// The text, or `-` to read standard input.
         text: String,
     },
@@ -38,6 +42,21 @@ pub enum Command {
         /// Seed of the initialisation.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// A hybrid around this gpt2 checkpoint (pulled, imported or trained): its GPT-2 part and tokenizer are the
+        /// decoder's, the H-Net encoder runs at its width, and the fusion starts at (nearly) the identity, so the
+        /// fresh hybrid starts from the decoder's quality. The preset is ignored.
+        #[arg(long)]
+        decoder_from: Option<PathBuf>,
+        /// Output checkpoint file (.safetensors).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Download a GPT-2-architecture model (GPT2LMHeadModel: gpt2, gpt2-medium, distilgpt2,
+    /// codeparrot/codeparrot-small, …) from the Hugging Face Hub and convert it to an hnet-gpt checkpoint. Honours
+    /// HF_ENDPOINT, HF_HOME and HF_TOKEN.
+    Pull {
+        /// The model: REPO or OWNER/REPO, optionally @REVISION (a branch, tag or commit; default main).
+        spec: String,
         /// Output checkpoint file (.safetensors).
         #[arg(long)]
         out: PathBuf,

@@ -24,8 +24,18 @@ use crate::input::{file_arg, text_arg, tokenizer};
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Tokenize { ids, text } => tokenize(&text_arg(&text)?, ids),
-        Command::Init { arch, preset, seed, out } => init(arch, &preset, seed, &out),
+        Command::Tokenize { ids, checkpoint, text } => {
+            let tok = match checkpoint {
+                Some(path) => {
+                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer.load()?
+                }
+                None => tokenizer()?,
+            };
+            tokenize(&tok, &text_arg(&text)?, ids)
+        }
+        Command::Init { arch, preset, seed, decoder_from, out } => init(arch, &preset, seed, decoder_from.as_deref(), &out),
+        Command::Pull { spec, out } => crate::hub::pull(&spec, &out),
         Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
         Command::Info { checkpoint, json } => info(&checkpoint, json),
         Command::Convert { checkpoint, out, half } => convert(&checkpoint, &out, half),
@@ -65,7 +75,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 let ckpt = checkpoint.expect("clap requires one source");
                 with_backend!(device, |dev: B| {
                     let model = load_model::<B>(&ckpt, &dev)?;
-                    crate::eval::humaneval_completions(&model, &tokenizer()?, problems, samples, seed)
+                    crate::eval::humaneval_completions(&model, &model.tokenizer.load()?, problems, samples, seed)
                 })?
             };
             humaneval(&sandbox, &all, &to_score, canonical, json)
@@ -79,8 +89,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn tokenize(text: &str, ids_only: bool) -> Result<()> {
-    let tok = tokenizer()?;
+fn tokenize(tok: &hnet_gpt_model::io::tokenizer::Tokenizer, text: &str, ids_only: bool) -> Result<()> {
     let tokens = tok.encode_with_offsets(text)?;
     let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
     let out = if ids_only {
@@ -94,15 +103,32 @@ fn tokenize(text: &str, ids_only: bool) -> Result<()> {
     Ok(())
 }
 
-fn init(arch: Arch, preset: &str, seed: u64, out: &Path) -> Result<()> {
+fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &Path) -> Result<()> {
     type B = crate::backend::Cpu;
     let device = Default::default();
-    let config = ModelConfig::preset(arch, preset)?;
+    let decoder = decoder_from.map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()?;
+    let config = match &decoder {
+        Some(bytes) => {
+            if arch != Arch::Hybrid {
+                bail!("--decoder-from builds a hybrid: add --arch hybrid");
+            }
+            let info = checkpoint::read_info(bytes, &decoder_from.unwrap_or(out).display().to_string())?;
+            ModelConfig::hybrid_on(&info.config.gpt2)?
+        }
+        None => ModelConfig::preset(arch, preset)?,
+    };
     B::seed(&device, seed);
-    let model = Model::<B>::init(&config, &device)?;
+    let mut model = Model::<B>::init(&config, &device)?;
     let seed_text = seed.to_string();
-    checkpoint::save(&model, out, &[("init_seed", &seed_text)])?;
-    eprintln!("wrote {} ({} {preset}, {} parameters)", out.display(), config.arch, model.num_params());
+    let mut extra = vec![("init_seed", seed_text.as_str())];
+    let decoder_name = decoder_from.map(|p| p.display().to_string()).unwrap_or_default();
+    if let Some(bytes) = &decoder {
+        checkpoint::load_gpt2_decoder(&mut model, bytes, &decoder_name)?;
+        extra.push(("decoder_from", decoder_name.as_str()));
+    }
+    checkpoint::save(&model, out, &extra)?;
+    let what = if decoder.is_some() { format!("on the decoder {decoder_name}") } else { preset.to_string() };
+    eprintln!("wrote {} ({} {what}, {} parameters)", out.display(), config.arch, model.num_params());
     let info = checkpoint::read_info(&std::fs::read(out)?, &out.display().to_string())?;
     let parts: Vec<String> = info.components.iter().map(|(c, n)| format!("{c} {n}")).collect();
     eprintln!("  {} · lm head tied to the embedding", parts.join(" · "));
@@ -172,7 +198,7 @@ fn load_model<B: Backend>(path: &Path, device: &B::Device) -> Result<Model<B>> {
 
 fn score<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: bool) -> Result<()> {
     let model = load_model::<B>(path, device)?;
-    let report = score_text(&model, &tokenizer()?, text)?;
+    let report = score_text(&model, &model.tokenizer.load()?, text)?;
     if json_out {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -191,7 +217,7 @@ fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: boo
     use std::io::IsTerminal;
     let model = load_model::<B>(path, device)?;
     // The whole text, however long: windows of the context, stitched (see `eval::inspect`).
-    let report = inspect_chunks_windowed_blocking(&model, &tokenizer()?, text)?;
+    let report = inspect_chunks_windowed_blocking(&model, &model.tokenizer.load()?, text)?;
     if json_out {
         println!("{}", serde_json::to_string(&report)?);
         return Ok(());
@@ -232,7 +258,7 @@ fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: boo
 
 fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &SamplingArgs) -> Result<()> {
     let model = load_model::<B>(path, device)?;
-    let tok = tokenizer()?;
+    let tok = model.tokenizer.load()?;
     let ids = tok.encode(prompt)?;
     if ids.is_empty() {
         bail!("the prompt is empty: give at least one token of text");
@@ -247,7 +273,7 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &Sampl
         },
         max_new_tokens: s.max_new_tokens,
         seed: s.seed,
-        ..Default::default()
+        stop_tokens: vec![tok.eos_id()],
     };
     if ids.len() > model.n_ctx() {
         eprintln!("note: the prompt is longer than the context; kept its last {} tokens", model.n_ctx());

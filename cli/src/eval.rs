@@ -16,7 +16,7 @@ use hnet_gpt_model::eval::seed_eval;
 use hnet_gpt_model::generate::complete::complete;
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
 use hnet_gpt_model::Model;
 use serde::Serialize;
@@ -126,7 +126,7 @@ fn perplexity<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record],
         if tokens >= max_tokens {
             break;
         }
-        let mut ids = vec![EOS_ID];
+        let mut ids = vec![tok.eos_id()];
         ids.extend(tok.encode(&r.code)?);
         if ids.len() < 2 {
             continue;
@@ -220,7 +220,7 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
             sampling: SamplingParams { temperature: 0.2, top_k: 40, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
             max_new_tokens: 64,
             seed: seed.wrapping_add(i as u64),
-            ..Default::default()
+            stop_tokens: vec![tok.eos_id()],
         };
         let stop: Vec<String> = ["\ndef ", "\nclass ", "\nif __name__"].map(String::from).to_vec();
         let (completion, _) = complete(model, tok, header, params, &stop, |_| {})?;
@@ -260,7 +260,7 @@ pub fn humaneval_completions<B: Backend>(
                 sampling: SamplingParams { temperature, top_k: 0, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
                 max_new_tokens: 128,
                 seed: seed.wrapping_add((i * samples + s) as u64),
-                ..Default::default()
+                stop_tokens: vec![tok.eos_id()],
             };
             let (completion, _) = complete(model, tok, &p.prompt, params, &stop, |_| {})?;
             out.push(Sample { task_id: p.task_id.clone(), completion });
@@ -370,7 +370,7 @@ pub fn print_report(r: &Value) {
 pub fn run<B: Backend>(checkpoint: &Path, device: &B::Device, s: &EvalSettings, json_out: bool) -> Result<()> {
     let model =
         hnet_gpt_model::io::checkpoint::load::<B>(checkpoint, device).with_context(|| format!("loading {}", checkpoint.display()))?;
-    let report = evaluate(&model, &crate::input::tokenizer()?, s, checkpoint)?;
+    let report = evaluate(&model, &model.tokenizer.load()?, s, checkpoint)?;
     if json_out {
         println!("{report}");
     } else {

@@ -1,16 +1,15 @@
-//! What the commands read: GPT-2's tokenizer (built into the binary, so the CLI works from any directory) and text
-//! arguments (a literal, a file, or standard input for `-`) with errors that say what is wrong.
+//! What the commands read: GPT-2's tokenizer (built into the binary, so the CLI works from any directory; a model's
+//! own tokenizer comes with its checkpoint) and text arguments (a literal, a file, or standard input for `-`) with
+//! errors that say what is wrong.
 
 use std::io::Read;
 
 use anyhow::{Context, Result};
 use hnet_gpt_model::io::tokenizer::Tokenizer;
 
-/// GPT-2's tokenizer, built into the binary so the CLI works from any directory.
-const TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
-
+/// GPT-2's tokenizer (for commands without a checkpoint).
 pub fn tokenizer() -> Result<Tokenizer> {
-    Ok(Tokenizer::from_json_bytes(TOKENIZER_JSON)?)
+    Ok(Tokenizer::gpt2()?)
 }
 
 /// Reads a UTF-8 text argument: the text itself, or standard input for `-`.

@@ -7,6 +7,7 @@ mod backend;
 mod commands;
 mod compare;
 mod eval;
+mod hub;
 mod input;
 mod interrupt;
 mod parallel;

@@ -23,12 +23,13 @@ use serde_json::json;
 
 use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
-use crate::input::tokenizer;
 use crate::parallel::{self, Peers};
 use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, prune_checkpoints, read_config, save_checkpoint, step_name,
     summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
 };
+use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::Arch;
 
 /// One training job: a fresh run with its settings, or the continuation of one.
 #[derive(Debug, Clone)]
@@ -73,8 +74,30 @@ pub fn execute(job: &Job) -> Result<()> {
     })
 }
 
+/// The tokenizer a run reads its data with: the decoder's when it starts from one, else GPT-2's.
+fn run_tokenizer(rc: &RunConfig) -> Result<Tokenizer> {
+    match &rc.decoder_from {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
+            Ok(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer.load()?)
+        }
+        None => Ok(Tokenizer::gpt2()?),
+    }
+}
+
 fn run_config(args: &TrainArgs) -> Result<RunConfig> {
-    let mut model = ModelConfig::preset(args.arch, &args.preset)?;
+    let mut model = match &args.decoder_from {
+        // A hybrid around the decoder, whatever its size (a model pulled from the Hub): the preset does not apply.
+        Some(path) => {
+            if args.arch != Arch::Hybrid {
+                bail!("--decoder-from starts a hybrid's GPT-2 part: add --arch hybrid");
+            }
+            let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
+            let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+            ModelConfig::hybrid_on(&info.config.gpt2)?
+        }
+        None => ModelConfig::preset(args.arch, &args.preset)?,
+    };
     if let (Some(n), Some(h)) = (args.ratio_target, model.hnet.as_mut()) {
         h.ratio_target = n;
     }
@@ -123,7 +146,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
 /// Loads, deduplicates, splits, renders, tokenises and packs the data. Problems with individual lines or files are
 /// warnings. Validation is `None` when the data is too small to hold out a sequence (a warning says so).
 fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, serde_json::Value, SplitRecord)> {
-    let tok = tokenizer()?;
+    let tok = run_tokenizer(rc)?;
     let (mut records, mut files, mut skipped) = (Vec::new(), 0, Vec::new());
     if rc.data.is_empty() {
         records = data::builtin_records();
@@ -175,8 +198,8 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
         }
     }
     let (n_train, n_valid) = (train_docs.len(), valid_docs.len());
-    let train = Packed::new(train_docs, seq_len);
-    let valid = Packed::new(valid_docs, seq_len);
+    let train = Packed::new(train_docs, seq_len, tok.eos_id());
+    let valid = Packed::new(valid_docs, seq_len, tok.eos_id());
     if train.is_empty() {
         bail!("the training data is empty: {} records from {files} files give no sequence of {seq_len} tokens", records.len());
     }

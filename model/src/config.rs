@@ -128,6 +128,22 @@ impl ModelConfig {
     }
 
     /// The context length in tokens.
+    /// A hybrid built around a given GPT-2 decoder (`--decoder-from`, a model pulled from the Hub): the GPT-2 part
+    /// is exactly `decoder` (width, depth, vocabulary, context), and the H-Net encoder and main network run at the
+    /// decoder's width with its head count, one layer each with an MLP twice as wide, as the presets do.
+    pub fn hybrid_on(decoder: &Gpt2Config) -> Result<Self, ModelError> {
+        let (d, heads) = (decoder.n_embd, decoder.n_head.max(1));
+        let hnet = HNetConfig {
+            encoder: iso(d, 1, heads, 2 * d),
+            main: iso(d, 1, heads, 2 * d),
+            decoder: iso(d, 0, heads, 0),
+            ratio_target: DEFAULT_RATIO_TARGET,
+        };
+        let config = ModelConfig { arch: Arch::Hybrid, gpt2: decoder.clone(), hnet: Some(hnet) };
+        config.validate()?;
+        Ok(config)
+    }
+
     pub fn n_ctx(&self) -> usize {
         self.gpt2.n_positions
     }

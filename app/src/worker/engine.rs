@@ -17,7 +17,7 @@ use hnet_gpt_model::eval::score::token_logprobs_async;
 use hnet_gpt_model::generate::{GenerateParams, Generator};
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::TrainScope;
-use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer};
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
@@ -214,14 +214,14 @@ impl Engine {
 
     /// Surprisal of `ids[first..last]`, each token scored with up to half a context before it (the text's first
     /// token after `<|endoftext|>`).
-    pub async fn surprisal_range(&self, ids: &[u32], first: usize, last: usize) -> Result<Vec<f32>, String> {
+    pub async fn surprisal_range(&self, ids: &[u32], first: usize, last: usize, eos: u32) -> Result<Vec<f32>, String> {
         let n_ctx = match self {
             Engine::Gpu(m) => m.n_ctx(),
             Engine::Cpu(m) => m.n_ctx(),
         };
         let begin = first.saturating_sub(n_ctx / 2);
         if begin == 0 {
-            let bits = self.surprisal(&ids[..last]).await?;
+            let bits = self.surprisal(&ids[..last], eos).await?;
             return Ok(bits[first..].to_vec());
         }
         let lp = match self {
@@ -233,9 +233,10 @@ impl Engine {
         Ok(lp[first - begin - 1..].iter().map(|l| -l / std::f32::consts::LN_2).collect())
     }
 
-    /// Surprisal (−log₂ p, bits) of every token of `ids` given the ones before, the first after `<|endoftext|>`.
-    pub async fn surprisal(&self, ids: &[u32]) -> Result<Vec<f32>, String> {
-        let mut with_bos = vec![EOS_ID];
+    /// Surprisal (−log₂ p, bits) of every token of `ids` given the ones before, the first after the
+    /// end-of-document token `eos`.
+    pub async fn surprisal(&self, ids: &[u32], eos: u32) -> Result<Vec<f32>, String> {
+        let mut with_bos = vec![eos];
         with_bos.extend(ids);
         let lp = match self {
             Engine::Gpu(m) => token_logprobs_async(m.as_ref(), &with_bos).await,
@@ -245,12 +246,12 @@ impl Engine {
         Ok(lp.iter().map(|l| -l / std::f32::consts::LN_2).collect())
     }
 
-    /// Perplexity of documents (each after `<|endoftext|>`).
-    pub async fn perplexity(&self, docs: &[Vec<u32>]) -> Result<f64, String> {
+    /// Perplexity of documents (each after the end-of-document token `eos`).
+    pub async fn perplexity(&self, docs: &[Vec<u32>], eos: u32) -> Result<f64, String> {
         web::mark("perplexity");
         let (mut nll, mut n) = (0.0f64, 0usize);
         for doc in docs.iter().filter(|d| !d.is_empty()) {
-            let bits = self.surprisal(doc).await?;
+            let bits = self.surprisal(doc, eos).await?;
             nll += bits.iter().map(|b| *b as f64 * std::f64::consts::LN_2).sum::<f64>();
             n += bits.len();
             web::yield_now().await;

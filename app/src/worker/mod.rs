@@ -17,7 +17,7 @@ use std::rc::Rc;
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -39,7 +39,10 @@ pub const SAVED_KEY: &str = "finetuned";
 /// The worker's state: the tokenizer and model once loaded, cancel flags of running jobs.
 #[derive(Default)]
 struct Worker {
+    /// The loaded model's tokenizer.
     tokenizer: RefCell<Option<Rc<Tokenizer>>>,
+    /// GPT-2's tokenizer, once fetched.
+    gpt2: RefCell<Option<Rc<Tokenizer>>>,
     engine: RefCell<Option<Engine>>,
     /// Where the loaded model came from, and its card.
     model: RefCell<Option<ModelInfo>>,
@@ -183,16 +186,6 @@ impl Worker {
 
     /// Loads the tokenizer (once) and a model; on failure the previous model stays loaded.
     async fn load(&self, job: JobId, source: ModelSource, extra: Option<JsValue>) -> Result<String, String> {
-        if self.tokenizer.borrow().is_none() {
-            post(job, Reply::Status("Loading the tokenizer…".into()), None);
-            let bytes = web::fetch_progress(TOKENIZER_URL, false, |received, total| {
-                post(job, Reply::Download { file: "tokenizer".into(), received, total }, None)
-            })
-            .await
-            .map_err(|e| format!("Could not load the tokenizer: {e}"))?;
-            let tokenizer = Tokenizer::from_json_bytes(&bytes).map_err(|e| format!("Could not load the tokenizer: {e}"))?;
-            *self.tokenizer.borrow_mut() = Some(Rc::new(tokenizer));
-        }
         let progress = |received, total| post(job, Reply::Download { file: "model".into(), received, total }, None);
         let (bytes, label) = match source {
             ModelSource::SavedOrBundled => match web::idb::get(SAVED_KEY).await {
@@ -222,20 +215,41 @@ impl Worker {
         post(job, Reply::Status(format!("Loading {source}…")), None);
         let had_model = self.engine.borrow().is_some();
         let kept = if had_model { " The previous model is still loaded." } else { "" };
-        let card = checkpoint::read_info(&bytes, "checkpoint")
-            .map(|info| {
-                let mut card: Vec<(String, String)> =
-                    info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
-                card.sort();
-                card
-            })
-            .map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        // The model's own tokenizer: embedded in the checkpoint, or GPT-2's (fetched once, served with the page).
+        let tokenizer = match &info.tokenizer {
+            TokenizerSpec::Gpt2Bpe => self.gpt2_tokenizer(job).await?,
+            TokenizerSpec::Embedded(json) => {
+                Rc::new(Tokenizer::from_json_bytes(json.as_bytes()).map_err(|e| format!("Could not load {source}: {e}.{kept}"))?)
+            }
+        };
+        tokenizer.check_fits(info.config.vocab_size()).map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let mut card: Vec<(String, String)> =
+            info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
+        card.sort();
         let (engine, backend) =
             Engine::load(&bytes, self.force_cpu.get()).await.map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
         let warmup = backend.warmup_ms;
+        *self.tokenizer.borrow_mut() = Some(tokenizer);
         let model = self.set_model(engine, source, Some(card));
         post(job, Reply::Loaded { model, backend }, None);
         Ok(format!("Ready (warm-up {:.1} s)", warmup / 1000.0))
+    }
+
+    /// GPT-2's tokenizer, fetched the first time it is needed.
+    async fn gpt2_tokenizer(&self, job: JobId) -> Result<Rc<Tokenizer>, String> {
+        if let Some(t) = self.gpt2.borrow().clone() {
+            return Ok(t);
+        }
+        post(job, Reply::Status("Loading the tokenizer…".into()), None);
+        let bytes = web::fetch_progress(TOKENIZER_URL, false, |received, total| {
+            post(job, Reply::Download { file: "tokenizer".into(), received, total }, None)
+        })
+        .await
+        .map_err(|e| format!("Could not load the tokenizer: {e}"))?;
+        let tokenizer = Rc::new(Tokenizer::from_json_bytes(&bytes).map_err(|e| format!("Could not load the tokenizer: {e}"))?);
+        *self.gpt2.borrow_mut() = Some(tokenizer.clone());
+        Ok(tokenizer)
     }
 
     /// Installs a model and returns its description (the card is kept from the last load unless given).
@@ -310,7 +324,7 @@ impl Worker {
         let mut view = chunked.view(first_line, None);
         if surprisal {
             let ids: Vec<u32> = chunked.report.tokens.iter().map(|t| t.id).collect();
-            let bits = engine.surprisal_range(&ids, view.first_token, view.first_token + view.tokens.len()).await?;
+            let bits = engine.surprisal_range(&ids, view.first_token, view.first_token + view.tokens.len(), tokenizer.eos_id()).await?;
             view = chunked.view(first_line, Some(&bits));
         }
         if stop.get() {
@@ -334,7 +348,7 @@ impl Worker {
             },
             max_new_tokens: s.max_tokens.clamp(1, 512),
             seed: s.seed,
-            ..Default::default()
+            stop_tokens: vec![tokenizer.eos_id()],
         };
         let result = engine
             .complete(&tokenizer, prompt, params, cancel, |delta, tokens| post(job, Reply::Text { delta: delta.to_string(), tokens }, None))

@@ -45,7 +45,7 @@ pub async fn fine_tune(
     let (train_docs, held) = hold_back(encoded);
     let stream_len: usize = train_docs.iter().map(|d| d.len() + 1).sum();
     let seq_len = 64.min(stream_len.saturating_sub(1)).max(8);
-    let data = Packed::new(train_docs.into_iter().map(|d| (d, 0)), seq_len);
+    let data = Packed::new(train_docs.into_iter().map(|d| (d, 0)), seq_len, tokenizer.eos_id());
     let settings = TuneSettings {
         steps: request.steps.clamp(1, 1000),
         lr: request.lr,
@@ -57,7 +57,7 @@ pub async fn fine_tune(
         },
     };
     post(job, Reply::Progress("Measuring perplexity on the held-back part…".into()), None);
-    let before = engine.perplexity(&held).await?;
+    let before = engine.perplexity(&held, tokenizer.eos_id()).await?;
     post(job, Reply::Perplexity { before, after: None }, None);
     let mut tuner = FineTune::start(engine, data, &settings).await?;
     let t0 = web::now_ms();
@@ -73,7 +73,7 @@ pub async fn fine_tune(
         post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s }, None);
     }
     let tuned = tuner.finish();
-    let after = tuned.perplexity(&held).await?;
+    let after = tuned.perplexity(&held, tokenizer.eos_id()).await?;
     post(job, Reply::Perplexity { before, after: Some(after) }, None);
     Ok(tuned)
 }

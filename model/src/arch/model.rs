@@ -13,6 +13,7 @@ use crate::error::ModelError;
 use crate::hnet::chunking::StageAux;
 use crate::hnet::ratio_loss::ratio_loss;
 use crate::hnet::routing::Routing;
+use crate::io::tokenizer::TokenizerSpec;
 use crate::nn::cache::KvCache;
 
 /// The network of one architecture. The variants differ in size, but a model holds one `Net` for its lifetime:
@@ -36,6 +37,9 @@ pub struct Model<B: Backend> {
     /// The config it was built from (not a parameter; saved as JSON beside the weights).
     #[module(skip)]
     pub config: ModelConfig,
+    /// The tokenizer it reads and writes (saved beside the weights; GPT-2's unless the model came with its own).
+    #[module(skip)]
+    pub tokenizer: TokenizerSpec,
 }
 
 /// What a whole-batch forward pass returns.
@@ -99,7 +103,7 @@ impl<B: Backend> Model<B> {
             (Arch::Hybrid, Some(h)) => Net::Hybrid(init_hybrid(&config.gpt2, h, device)),
             (_, None) => unreachable!("validate() requires an hnet section"),
         };
-        Ok(Self { net, config: config.clone() })
+        Ok(Self { net, config: config.clone(), tokenizer: TokenizerSpec::default() })
     }
 
     /// Initialises every parameter now, in module order. burn initialises parameters lazily, on first use: a copy

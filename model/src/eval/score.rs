@@ -1,6 +1,6 @@
 //! Scoring text: the log-probability the model gives each actual next token, total NLL, perplexity, bits per byte.
 //!
-//! The text is scored as a document: `<|endoftext|>` is put in front (GPT-2's document separator), so every token
+//! The text is scored as a document: the end-of-document token (GPT-2's `<|endoftext|>`) is put in front, so every token
 //! of the text — the first one included — is predicted, and bits per byte cover every byte of the text. Texts
 //! longer than the context are scored in overlapping windows: each window keeps the last `n_ctx / 2` tokens of the
 //! previous one as context and scores only tokens not yet scored, so each token is scored exactly once.
@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::arch::model::Model;
 use crate::error::ModelError;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::io::tokenizer::{Tokenizer, EOS_ID};
+use crate::io::tokenizer::Tokenizer;
 
 /// `log p(ids[i] | ids[..i])` for every `i ≥ 1` (natural log). Reads results synchronously (native backends).
 #[cfg(not(target_arch = "wasm32"))]
@@ -79,7 +79,7 @@ pub fn score_text<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, text: &st
     if ids.is_empty() {
         return Err(ModelError::EmptyPrompt);
     }
-    let mut with_bos = vec![EOS_ID];
+    let mut with_bos = vec![tokenizer.eos_id()];
     with_bos.extend(&ids);
     let logprobs = token_logprobs(model, &with_bos)?;
     let tokens: Vec<ScoredToken> = ids

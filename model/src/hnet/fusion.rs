@@ -34,6 +34,13 @@ impl<B: Backend> Fusion<B> {
         Self { proj, gate }
     }
 
+    /// Sets `proj` to zero: the hierarchical features then add nothing until training moves them (a hybrid that
+    /// starts from a pretrained decoder).
+    pub fn zero_projection(&mut self) {
+        self.proj.weight = self.proj.weight.clone().map(|w| w.zeros_like());
+        self.proj.bias = self.proj.bias.clone().map(|b| b.map(|t| t.zeros_like()));
+    }
+
     /// # Shapes
     /// `h, z: [B, T, D]` → `([B, T, D], g: [B, T, D])`.
     pub fn forward(&self, h: Tensor<B, 3>, z: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {

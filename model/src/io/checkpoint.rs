@@ -15,7 +15,7 @@ use crate::arch::model::Model;
 use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::io::params::{Component, Part, ROOT};
-use crate::io::tokenizer::TOKENIZER_ID;
+use crate::io::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 
 /// Format tag written into every checkpoint.
 pub const FORMAT: &str = "hnet-gpt/1";
@@ -26,7 +26,7 @@ pub struct CheckpointInfo {
     /// The model config.
     pub config: ModelConfig,
     /// The tokenizer the model expects.
-    pub tokenizer: String,
+    pub tokenizer: TokenizerSpec,
     /// Every metadata entry (format, config, tokenizer and any extras such as training provenance).
     pub metadata: HashMap<String, String>,
     /// Total number of parameters stored.
@@ -64,7 +64,12 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
     }
     let num_params = per.values().sum();
     let components = Component::ALL.iter().filter_map(|c| per.get(c).map(|n| (c.name(), *n))).collect();
-    Ok(CheckpointInfo { config, tokenizer: field("tokenizer")?, metadata, num_params, components })
+    let tokenizer = TokenizerSpec::from_metadata(&field("tokenizer")?, metadata.get(TOKENIZER_JSON_KEY).map(String::as_str))
+        .map_err(|e| LoadError::Config { field: "tokenizer".into(), reason: e.to_string() })?;
+    // The metadata map keeps everything else (provenance); the tokenizer's JSON is the spec's, not a note.
+    let mut metadata = metadata;
+    metadata.remove(TOKENIZER_JSON_KEY);
+    Ok(CheckpointInfo { config, tokenizer, metadata, num_params, components })
 }
 
 /// Serialises a model (weights + config + tokenizer id + `extra` metadata) to checkpoint bytes.
@@ -106,7 +111,10 @@ fn to_bytes_f32<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<
         .skip_enum_variants(true)
         .metadata("format", FORMAT)
         .metadata("config", model.config.to_json())
-        .metadata("tokenizer", TOKENIZER_ID);
+        .metadata("tokenizer", model.tokenizer.id());
+    if let TokenizerSpec::Embedded(json) = &model.tokenizer {
+        store = store.metadata(TOKENIZER_JSON_KEY, json.to_string());
+    }
     for (k, v) in extra {
         store = store.metadata(*k, *v);
     }
@@ -159,7 +167,8 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
     }
     let host = Model::<H>::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
     let mut fill = Fill(read.into_iter(), None);
-    let host = host.map(&mut fill);
+    let mut host = host.map(&mut fill);
+    host.tokenizer = model.tokenizer.clone();
     match fill.1 {
         Some(reason) => Err(LoadError::Apply(reason)),
         None => Ok(host),
@@ -171,6 +180,7 @@ pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) ->
     let info = read_info(&bytes, what)?;
     check_declared_size(&info.config, bytes.len(), what)?;
     let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    model.tokenizer = info.tokenizer;
     apply_weights(&mut model, bytes, what)?;
     Ok(model)
 }
@@ -248,8 +258,12 @@ fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
     safetensors::serialize(views, None).map_err(|e| LoadError::Apply(e.to_string()))
 }
 
-/// Starts a hybrid's GPT-2 part (embeddings, blocks, final norm) from a `gpt2` checkpoint of the same shape:
-/// one trained here, or a Hugging Face GPT-2 brought in with `import-hf`.
+/// Starts a hybrid's GPT-2 part (embeddings, blocks, final norm) from a `gpt2` checkpoint of the same shape —
+/// one trained here, imported with `import-hf` or pulled from the Hub — and takes its tokenizer. The fusion's
+/// projection of the hierarchical features starts at zero, so the fresh hybrid computes (nearly) what the decoder
+/// does: the gate still mixes `h` with `(1 − g) h`, a factor `1 − 0.2 g (1 − g)` ≈ 0.98 per dimension at the
+/// seed's initial gate, which GPT-2's first layer norm mostly absorbs. Training then moves it away from the
+/// decoder's quality instead of from noise.
 pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &str) -> Result<(), LoadError> {
     let info = read_info(bytes, what)?;
     let config_err = |field: &str, reason: String| LoadError::Config { field: field.into(), reason };
@@ -277,7 +291,12 @@ pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &
     let renamed: Vec<(String, safetensors::tensor::TensorView)> =
         tensors.tensors().into_iter().map(|(name, view)| (name.replacen(ROOT, &part, 1), view)).collect();
     let blob = safetensors::serialize(renamed, None).map_err(|e| LoadError::Apply(e.to_string()))?;
-    apply_weights_under(model, blob, what, &part)
+    apply_weights_under(model, blob, what, &part)?;
+    model.tokenizer = info.tokenizer;
+    if let crate::arch::model::Net::Hybrid(h) = &mut model.net {
+        h.fusion.zero_projection();
+    }
+    Ok(())
 }
 
 /// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
@@ -337,7 +356,7 @@ mod tests {
         let bytes = to_bytes(&model, &[("note", "test")]).unwrap();
         let info = read_info(&bytes, "mem").unwrap();
         assert_eq!(info.config, model.config);
-        assert_eq!(info.tokenizer, TOKENIZER_ID);
+        assert_eq!(info.tokenizer, TokenizerSpec::Gpt2Bpe);
         assert_eq!(info.metadata["note"], "test");
         assert_eq!(info.num_params, burn::module::Module::num_params(&model));
         let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
@@ -441,7 +460,7 @@ mod tests {
         let mut config = model.config.clone();
         config.gpt2.n_embd = 1 << 12;
         config.gpt2.vocab_size = 1 << 20;
-        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
         match load_bytes(bytes) {
             Err(LoadError::Config { reason, .. }) => assert!(reason.contains("parameters but holds only"), "{reason}"),
             other => panic!("expected a size refusal, got {other:?}"),
@@ -450,7 +469,7 @@ mod tests {
         let model = micro();
         let mut config = model.config.clone();
         config.gpt2.n_layer = usize::MAX / 2;
-        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
         assert!(matches!(load_bytes(bytes), Err(LoadError::Config { reason, .. }) if reason.contains("out of range")));
     }
 
@@ -503,7 +522,7 @@ mod tests {
         let model = tiny();
         let mut config = model.config.clone();
         config.gpt2.n_layer = 3;
-        let relabelled = Model { net: model.net, config };
+        let relabelled = Model { net: model.net, config, tokenizer: Default::default() };
         let bytes = to_bytes(&relabelled, &[]).unwrap();
         // `relabelled` still has 2 layers of weights; the metadata says 3.
         match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
@@ -517,7 +536,7 @@ mod tests {
         let model = tiny();
         let mut config = model.config.clone();
         config.gpt2.n_embd = 32;
-        let bytes = to_bytes(&Model { net: model.net, config }, &[]).unwrap();
+        let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
         match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
             Err(LoadError::ShapeMismatch { name, .. }) => assert!(name.starts_with("net."), "{name}"),
             other => panic!("expected a shape mismatch, got {other:?}"),

@@ -1,4 +1,6 @@
-//! Import of Hugging Face GPT-2 checkpoints (`config.json` + `model.safetensors`).
+//! Import of Hugging Face GPT-2 checkpoints (`config.json` + `model.safetensors`, or sharded safetensors with
+//! `model.safetensors.index.json`), of any size and vocabulary (`gpt2`, `gpt2-medium`, `distilgpt2`,
+//! `codeparrot/codeparrot-small`, …). `hnet-gpt pull` fetches the files from the Hub and comes here.
 //!
 //! Every Hugging Face naming and layout quirk lives in this file:
 //!
@@ -34,6 +36,7 @@ use crate::io::params::ROOT;
 #[derive(Debug, Deserialize)]
 struct HfGpt2Config {
     model_type: Option<String>,
+    architectures: Option<Vec<String>>,
     vocab_size: Option<usize>,
     n_positions: Option<usize>,
     n_embd: Option<usize>,
@@ -48,6 +51,9 @@ struct HfGpt2Config {
     reorder_and_upcast_attn: Option<bool>,
 }
 
+/// The Hugging Face architectures whose weights are GPT-2's (the LM head is tied to `wte` in both).
+pub const SUPPORTED_ARCHITECTURES: [&str; 2] = ["GPT2LMHeadModel", "GPT2Model"];
+
 fn config_err(field: &str, reason: impl Into<String>) -> LoadError {
     LoadError::Config { field: field.to_string(), reason: reason.into() }
 }
@@ -59,6 +65,14 @@ pub fn config_from_hf_json(json: &str) -> Result<ModelConfig, LoadError> {
         Some("gpt2") => {}
         Some(other) => return Err(LoadError::UnsupportedModelType(other.to_string())),
         None => return Err(config_err("model_type", "missing")),
+    }
+    if let Some(archs) = &hf.architectures {
+        if !archs.iter().any(|a| SUPPORTED_ARCHITECTURES.contains(&a.as_str())) {
+            return Err(config_err(
+                "architectures",
+                format!("{archs:?} is not supported (supported: {})", SUPPORTED_ARCHITECTURES.join(", ")),
+            ));
+        }
     }
     let need = |v: Option<usize>, field: &str| v.ok_or_else(|| config_err(field, "missing"));
     let gpt2 = Gpt2Config {
@@ -110,17 +124,42 @@ fn our_name(hf_name: &str) -> Option<String> {
 
 /// Builds a model from Hugging Face `config.json` text and `model.safetensors` bytes.
 pub fn from_hf_bytes<B: Backend>(config_json: &str, safetensors_bytes: &[u8], device: &B::Device) -> Result<Model<B>, LoadError> {
+    from_hf_shards(config_json, &[("model.safetensors", safetensors_bytes)], device)
+}
+
+/// The shard files a `model.safetensors.index.json` names (its `weight_map` values), in order, each once.
+pub fn shard_files(index_json: &str) -> Result<Vec<String>, LoadError> {
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: BTreeMap<String, String>,
+    }
+    let index: Index = serde_json::from_str(index_json).map_err(|e| config_err("model.safetensors.index.json", e.to_string()))?;
+    let mut files: Vec<String> = index.weight_map.into_values().collect();
+    files.sort();
+    files.dedup();
+    if let Some(bad) = files.iter().find(|f| f.contains('/') || f.contains('\\') || !f.ends_with(".safetensors")) {
+        return Err(config_err("model.safetensors.index.json", format!("`{bad}` is not a safetensors file next to the index")));
+    }
+    Ok(files)
+}
+
+/// Builds a model from Hugging Face `config.json` text and one or more safetensors files (`(name, bytes)`; a
+/// sharded checkpoint's shards). A tensor in two shards is an error.
+pub fn from_hf_shards<B: Backend>(config_json: &str, shards: &[(&str, &[u8])], device: &B::Device) -> Result<Model<B>, LoadError> {
     let config = config_from_hf_json(config_json)?;
-    let tensors = SafeTensors::deserialize(safetensors_bytes)
-        .map_err(|e| LoadError::Format { what: "model.safetensors".into(), reason: e.to_string() })?;
     // Rename (and widen) into a safetensors blob under our names, then load it like one of our checkpoints.
     let mut renamed: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
     let mut hf_names: BTreeMap<String, String> = BTreeMap::new();
-    for (hf_name, view) in tensors.tensors() {
-        let Some(name) = our_name(&hf_name) else { continue };
-        let data = crate::io::half::to_f32_bytes(&hf_name, view.dtype(), view.data())?;
-        renamed.insert(name.clone(), (view.shape().to_vec(), data));
-        hf_names.insert(name, hf_name);
+    for (file, bytes) in shards {
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format { what: file.to_string(), reason: e.to_string() })?;
+        for (hf_name, view) in tensors.tensors() {
+            let Some(name) = our_name(&hf_name) else { continue };
+            let data = crate::io::half::to_f32_bytes(&hf_name, view.dtype(), view.data())?;
+            if renamed.insert(name.clone(), (view.shape().to_vec(), data)).is_some() {
+                return Err(LoadError::Format { what: file.to_string(), reason: format!("tensor `{hf_name}` appears in two shards") });
+            }
+            hf_names.insert(name, hf_name);
+        }
     }
     check_against_config(&config, &renamed)?;
     let views = renamed
@@ -212,5 +251,17 @@ mod tests {
         let relu = base.replace('}', r#","activation_function":"relu"}"#);
         assert!(matches!(err(&relu), LoadError::Config { field, .. } if field == "activation_function"));
         assert!(matches!(err("not json"), LoadError::Config { .. }));
+        let llama_arch = base.replace('}', r#","architectures":["LlamaForCausalLM"]}"#);
+        assert!(matches!(err(&llama_arch), LoadError::Config { field, .. } if field == "architectures"));
+        assert!(config_from_hf_json(&base.replace('}', r#","architectures":["GPT2LMHeadModel"]}"#)).is_ok());
+    }
+
+    #[test]
+    fn shard_indexes_name_their_files_once_and_nothing_outside() {
+        let index = r#"{"metadata":{},"weight_map":{"wte.weight":"model-00001-of-00002.safetensors","h.0.ln_1.weight":"model-00002-of-00002.safetensors","wpe.weight":"model-00001-of-00002.safetensors"}}"#;
+        assert_eq!(shard_files(index).unwrap(), vec!["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+        assert!(shard_files(r#"{"weight_map":{"a":"../../etc/passwd.safetensors"}}"#).is_err());
+        assert!(shard_files(r#"{"weight_map":{"a":"model.bin"}}"#).is_err());
+        assert!(shard_files("[]").is_err());
     }
 }

@@ -1,9 +1,15 @@
-//! GPT-2 byte-level BPE through the `tokenizers` crate: exact GPT-2 ids, byte offsets, streaming decode.
+//! Tokenizers through the `tokenizers` crate: GPT-2's byte-level BPE by default (exact GPT-2 ids), or the
+//! `tokenizer.json` a model came with (a code model from the Hub with its own BPE); byte offsets; streaming decode.
 //!
-//! The tokenizer ships as `public/tokenizer.json`, generated from OpenAI's original `encoder.json` + `vocab.bpe`
-//! by [`build_gpt2_tokenizer_json`] (`hnet-gpt make-tokenizer`, see `scripts/make-tokenizer.sh`), never edited by hand.
+//! GPT-2's tokenizer ships as `public/tokenizer.json`, generated from OpenAI's original `encoder.json` +
+//! `vocab.bpe` by [`build_gpt2_tokenizer_json`] (`scripts/make-tokenizer.sh`), never edited by hand.
+//!
+//! **Tokenizers travel with the model.** A checkpoint records its tokenizer ([`TokenizerSpec`]): GPT-2's,
+//! referred to by its id (it is built into the CLI and served with the page), or any other, embedded as
+//! `tokenizer.json` text in the checkpoint's metadata, so a checkpoint is always self-sufficient.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use crate::error::ModelError;
 
@@ -11,8 +17,77 @@ use crate::error::ModelError;
 pub const EOS_ID: u32 = 50256;
 /// The text of the end-of-text token.
 pub const EOS_TEXT: &str = "<|endoftext|>";
-/// Identifies the tokenizer a checkpoint was trained with.
+/// Identifies GPT-2's tokenizer in a checkpoint's metadata.
 pub const TOKENIZER_ID: &str = "gpt2-bpe";
+/// Identifies a tokenizer embedded in the checkpoint (its JSON under [`TOKENIZER_JSON_KEY`]).
+pub const EMBEDDED_ID: &str = "embedded";
+/// The metadata key of an embedded `tokenizer.json`.
+pub const TOKENIZER_JSON_KEY: &str = "tokenizer.json";
+/// End-of-document tokens, in the order they are looked for (GPT-2 style first).
+const EOS_CANDIDATES: [&str; 3] = [EOS_TEXT, "</s>", "<eos>"];
+
+/// Which tokenizer a model uses.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TokenizerSpec {
+    /// GPT-2's byte-level BPE (the default).
+    #[default]
+    Gpt2Bpe,
+    /// Another tokenizer, as `tokenizer.json` text.
+    Embedded(Arc<str>),
+}
+
+impl TokenizerSpec {
+    /// The id written into checkpoints.
+    pub fn id(&self) -> &'static str {
+        match self {
+            TokenizerSpec::Gpt2Bpe => TOKENIZER_ID,
+            TokenizerSpec::Embedded(_) => EMBEDDED_ID,
+        }
+    }
+
+    /// The spec a checkpoint's metadata describes.
+    pub fn from_metadata(id: &str, json: Option<&str>) -> Result<Self, ModelError> {
+        match (id, json) {
+            (TOKENIZER_ID, _) => Ok(TokenizerSpec::Gpt2Bpe),
+            (EMBEDDED_ID, Some(json)) => Ok(TokenizerSpec::Embedded(json.into())),
+            (EMBEDDED_ID, None) => {
+                Err(ModelError::Tokenizer(format!("the checkpoint says its tokenizer is embedded, but has no `{TOKENIZER_JSON_KEY}`")))
+            }
+            (other, _) => Err(ModelError::Tokenizer(format!("unknown tokenizer `{other}` (expected `{TOKENIZER_ID}` or `{EMBEDDED_ID}`)"))),
+        }
+    }
+
+    /// The spec for `tokenizer.json` text: GPT-2's id when it is GPT-2's tokenizer (the same vocabulary, merges and
+    /// ids), otherwise embedded.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn for_json(json: &str) -> Result<Self, ModelError> {
+        let theirs = Tokenizer::from_json_bytes(json.as_bytes())?;
+        let ours = Tokenizer::gpt2()?;
+        let probe = "def f(x):\n    return x + 1  # <|endoftext|> héllo\n\t\tpass";
+        let same = theirs.vocab_size() == ours.vocab_size()
+            && theirs.inner.get_vocab(true) == ours.inner.get_vocab(true)
+            && theirs.encode(probe)? == ours.encode(probe)?;
+        Ok(if same { TokenizerSpec::Gpt2Bpe } else { TokenizerSpec::Embedded(json.into()) })
+    }
+
+    /// Loads the tokenizer (GPT-2's from the copy built into the binary).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(&self) -> Result<Tokenizer, ModelError> {
+        match self {
+            TokenizerSpec::Gpt2Bpe => Tokenizer::gpt2(),
+            TokenizerSpec::Embedded(json) => Tokenizer::from_json_bytes(json.as_bytes()),
+        }
+    }
+}
+
+impl std::fmt::Display for TokenizerSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenizerSpec::Gpt2Bpe => write!(f, "{TOKENIZER_ID} (GPT-2's byte-level BPE)"),
+            TokenizerSpec::Embedded(json) => write!(f, "{EMBEDDED_ID} (the model's own tokenizer.json, {} bytes)", json.len()),
+        }
+    }
+}
 
 /// One token of an encoded text.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -23,21 +98,35 @@ pub struct Token {
     pub span: Range<usize>,
 }
 
-/// The GPT-2 tokenizer.
+/// A tokenizer: GPT-2's or a model's own.
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    eos: u32,
 }
 
 fn tok_err(e: impl std::fmt::Display) -> ModelError {
     ModelError::Tokenizer(e.to_string())
 }
 
+/// GPT-2's tokenizer, built into native binaries so they work from any directory.
+#[cfg(not(target_arch = "wasm32"))]
+const GPT2_TOKENIZER_JSON: &[u8] = include_bytes!("../../../public/tokenizer.json");
+
 impl Tokenizer {
-    /// Loads a `tokenizer.json`.
+    /// Loads a `tokenizer.json`. It must have an end-of-document token (`<|endoftext|>`, `</s>` or `<eos>`).
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(tok_err)?;
-        Ok(Self { inner })
+        let eos = EOS_CANDIDATES.iter().find_map(|t| inner.token_to_id(t)).ok_or_else(|| {
+            ModelError::Tokenizer(format!("the tokenizer has no end-of-document token (one of {})", EOS_CANDIDATES.join(", ")))
+        })?;
+        Ok(Self { inner, eos })
+    }
+
+    /// GPT-2's tokenizer.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn gpt2() -> Result<Self, ModelError> {
+        Self::from_json_bytes(GPT2_TOKENIZER_JSON)
     }
 
     /// Loads a `tokenizer.json` file.
@@ -46,7 +135,13 @@ impl Tokenizer {
         Self::from_json_bytes(&bytes)
     }
 
-    /// Token ids of `text`. `<|endoftext|>` in the text becomes the special token 50256, as in GPT-2.
+    /// The end-of-document token: the separator between documents and the stop token of generation (GPT-2's
+    /// `<|endoftext|>` is 50256).
+    pub fn eos_id(&self) -> u32 {
+        self.eos
+    }
+
+    /// Token ids of `text`. `<|endoftext|>` in the text becomes the special token, as in GPT-2.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
         Ok(self.inner.encode(text, false).map_err(tok_err)?.get_ids().to_vec())
     }
@@ -70,6 +165,17 @@ impl Tokenizer {
     /// Vocabulary size including special tokens (50257 for GPT-2).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
+    }
+
+    /// Checks that this tokenizer fits a model of `vocab_size` tokens: every id it can produce has a row.
+    pub fn check_fits(&self, vocab_size: usize) -> Result<(), ModelError> {
+        if self.vocab_size() > vocab_size {
+            return Err(ModelError::Tokenizer(format!(
+                "the tokenizer has {} tokens but the model only {vocab_size}: they do not belong together",
+                self.vocab_size()
+            )));
+        }
+        Ok(())
     }
 }
 

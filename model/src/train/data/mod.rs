@@ -255,7 +255,7 @@ async def fetch(url): return url
 
     #[test]
     fn packing_and_epochs() {
-        let packed = Packed::new(vec![(vec![1, 2, 3], 3), (vec![4, 5], 2)], 3);
+        let packed = Packed::new(vec![(vec![1, 2, 3], 3), (vec![4, 5], 2)], 3, EOS_ID);
         assert_eq!(packed.stream, vec![1, 2, 3, EOS_ID, 4, 5, EOS_ID]);
         assert_eq!(packed.len(), 2);
         assert_eq!(packed.sequence(1), &[EOS_ID, 4, 5, EOS_ID]);

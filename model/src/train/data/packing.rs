@@ -1,10 +1,9 @@
-//! Packing: documents joined with `<|endoftext|>` into one stream, cut into `seq_len + 1`-token sequences (every
+//! Packing: documents joined with the end-of-document token (GPT-2's `<|endoftext|>`) into one stream, cut into `seq_len + 1`-token sequences (every
 //! position a real token, so padding never enters the loss), and a seeded, resumable epoch order over them.
 
 use serde::{Deserialize, Serialize};
 
 use crate::generate::sampling::Rng;
-use crate::io::tokenizer::EOS_ID;
 
 /// Documents packed into training sequences of `seq_len + 1` tokens.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,13 +17,13 @@ pub struct Packed {
 }
 
 impl Packed {
-    /// Joins tokenised documents, each followed by `<|endoftext|>`.
-    pub fn new(docs: impl IntoIterator<Item = (Vec<u32>, usize)>, seq_len: usize) -> Self {
+    /// Joins tokenised documents, each followed by `eos` (the tokenizer's end-of-document token).
+    pub fn new(docs: impl IntoIterator<Item = (Vec<u32>, usize)>, seq_len: usize, eos: u32) -> Self {
         let mut stream = Vec::new();
         let mut bytes = 0;
         for (ids, n_bytes) in docs {
             stream.extend(ids);
-            stream.push(EOS_ID);
+            stream.push(eos);
             bytes += n_bytes;
         }
         Self { stream, seq_len, bytes }
