@@ -13,9 +13,10 @@ step "Rust target wasm32-unknown-unknown"
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 
 step "trunk 0.21.14"
-# trunk 0.22 needs rustc >= 1.96.1; this machine has 1.95.
+# trunk 0.22 needs rustc >= 1.96.1; this machine has 1.95. A debug build: trunk only orchestrates (cargo,
+# wasm-bindgen, wasm-opt do the work), and compiling it unoptimised takes half the time of a release build.
 if ! trunk --version 2>/dev/null | grep -q '0.21.14'; then
-  cargo install --locked trunk --version 0.21.14
+  cargo install --locked --debug trunk --version 0.21.14
 fi
 
 step "wasm-bindgen-cli (the lockfile's version)"

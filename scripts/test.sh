@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every test: formatting and lints (native crates and the app for wasm32), Rust unit and integration tests
+# Runs every test: formatting and clippy lints (native crates, and the model and app for wasm32), Rust unit and integration tests
 # (CPU and, through lavapipe, wgpu; the sandbox attacks as root and as an ordinary user), the tokenizer
 # reproducibility check, the wasm build of the playground, and the browser end-to-end suite. Each phase is timed;
 # the table at the end is what to look at when CI's 90 minutes get tight.
@@ -31,21 +31,22 @@ source scripts/env.sh
 phase "cargo fmt --check"
 cargo fmt --all --check
 
-phase "cargo test (native: model + CLI, examples built too)"
+# Lints without a second build: the workspace's own crates compile through clippy-driver (a full compiler with
+# clippy's lints), with warnings denied, in the two builds the tests need anyway — native (`cargo test` builds the
+# lib, bins, tests and examples: clippy's --all-targets) and wasm32 (trunk's build of the model and the app).
+# Dependencies compile with plain rustc, as under `cargo clippy`.
+export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+
+phase "cargo test (native: model + CLI, examples built too; clippy -D warnings as it compiles)"
 cargo test --no-fail-fast   # default members: model and cli (the app is tested in the browser)
 
 phase "public/tokenizer.json is reproducible from OpenAI's GPT-2 files"
 # The example binary `cargo test` just built: no second feature set of burn for one check.
 MAKE_TOKENIZER="$CARGO_TARGET_DIR/debug/examples/make_tokenizer" scripts/make-tokenizer.sh --check
 
-phase "cargo clippy (native, all targets)"
-cargo clippy --all-targets --quiet -- -D warnings
-
-phase "cargo clippy (the app, wasm32)"
+phase "trunk build (wasm32, release; clippy -D warnings as it compiles; wasm-opt -O1 for the tests, -Oz for the playground)"
 cargo fetch --target wasm32-unknown-unknown --quiet
-cargo clippy -p hnet-gpt-app --target wasm32-unknown-unknown --quiet -- -D warnings
-
-phase "trunk build (wasm32, release; wasm-opt -O1 for the tests, -Oz for the playground)"
 # The page under test is the playground's, but with a cheaper wasm-opt level: -Oz costs minutes on 2 cores and
 # changes the size of the wasm, not what it does.
 sed 's/data-wasm-opt="z"/data-wasm-opt="1"/' app/index.html > app/index-tests.html

@@ -316,23 +316,3 @@ impl<T: for<'de> Deserialize<'de>> Envelope<T> {
         serde_json::from_str(text).map_err(|e| format!("a malformed message between the page and the worker: {e}"))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelopes_round_trip() {
-        let request = Envelope {
-            job: 7,
-            msg: Request::Complete {
-                prompt: "def f():\n".into(),
-                settings: CompleteSettings { temperature: 0.2, top_k: 40, top_p: 0.95, max_tokens: 48, seed: 1 },
-            },
-        };
-        assert_eq!(Envelope::<Request>::from_json(&request.to_json()).unwrap(), request);
-        let reply = Envelope { job: 7, msg: Reply::Done(Err("no model".into())) };
-        assert_eq!(Envelope::<Reply>::from_json(&reply.to_json()).unwrap(), reply);
-        assert!(Envelope::<Reply>::from_json("{\"job\":1}").is_err());
-    }
-}

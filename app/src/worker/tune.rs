@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use hnet_gpt_model::io::params::TrainScope;
 use hnet_gpt_model::io::tokenizer::Tokenizer;
-use hnet_gpt_model::train::data::Packed;
+use hnet_gpt_model::train::data::{hold_back_fifth, Packed};
 
 use super::engine::{Engine, FineTune, TuneSettings};
 use super::post;
@@ -16,19 +16,6 @@ use crate::web;
 
 /// Fewer tokens than this cannot fill a training sequence and a held-back part.
 const MIN_TOKENS: usize = 24;
-
-/// Training documents and the held-back ones: the last fifth of the snippets, or of the only snippet's tokens.
-pub fn hold_back(encoded: Vec<Vec<u32>>) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
-    if encoded.len() >= 2 {
-        let k = encoded.len().div_ceil(5);
-        let (train, held) = encoded.split_at(encoded.len() - k);
-        (train.to_vec(), held.to_vec())
-    } else {
-        let d = encoded.into_iter().next().unwrap_or_default();
-        let cut = d.len() * 4 / 5;
-        (vec![d[..cut].to_vec()], vec![d[cut..].to_vec()])
-    }
-}
 
 /// Fine-tunes `engine`'s model on the request's snippets; returns the tuned model.
 pub async fn fine_tune(
@@ -42,7 +29,7 @@ pub async fn fine_tune(
     if encoded.iter().map(Vec::len).sum::<usize>() < MIN_TOKENS {
         return Err("Add more code to train on: at least a few lines (separate snippets with a line `# ---`).".into());
     }
-    let (train_docs, held) = hold_back(encoded);
+    let (train_docs, held) = hold_back_fifth(encoded);
     let stream_len: usize = train_docs.iter().map(|d| d.len() + 1).sum();
     let seq_len = 64.min(stream_len.saturating_sub(1)).max(8);
     let data = Packed::new(train_docs.into_iter().map(|d| (d, 0)), seq_len, tokenizer.eos_id());
@@ -76,18 +63,4 @@ pub async fn fine_tune(
     let after = tuned.perplexity(&held, tokenizer.eos_id()).await?;
     post(job, Reply::Perplexity { before, after: Some(after) }, None);
     Ok(tuned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_fifth_is_held_back() {
-        let docs: Vec<Vec<u32>> = (0..6).map(|i| vec![i; 10]).collect();
-        let (train, held) = hold_back(docs);
-        assert_eq!((train.len(), held.len()), (4, 2));
-        let (train, held) = hold_back(vec![(0..50).collect()]);
-        assert_eq!((train[0].len(), held[0].len()), (40, 10));
-    }
 }

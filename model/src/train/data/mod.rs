@@ -65,6 +65,18 @@ pub fn builtin_records() -> Vec<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fine_tune_holds_back_the_last_fifth() {
+        let docs: Vec<Vec<u32>> = (0..6).map(|i| vec![i; 10]).collect();
+        let (train, held) = hold_back_fifth(docs);
+        assert_eq!((train.len(), held.len()), (4, 2));
+        assert_eq!(held[0][0], 4);
+        let (train, held) = hold_back_fifth(vec![(0..50).collect()]);
+        assert_eq!((train[0].len(), held[0].len()), (40, 10));
+        let (train, held) = hold_back_fifth(vec![]);
+        assert!(train[0].is_empty() && held[0].is_empty());
+    }
     use crate::io::tokenizer::EOS_ID;
 
     const SAMPLE: &str = r#"import os

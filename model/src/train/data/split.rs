@@ -96,3 +96,17 @@ pub fn assign_split(keys: &[(String, usize)], valid_fraction: f64, min_tokens: u
     }
     Assignment { valid, moved }
 }
+
+/// A fine-tune's held-back part (the playground's): the last fifth of the documents, or, with one document, the
+/// last fifth of its tokens. Returns (training documents, held-back documents).
+pub fn hold_back_fifth(docs: Vec<Vec<u32>>) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    if docs.len() >= 2 {
+        let k = docs.len().div_ceil(5);
+        let (train, held) = docs.split_at(docs.len() - k);
+        (train.to_vec(), held.to_vec())
+    } else {
+        let d = docs.into_iter().next().unwrap_or_default();
+        let cut = d.len() * 4 / 5;
+        (vec![d[..cut].to_vec()], vec![d[cut..].to_vec()])
+    }
+}
