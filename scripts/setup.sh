@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the playground and the tests need, skipping what is already there. Safe to run repeatedly.
 #   rustup target wasm32, trunk 0.21.14 and wasm-bindgen-cli (the lockfile's version) via cargo install,
-#   npm packages of tests/e2e (playwright-core, binaryen 132 for wasm-opt), Debian's chromium and Mesa's
+#   npm packages of tests/e2e (playwright-core, binaryen 132 for wasm-opt) and of the code editor (CodeMirror 6,
+#   esbuild; the bundle is built here), Debian's chromium and Mesa's
 #   lavapipe (software Vulkan, so wgpu code runs without a GPU), bubblewrap (the sandbox for generated code), and
 #   the default model in public/models/.
 set -euo pipefail
@@ -38,8 +39,14 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${need[@]}"
 fi
 
-step "npm packages (tests/e2e)"
+step "npm packages (tests/e2e, app/editor)"
 (cd tests/e2e && { [ -d node_modules ] && npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund; })
+(cd app/editor && { [ -d node_modules ] && npm ls --silent >/dev/null 2>&1 || npm ci --no-audit --no-fund; })
+
+step "The code editor bundle (CodeMirror 6 through esbuild: app/editor/dist/editor.js)"
+if [ ! -f app/editor/dist/editor.js ] || [ -n "$(find app/editor/editor.js app/editor/package-lock.json -newer app/editor/dist/editor.js)" ]; then
+  (cd app/editor && npm run --silent build)
+fi
 
 step "Default model ($DEFAULT_MODEL)"
 if [ ! -f "$DEFAULT_MODEL" ]; then

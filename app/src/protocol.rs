@@ -30,6 +30,30 @@ pub enum ModelSource {
         /// The file's name.
         name: String,
     },
+    /// A GPT-2-architecture model from the Hugging Face Hub (`config.json`, safetensors, `tokenizer.json`, fetched
+    /// from `{endpoint}/{repo}/resolve/{revision}/…` with progress and kept in the Cache API), converted in the
+    /// worker; with `hybrid`, a fresh H-Net encoder is put in front of it ("GPT-2 + H-Net encoder").
+    Hub {
+        /// `gpt2`, `OWNER/REPO`.
+        repo: String,
+        /// A branch, tag or commit.
+        revision: String,
+        /// Build the hybrid around it.
+        hybrid: bool,
+        /// The Hub's address (`https://huggingface.co`, or a mirror).
+        endpoint: String,
+    },
+}
+
+/// What a Hub model will cost to load, asked before downloading its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HubInfo {
+    /// Parameters, from its `config.json`.
+    pub params: usize,
+    /// Bytes of f32 weights in memory (the download may be half of it when stored as f16).
+    pub f32_bytes: usize,
+    /// Layers × width, vocabulary.
+    pub shape: String,
 }
 
 /// Sampling and length settings of a completion.
@@ -107,6 +131,15 @@ pub enum Request {
     Download,
     /// Forget the saved model and load the bundled one.
     Reset,
+    /// Read a Hub model's `config.json` and say what it will cost ([`Reply::HubInfo`]).
+    HubInfo {
+        /// `gpt2`, `OWNER/REPO`.
+        repo: String,
+        /// A branch, tag or commit.
+        revision: String,
+        /// The Hub's address.
+        endpoint: String,
+    },
     /// Stop a running job at its next step.
     Cancel(JobId),
 }
@@ -285,6 +318,8 @@ pub enum Reply {
     },
     /// Progress text of a longer job.
     Progress(String),
+    /// The answer to [`Request::HubInfo`].
+    HubInfo(HubInfo),
     /// Checkpoint bytes follow in the envelope's `data` (an ArrayBuffer).
     Bytes {
         /// A file name for the download.

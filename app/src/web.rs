@@ -108,6 +108,9 @@ pub struct AdapterInfo {
     pub name: String,
     /// True for software ("fallback") adapters such as SwiftShader.
     pub fallback: bool,
+    /// The largest storage buffer a shader may bind (`maxStorageBufferBindingSize`; 128 MiB by default, more where
+    /// the adapter allows — burn asks for the adapter's limits). One weight matrix must fit in it.
+    pub max_binding: Option<f64>,
 }
 
 fn get(obj: &JsValue, key: &str) -> JsValue {
@@ -131,7 +134,9 @@ pub async fn probe_webgpu() -> Result<AdapterInfo, String> {
     let field = |k: &str| get(&info, k).as_string().filter(|s| !s.is_empty());
     let name = [field("vendor"), field("architecture"), field("description")].into_iter().flatten().collect::<Vec<_>>().join(" · ");
     let fallback = get(&info, "isFallbackAdapter").as_bool().or_else(|| get(&adapter, "isFallbackAdapter").as_bool()).unwrap_or(false);
-    Ok(AdapterInfo { name: if name.is_empty() { "unnamed adapter".into() } else { name }, fallback })
+    let limits = get(&adapter, "limits");
+    let max_binding = get(&limits, "maxStorageBufferBindingSize").as_f64();
+    Ok(AdapterInfo { name: if name.is_empty() { "unnamed adapter".into() } else { name }, fallback, max_binding })
 }
 
 /// Reads a query-string parameter of the page (`?gpu=0` forces the CPU path, used by tests and for comparison).
@@ -143,10 +148,26 @@ pub fn query_param(key: &str) -> Option<String> {
     })
 }
 
+/// A failed fetch: the HTTP status when the server answered, and what went wrong.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchError {
+    /// The HTTP status (None: no answer at all — offline, refused, blocked by CORS).
+    pub status: Option<u16>,
+    /// The message, naming the URL.
+    pub message: String,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Fetches a URL's bytes with progress (`on_progress(received, total)`). With `cached`, through the Cache API: a
 /// URL fetched once is served from the cache afterwards (and works offline). Files of this site (the bundled
 /// model, the tokenizer) go without it, so a new deployment is seen at once.
-pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
+pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, FetchError> {
+    let fail = |status: Option<u16>, message: String| FetchError { status, message };
     let scope = scope();
     let cache: Option<web_sys::Cache> = match scope.caches().filter(|_| cached) {
         Some(storage) => JsFuture::from(storage.open("hnet-gpt-models")).await.ok().map(|c| c.unchecked_into()),
@@ -155,28 +176,35 @@ pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut
     if let Some(cache) = &cache {
         let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
         if let Ok(response) = hit.dyn_into::<web_sys::Response>() {
-            let buffer = JsFuture::from(response.array_buffer().map_err(js_err)?).await.map_err(js_err)?;
+            let read = |e| fail(None, format!("reading {url} from the cache: {}", js_err(e)));
+            let buffer = JsFuture::from(response.array_buffer().map_err(read)?).await.map_err(read)?;
             let bytes = Uint8Array::new(&buffer).to_vec();
             on_progress(bytes.len(), Some(bytes.len()));
             return Ok(bytes);
         }
     }
     let response: web_sys::Response =
-        JsFuture::from(scope.fetch(url)).await.map_err(|e| format!("fetching {url}: {}", js_err(e)))?.unchecked_into();
+        JsFuture::from(scope.fetch(url)).await.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?.unchecked_into();
     if !response.ok() {
-        return Err(format!("fetching {url}: HTTP {}", response.status()));
+        return Err(fail(Some(response.status()), format!("fetching {url}: HTTP {}", response.status())));
     }
-    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    let body = response.body().ok_or_else(|| format!("fetching {url}: empty body"))?;
+    // Content-Length counts the bytes on the wire: with a content encoding (gzip) it says nothing of the body's size.
+    let encoded = response.headers().get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
+    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()).filter(|_| !encoded);
+    let body = response.body().ok_or_else(|| fail(None, format!("fetching {url}: empty body")))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total.unwrap_or(0));
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?;
         if get(&chunk, "done").as_bool().unwrap_or(true) {
             break;
         }
         bytes.extend(Uint8Array::new(&get(&chunk, "value")).to_vec());
         on_progress(bytes.len(), total);
+    }
+    if total.is_some_and(|t| t != bytes.len()) {
+        // Cut off: never cache (or use) a partial file.
+        return Err(fail(None, format!("fetching {url}: the download stopped at {} of {} bytes", bytes.len(), total.unwrap_or(0))));
     }
     if let Some(cache) = &cache {
         let array = Uint8Array::from(bytes.as_slice());

@@ -106,29 +106,25 @@ fn tokenize(tok: &hnet_gpt_model::io::tokenizer::Tokenizer, text: &str, ids_only
 fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &Path) -> Result<()> {
     type B = crate::backend::Cpu;
     let device = Default::default();
-    let decoder = decoder_from.map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).transpose()?;
-    let config = match &decoder {
-        Some(bytes) => {
+    B::seed(&device, seed);
+    let seed_text = seed.to_string();
+    let (model, what, decoder_name) = match decoder_from {
+        Some(path) => {
             if arch != Arch::Hybrid {
                 bail!("--decoder-from builds a hybrid: add --arch hybrid");
             }
-            let info = checkpoint::read_info(bytes, &decoder_from.unwrap_or(out).display().to_string())?;
-            ModelConfig::hybrid_on(&info.config.gpt2)?
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path.display().to_string();
+            (checkpoint::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
         }
-        None => ModelConfig::preset(arch, preset)?,
+        None => (Model::<B>::init(&ModelConfig::preset(arch, preset)?, &device)?, preset.to_string(), None),
     };
-    B::seed(&device, seed);
-    let mut model = Model::<B>::init(&config, &device)?;
-    let seed_text = seed.to_string();
     let mut extra = vec![("init_seed", seed_text.as_str())];
-    let decoder_name = decoder_from.map(|p| p.display().to_string()).unwrap_or_default();
-    if let Some(bytes) = &decoder {
-        checkpoint::load_gpt2_decoder(&mut model, bytes, &decoder_name)?;
-        extra.push(("decoder_from", decoder_name.as_str()));
+    if let Some(name) = &decoder_name {
+        extra.push(("decoder_from", name.as_str()));
     }
     checkpoint::save(&model, out, &extra)?;
-    let what = if decoder.is_some() { format!("on the decoder {decoder_name}") } else { preset.to_string() };
-    eprintln!("wrote {} ({} {what}, {} parameters)", out.display(), config.arch, model.num_params());
+    eprintln!("wrote {} ({} {what}, {} parameters)", out.display(), model.config.arch, model.num_params());
     let info = checkpoint::read_info(&std::fs::read(out)?, &out.display().to_string())?;
     let parts: Vec<String> = info.components.iter().map(|(c, n)| format!("{c} {n}")).collect();
     eprintln!("  {} · lm head tied to the embedding", parts.join(" · "));

@@ -16,7 +16,7 @@ use hf_hub::api::sync::{Api, ApiBuilder, ApiError, ApiRepo};
 use hf_hub::{Repo, RepoType};
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::hf;
-use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 
 /// `REPO[@REVISION]` → (repo, revision); the revision defaults to `main`.
 pub fn parse_spec(spec: &str) -> Result<(String, String)> {
@@ -110,8 +110,10 @@ pub fn pull(spec: &str, out: &Path) -> Result<()> {
         Tokenizer::from_json_bytes(text.as_bytes())?;
         Ok(text)
     })?;
-    let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes())?;
-    tokenizer.check_fits(config.vocab_size()).with_context(|| format!("the tokenizer.json and config.json of `{name}`"))?;
+    // Before the weights: a tokenizer that cannot belong to this model is refused without the big download.
+    Tokenizer::from_json_bytes(tokenizer_json.as_bytes())?
+        .check_fits(config.vocab_size())
+        .with_context(|| format!("the tokenizer.json and config.json of `{name}`"))?;
 
     let check_safetensors = |b: Vec<u8>| {
         safetensors::SafeTensors::deserialize(&b).map_err(|e| anyhow!("not a valid safetensors file: {e}"))?;
@@ -132,9 +134,8 @@ pub fn pull(spec: &str, out: &Path) -> Result<()> {
     };
     let parts: Vec<(&str, &[u8])> = shards.iter().map(|(f, b)| (f.as_str(), b.as_slice())).collect();
     let device = Default::default();
-    let mut model = hf::from_hf_shards::<crate::backend::Cpu>(&config_json, &parts, &device)
+    let model = hf::from_hub_files::<crate::backend::Cpu>(&config_json, &parts, &tokenizer_json, &Tokenizer::gpt2()?, &device)
         .with_context(|| format!("converting `{name}` to an hnet-gpt checkpoint"))?;
-    model.tokenizer = TokenizerSpec::for_json(&tokenizer_json)?;
     let source = format!("hf://{name}@{revision}");
     checkpoint::save(&model, out, &[("source", &source), ("hub_repo", &name), ("hub_revision", &revision)])
         .with_context(|| format!("writing {}", out.display()))?;

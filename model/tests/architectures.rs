@@ -235,3 +235,16 @@ fn long_texts_are_chunked_in_windows_that_match_the_model_and_are_cached() {
     let stopped = futures_lite::future::block_on(inspect_chunks_windowed(&m, &tok, &long, &mut WindowCache::default(), &mut stop)).unwrap();
     assert!(stopped.is_none());
 }
+
+#[test]
+fn routing_alone_gives_the_boundaries_of_the_full_pass() {
+    for arch in [Arch::Hnet, Arch::Hybrid] {
+        let m = model(arch, 61);
+        let ids: Vec<u32> = (0..40).map(|i| (i * 131 + 7) % 50257).collect();
+        let full = m.forward_full(tokens(&ids), all_true(40), None).aux.unwrap().routing;
+        let alone = m.route(tokens(&ids), all_true(40)).unwrap();
+        full.boundary_prob.into_data().assert_eq(&alone.boundary_prob.into_data(), true);
+        full.boundary_mask.into_data().assert_eq(&alone.boundary_mask.into_data(), true);
+    }
+    assert!(model(Arch::Gpt2, 61).route(tokens(&[1, 2]), all_true(2)).is_none());
+}

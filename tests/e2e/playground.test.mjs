@@ -73,6 +73,15 @@ async function assertNoLongTask({ longest }, what, limit = 50) {
   assert.ok(ms <= limit, `a main-thread task took ${ms} ms ${what} (after mark "${after}"; ${scripts}; the limit is ${limit} ms)`);
 }
 
+/** The editor's text (CodeMirror's lines), without the ghost text of a completion. */
+function editorText(page) {
+  return page.evaluate(() => {
+    const content = document.querySelector("[data-testid=editor]").cloneNode(true);
+    content.querySelectorAll(".cm-ghost").forEach((g) => g.remove());
+    return [...content.querySelectorAll(".cm-line")].map((l) => l.textContent).join("\n");
+  });
+}
+
 async function complete(page) {
   await page.getByTestId("complete").click();
   await page.waitForFunction(() => {
@@ -109,8 +118,15 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   assert.ok((await watch.measure(() => complete(page))) >= 5);
   const lengths = await page.evaluate(() => window.__lengths);
   assert.ok(new Set(lengths).size >= 3, `the completion did not stream: ${JSON.stringify(lengths)}`);
+  // The completion is ghost text at the cursor in the editor; Tab accepts it into the code.
+  const ghost = await page.locator(".cm-ghost").textContent();
+  assert.ok(ghost.length > 0, "no ghost text in the editor");
   await screenshot(page, "02-completion");
-  await page.getByTestId("reject").click();
+  const before = await editorText(page);
+  await page.getByTestId("editor").focus();
+  await page.keyboard.press("Tab");
+  await page.waitForFunction(() => !document.querySelector(".cm-ghost"), null, { timeout: 10_000 });
+  assert.equal(await editorText(page), before + ghost, "Tab did not put the completion into the code at the cursor");
 
   // Chunk view for a pasted snippet, compared with `hnet-gpt chunks --json` on the same model and text.
   await page.getByTestId("editor").fill(snippet);
@@ -184,12 +200,27 @@ test("embed mode renders a compact chunk widget, and the example docs page embed
   await screenshot(docs, "08-embed-docs");
 });
 
-test("the page works at a 390 px phone width", { timeout: LOAD }, async () => {
-  const { page } = await open(browser, server.url, { viewport: { width: 390, height: 844 } });
-  await ready(page);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-  assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow} px at 390 px`);
-  await screenshot(page, "09-phone");
+test("the page works at a 390 px phone width, in light and dark", { timeout: 3 * LOAD }, async () => {
+  for (const [colorScheme, viewport, name] of [
+    ["light", { width: 390, height: 844 }, "09-phone"],
+    ["dark", { width: 390, height: 844 }, "09-phone-dark"],
+    ["dark", { width: 1280, height: 900 }, "01-ready-dark"],
+  ]) {
+    const { page } = await open(browser, server.url, { viewport, colorScheme });
+    await ready(page);
+    await page.locator(".cm-editor").waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok(overflow <= 1, `the page scrolls sideways by ${overflow} px at ${viewport.width} px (${colorScheme})`);
+    // The colour scheme really follows the system: a dark page with light code text in dark mode, and the reverse.
+    const [page_bg, code_fg] = await page.evaluate(() => [["body", "backgroundColor"], [".cm-content", "color"]].map(([sel, prop]) => {
+      const [r, g, b] = getComputedStyle(document.querySelector(sel))[prop].match(/\d+/g).map(Number);
+      return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
+    }));
+    const dark = colorScheme === "dark";
+    assert.ok(dark ? page_bg < 0.3 && code_fg > 0.5 : page_bg > 0.7 && code_fg < 0.5, `${colorScheme}: page ${page_bg}, code text ${code_fg}`);
+    await screenshot(page, name);
+    await page.close();
+  }
 });
 
 test("the architecture selector switches between bundled models", { timeout: LOAD + WORK }, async () => {
@@ -229,6 +260,12 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     const watch = await watchLongTasks(page);
     assert.ok((await watch.measure(() => complete(page))) >= 5);
     await assertNoLongTask(watch, "while generating on the CPU");
+    // Esc rejects the ghost text: the code stays as it was.
+    const before = await editorText(page);
+    await page.getByTestId("editor").focus();
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.querySelector(".cm-ghost"), null, { timeout: 10_000 });
+    assert.equal(await editorText(page), before);
     // Stop cancels the worker's job at its next token.
     await page.locator("#max-tokens").fill("512");
     await page.locator("#max-tokens").dispatchEvent("change");

@@ -10,17 +10,30 @@ use crate::page::components::editor::Editor;
 use crate::page::components::finetune::FineTunePanel;
 use crate::page::components::models::ModelPanel;
 use crate::page::components::status::StatusBar;
-use crate::page::state::Playground;
+use crate::page::state::{hub_endpoint, Playground};
 use crate::protocol::ModelSource;
 use crate::web;
 
 const EXAMPLE: &str = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n\n\ndef is_prime(n):\n";
 
-/// Loads the saved fine-tuned model if this browser has one, else the bundled model (the worker loads the
-/// tokenizer first).
+/// Loads the model the URL names (`?model=hf:REPO[@REVISION]`, with `&hybrid=1` for GPT-2 + a fresh H-Net
+/// encoder — how an embedded widget names a Hub model), else the saved fine-tuned model if this browser has one,
+/// else the bundled model.
 fn boot(state: Playground) {
+    let source = match web::query_param("model").as_deref().and_then(|m| m.strip_prefix("hf:")) {
+        Some(spec) => {
+            let (repo, revision) = spec.split_once('@').unwrap_or((spec, "main"));
+            ModelSource::Hub {
+                repo: repo.into(),
+                revision: revision.into(),
+                hybrid: web::query_param("hybrid").as_deref() == Some("1"),
+                endpoint: hub_endpoint(),
+            }
+        }
+        None => ModelSource::SavedOrBundled,
+    };
     spawn_local(async move {
-        state.load(ModelSource::SavedOrBundled, None).await;
+        state.load(source, None).await;
     });
 }
 
@@ -40,7 +53,7 @@ pub fn App() -> impl IntoView {
             <div class="grid">
                 <section class="card" aria-labelledby="code-title">
                     <h2 id="code-title">"Code"</h2>
-                    <Editor code=state.code top_line=state.top_line on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
+                    <Editor code=state.code ghost=state.ghost handle=state.editor top_line=state.top_line on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
                     <CompletionPanel state=state trigger=trigger />
                 </section>
                 <ChunkView state=state />
@@ -66,7 +79,7 @@ pub fn Embed() -> impl IntoView {
         view! { <ChunkView state=state /> }.into_any()
     } else {
         view! {
-            <Editor code=state.code rows=8 on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
+            <Editor code=state.code ghost=state.ghost handle=state.editor rows=8 on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
             <CompletionPanel state=state trigger=trigger compact=true />
         }
         .into_any()

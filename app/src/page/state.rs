@@ -4,6 +4,7 @@
 use leptos::prelude::*;
 
 use crate::page::client::Client;
+use crate::page::components::editor::CodeEditor;
 use crate::protocol::{BackendInfo, JobId, ModelInfo, ModelSource, Reply, Request, WorkerState};
 use crate::web;
 
@@ -19,6 +20,9 @@ pub struct BundledModel {
     pub label: String,
     /// Where the checkpoint is served, relative to the page.
     pub url: String,
+    /// What it is and how good it is, for the model card.
+    #[serde(default)]
+    pub about: Option<String>,
 }
 
 /// The bundled models' manifest.
@@ -59,6 +63,10 @@ pub struct Playground {
     pub code: RwSignal<String>,
     /// The editor's first visible line (0-based): the chunk view follows it.
     pub top_line: RwSignal<usize>,
+    /// The completion shown as ghost text at the editor's cursor.
+    pub ghost: RwSignal<String>,
+    /// The live code editor, once it has loaded.
+    pub editor: StoredValue<Option<CodeEditor>, LocalStorage>,
     /// One-line status.
     pub status: RwSignal<String>,
     /// The last error, shown until the next action.
@@ -84,6 +92,8 @@ impl Playground {
         let state = Self {
             code: RwSignal::new(code),
             top_line: RwSignal::new(0),
+            ghost: RwSignal::new(String::new()),
+            editor: StoredValue::new_local(None),
             status: RwSignal::new("Starting the model worker…".into()),
             error: RwSignal::new(None),
             backend: RwSignal::new(None),
@@ -177,6 +187,11 @@ impl Playground {
             }
         }
     }
+}
+
+/// The Hugging Face Hub the page loads from: `https://huggingface.co`, or `?hub=URL` (a mirror; the tests' local one).
+pub fn hub_endpoint() -> String {
+    web::query_param("hub").filter(|h| !h.is_empty()).unwrap_or_else(|| "https://huggingface.co".into())
 }
 
 /// `3.4M`, `812.5k`, `96`.

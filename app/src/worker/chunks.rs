@@ -15,6 +15,8 @@ pub const MAX_SHOWN_TOKENS: usize = 1200;
 
 /// A chunked text, kept for re-slicing as the page scrolls.
 pub struct Chunked {
+    /// The model that chunked it (the worker's count of loaded models): a result is only reused for that model.
+    pub model: u64,
     /// The text.
     pub text: String,
     /// How the model chunks all of it.
@@ -38,10 +40,10 @@ pub struct ChunkState {
 
 impl Chunked {
     /// Wraps a report of `text`, parsing the text for statement starts.
-    pub fn new(text: String, report: ChunkReport) -> Self {
+    pub fn new(model: u64, text: String, report: ChunkReport) -> Self {
         let starts = pysyntax::statement_starts(&text);
         let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-        Self { text, report, starts, line_starts }
+        Self { model, text, report, starts, line_starts }
     }
 
     /// The tokens of lines `first_line..`, at most [`MAX_SHOWN_TOKENS`] of them and whole lines where possible;

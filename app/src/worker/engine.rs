@@ -82,7 +82,7 @@ impl Engine {
     /// that does not load is an error and nothing changes.
     pub async fn load(bytes: &[u8], force_cpu: bool) -> Result<(Engine, BackendInfo), String> {
         // Validate on the CPU first: a bad file must fail cleanly before any device work.
-        checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?;
+        let info = checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?;
         let broken = GPU_BROKEN.with(Cell::get);
         let probe = if force_cpu {
             Err("the CPU backend was requested (?gpu=0)".to_string())
@@ -91,6 +91,17 @@ impl Engine {
         } else {
             web::probe_webgpu().await
         };
+        // The largest weight must fit one storage-buffer binding (GPT-2's token embedding is 154 MB in f32).
+        let largest = 4.0 * (info.config.vocab_size().max(info.config.n_ctx()) * info.config.gpt2.n_embd) as f64;
+        let probe = probe.and_then(|adapter| match adapter.max_binding {
+            Some(limit) if largest > limit => Err(format!(
+                "the largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB), so the model \
+                 runs on the CPU",
+                largest / 1e6,
+                limit / 1e6
+            )),
+            _ => Ok(adapter),
+        });
         let (adapter, reason) = match probe {
             Ok(adapter) => {
                 init_gpu().await;

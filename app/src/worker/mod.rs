@@ -8,6 +8,7 @@
 
 mod chunks;
 mod engine;
+mod hub;
 mod tune;
 
 use std::cell::{Cell, RefCell};
@@ -50,6 +51,8 @@ struct Worker {
     force_cpu: Cell<bool>,
     cancels: RefCell<HashMap<JobId, Rc<Cell<bool>>>>,
     chunks: RefCell<ChunkState>,
+    /// Counts loaded models: work started for one model must not be kept for the next.
+    generation: Cell<u64>,
     /// How many jobs of each state are running (the state shown is the latest started that still runs).
     running: RefCell<Vec<(JobId, WorkerState)>>,
 }
@@ -180,6 +183,11 @@ impl Worker {
                 self.saved.set(false);
                 self.load(job, ModelSource::Bundled, None).await
             }
+            Request::HubInfo { repo, revision, endpoint } => {
+                let info = hub::info(job, &endpoint, &repo, &revision).await?;
+                post(job, Reply::HubInfo(info), None);
+                Ok(String::new())
+            }
             Request::Cancel(_) => Ok(String::new()),
         }
     }
@@ -202,6 +210,13 @@ impl Worker {
             },
             ModelSource::Bundled => (fetch_model(MODEL_URL, progress).await?, "bundled model".to_string()),
             ModelSource::Url { url, label } => (fetch_model(&url, progress).await?, label),
+            ModelSource::Hub { repo, revision, hybrid, endpoint } => {
+                let gpt2 = self.gpt2_tokenizer(job).await?;
+                let bytes =
+                    hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2).await.map_err(|e| format!("Could not load {repo}: {e}"))?;
+                let label = if hybrid { format!("{repo} from the Hub + a fresh H-Net encoder") } else { format!("{repo} from the Hub") };
+                (bytes, label)
+            }
             ModelSource::File { name } => {
                 let file: web_sys::File = extra.and_then(|v| v.dyn_into().ok()).ok_or("no file came with the request")?;
                 let bytes = web::read_file(&file).await?;
@@ -264,6 +279,7 @@ impl Worker {
         };
         *self.engine.borrow_mut() = Some(engine);
         // Chunks and cached windows belong to the model that computed them.
+        self.generation.set(self.generation.get() + 1);
         *self.chunks.borrow_mut() = ChunkState::default();
         *self.model.borrow_mut() = Some(info.clone());
         post(0, Reply::Model(info.clone()), None);
@@ -294,10 +310,11 @@ impl Worker {
             return Ok(Some(Err("Type some code to see how the model chunks it.".into())));
         }
         let (engine, tokenizer) = (self.engine()?, self.tokenizer()?);
+        let generation = self.generation.get();
         if let Some(previous) = self.chunks.borrow_mut().running.replace(stop.clone()) {
             previous.set(true);
         }
-        let last = self.chunks.borrow().last.clone().filter(|c| c.text == text);
+        let last = self.chunks.borrow().last.clone().filter(|c| c.text == text && c.model == generation);
         let chunked = match last {
             Some(c) => c,
             None => {
@@ -309,10 +326,14 @@ impl Worker {
                         }
                     })
                     .await;
+                // A model loaded meanwhile: these windows and this result belong to the old one.
+                if self.generation.get() != generation {
+                    return Ok(None);
+                }
                 self.chunks.borrow_mut().cache = cache;
                 match result {
                     Ok(Some(report)) => {
-                        let c = Rc::new(Chunked::new(text, report));
+                        let c = Rc::new(Chunked::new(generation, text, report));
                         self.chunks.borrow_mut().last = Some(c.clone());
                         c
                     }

@@ -163,6 +163,26 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// Only what decides the chunks: embeddings → encoder → router. Where the router puts boundaries depends on
+    /// nothing after it (the main network, dechunking, fusion, the decoder and the LM head), so inspecting chunks
+    /// skips them — for a 50257-token vocabulary the LM head alone is most of a full pass. `None` for `gpt2`.
+    ///
+    /// # Shapes
+    /// `tokens, mask: [B, T]` → boundary probability and mask `[B, T]`.
+    pub fn route(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>) -> Option<Routing<B>> {
+        match &self.net {
+            Net::Gpt2(_) => None,
+            Net::HNet(m) => {
+                let x = m.encoder.forward(m.wte.forward(tokens), 0, None);
+                Some(m.stage.routing.forward(x, None, mask))
+            }
+            Net::Hybrid(m) => {
+                let x = m.encoder.forward(m.gpt2.embed(tokens, 0), 0, None);
+                Some(m.stage.routing.forward(x, None, mask))
+            }
+        }
+    }
+
     /// The ratio loss of a forward pass's chunking (None for `gpt2`).
     pub fn ratio_loss(&self, aux: &StageAux<B>, mask: Tensor<B, 2, Bool>) -> Option<Tensor<B, 1>> {
         let target = self.config.hnet.as_ref()?.ratio_target;

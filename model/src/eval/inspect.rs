@@ -172,8 +172,9 @@ pub struct WindowStats {
 pub async fn route_ids<B: Backend>(model: &Model<B>, ids: &[u32]) -> Result<(Vec<f32>, Vec<bool>), ModelError> {
     let n = ids.len();
     let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![true; n], [1, n]), &model.device());
-    let out = model.forward_full(model.tokens_tensor(ids)?, mask, None);
-    let routing = out.aux.ok_or_else(|| ModelError::InvalidConfig("this model reports no chunking".into()))?.routing;
+    // The router alone decides the boundaries: no main network, decoder or LM head (see `Model::route`).
+    let routing =
+        model.route(model.tokens_tensor(ids)?, mask).ok_or_else(|| ModelError::InvalidConfig("this model reports no chunking".into()))?;
     let device_err = |e: &dyn std::fmt::Debug| ModelError::Device(format!("{e:?}"));
     let p = routing.boundary_prob.into_data_async().await.map_err(|e| device_err(&e))?;
     let p = p.to_vec::<f32>().map_err(|e| device_err(&e))?;

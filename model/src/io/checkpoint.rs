@@ -299,6 +299,17 @@ pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &
     Ok(())
 }
 
+/// A fresh hybrid around a gpt2 checkpoint (`init --decoder-from`, the playground's "GPT-2 + H-Net encoder"): the
+/// config from [`ModelConfig::hybrid_on`], the decoder's weights and tokenizer, the fusion's projection at zero.
+pub fn hybrid_from_decoder<B: Backend>(decoder: &[u8], what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
+    let info = read_info(decoder, what)?;
+    let config_err = |e: crate::error::ModelError| LoadError::Config { field: "config".into(), reason: e.to_string() };
+    let config = ModelConfig::hybrid_on(&info.config.gpt2).map_err(config_err)?;
+    let mut model = Model::init(&config, device).map_err(config_err)?;
+    load_gpt2_decoder(&mut model, decoder, what)?;
+    Ok(model)
+}
+
 /// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
 /// moment leaves either the old file or the new one, never a torn one.
 #[cfg(not(target_arch = "wasm32"))]

@@ -30,6 +30,7 @@ use crate::config::{Arch, ModelConfig};
 use crate::error::LoadError;
 use crate::io::checkpoint::apply_weights;
 use crate::io::params::ROOT;
+use crate::io::tokenizer::{Tokenizer, TokenizerSpec};
 
 /// The fields of Hugging Face's GPT-2 `config.json` we read. Everything is optional here so that a missing field
 /// produces an error naming it rather than a serde message.
@@ -177,6 +178,25 @@ pub fn from_hf_shards<B: Backend>(config_json: &str, shards: &[(&str, &[u8])], d
         LoadError::ShapeMismatch { name, expected, found } => LoadError::ShapeMismatch { name: hf(name), expected, found },
         other => other,
     })?;
+    Ok(model)
+}
+
+/// A model from a Hub repository's files — `config.json`, the safetensors shard(s), `tokenizer.json` — with its
+/// tokenizer checked against the vocabulary and recorded (GPT-2's by id when it is GPT-2's, `gpt2` being that copy;
+/// otherwise embedded). What `hnet-gpt pull` and the playground's Hub loader both build.
+pub fn from_hub_files<B: Backend>(
+    config_json: &str,
+    shards: &[(&str, &[u8])],
+    tokenizer_json: &str,
+    gpt2: &Tokenizer,
+    device: &B::Device,
+) -> Result<Model<B>, LoadError> {
+    let tok_err = |e: crate::error::ModelError| config_err("tokenizer.json", e.to_string());
+    let config = config_from_hf_json(config_json)?;
+    let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes()).map_err(tok_err)?;
+    tokenizer.check_fits(config.vocab_size()).map_err(tok_err)?;
+    let mut model = from_hf_shards(config_json, shards, device)?;
+    model.tokenizer = TokenizerSpec::for_json_with(tokenizer_json, gpt2).map_err(tok_err)?;
     Ok(model)
 }
 

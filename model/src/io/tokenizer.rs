@@ -61,8 +61,12 @@ impl TokenizerSpec {
     /// ids), otherwise embedded.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn for_json(json: &str) -> Result<Self, ModelError> {
+        Self::for_json_with(json, &Tokenizer::gpt2()?)
+    }
+
+    /// [`TokenizerSpec::for_json`] against a given copy of GPT-2's tokenizer (the browser fetches its own).
+    pub fn for_json_with(json: &str, ours: &Tokenizer) -> Result<Self, ModelError> {
         let theirs = Tokenizer::from_json_bytes(json.as_bytes())?;
-        let ours = Tokenizer::gpt2()?;
         let probe = "def f(x):\n    return x + 1  # <|endoftext|> héllo\n\t\tpass";
         let same = theirs.vocab_size() == ours.vocab_size()
             && theirs.inner.get_vocab(true) == ours.inner.get_vocab(true)

@@ -46,32 +46,27 @@ fn number_input<T: std::str::FromStr + ToString + Copy + Send + Sync + 'static>(
     }
 }
 
-/// Starts a completion of the editor's code (used by the button and by Ctrl+Enter); the worker streams it.
-fn start(
-    state: Playground,
-    controls: Controls,
-    ghost: RwSignal<String>,
-    tokens: RwSignal<usize>,
-    speed: RwSignal<Option<f64>>,
-    job: RwSignal<Option<JobId>>,
-) {
+/// Starts a completion of the code before the editor's cursor (the button, Ctrl+Enter); the worker streams it into
+/// the ghost text.
+fn start(state: Playground, controls: Controls, tokens: RwSignal<usize>, speed: RwSignal<Option<f64>>, job: RwSignal<Option<JobId>>) {
     let Some(client) = state.client() else { return };
     if state.busy.get_untracked().is_some() || !state.model.with_untracked(Option::is_some) {
         return;
     }
-    let text = state.code.get_untracked();
-    if text.trim().is_empty() {
+    let prompt = state.editor.with_value(|e| e.as_ref().and_then(|e| e.prefix())).unwrap_or_else(|| state.code.get_untracked());
+    if prompt.trim().is_empty() {
         state.error.set(Some("Type or paste some code first: the prompt is empty.".into()));
         return;
     }
     state.error.set(None);
     state.busy.set(Some(Busy::Generating));
+    let ghost = state.ghost;
     ghost.set(String::new());
     tokens.set(0);
     speed.set(None);
     web::mark("complete");
     let t0 = web::now_ms();
-    let (id, done) = client.call(Request::Complete { prompt: text, settings: controls.settings() }, None, move |reply, _| {
+    let (id, done) = client.call(Request::Complete { prompt, settings: controls.settings() }, None, move |reply, _| {
         if let Reply::Text { delta, tokens: n } = reply {
             ghost.update(|g| g.push_str(&delta));
             tokens.set(n);
@@ -106,11 +101,11 @@ pub fn CompletionPanel(
         max_tokens: RwSignal::new(48),
         seed: RwSignal::new(0),
     };
-    let ghost = RwSignal::new(String::new());
+    let ghost = state.ghost;
     let tokens = RwSignal::new(0usize);
     let speed = RwSignal::new(None::<f64>);
     let job = RwSignal::new(None::<JobId>);
-    let run = move || start(state, controls, ghost, tokens, speed, job);
+    let run = move || start(state, controls, tokens, speed, job);
     let stop = move |_| {
         if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
             client.cancel(id);
@@ -125,9 +120,12 @@ pub fn CompletionPanel(
     });
     let generating = move || state.busy.get() == Some(Busy::Generating);
     let idle_with_ghost = move || state.busy.get().is_none() && !ghost.with(String::is_empty);
+    // Into the editor at the ghost's place (Tab does the same from the keyboard).
     let accept = move |_| {
-        let g = ghost.get_untracked();
-        state.code.update(|c| c.push_str(&g));
+        match state.editor.get_value() {
+            Some(editor) => editor.accept(),
+            None => state.code.update(|c| c.push_str(&ghost.get_untracked())),
+        }
         ghost.set(String::new());
     };
     view! {
@@ -152,15 +150,8 @@ pub fn CompletionPanel(
                 <span class="muted" data-testid="token-count">{move || format!("{} tokens", tokens.get())}</span>
                 <span class="muted" data-testid="speed">{move || speed.get().map(|s| format!("{s:.1} tokens/s")).unwrap_or_default()}</span>
             </div>
-            <pre class="output" aria-label="Code with the proposed completion" aria-live="polite"><span class="prompt">{move || tail_lines(&state.code.get(), 6)}</span><span class="ghost" data-testid="completion">{move || ghost.get()}</span></pre>
+            // The ghost text lives in the editor; this copy is for screen readers (and says what is proposed).
+            <p class="sr-only" aria-live="polite">"Proposed completion: "<span data-testid="completion">{move || ghost.get()}</span></p>
         </div>
     }
-}
-
-/// The last `n` lines of `text` (the context the ghost suffix continues).
-fn tail_lines(text: &str, n: usize) -> String {
-    let starts: Vec<usize> = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
-    let from = starts.len().saturating_sub(n);
-    let prefix = if from > 0 { "…\n" } else { "" };
-    format!("{prefix}{}", &text[starts[from]..])
 }

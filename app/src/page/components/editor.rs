@@ -1,17 +1,80 @@
-//! A code editor: a textarea with a line-number gutter, Tab/Shift+Tab for indentation, Ctrl+Enter to complete.
+//! The code editor: CodeMirror 6 (`app/editor/editor.js`, bundled by esbuild and copied next to the page by trunk)
+//! — Python, JavaScript/TypeScript and C/C++ highlighting, indentation, bracket matching, undo, search — with
+//! completions as ghost text at the cursor: Tab accepts, Esc rejects, Ctrl+Enter (or Ctrl+Space) asks for one.
+//! This component loads the bundle, creates the editor and keeps it and the page's signals in step.
 
+use js_sys::{Function, Object, Promise, Reflect};
 use leptos::html;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
 
-const INDENT: &str = "    ";
+use crate::web;
+
+#[wasm_bindgen(inline_js = "export function load_editor_module() { return import(new URL('editor.js', document.baseURI).href); }")]
+extern "C" {
+    /// Imports the bundled editor (resolved against the page, not this snippet's own URL).
+    fn load_editor_module() -> Promise;
+}
+
+/// The languages the editor highlights.
+pub const LANGUAGES: [(&str, &str); 3] = [("python", "Python"), ("javascript", "JavaScript / TypeScript"), ("cpp", "C / C++")];
+
+/// A live CodeMirror editor (the object `createEditor` returns).
+#[derive(Clone)]
+pub struct CodeEditor(JsValue);
+
+impl CodeEditor {
+    fn call(&self, method: &str, args: &[JsValue]) -> JsValue {
+        let f: Option<Function> = Reflect::get(&self.0, &method.into()).ok().and_then(|f| f.dyn_into().ok());
+        let Some(f) = f else { return JsValue::UNDEFINED };
+        let args: js_sys::Array = args.iter().collect();
+        f.apply(&self.0, &args).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Replaces the text (a no-op when it is the same).
+    pub fn set_doc(&self, text: &str) {
+        self.call("setDoc", &[text.into()]);
+    }
+
+    /// The text before the cursor (what a completion continues).
+    pub fn prefix(&self) -> Option<String> {
+        self.call("prefix", &[]).as_string()
+    }
+
+    /// Shows ghost text at the cursor (growing as tokens stream in).
+    pub fn set_ghost(&self, text: &str) {
+        self.call("setGhost", &[text.into()]);
+    }
+
+    /// Inserts the ghost text at its place.
+    pub fn accept(&self) {
+        self.call("accept", &[]);
+    }
+
+    /// Drops the ghost text.
+    pub fn reject(&self) {
+        self.call("reject", &[]);
+    }
+
+    /// Switches the highlighting.
+    pub fn set_language(&self, name: &str) {
+        self.call("setLanguage", &[name.into()]);
+    }
+}
 
 /// The editor.
 #[component]
 pub fn Editor(
     /// The code (two-way).
     code: RwSignal<String>,
-    /// Called on Ctrl+Enter (or Cmd+Enter).
+    /// The ghost text of a completion (set by the completion panel; cleared here when Tab or Esc settles it).
+    ghost: RwSignal<String>,
+    /// Where the live editor is kept for the completion panel.
+    handle: StoredValue<Option<CodeEditor>, LocalStorage>,
+    /// Called on Ctrl+Enter (or Cmd+Enter, Ctrl+Space).
     on_complete: Callback<()>,
     /// Visible rows.
     #[prop(default = 14)]
@@ -20,71 +83,84 @@ pub fn Editor(
     #[prop(optional)]
     top_line: Option<RwSignal<usize>>,
 ) -> impl IntoView {
-    let area = NodeRef::<html::Textarea>::new();
-    let gutter = NodeRef::<html::Div>::new();
-    let numbers = move || (1..=code.with(|c| c.split('\n').count())).map(|i| format!("{i}\n")).collect::<String>();
-    let on_keydown = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-            ev.prevent_default();
-            on_complete.run(());
-            return;
-        }
-        if ev.key() != "Tab" || ev.ctrl_key() || ev.alt_key() || ev.meta_key() {
-            return;
-        }
-        // Tab indents (Shift+Tab dedents) the current line; Escape-then-Tab still leaves the editor, since the
-        // browser's default runs when the key is not handled here.
-        let Some(el) = area.get() else { return };
-        ev.prevent_default();
-        let text = el.value();
-        let start = el.selection_start().ok().flatten().unwrap_or(0) as usize;
-        let start = text.char_indices().nth(start).map_or(text.len(), |(i, _)| i);
-        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
-        let (new_text, cursor) = if ev.shift_key() {
-            let line = &text[line_start..];
-            let n = line.len() - line.trim_start_matches(' ').len();
-            let remove = n.min(INDENT.len());
-            (format!("{}{}", &text[..line_start], &text[line_start + remove..]), start.saturating_sub(remove).max(line_start))
-        } else {
-            (format!("{}{INDENT}{}", &text[..start], &text[start..]), start + INDENT.len())
-        };
-        el.set_value(&new_text);
-        let chars = new_text[..cursor].chars().count() as u32;
-        let _ = el.set_selection_range(chars, chars);
-        code.set(new_text);
-    };
-    let on_scroll = move |_| {
-        if let (Some(a), Some(g)) = (area.get(), gutter.get()) {
-            g.set_scroll_top(a.scroll_top());
-            if let Some(top) = top_line {
-                let lines = code.with_untracked(|c| c.split('\n').count()).max(1) as f64;
-                let line_px = (a.scroll_height() as f64 / lines).max(1.0);
-                let line = (a.scroll_top() as f64 / line_px).floor() as usize;
-                if top.get_untracked() != line {
-                    top.set(line);
+    let host = NodeRef::<html::Div>::new();
+    let failed = RwSignal::new(None::<String>);
+    let language = RwSignal::new("python".to_string());
+    host.on_load(move |el| {
+        spawn_local(async move {
+            let module = match JsFuture::from(load_editor_module()).await {
+                Ok(m) => m,
+                Err(e) => return failed.set(Some(format!("The code editor did not load: {}", web::js_err(e)))),
+            };
+            let create: Option<Function> = Reflect::get(&module, &"createEditor".into()).ok().and_then(|f| f.dyn_into().ok());
+            let Some(create) = create else { return failed.set(Some("The code editor's bundle has no createEditor".into())) };
+            let options = Object::new();
+            let set = |k: &str, v: &JsValue| {
+                let _ = Reflect::set(&options, &k.into(), v);
+            };
+            set("doc", &code.get_untracked().into());
+            set("rows", &(rows as u32).into());
+            set("language", &language.get_untracked().into());
+            // The editor lives as long as the page: its callbacks do too.
+            let on_change = Closure::<dyn FnMut(String)>::new(move |text: String| code.set(text));
+            let on_complete = Closure::<dyn FnMut()>::new(move || on_complete.run(()));
+            let on_top = Closure::<dyn FnMut(u32)>::new(move |line: u32| {
+                if let Some(top) = top_line {
+                    top.set(line as usize);
                 }
+            });
+            let on_ghost_done = Closure::<dyn FnMut(bool)>::new(move |_accepted: bool| ghost.set(String::new()));
+            set("onChange", on_change.as_ref());
+            set("onComplete", on_complete.as_ref());
+            set("onTopLine", on_top.as_ref());
+            set("onGhostDone", on_ghost_done.as_ref());
+            on_change.forget();
+            on_complete.forget();
+            on_top.forget();
+            on_ghost_done.forget();
+            match create.call2(&JsValue::NULL, &el, &options) {
+                Ok(editor) => handle.set_value(Some(CodeEditor(editor))),
+                Err(e) => failed.set(Some(format!("The code editor failed to start: {}", web::js_err(e)))),
             }
-        }
+        });
+    });
+    // The page's copy of the code and the ghost text flow into the editor (each a no-op when already there).
+    Effect::new(move |_| {
+        let text = code.get();
+        handle.with_value(|h| {
+            if let Some(h) = h {
+                h.set_doc(&text)
+            }
+        });
+    });
+    Effect::new(move |_| {
+        let text = ghost.get();
+        handle.with_value(|h| match h {
+            Some(h) if text.is_empty() => h.reject(),
+            Some(h) => h.set_ghost(&text),
+            None => {}
+        });
+    });
+    let on_language = move |ev: web_sys::Event| {
+        let name = event_target_value(&ev);
+        handle.with_value(|h| {
+            if let Some(h) = h {
+                h.set_language(&name)
+            }
+        });
+        language.set(name);
     };
     view! {
-        <div class="editor">
-            <div class="gutter" node_ref=gutter aria-hidden="true">{numbers}</div>
-            <textarea
-                id="code"
-                data-testid="editor"
-                node_ref=area
-                rows=rows
-                spellcheck="false"
-                autocomplete="off"
-                aria-label="Code"
-                aria-describedby="editor-help"
-                prop:value=move || code.get()
-                on:input=move |ev| code.set(event_target_value(&ev))
-                on:keydown=on_keydown
-                on:scroll=on_scroll
-            ></textarea>
+        <div class="editor" node_ref=host data-testid="editor-host"></div>
+        {move || failed.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
+        <div class="row editor-help">
+            <p class="muted" id="editor-help">"Ctrl+Enter completes · Tab accepts the grey completion, Esc rejects it · Ctrl+Z undoes."</p>
+            <label class="control" for="language"><span>"Language"</span>
+                <select id="language" data-testid="language" on:change=on_language>
+                    {LANGUAGES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
+                </select>
+            </label>
         </div>
-        <p class="muted" id="editor-help">"Tab indents, Shift+Tab dedents, Ctrl+Enter completes. Press Esc, then Tab, to leave the editor."</p>
     }
 }
 

@@ -8,9 +8,91 @@ use leptos::task::spawn_local;
 
 use crate::page::components::editor::target;
 use crate::page::components::status::describe;
-use crate::page::state::{format_bytes, BundledModel, Manifest, Playground, MANIFEST_URL};
-use crate::protocol::ModelSource;
+use crate::page::state::{format_bytes, format_count, hub_endpoint, BundledModel, Manifest, Playground, MANIFEST_URL};
+use crate::protocol::{HubInfo, ModelSource, Reply, Request};
 use crate::web;
+
+/// A short list of GPT-2-architecture models on the Hub, with their download sizes (safetensors).
+const HUB_MODELS: [(&str, &str); 4] = [
+    ("gpt2", "GPT-2 small · 124M parameters · 548 MB"),
+    ("distilgpt2", "DistilGPT-2 · 82M parameters · 353 MB"),
+    ("gpt2-medium", "GPT-2 medium · 355M parameters · 1.5 GB"),
+    ("codeparrot/codeparrot-small", "CodeParrot small (Python, its own BPE) · 111M parameters · about 0.5 GB"),
+];
+
+/// Downloads above this many bytes (of f32 weights) ask first.
+const ASK_ABOVE_BYTES: usize = 100_000_000;
+
+/// Loads a Hub model: asks the worker what it costs, asks the user before a large download, then loads it.
+#[component]
+fn HubLoader(state: Playground) -> impl IntoView {
+    let repo = RwSignal::new(HUB_MODELS[0].0.to_string());
+    let hybrid = RwSignal::new(true);
+    let pending = RwSignal::new(None::<(String, HubInfo)>);
+    let load = move |name: String| {
+        pending.set(None);
+        let source = ModelSource::Hub { repo: name, revision: "main".into(), hybrid: hybrid.get_untracked(), endpoint: hub_endpoint() };
+        spawn_local(async move {
+            state.load(source, None).await;
+        });
+    };
+    let ask = move |_| {
+        let spec = repo.get_untracked().trim().to_string();
+        let Some(client) = state.client() else { return };
+        if spec.is_empty() {
+            state.error.set(Some("Enter a Hub model id, such as gpt2 or OWNER/REPO.".into()));
+            return;
+        }
+        let (name, revision) = spec.split_once('@').map_or((spec.clone(), "main".to_string()), |(n, r)| (n.to_string(), r.to_string()));
+        spawn_local(async move {
+            let info = RwSignal::new(None::<HubInfo>);
+            let request = Request::HubInfo { repo: name.clone(), revision: revision.clone(), endpoint: hub_endpoint() };
+            let result = client
+                .run(request, None, move |reply, _| {
+                    if let Reply::HubInfo(i) = reply {
+                        info.set(Some(i));
+                    }
+                })
+                .await;
+            match (result, info.get_untracked()) {
+                (Err(e), _) => state.error.set(Some(format!("{e}. The previous model is still loaded."))),
+                (Ok(_), Some(i)) if i.f32_bytes > ASK_ABOVE_BYTES => pending.set(Some((spec, i))),
+                (Ok(_), _) => {
+                    let source = ModelSource::Hub { repo: name, revision, hybrid: hybrid.get_untracked(), endpoint: hub_endpoint() };
+                    state.load(source, None).await;
+                }
+            }
+        });
+    };
+    view! {
+        <fieldset class="controls hub" data-testid="hub">
+            <legend>"From the Hugging Face Hub"</legend>
+            <label class="control grow" for="hub-pick"><span>"Model"</span>
+                <select id="hub-pick" on:change=move |ev| repo.set(event_target_value(&ev))>
+                    {HUB_MODELS.iter().map(|(id, label)| view! { <option value=*id>{*label}</option> }).collect_view()}
+                </select>
+            </label>
+            <label class="control grow" for="hub-repo"><span>"or a repo id"</span>
+                <input id="hub-repo" data-testid="hub-repo" placeholder="OWNER/REPO[@REVISION]" prop:value=move || repo.get()
+                    on:input=move |ev| repo.set(event_target_value(&ev)) />
+            </label>
+            <label class="check"><input type="checkbox" data-testid="hub-hybrid" prop:checked=move || hybrid.get()
+                on:change=move |ev| hybrid.set(event_target_checked(&ev)) />" with a fresh H-Net encoder (GPT-2 + H-Net)"</label>
+            <button class="secondary" data-testid="hub-load" on:click=ask disabled=move || state.busy.get().is_some()>"Load from the Hub"</button>
+            {move || pending.get().map(|(spec, i)| {
+                let name = spec.clone();
+                view! {
+                    <p class="alert warn" role="alertdialog" data-testid="hub-confirm">
+                        {format!("{spec}: {} parameters ({}), about {} of weights to download and hold in memory. Continue?",
+                            format_count(i.params), i.shape, format_bytes(i.f32_bytes))}
+                        <button data-testid="hub-confirm-yes" on:click=move |_| load(name.clone())>"Download"</button>
+                        <button class="secondary" on:click=move |_| pending.set(None)>"Cancel"</button>
+                    </p>
+                }
+            })}
+        </fieldset>
+    }
+}
 
 /// Download progress, one bar per file (model, tokenizer), with sizes.
 #[component]
@@ -78,10 +160,17 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
     };
     let card = move || {
         state.model.get().map(|m| {
+            // The bundled models' manifest says what they are; checkpoints carry their own provenance.
+            let about = m
+                .source
+                .starts_with("bundled")
+                .then(|| bundled.with(|b| b.iter().find(|b| b.arch == m.arch).and_then(|b| b.about.clone())))
+                .flatten();
             let rows = m.card.iter().map(|(k, v)| view! { <dt>{k.replace('_', " ")}</dt><dd>{v.clone()}</dd> }).collect_view();
             view! {
                 <div class="model-card" data-testid="model-card">
                     <p><strong>{describe(&m)}</strong></p>
+                    {about.map(|a| view! { <p class="muted" data-testid="model-about">{a}</p> })}
                     <dl>{rows}</dl>
                 </div>
             }
@@ -112,6 +201,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
                     on:input=move |ev| url.set(event_target_value(&ev)) />
                 <button class="secondary" on:click=load_url disabled=move || state.busy.get().is_some()>"Load"</button>
             </div>
+            <HubLoader state=state />
             <Downloads state=state />
         </section>
     }

@@ -1,0 +1,123 @@
+// Models from the Hugging Face Hub in the playground, against a local stand-in for the Hub (harness.serveHub:
+// the tiny repositories of cli/tests/fixtures/hub, with CORS): "GPT-2 + a fresh H-Net encoder" built in the
+// worker from a model with its own tokenizer and sharded weights, per-file download progress, the chunk view
+// and completion on it, fine-tuning with GPT-2 frozen, the Cache API on a second load, the question before a
+// large download, a missing repository, and embed mode naming a Hub model in its URL.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve, serveHub, launch, open, screenshot } from "./harness.mjs";
+
+const LOAD = 240_000;
+const WORK = 300_000;
+const CLI = process.env.HNET_GPT_BIN ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/hnet-gpt/target"), "debug/hnet-gpt");
+const TEXT = "def add(a, b):\n    return a + b\n\n\nclass Stack:\n    def push(self, item):\n        self.items.append(item)\n";
+
+// A config of GPT-2 medium's size: enough for the page to ask before downloading (its weights are never asked for).
+const BIG = JSON.stringify({ architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: 50257, n_positions: 1024, n_embd: 1024, n_layer: 24, n_head: 16 });
+
+let server, hub, browser;
+before(async () => {
+  server = await serve();
+  hub = await serveHub({ "hnet-test/big/config.json": Buffer.from(BIG) });
+  browser = await launch({ webgpu: true });
+});
+after(async () => { await browser?.close(); await hub?.close(); await server?.close(); });
+
+async function ready(page) {
+  await page.waitForFunction(() => /^Ready|Could not|No model/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD });
+}
+
+const modelText = (page) => page.evaluate(() => document.querySelector("[data-testid=model]")?.textContent ?? "");
+
+test("a Hub model with a fresh H-Net encoder: progress per file, chunks, completion, fine-tuning, cache, errors", { timeout: 20 * 60_000 }, async () => {
+  // What the CLI makes of the same repository, pulled from the same stand-in Hub (asynchronously: the stand-in
+  // serves from this very process).
+  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-hub-"));
+  const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(dir, "hf") };
+  const run = promisify(execFile);
+  await run(CLI, ["pull", "hnet-test/tiny-codegpt", "--out", join(dir, "code.safetensors")], { env });
+  const ids = JSON.parse((await run(CLI, ["tokenize", "--ids", "--checkpoint", join(dir, "code.safetensors"), TEXT])).stdout);
+
+  const { page, problems } = await open(browser, `${server.url}?hub=${encodeURIComponent(hub.url)}`);
+  await ready(page);
+  await page.getByTestId("editor").fill(TEXT);
+  await page.evaluate(() => {
+    window.__files = new Set();
+    new MutationObserver(() => document.querySelectorAll("[data-testid=download-progress]").forEach((e) => window.__files.add(e.dataset.file)))
+      .observe(document.body, { childList: true, subtree: true });
+  });
+  await page.getByTestId("hub-repo").fill("hnet-test/tiny-codegpt");
+  assert.ok(await page.getByTestId("hub-hybrid").isChecked(), "GPT-2 + H-Net encoder is the default");
+  await page.getByTestId("hub-load").click();
+  await page.waitForFunction(() => /hybrid .* hnet-test\/tiny-codegpt from the Hub \+ a fresh H-Net encoder/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  const files = await page.evaluate(() => [...window.__files].sort());
+  for (const f of ["config.json", "tokenizer.json", "model.safetensors.index.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]) {
+    assert.ok(files.includes(f), `no progress bar for ${f}: ${files}`);
+  }
+  assert.match(await page.getByTestId("model-card").textContent(), /hf:\/\/hnet-test\/tiny-codegpt@main/);
+  await screenshot(page, "20-hub-hybrid");
+
+  // The chunk view tokenizes with the model's own tokenizer, as the CLI does.
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=token]").length === n, ids.length, { timeout: WORK });
+  // Completion runs (the model is random: it may stop early at its end-of-text token).
+  await page.getByTestId("complete").click();
+  await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled && document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
+  assert.equal(await page.getByTestId("error").count(), 0);
+
+  // Fine-tuning with the default scope: the H-Net encoder and fusion train, GPT-2 stays frozen.
+  await page.getByTestId("snippets").fill([TEXT, TEXT.replace("add", "sub"), TEXT.replace("Stack", "Queue")].join("\n# ---\n"));
+  await page.getByTestId("ft-steps").fill("2");
+  await page.getByTestId("ft-steps").dispatchEvent("change");
+  assert.match(await page.getByTestId("ft-scope").textContent(), /GPT-2 frozen/);
+  await page.getByTestId("train").click();
+  await page.waitForFunction(() => /before → .* after/.test(document.querySelector("[data-testid=perplexity]")?.textContent ?? ""), null, { timeout: WORK });
+  const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
+  assert.equal(losses.length, 2);
+  assert.ok(losses.every(Number.isFinite), `${losses}`);
+
+  // Loaded again after a reload: from the Cache API, no weights fetched twice.
+  const weightsFetched = () => hub.requests.filter((r) => r.startsWith("hnet-test/tiny-codegpt/model-")).length;
+  const before = weightsFetched();
+  await page.reload();
+  const second = { page };
+  await ready(second.page);
+  await second.page.getByTestId("hub-repo").fill("hnet-test/tiny-codegpt");
+  await second.page.getByTestId("hub-load").click();
+  await second.page.waitForFunction(() => /tiny-codegpt from the Hub/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  assert.equal(weightsFetched(), before, "the second load fetched the weights again");
+
+  // A large model asks first; cancelling loads nothing.
+  const loaded = await modelText(second.page);
+  await second.page.getByTestId("hub-repo").fill("hnet-test/big");
+  await second.page.getByTestId("hub-load").click();
+  await second.page.getByTestId("hub-confirm").waitFor({ timeout: WORK });
+  assert.match(await second.page.getByTestId("hub-confirm").textContent(), /hnet-test\/big: 35\d\.\dM parameters \(24 layers × 1024 wide.* Continue\?/);
+  await screenshot(second.page, "21-hub-confirm");
+  await second.page.getByTestId("hub-confirm").getByRole("button", { name: "Cancel" }).click();
+  assert.equal(await modelText(second.page), loaded);
+  assert.ok(!hub.requests.some((r) => r.startsWith("hnet-test/big/") && !r.endsWith("config.json")), "weights of the big model were fetched");
+
+  // A repository that does not exist: a clear error, the loaded model stays.
+  await second.page.getByTestId("hub-repo").fill("hnet-test/nope");
+  await second.page.getByTestId("hub-load").click();
+  await second.page.getByTestId("error").waitFor({ timeout: WORK });
+  assert.match(await second.page.getByTestId("error").textContent(), /no model `hnet-test\/nope` at revision `main`.*previous model is still loaded/);
+  assert.equal(await modelText(second.page), loaded);
+  // The stand-in Hub's 404s are expected (no model.safetensors in a sharded repository, the missing repository).
+  assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
+});
+
+test("embed mode names a Hub model in its URL", { timeout: LOAD + WORK }, async () => {
+  const code = encodeURIComponent("def add(a, b):\n    return a + b\n");
+  const url = `${server.url}?embed=1&mode=chunks&model=hf:hnet-test/tiny-gpt2&hybrid=1&hub=${encodeURIComponent(hub.url)}&code=${code}`;
+  const { page } = await open(browser, url, { viewport: { width: 390, height: 700 } });
+  await page.getByTestId("embed").waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=chunk]").length > 0, null, { timeout: LOAD + WORK });
+  assert.match(await modelText(page), /hybrid .* hnet-test\/tiny-gpt2 from the Hub/);
+  await screenshot(page, "22-embed-hub");
+});
