@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hnet_gpt_model::train::data::corpus::PrepareOptions;
 use hnet_gpt_model::train::optim::AdamWConfig;
 use hnet_gpt_model::train::{Schedule, TrainConfig};
 use hnet_gpt_model::Arch;
@@ -110,6 +111,12 @@ pub enum Command {
         /// The file to inspect, or `-` for standard input.
         file: String,
     },
+    /// Training data: `data prepare` turns source trees into a prepared corpus (package-split, deduplicated,
+    /// licence-checked token shards) that `train --data DIR` memory-maps.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// Train a model (all three architectures) with resumable checkpoints; metrics go to RUN_DIR/metrics.jsonl.
     Train(Box<TrainArgs>),
     /// Draw a run's loss and validation curves (RUN_DIR/loss.svg, RUN_DIR/chunks.svg).
@@ -188,6 +195,9 @@ pub enum Command {
     },
     /// Train and evaluate the three architectures at equal budget; write results.md, results.json and plots.
     Compare(CompareArgs),
+    /// Measure training and generation speed and the backend's matmul peak (JSON); `scripts/bench.sh` runs it beside
+    /// PyTorch and writes docs/results/bench/.
+    Bench(BenchArgs),
     /// Generate a continuation of a prompt, streamed to standard output.
     Generate {
         #[command(flatten)]
@@ -200,6 +210,99 @@ pub enum Command {
     },
 }
 
+/// Flags of `hnet-gpt bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Architecture.
+    #[arg(long, default_value = "gpt2")]
+    pub arch: Arch,
+    /// Size preset.
+    #[arg(long, default_value = "small")]
+    pub preset: String,
+    /// Sequences per training step.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Tokens per training sequence.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Timed training steps (0 = no training benchmark).
+    #[arg(long, default_value_t = 10)]
+    pub train_steps: usize,
+    /// Untimed steps first.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_steps: usize,
+    /// Generate with this checkpoint's weights (default: the preset, freshly initialised).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Prompt length of the generation benchmark.
+    #[arg(long, default_value_t = 64)]
+    pub prompt_tokens: usize,
+    /// New tokens to generate greedily (0 = no generation benchmark).
+    #[arg(long, default_value_t = 256)]
+    pub new_tokens: usize,
+    /// Generation runs (the fastest is reported).
+    #[arg(long, default_value_t = 2)]
+    pub gen_runs: usize,
+    /// Side of the square matmuls that measure the peak.
+    #[arg(long, default_value_t = 1024)]
+    pub matmul_size: usize,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceKind,
+}
+
+/// Subcommands of `hnet-gpt data`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Build a prepared corpus from Python source trees: a standard library (e.g. /usr/lib/python3.11), a Python
+    /// environment's site-packages (each installed distribution a package, its licence from its metadata) or any
+    /// checkout (each top-level directory a package). Packages without a permissive licence are left out; generated,
+    /// minified and oversized files skipped; exact and near duplicates removed; packages split into train and
+    /// validation; tokenised on every core into u16/u32 shards with a manifest.
+    Prepare(PrepareArgs),
+}
+
+/// Flags of `hnet-gpt data prepare`.
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// Source trees (repeatable).
+    #[arg(long = "data", required = true)]
+    pub data: Vec<PathBuf>,
+    /// The corpus directory to create (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tokenise with this checkpoint's tokenizer (default: GPT-2's).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Target fraction of packages held out for validation.
+    #[arg(long, default_value_t = PrepareOptions::default().valid_fraction)]
+    pub valid_fraction: f64,
+    /// Validation holds at least this many bytes of source (packages nearest the threshold move to it).
+    #[arg(long, default_value_t = PrepareOptions::default().min_valid_bytes)]
+    pub min_valid_bytes: usize,
+    /// Skip files larger than this many bytes.
+    #[arg(long, default_value_t = PrepareOptions::default().limits.max_bytes)]
+    pub max_file_bytes: usize,
+    /// Skip files with a line longer than this (minified code, data).
+    #[arg(long, default_value_t = PrepareOptions::default().limits.max_line_bytes)]
+    pub max_line_bytes: usize,
+    /// Estimated Jaccard similarity (MinHash over 5-word shingles) at which a file is a near-duplicate.
+    #[arg(long, default_value_t = PrepareOptions::default().near_threshold)]
+    pub near_dup: f64,
+    /// Most tokens per shard file.
+    #[arg(long, default_value_t = PrepareOptions::default().shard_tokens)]
+    pub shard_tokens: usize,
+    /// Worker threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Keep packages whose metadata states no licence (you vouch for the data).
+    #[arg(long)]
+    pub allow_unknown_licence: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
 /// Flags of `hnet-gpt train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -209,8 +312,9 @@ pub struct TrainArgs {
     /// Size preset: tiny, small or base.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
-    /// Training data (repeatable): CodeSearchNet `.jsonl`/`.jsonl.gz`, or a directory of source code
-    /// (.py, .js, .ts, .c, .h, .cc, .cpp, .hpp). Without it, the small built-in corpus.
+    /// Training data (repeatable): a prepared corpus (`data prepare`; memory-mapped, its own package split), CodeSearchNet
+    /// `.jsonl`/`.jsonl.gz`, or a directory of source code (.py, .js, .ts, .c, .h, .cc, .cpp, .hpp). Without it, the
+    /// small built-in corpus.
     #[arg(long = "data")]
     pub data: Vec<PathBuf>,
     /// Run directory (default: runs/<arch>-<preset>-<unix time>).

@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             let text = file_arg(&file)?;
             with_backend!(model.device, |device: B| chunks::<B>(&model.checkpoint, &device, &text, json))
         }
+        Command::Data { command: crate::args::DataCommand::Prepare(args) } => crate::data::prepare(&args),
         Command::Train(args) => crate::train::run(*args),
         Command::Eval { model, data, all, valid_fraction, max_tokens, headers, humaneval, samples, seed, sandbox, json } => {
             let settings = crate::eval::EvalSettings {
@@ -81,6 +82,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             humaneval(&sandbox, &all, &to_score, canonical, json)
         }
         Command::Compare(args) => with_backend!(args.device, |device: B| crate::compare::run::<B>(&args, &device)),
+        Command::Bench(args) => crate::bench::run(&args),
         Command::Plot { run_dir } => crate::plot::plot_run(&run_dir),
         Command::Generate { model, prompt, sampling } => {
             let prompt = text_arg(&prompt)?;

@@ -59,7 +59,10 @@ pub struct Scored {
 /// Evaluation records. With `valid_only`: when `checkpoint` comes from a run directory that trained on this data,
 /// exactly the files that run held out (its recorded split); when the run trained on other data, all of it (none
 /// of it was seen); without a run directory, the hash split at `valid_fraction`. Otherwise everything.
-pub fn eval_records(s: &EvalSettings, checkpoint: &Path) -> Result<(Vec<Record>, Scored)> {
+pub fn eval_records(s: &EvalSettings, checkpoint: &Path, tok: &Tokenizer) -> Result<(Vec<Record>, Scored)> {
+    if s.data.iter().any(|p| data::corpus::is_prepared(p)) {
+        return prepared_records(s, tok);
+    }
     let mut records = Vec::new();
     if s.data.is_empty() {
         records = data::builtin_records();
@@ -102,6 +105,29 @@ pub fn eval_records(s: &EvalSettings, checkpoint: &Path) -> Result<(Vec<Record>,
             records.retain(|r| split_of_key(&data::split_key(r), fraction) == Split::Valid);
             format!("the hash split's held-out part (--valid-fraction {fraction}): the checkpoint is not in a run directory, so what it trained on is unknown")
         }
+    };
+    anyhow::ensure!(!records.is_empty(), "no evaluation records ({reason} is empty)");
+    let mut files: Vec<String> = records.iter().map(data::split_key).collect();
+    files.dedup();
+    Ok((records, Scored { reason, files }))
+}
+
+/// A prepared corpus: its held-out packages (its manifest's split, the same for every run trained on it), or all of it
+/// with `--all`; files decoded from the shards and cut into functions and classes.
+fn prepared_records(s: &EvalSettings, tok: &Tokenizer) -> Result<(Vec<Record>, Scored)> {
+    anyhow::ensure!(s.data.len() == 1, "a prepared corpus is its own split: give it as the only --data");
+    let corpus = data::corpus::Prepared::open(&s.data[0])?;
+    corpus.check_tokenizer(tok)?;
+    // Functions and classes of each file, as a source tree of the same files would give (`load_path`).
+    let records: Vec<Record> = corpus
+        .records(s.valid_only.then_some(Split::Valid), tok)?
+        .into_iter()
+        .flat_map(|file| data::python_records(&file.code, &file.repo, &file.path))
+        .collect();
+    let reason = if s.valid_only {
+        format!("the packages the prepared corpus {} holds out ({})", s.data[0].display(), corpus.manifest.split.valid_packages.join(", "))
+    } else {
+        format!("all of the prepared corpus {} (--all)", s.data[0].display())
     };
     anyhow::ensure!(!records.is_empty(), "no evaluation records ({reason} is empty)");
     let mut files: Vec<String> = records.iter().map(data::split_key).collect();
@@ -297,7 +323,7 @@ pub fn humaneval_pass<B: Backend>(
 
 /// Runs every evaluation on a loaded model.
 pub fn evaluate<B: Backend>(model: &Model<B>, tok: &Tokenizer, s: &EvalSettings, checkpoint: &Path) -> Result<Value> {
-    let (records, scored) = eval_records(s, checkpoint)?;
+    let (records, scored) = eval_records(s, checkpoint, tok)?;
     let ppl = perplexity(model, tok, &records, s.max_tokens)?;
     let chunks = chunk_stats(model, tok, &records)?;
     let seed = seed_eval::run(model, tok, s.seed)?;

@@ -4,8 +4,10 @@
 
 mod args;
 mod backend;
+mod bench;
 mod commands;
 mod compare;
+mod data;
 mod eval;
 mod hub;
 mod input;

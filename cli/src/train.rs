@@ -147,6 +147,10 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
 /// warnings. Validation is `None` when the data is too small to hold out a sequence (a warning says so).
 fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, serde_json::Value, SplitRecord)> {
     let tok = run_tokenizer(rc)?;
+    if rc.data.iter().any(|p| data::corpus::is_prepared(p)) {
+        anyhow::ensure!(rc.data.len() == 1, "a prepared corpus is its own split: give it as the only --data");
+        return prepared_data(rc, &tok, quiet);
+    }
     let (mut records, mut files, mut skipped) = (Vec::new(), 0, Vec::new());
     if rc.data.is_empty() {
         records = data::builtin_records();
@@ -245,6 +249,56 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
             train.len(),
             split.valid_keys.len(),
             if split.moved_to_valid > 0 { format!(", {} moved there to fill one sequence", split.moved_to_valid) } else { String::new() }
+        );
+    }
+    Ok((train, valid, summary, split))
+}
+
+/// A prepared corpus (`data prepare`): its shards memory-mapped, its package split as recorded in its manifest.
+fn prepared_data(rc: &RunConfig, tok: &Tokenizer, quiet: bool) -> Result<(Packed, Option<Packed>, serde_json::Value, SplitRecord)> {
+    let dir = &rc.data[0];
+    let corpus = data::corpus::Prepared::open(dir)?;
+    corpus.check_tokenizer(tok)?;
+    let m = &corpus.manifest;
+    let seq_len = rc.train.seq_len;
+    let (ts, vs) = (m.stats(data::Split::Train), m.stats(data::Split::Valid));
+    let train = Packed::mapped(corpus.tokens(data::Split::Train)?, seq_len, ts.bytes);
+    let valid = Packed::mapped(corpus.tokens(data::Split::Valid)?, seq_len, vs.bytes);
+    if train.is_empty() {
+        bail!("{}: the training split has {} tokens, less than one sequence of {seq_len}", dir.display(), ts.tokens);
+    }
+    let valid = if valid.is_empty() {
+        eprintln!("warning: {} holds out no validation sequence of {seq_len} tokens: training WITHOUT validation", dir.display());
+        None
+    } else {
+        Some(valid)
+    };
+    let split = SplitRecord {
+        rule: m.split.rule.clone(),
+        valid_fraction: m.split.valid_fraction,
+        roots: rc.data.clone(),
+        roots_resolved: rc.data.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect(),
+        train_keys: ts.packages,
+        valid_keys: m.split.valid_packages.clone(),
+        hash: m.split.hash.clone(),
+        duplicates_removed: m.duplicates.exact + m.duplicates.near,
+        moved_to_valid: 0,
+    };
+    let summary = json!({
+        "prepared": true, "files": ts.files + vs.files, "train_records": ts.files, "valid_records": vs.files,
+        "duplicates_removed": split.duplicates_removed, "train_tokens": ts.tokens, "valid_tokens": vs.tokens,
+        "train_sequences": train.len(), "valid_sequences": valid.as_ref().map_or(0, |v| v.len()),
+        "train_packages": ts.packages, "valid_packages": vs.packages,
+    });
+    if !quiet {
+        eprintln!(
+            "data: prepared corpus {} · train {} tokens ({} sequences, {} packages) · valid {} tokens ({} packages held out), memory-mapped",
+            dir.display(),
+            ts.tokens,
+            train.len(),
+            ts.packages,
+            vs.tokens,
+            vs.packages
         );
     }
     Ok((train, valid, summary, split))

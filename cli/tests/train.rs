@@ -455,3 +455,90 @@ fn the_hybrid_decoder_starts_pretrained_stays_frozen_then_really_trains() {
     assert_ne!(at(1, "net.stage.main.layers.0.mixer.wqkv.weight"), at(2, "net.stage.main.layers.0.mixer.wqkv.weight"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A site-packages of five MIT packages (and a GPL one) of made-up but varied Python.
+fn site_packages(dir: &Path) {
+    for (p, pkg) in ["alpha", "beta", "gamma", "delta", "epsilon", "copyleft"].iter().enumerate() {
+        let info = dir.join(format!("{pkg}-0.{p}.dist-info"));
+        std::fs::create_dir_all(&info).unwrap();
+        let licence = if *pkg == "copyleft" { "GPL-3.0-only" } else { "MIT" };
+        std::fs::write(
+            info.join("METADATA"),
+            format!("Metadata-Version: 2.1\nName: {pkg}\nVersion: 0.{p}\nLicense-Expression: {licence}\n"),
+        )
+        .unwrap();
+        std::fs::write(info.join("top_level.txt"), pkg).unwrap();
+        std::fs::create_dir_all(dir.join(pkg)).unwrap();
+        for f in 0..4 {
+            let body: String = (0..25)
+                .map(|i| format!("def {pkg}_{f}_{i}(items, k={i}):\n    \"\"\"Scale item {i} of {pkg}.\"\"\"\n    return [x * k + {p} for x in items if x > {f}]\n\n"))
+                .collect();
+            std::fs::write(dir.join(pkg).join(format!("mod{f}.py")), body).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages() {
+    let dir = tmp("prepared");
+    site_packages(&dir.join("site-packages"));
+    let corpus = dir.join("corpus");
+    let prepare = |out: &Path| {
+        bin()
+            .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--quiet"])
+            .output()
+            .unwrap()
+    };
+    let log = ok(prepare(&corpus));
+    assert!(log.contains("packages left out: copyleft (GPL-3.0-only"), "{log}");
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(corpus.join("manifest.json")).unwrap()).unwrap();
+    let held: Vec<String> =
+        manifest["split"]["valid_packages"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(!held.is_empty() && held.len() < 5, "{held:?}");
+    assert_eq!(manifest["dtype"], "u16le");
+    // Nothing is overwritten.
+    let again = prepare(&corpus);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    let run = dir.join("run");
+    ok(train(&["--arch", "gpt2", "--steps", "3", "--eval-every", "3", "--data", corpus.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    let data = &summary(&run)["data"];
+    assert_eq!(data["prepared"], true);
+    assert_eq!(data["train_tokens"], manifest["splits"]["train"]["tokens"]);
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["split"]["valid_keys"].as_array().unwrap().len(), held.len());
+    assert_eq!(config["split"]["hash"], manifest["split"]["hash"]);
+    assert!(metrics(&run).iter().any(|m| m["kind"] == "valid"));
+    // A prepared corpus is used alone.
+    let both = train(&["--steps", "1", "--data", corpus.to_str().unwrap(), "--data", dir.join("site-packages").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&both.stderr).contains("only --data"));
+
+    let ckpt = run.join("checkpoints/step-000003/model.safetensors");
+    let eval = bin()
+        .args([
+            "eval",
+            "--checkpoint",
+            ckpt.to_str().unwrap(),
+            "--data",
+            corpus.to_str().unwrap(),
+            "--headers",
+            "2",
+            "--max-tokens",
+            "500",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    let reason = report["scored"]["reason"].as_str().unwrap();
+    assert!(reason.contains("holds out"), "{reason}");
+    let files = report["scored"]["files"].as_array().unwrap();
+    assert!(!files.is_empty());
+    for f in files {
+        let package = f.as_str().unwrap().split('/').next().unwrap();
+        assert!(held.iter().any(|h| h == package), "{f} is not from a held-out package {held:?}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

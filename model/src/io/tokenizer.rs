@@ -166,6 +166,17 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// A hash of the vocabulary (every id's token string, in id order): two tokenizers with the same fingerprint
+    /// give the same ids their tokens, so data tokenised by one trains a model of the other.
+    pub fn fingerprint(&self) -> String {
+        let mut bytes = Vec::new();
+        for id in 0..self.vocab_size() as u32 {
+            bytes.extend_from_slice(self.inner.id_to_token(id).unwrap_or_default().as_bytes());
+            bytes.push(0);
+        }
+        format!("{:016x}", crate::train::data::fnv1a(&bytes))
+    }
+
     /// Vocabulary size including special tokens (50257 for GPT-2).
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

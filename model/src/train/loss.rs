@@ -10,7 +10,10 @@ use crate::train::data::Packed;
 /// The sequences `indices` of `packed` as a `[B, seq_len + 1]` tensor.
 pub fn batch_tensor<B: Backend>(packed: &Packed, indices: &[usize], device: &B::Device) -> Tensor<B, 2, Int> {
     let width = packed.seq_len + 1;
-    let data: Vec<i32> = indices.iter().flat_map(|&i| packed.sequence(i).iter().map(|&t| t as i32)).collect();
+    let mut data: Vec<i32> = Vec::with_capacity(indices.len() * (packed.seq_len + 1));
+    for &i in indices {
+        data.extend(packed.sequence(i).iter().map(|&t| t as i32));
+    }
     Tensor::from_data(TensorData::new(data, [indices.len(), width]), device)
 }
 

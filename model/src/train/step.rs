@@ -243,7 +243,7 @@ mod tests {
         let opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
         let docs = (0..8u32).map(|i| ((0..40).map(|j| (i * 7 + j) % 500).collect::<Vec<u32>>(), 40));
         let data = Packed::new(docs, 16, EOS_ID);
-        assert_eq!(data.stream.last(), Some(&EOS_ID));
+        assert_eq!(data.stream.to_vec().last(), Some(&EOS_ID));
         (model, opt, data)
     }
 

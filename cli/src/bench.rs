@@ -1,0 +1,144 @@
+//! `hnet-gpt bench`: this tool's side of the benchmark `scripts/bench.sh` runs beside PyTorch — training tokens/s
+//! through the library's one training step, cached greedy generation tokens/s and time to the first token, and the
+//! backend's measured matmul peak (the yardstick of model FLOPs utilisation). JSON on standard output.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Distribution, Tensor};
+use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
+use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::train::data::Packed;
+use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::train::step::{blocking::train_step, StepOutcome};
+use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::{Model, ModelConfig};
+use serde_json::{json, Value};
+
+use crate::args::BenchArgs;
+use crate::backend::with_backend;
+
+/// Runs the benchmark on the backend `args.device` selects and prints its JSON.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let out = with_backend!(args.device, |device: B| bench::<burn::backend::Autodiff<B>>(args, &device))?;
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
+}
+
+fn bench<A: AutodiffBackend>(args: &BenchArgs, device: &A::Device) -> Result<Value> {
+    let config = ModelConfig::preset(args.arch, &args.preset)?;
+    let mut out = json!({
+        "tool": "hnet-gpt", "version": env!("CARGO_PKG_VERSION"), "arch": args.arch, "preset": args.preset,
+        "device": crate::backend::describe(args.device), "threads": std::thread::available_parallelism().map_or(0, |n| n.get()), "config": config,
+    });
+    out["matmul"] = matmul_peak::<A::InnerBackend>(args.matmul_size, device);
+    if args.train_steps > 0 {
+        out["train"] = train::<A>(&config, args, device)?;
+    }
+    if args.new_tokens > 0 {
+        let model: Model<A::InnerBackend> = match &args.checkpoint {
+            Some(path) => hnet_gpt_model::io::checkpoint::load(path, device).with_context(|| format!("loading {}", path.display()))?,
+            None => Model::init(&config, device)?,
+        };
+        out["generate"] = generate(&model, args)?;
+        out["parameters"] = json!(model.num_params());
+    }
+    Ok(out)
+}
+
+/// Sustained f32 matmul throughput of square `n`×`n` products, in GFLOP/s (best of several rounds).
+fn matmul_peak<B: Backend>(n: usize, device: &B::Device) -> Value {
+    let a = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let b = Tensor::<B, 2>::random([n, n], Distribution::Normal(0.0, 1.0), device);
+    let _ = a.clone().matmul(b.clone()).into_data(); // warm-up (kernels, autotune)
+    let (reps, mut best) = (5, 0.0f64);
+    for _ in 0..3 {
+        let t = Instant::now();
+        let mut acc = a.clone().matmul(b.clone());
+        for _ in 1..reps {
+            acc = acc + a.clone().matmul(b.clone());
+        }
+        let _ = acc.sum().into_data();
+        best = best.max(2.0 * (n * n * n * reps) as f64 / t.elapsed().as_secs_f64() / 1e9);
+    }
+    json!({"n": n, "dtype": "f32", "gflops": best})
+}
+
+/// Training steps through the library's `train_step` on random tokens (the values do not change the work).
+fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A::Device) -> Result<Value> {
+    let mut tc = TrainConfig::new(config.clone());
+    tc.batch_size = args.batch_size;
+    tc.seq_len = args.seq_len;
+    tc.validate()?;
+    let mut model = Model::<A>::init(config, device)?;
+    model.materialize();
+    let params = model.num_params();
+    let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
+    let mut rng = Rng::new(0);
+    let vocab = config.gpt2.vocab_size;
+    let n_seq = args.batch_size * 4;
+    let stream: Vec<u32> = (0..n_seq * args.seq_len + 1).map(|_| rng.below(vocab) as u32).collect();
+    let data = Packed::new([(stream, 0)], args.seq_len, 0);
+    let mut times = Vec::new();
+    let mut last_loss = f64::NAN;
+    for step in 0..args.warmup_steps + args.train_steps {
+        let idx: Vec<usize> = (0..args.batch_size).map(|i| (step * args.batch_size + i) % n_seq).collect();
+        let t = Instant::now();
+        let (m, outcome) = train_step(model, &mut opt, &data, &[idx], tc.lr, tc.ratio_loss_weight, Default::default())?;
+        model = m;
+        if step >= args.warmup_steps {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        if let StepOutcome::Applied { loss, .. } = outcome {
+            last_loss = loss;
+        }
+    }
+    let tokens = (args.batch_size * args.seq_len) as f64;
+    let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
+    Ok(json!({
+        "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
+        "parameters": params, "step_seconds": times, "median_step_seconds": median(&times),
+        "tokens_per_second": tokens / mean, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
+    }))
+}
+
+/// Greedy cached generation of `new_tokens` after a `prompt_tokens` prompt; the first token's latency apart.
+fn generate<B: Backend>(model: &Model<B>, args: &BenchArgs) -> Result<Value> {
+    // The prompt: the reference tool passes the same ids (a fixed pseudo-random sequence).
+    let mut rng = Rng::new(1);
+    let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| rng.below(model.config.gpt2.vocab_size) as u32).collect();
+    let params = GenerateParams { sampling: SamplingParams::greedy(), max_new_tokens: args.new_tokens, seed: 0, stop_tokens: vec![] };
+    let mut runs = Vec::new();
+    let mut tokens = Vec::new();
+    for _ in 0..args.gen_runs.max(1) {
+        let t = Instant::now();
+        let mut g = Generator::new(model, &prompt, params.clone())?;
+        let first = g.next_token()?;
+        let ttft = t.elapsed().as_secs_f64();
+        while g.next_token()?.is_some() {}
+        let total = t.elapsed().as_secs_f64();
+        anyhow::ensure!(first.is_some(), "generation produced no token");
+        tokens = g.generated().to_vec();
+        runs.push((ttft, total));
+    }
+    let best = runs.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1)).expect("at least one run");
+    Ok(json!({
+        "prompt_tokens": args.prompt_tokens, "new_tokens": tokens.len(), "runs": args.gen_runs.max(1),
+        "time_to_first_token_seconds": best.0, "total_seconds": best.1,
+        "tokens_per_second": tokens.len() as f64 / best.1,
+        "decode_tokens_per_second": (tokens.len().saturating_sub(1)) as f64 / (best.1 - best.0).max(1e-9),
+        "prompt": prompt, "generated": tokens,
+    }))
+}

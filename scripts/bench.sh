@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The benchmark: hnet-gpt beside PyTorch (Hugging Face GPT2LMHeadModel) on this machine, in one run — training
+# tokens/s, step time and MFU for gpt2 (and hnet-gpt's hybrid and hnet at the same shape), greedy generation from the
+# same weights with the same prompt, time to first token, matmul peak. Writes docs/results/bench/NAME.{json,md,log}.
+#
+#   scripts/bench.sh                      # CPU, preset small, batch 8 × 128 (about 10 minutes on 2 cores)
+#   scripts/bench.sh --device cuda        # on a GPU machine where PyTorch is present (bf16 autocast for PyTorch)
+#
+# Options: --device cpu|wgpu|cuda, --preset P, --batch-size N, --seq-len N, --steps N, --name NAME, --features F.
+# PyTorch comes from the Python environment when it has torch and transformers, else the script installs them into
+# a private venv ($HOME/.cache/hnet-gpt/bench-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+device=cpu preset=small batch=8 seq=128 steps=10 name="" features=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --device) device=$2; shift 2 ;;
+    --preset) preset=$2; shift 2 ;;
+    --batch-size) batch=$2; shift 2 ;;
+    --seq-len) seq=$2; shift 2 ;;
+    --steps) steps=$2; shift 2 ;;
+    --name) name=$2; shift 2 ;;
+    --features) features=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+name=${name:-$device}
+[ "$device" = cuda ] && [ -z "$features" ] && features=cuda
+command="scripts/bench.sh --device $device --preset $preset --batch-size $batch --seq-len $seq --steps $steps"
+out=docs/results/bench
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+log="$out/$name.log"
+exec > >(tee "$log") 2>&1
+echo "# $command  ($(date -u +%Y-%m-%dT%H:%MZ))"
+
+python=python3
+if ! python3 -c 'import torch, transformers, safetensors' 2>/dev/null; then
+  venv="$HOME/.cache/hnet-gpt/bench-venv"
+  if ! "$venv/bin/python" -c 'import torch, transformers, safetensors' 2>/dev/null; then
+    echo "==> installing PyTorch and transformers into $venv (once)"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet torch transformers safetensors
+  fi
+  python="$venv/bin/python"
+fi
+
+echo "==> building hnet-gpt (release${features:+, features $features})"
+cargo build --release --quiet -p hnet-gpt ${features:+--features "$features"}
+bin="$CARGO_TARGET_DIR/release/hnet-gpt"
+
+# One set of weights for both tools: PyTorch draws them, hnet-gpt imports them.
+"$bin" init --arch gpt2 --preset "$preset" --out "$work/init.safetensors" > /dev/null
+"$bin" info --checkpoint "$work/init.safetensors" --json > "$work/config.json"
+"$python" scripts/bench_torch.py init --config "$work/config.json" --out "$work/hf"
+"$bin" import-hf "$work/hf" --out "$work/gpt2.safetensors" > /dev/null
+
+torch_flags=(--device "$device" --batch-size "$batch" --seq-len "$seq" --train-steps "$steps")
+[ "$device" = cpu ] || torch_flags+=(--bf16)
+[ "$device" = wgpu ] && torch_flags[1]=cuda
+for arch in gpt2 hybrid hnet; do
+  echo "==> hnet-gpt $arch"
+  gen=(--new-tokens 0)
+  [ "$arch" = gpt2 ] && gen=(--checkpoint "$work/gpt2.safetensors")
+  "$bin" bench --arch "$arch" --preset "$preset" --device "$device" --batch-size "$batch" --seq-len "$seq" \
+    --train-steps "$steps" "${gen[@]}" > "$work/hnet-$arch.json"
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v['tokens_per_second'],1) for k,v in d.items() if isinstance(v, dict) and 'tokens_per_second' in v})" "$work/hnet-$arch.json"
+done
+echo "==> PyTorch gpt2"
+"$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.json" \
+  "${torch_flags[@]}" > "$work/torch.json"
+echo "==> report"
+"$python" scripts/bench_report.py --dir "$work" --name "$name" --command "$command" --out "$out"
