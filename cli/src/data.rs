@@ -67,10 +67,10 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
         train.shards.len(),
         valid.tokens,
         valid.packages,
-        if m.split.valid_packages.is_empty() {
-            "none — the data is too small to hold a package out".to_string()
-        } else {
-            m.split.valid_packages.join(", ")
+        match (m.split.valid_packages.is_empty(), args.valid_fraction == 0.0) {
+            (true, true) => "none, as --valid-fraction 0 asks".to_string(),
+            (true, false) => "none — the data is too small to hold a package out".to_string(),
+            (false, _) => m.split.valid_packages.join(", "),
         }
     );
     eprintln!(
