@@ -294,14 +294,9 @@ impl Prepared {
             if entries.is_empty() {
                 continue;
             }
-            let stats = self.manifest.stats(s);
             let tokens = self.tokens(s)?;
-            let mut shard_start = vec![0usize];
-            for sh in &stats.shards {
-                shard_start.push(shard_start.last().copied().unwrap_or(0) + sh.tokens);
-            }
             for e in entries {
-                let start = shard_start.get(e.shard).copied().unwrap_or(usize::MAX).saturating_add(e.offset);
+                let start = tokens.shard_start(e.shard).unwrap_or(usize::MAX).saturating_add(e.offset);
                 if start.saturating_add(e.tokens) > tokens.len() {
                     return Err(CorpusError::Corrupt { path: self.dir.join(FILES), why: format!("{} points past its shard", e.path) });
                 }

@@ -150,6 +150,11 @@ impl MappedTokens {
         self.starts.last().copied().unwrap_or(0)
     }
 
+    /// Token offset in the stream where shard `shard` starts (`None` past the last shard).
+    pub fn shard_start(&self, shard: usize) -> Option<usize> {
+        (shard < self.maps.len()).then(|| self.starts[shard])
+    }
+
     /// True when the split has no tokens.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
