@@ -10,11 +10,18 @@ The vocabulary is 1000 tokens so the fixtures stay small (< 2 MB); the prompt id
 
 Run through scripts/gen-reference.sh, which makes the venv (torch CPU + transformers from PyPI).
 `gen_reference.py --hub DIR` writes the tiny Hub repositories the `pull` tests serve instead (numpy, safetensors
-and tokenizers only; scripts/hub_fixtures.py).
+and tokenizers only; scripts/hub_fixtures.py). `gen_reference.py --gpt2-small DIR` writes a GPT-2-small-shaped
+random repository there (for measurements, never committed).
 """
 import json
 import os
 import sys
+
+if len(sys.argv) > 2 and sys.argv[1] == "--gpt2-small":
+    # GPT-2 small's shapes, random weights, in the Hub's layout (scripts/browser-gpt2-small.sh); numpy only.
+    import hub_fixtures
+    hub_fixtures.gpt2_small(sys.argv[2])
+    sys.exit(0)
 
 if len(sys.argv) > 1 and sys.argv[1] == "--hub":
     # Hub fixtures need no torch: see hub_fixtures() at the end.

@@ -11,6 +11,11 @@ Written by `scripts/gen_reference.py --hub DIR` (needs numpy, safetensors and to
 
 Weights are random with a large spread (as in the parity fixtures) so that logits differ by whole units and greedy
 output is a real check.
+
+`gpt2_small(DIR)` (`scripts/gen_reference.py --gpt2-small DIR`) writes `DIR/gpt2-small-random/`: GPT-2 small's exact
+shapes (124M parameters, f32, 548 MB) with random weights at GPT-2's initialisation scale, for measuring what the
+real `gpt2` costs (download, conversion, memory, speed) where the Hub cannot be reached. Not a test fixture: it is
+written on demand by scripts/browser-gpt2-small.sh and never committed.
 """
 import json
 import os
@@ -83,6 +88,27 @@ def gpt2_weights(rng, vocab, n_positions, d, n_layer, prefix=""):
     t[f"{prefix}ln_f.weight"] = (1.0 + w(d, scale=0.2))
     t[f"{prefix}ln_f.bias"] = w(d, scale=0.1)
     return t
+
+
+def gpt2_small(out):
+    """GPT-2 small's shapes (`gpt2` on the Hub: 12 layers, width 768, 12 heads, 1024 positions, 50257 tokens)."""
+    rng = np.random.default_rng(124)
+    repo = os.path.join(out, "gpt2-small-random")
+    os.makedirs(repo, exist_ok=True)
+    config = gpt2_config(50257, 1024, 768, 12, 12)
+    write_json(os.path.join(repo, "config.json"), config)
+    d, weights = 768, {}
+    for name, value in gpt2_weights(rng, 50257, 1024, d, 12).items():
+        # GPT-2's initialisation: N(0, 0.02) matrices, unit LayerNorm gains, zero biases.
+        if name.endswith(".bias"):
+            weights[name] = np.zeros_like(value)
+        elif value.ndim == 1:
+            weights[name] = np.ones_like(value)
+        else:
+            weights[name] = (value * (0.02 / value.std())).astype(np.float32)
+    save_file(weights, os.path.join(repo, "model.safetensors"), metadata={"format": "pt"})
+    params = sum(v.size for v in weights.values())
+    print("wrote", repo, f"({params} parameters)")
 
 
 def write_json(path, value):

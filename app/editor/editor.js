@@ -13,30 +13,43 @@ import { oneDark } from "@codemirror/theme-one-dark";
 
 const LANGUAGES = { python: () => python(), javascript: () => javascript({ typescript: true }), cpp: () => cpp() };
 
-/** Ghost text: where it sits and what it says. */
+/**
+ * Ghost text. A completion streams in token by token; each token must cost the page's thread almost nothing, so the
+ * ghost is one widget for the whole completion whose text lives in a mutable box: a new token writes the box and the
+ * widget's one text node (CodeMirror ignores mutations inside widgets) and asks CodeMirror to re-measure in its next
+ * frame. No transaction, no selection read, no forced layout per token; only showing and dropping the ghost are
+ * transactions.
+ */
 const setGhost = StateEffect.define();
+class GhostBox {
+  constructor(text) { this.text = text; this.dom = null; }
+}
 class GhostWidget extends WidgetType {
-  constructor(text) { super(); this.text = text; }
-  eq(other) { return other.text === this.text; }
+  constructor(box) { super(); this.box = box; }
+  eq(other) { return other.box === this.box; }
   toDOM() {
+    // CodeMirror may draw the widget again (a re-rendered line): the box keeps the current text and element.
     const span = document.createElement("span");
     span.className = "cm-ghost";
     span.setAttribute("aria-hidden", "true");
-    span.textContent = this.text;
+    span.textContent = this.box.text;
+    this.box.dom = span;
     return span;
   }
   ignoreEvent() { return true; }
 }
+const NO_GHOST = { pos: 0, box: null };
 const ghostField = StateField.define({
-  create: () => ({ pos: 0, text: "" }),
+  create: () => NO_GHOST,
   update(ghost, tr) {
     for (const e of tr.effects) if (e.is(setGhost)) return e.value;
     // An edit elsewhere moves the ghost with the text; typing over it drops it.
-    if (tr.docChanged && ghost.text) return { pos: tr.changes.mapPos(ghost.pos), text: tr.selection ? "" : ghost.text };
+    if (tr.docChanged && ghost.box) return tr.selection ? NO_GHOST : { pos: tr.changes.mapPos(ghost.pos), box: ghost.box };
     return ghost;
   },
-  provide: (f) => EditorView.decorations.from(f, (g) => (g.text ? Decoration.set([Decoration.widget({ widget: new GhostWidget(g.text), side: 1 }).range(g.pos)]) : Decoration.none)),
+  provide: (f) => EditorView.decorations.from(f, (g) => (g.box ? Decoration.set([Decoration.widget({ widget: new GhostWidget(g.box), side: 1 }).range(g.pos)]) : Decoration.none)),
 });
+const ghostText = (state) => state.field(ghostField).box?.text ?? "";
 
 /**
  * Creates the editor in `parent`. `options`: doc, language ("python" | "javascript" | "cpp"), rows (visible lines),
@@ -50,17 +63,18 @@ export function createEditor(parent, options) {
   const themeFor = () => (dark?.matches ? oneDark : []);
   const rows = options.rows ?? 14;
   let view;
-  const hasGhost = () => view.state.field(ghostField).text !== "";
+  const hasGhost = () => ghostText(view.state) !== "";
   const accept = () => {
     const g = view.state.field(ghostField);
-    if (!g.text) return false;
-    view.dispatch({ changes: { from: g.pos, insert: g.text }, selection: { anchor: g.pos + g.text.length }, effects: setGhost.of({ pos: 0, text: "" }), userEvent: "input.complete" });
+    const text = ghostText(view.state);
+    if (!text) return false;
+    view.dispatch({ changes: { from: g.pos, insert: text }, selection: { anchor: g.pos + text.length }, effects: setGhost.of(NO_GHOST), userEvent: "input.complete" });
     options.onGhostDone?.(true);
     return true;
   };
   const reject = () => {
     if (!hasGhost()) return false;
-    view.dispatch({ effects: setGhost.of({ pos: 0, text: "" }) });
+    view.dispatch({ effects: setGhost.of(NO_GHOST) });
     options.onGhostDone?.(false);
     return true;
   };
@@ -104,17 +118,24 @@ export function createEditor(parent, options) {
     /** Replaces the text (when it differs: an edit of our own must not move the cursor). */
     setDoc: (text) => {
       if (text === view.state.doc.toString()) return;
-      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text }, selection: { anchor: text.length }, effects: setGhost.of({ pos: 0, text: "" }) });
+      view.dispatch({ changes: { from: 0, to: view.state.doc.length, insert: text }, selection: { anchor: text.length }, effects: setGhost.of(NO_GHOST) });
     },
     /** The text before the cursor: what a completion continues. */
     prefix: () => view.state.sliceDoc(0, view.state.selection.main.head),
     /** Shows (or, streaming, grows) ghost text at the cursor. */
     setGhost: (text) => {
-      const g = view.state.field(ghostField);
-      const pos = g.text ? g.pos : view.state.selection.main.head;
-      view.dispatch({ effects: setGhost.of({ pos, text }) });
+      const { box } = view.state.field(ghostField);
+      if (!text) {
+        if (box) view.dispatch({ effects: setGhost.of(NO_GHOST) });
+      } else if (!box) {
+        view.dispatch({ effects: setGhost.of({ pos: view.state.selection.main.head, box: new GhostBox(text) }) });
+      } else if (box.text !== text) {
+        box.text = text;
+        if (box.dom) box.dom.textContent = text;
+        view.requestMeasure();
+      }
     },
-    ghost: () => view.state.field(ghostField).text,
+    ghost: () => ghostText(view.state),
     accept: () => accept(),
     reject: () => reject(),
     setLanguage: (name) => view.dispatch({ effects: language.reconfigure((LANGUAGES[name] ?? LANGUAGES.python)()) }),

@@ -157,6 +157,9 @@ pub struct BackendInfo {
     pub fallback_reason: Option<String>,
     /// Milliseconds the warm-up pass took.
     pub warmup_ms: f64,
+    /// Memory the backend holds once the model is loaded and warmed up, in bytes (see `Reply::Step`).
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// The loaded model, as the page shows it.
@@ -315,6 +318,11 @@ pub enum Reply {
         tokens_per_s: f64,
         /// Seconds left, estimated.
         eta_s: f64,
+        /// Milliseconds the step took.
+        step_ms: f64,
+        /// Memory the model's backend holds after the step, in bytes: WebGPU buffers reserved by burn's allocator,
+        /// or the worker's whole wasm heap on the CPU (None when it cannot be read).
+        memory_bytes: Option<u64>,
     },
     /// Progress text of a longer job.
     Progress(String),

@@ -156,6 +156,12 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
   assert.equal(losses.length, 3);
   assert.ok(losses[2] < losses[0], `fine-tuning did not lower the loss: ${losses}`);
+  // Speed and memory are measured per step and shown: at least the model's f32 weights are held on the device.
+  const stepText = await page.getByTestId("train-progress").textContent();
+  const held = stepText.match(/GPU memory ([\d.]+) (MB|kB)/);
+  assert.ok(held && /[\d.]+ s\/step/.test(stepText), `no step time or GPU memory in "${stepText}"`);
+  const params = JSON.parse(execFileSync(CLI, ["info", "--checkpoint", MODEL, "--json"])).parameters;
+  assert.ok(Number(held[1]) * (held[2] === "MB" ? 1e6 : 1e3) >= 4 * params, `GPU memory ${held[0]} is less than the ${params} f32 weights`);
   await screenshot(page, "04-finetuned");
   await assertNoLongTask(watch, "while generating, chunking or training");
 
@@ -256,6 +262,7 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     const { page } = await open(cpu, server.url);
     await ready(page);
     assert.equal(await page.getByTestId("backend").textContent(), "Backend: CPU");
+    assert.match(await page.getByTestId("memory").textContent(), /^Worker memory: [\d.]+ MB$/);
     assert.match(await page.getByTestId("fallback-reason").textContent(), /WebGPU|adapter/);
     const watch = await watchLongTasks(page);
     assert.ok((await watch.measure(() => complete(page))) >= 5);

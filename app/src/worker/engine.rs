@@ -115,6 +115,7 @@ impl Engine {
                             software: adapter.fallback,
                             fallback_reason: None,
                             warmup_ms: web::now_ms() - start,
+                            memory_bytes: memory_bytes(true),
                         };
                         return Ok((Engine::Gpu(Rc::new(model)), info));
                     }
@@ -135,6 +136,7 @@ impl Engine {
             adapter: adapter.map(|a| a.name),
             fallback_reason: Some(reason),
             warmup_ms: web::now_ms() - start,
+            memory_bytes: memory_bytes(false),
         };
         Ok((Engine::Cpu(Rc::new(model)), info))
     }
@@ -397,11 +399,31 @@ impl FineTune {
         }
     }
 
+    /// Memory the backend holds now, in bytes (see [`memory_bytes`]).
+    pub fn memory_bytes(&self) -> Option<u64> {
+        memory_bytes(matches!(self, FineTune::Gpu(_)))
+    }
+
     /// The tuned model, ready for inference.
     pub fn finish(self) -> Engine {
         match self {
             FineTune::Gpu(t) => Engine::Gpu(Rc::new(t.model.valid())),
             FineTune::Cpu(t) => Engine::Cpu(Rc::new(t.model.valid())),
         }
+    }
+}
+
+/// Memory a backend holds, in bytes. WebGPU: what burn's allocator has reserved on the device (its pools keep freed
+/// buffers for reuse, so this is the high-water mark the device must provide). CPU: the worker's wasm memory, which
+/// holds the model and every tensor and only ever grows.
+pub fn memory_bytes(gpu: bool) -> Option<u64> {
+    use cubecl::Runtime;
+    use wasm_bindgen::JsCast;
+    if gpu {
+        let client = burn::backend::wgpu::WgpuRuntime::client(&WgpuDevice::default());
+        client.memory_usage().ok().map(|m| m.bytes_reserved)
+    } else {
+        let memory = wasm_bindgen::memory().dyn_into::<js_sys::WebAssembly::Memory>().ok()?;
+        memory.buffer().dyn_into::<js_sys::ArrayBuffer>().ok().map(|b| b.byte_length() as u64)
     }
 }

@@ -48,16 +48,20 @@ pub async fn fine_tune(
     post(job, Reply::Perplexity { before, after: None }, None);
     let mut tuner = FineTune::start(engine, data, &settings).await?;
     let t0 = web::now_ms();
+    let mut last = t0;
     for step in 1..=settings.steps {
         if cancel.get() {
             post(job, Reply::Progress(format!("Cancelled after {} steps.", step - 1)), None);
             break;
         }
         let loss = tuner.step().await?;
-        let elapsed = (web::now_ms() - t0) / 1000.0;
+        let now = web::now_ms();
+        let (elapsed, step_ms) = ((now - t0) / 1000.0, now - last);
+        last = now;
         let tokens_per_s = (step * settings.batch * settings.seq_len) as f64 / elapsed.max(1e-3);
         let eta_s = elapsed / step as f64 * (settings.steps - step) as f64;
-        post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s }, None);
+        let memory_bytes = tuner.memory_bytes();
+        post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes }, None);
     }
     let tuned = tuner.finish();
     let after = tuned.perplexity(&held, tokenizer.eos_id()).await?;

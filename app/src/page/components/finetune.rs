@@ -6,7 +6,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::page::components::editor::target;
-use crate::page::state::{Busy, Playground};
+use crate::page::state::{format_bytes, Busy, Playground};
 use crate::protocol::{JobId, Reply, Request, Scope, TuneRequest};
 use crate::web;
 
@@ -98,11 +98,21 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         let (id, done) = client.call(Request::FineTune(request), None, move |reply, _| match reply {
             Reply::Progress(text) => progress.set(text),
             Reply::Perplexity { before, after } => before_after.set((Some(before), after)),
-            Reply::Step { step, steps, loss, tokens_per_s, eta_s } => {
+            Reply::Step { step, steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes } => {
                 if let Some(l) = loss {
                     losses.update(|v| v.push(l));
                 }
-                progress.set(format!("Step {step}/{steps} · {tokens_per_s:.0} tokens/s · ETA {eta_s:.0} s"));
+                let memory = match memory_bytes {
+                    Some(b) if state.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.name == "WebGPU")) => {
+                        format!(" · GPU memory {}", format_bytes(b as usize))
+                    }
+                    Some(b) => format!(" · worker memory {}", format_bytes(b as usize)),
+                    None => String::new(),
+                };
+                progress.set(format!(
+                    "Step {step}/{steps} · {tokens_per_s:.0} tokens/s · {:.1} s/step{memory} · ETA {eta_s:.0} s",
+                    step_ms / 1000.0
+                ));
             }
             _ => {}
         });

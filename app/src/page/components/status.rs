@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::page::state::{format_count, Playground};
+use crate::page::state::{format_bytes, format_count, Playground};
 use crate::protocol::ModelInfo;
 
 /// "hybrid · 3.4M parameters · bundled model".
@@ -28,6 +28,14 @@ pub fn StatusBar(state: Playground) -> impl IntoView {
                 {software.then(|| view! { <span class="pill badge" data-testid="software-adapter" title="A software (fallback) WebGPU adapter: correct, but slow">"software adapter"</span> })}
             })}
             {move || state.model.get().map(|m| view! { <span class="pill" data-testid="model">{describe(&m)}</span> })}
+            {move || backend.get().and_then(|b| b.memory_bytes.map(|bytes| (b.name, bytes))).map(|(name, bytes)| {
+                let (what, title) = if name == "WebGPU" {
+                    ("GPU memory", "WebGPU buffers burn's allocator holds for the model, after loading and warm-up")
+                } else {
+                    ("Worker memory", "The model worker's wasm heap, after loading and warm-up")
+                };
+                view! { <span class="pill" data-testid="memory" title=title>{format!("{what}: {}", format_bytes(bytes as usize))}</span> }
+            })}
         </div>
         {move || backend.get().and_then(|b| b.fallback_reason).map(|r| view! {
             <p class="muted" data-testid="fallback-reason">{format!("Running on the CPU: {r}")}</p>

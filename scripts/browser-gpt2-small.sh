@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Measures what GPT-2 small costs: `hnet-gpt pull` and the fresh hybrid in the CLI, and in the page (headless
+# chromium, WebGPU on whatever adapter the machine has, and the CPU) loading `?model=hf:…&hybrid=1`, memory, a short
+# completion and fine-tuning steps. The model is a GPT-2-small-shaped repository with random weights, served by the
+# tests' local Hub (timing and memory do not depend on the weights' values; where huggingface.co is reachable,
+# `hnet-gpt pull gpt2` is the real thing). Writes docs/results/browser/gpt2-small.{json,md}.
+# Needs: the CLI (`cargo build -p hnet-gpt`, what the test suite builds), dist/ (trunk build), numpy + safetensors (a venv is
+# made). Env: BACKENDS (cpu,webgpu), STEPS (2), TOKENS (4), OUT, HNET_GPT_BIN.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import numpy, safetensors" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$venv/bin/python" scripts/gen_reference.py --gpt2-small "$work"
+REPO_DIR="$work/gpt2-small-random" node tests/e2e/gpt2-small.measure.mjs
