@@ -5,7 +5,8 @@
 # tests' local Hub (timing and memory do not depend on the weights' values; where huggingface.co is reachable,
 # `hnet-gpt pull gpt2` is the real thing). Writes docs/results/browser/gpt2-small.{json,md}.
 # Needs: the CLI (`cargo build -p hnet-gpt`, what the test suite builds), dist/ (trunk build), numpy + safetensors (a venv is
-# made). Env: BACKENDS (cpu,webgpu), STEPS (2), TOKENS (4), OUT, HNET_GPT_BIN.
+# made). Env: BACKENDS (cpu,webgpu), STEPS (2), TOKENS (4), LIMIT_S (2400, per phase; a phase past it is reported as
+# not finished, with what was measured before it), OUT, HNET_GPT_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

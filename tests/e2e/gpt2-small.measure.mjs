@@ -7,7 +7,8 @@
 //   completion, and fine-tuning steps with the default scope (encoder + fusion, GPT-2 frozen) with the step time
 //   and memory the fine-tune panel shows.
 // Writes OUT/gpt2-small.json and OUT/gpt2-small.md.
-import { execFileSync } from "node:child_process";
+import { execFileSync, execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, statSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ const CLI = process.env.HNET_GPT_BIN ?? join(process.env.CARGO_TARGET_DIR ?? joi
 const STEPS = Number(process.env.STEPS ?? 2);
 const TOKENS = Number(process.env.TOKENS ?? 4);
 const BACKENDS = (process.env.BACKENDS ?? "cpu,webgpu").split(",");
-const LIMIT = 40 * 60_000;
+const LIMIT = Number(process.env.LIMIT_S ?? 2400) * 1000;   // per phase (SwiftShader runs GPT-2 small at minutes per step)
 if (!REPO_DIR) throw new Error("REPO_DIR is not set (see scripts/browser-gpt2-small.sh)");
 
 const REPO = "local/gpt2-small";
@@ -41,7 +42,8 @@ const result = {
 {
   const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(work, "hf-home") };
   let t0 = performance.now();
-  execFileSync(CLI, ["pull", REPO, "--out", join(work, "gpt2.safetensors")], { env, stdio: ["ignore", "ignore", "inherit"] });
+  // Asynchronously: the local Hub answers from this process's event loop.
+  await promisify(execFile)(CLI, ["pull", REPO, "--out", join(work, "gpt2.safetensors")], { env, maxBuffer: 1 << 26 });
   result.cli.pull_s = seconds(t0);
   t0 = performance.now();
   execFileSync(CLI, ["init", "--arch", "hybrid", "--decoder-from", join(work, "gpt2.safetensors"), "--out", join(work, "hybrid.safetensors")], { stdio: ["ignore", "ignore", "inherit"] });
@@ -56,10 +58,11 @@ const snippets = readFileSync(join(ROOT, "scripts/hub_fixtures.py"), "utf8").spl
 for (const backend of BACKENDS) {
   const browser = await launch({ webgpu: backend === "webgpu" });
   const row = {};
+  let page;
   try {
     const url = `${server.url}?model=hf:${REPO}&hybrid=1&hub=${encodeURIComponent(hub.url)}${backend === "cpu" ? "&gpu=0" : ""}`;
     let t0 = performance.now();
-    const { page } = await open(browser, url);
+    ({ page } = await open(browser, url));
     await page.waitForFunction(() => /^Ready|Could not|No model/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LIMIT });
     row.load_s = seconds(t0);
     if (await page.getByTestId("error").count()) throw new Error(await text(page, "error"));
@@ -88,6 +91,9 @@ for (const backend of BACKENDS) {
     row.scope = await page.locator("#ft-scope option:checked").textContent();
   } catch (e) {
     row.error = String(e.message ?? e).split("\n")[0];
+    // What the page showed when the phase ran out.
+    row.status_at_error = await page?.getByTestId("status").textContent().catch(() => undefined);
+    row.finetune_progress ??= (await page?.getByTestId("train-progress").textContent().catch(() => "")) || undefined;
   } finally {
     await browser.close();
   }
@@ -124,7 +130,7 @@ const md = [
     [`completion, ${TOKENS} tokens`, (b) => b.completion_s_per_token && `${b.completion_s_per_token.toFixed(2)} s/token`],
     ["fine-tuning scope", (b) => b.scope],
     [`fine-tuning, ${STEPS} steps of 1 × 64 tokens (the panel's last line)`, (b) => b.finetune_progress],
-    ["error", (b) => b.error],
+    ["not finished", (b) => b.error && `${b.error} (status: ${b.status_at_error ?? "n/a"})`],
   ].map(([label, f]) => `| ${label} | ${BACKENDS.map((k) => f(r.browser[k] ?? {}) ?? "n/a").join(" | ")} |`),
   "",
 ].join("\n");
