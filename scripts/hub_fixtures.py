@@ -13,7 +13,7 @@ Weights are random with a large spread (as in the parity fixtures) so that logit
 output is a real check.
 
 `gpt2_small(DIR)` (`scripts/gen_reference.py --gpt2-small DIR`) writes `DIR/gpt2-small-random/`: GPT-2 small's exact
-shapes (124M parameters, f32, 548 MB) with random weights at GPT-2's initialisation scale, for measuring what the
+shapes (124M parameters, f32, 498 MB: the Hub's file also holds 50 MB of attention-mask buffers) with random weights at GPT-2's initialisation scale, for measuring what the
 real `gpt2` costs (download, conversion, memory, speed) where the Hub cannot be reached. Not a test fixture: it is
 written on demand by scripts/browser-gpt2-small.sh and never committed.
 """

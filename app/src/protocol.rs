@@ -144,10 +144,13 @@ pub enum Request {
     Cancel(JobId),
 }
 
+/// [`BackendInfo::name`] of the WebGPU backend.
+pub const WEBGPU: &str = "WebGPU";
+
 /// The backend the worker runs the model on, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
-    /// "WebGPU" or "CPU".
+    /// [`WEBGPU`] or "CPU".
     pub name: String,
     /// The WebGPU adapter's description, when one was found.
     pub adapter: Option<String>,
@@ -160,6 +163,13 @@ pub struct BackendInfo {
     /// Memory the backend holds once the model is loaded and warmed up, in bytes (see `Reply::Step`).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+}
+
+impl BackendInfo {
+    /// Whether the model runs on WebGPU (its memory is GPU memory; on the CPU it is the worker's wasm heap).
+    pub fn is_webgpu(&self) -> bool {
+        self.name == WEBGPU
+    }
 }
 
 /// The loaded model, as the page shows it.

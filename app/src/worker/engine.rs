@@ -24,7 +24,7 @@ use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
 use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::{Arch, Model};
 
-use crate::protocol::BackendInfo;
+use crate::protocol::{BackendInfo, WEBGPU};
 use crate::web;
 
 /// The GPU backend: burn's wgpu backend, WGSL shaders, over the browser's WebGPU.
@@ -110,7 +110,7 @@ impl Engine {
                 match warm_up(&model).await {
                     Ok(()) => {
                         let info = BackendInfo {
-                            name: "WebGPU".into(),
+                            name: WEBGPU.into(),
                             adapter: Some(adapter.name),
                             software: adapter.fallback,
                             fallback_reason: None,

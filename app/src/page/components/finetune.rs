@@ -7,7 +7,7 @@ use leptos::task::spawn_local;
 
 use crate::page::components::editor::target;
 use crate::page::state::{format_bytes, Busy, Playground};
-use crate::protocol::{JobId, Reply, Request, Scope, TuneRequest};
+use crate::protocol::{BackendInfo, JobId, Reply, Request, Scope, TuneRequest};
 use crate::web;
 
 /// Snippets are separated by a line `# ---` (or come one per file).
@@ -103,7 +103,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                     losses.update(|v| v.push(l));
                 }
                 let memory = match memory_bytes {
-                    Some(b) if state.backend.with_untracked(|b| b.as_ref().is_some_and(|b| b.name == "WebGPU")) => {
+                    Some(b) if state.backend.with_untracked(|b| b.as_ref().is_some_and(BackendInfo::is_webgpu)) => {
                         format!(" · GPU memory {}", format_bytes(b as usize))
                     }
                     Some(b) => format!(" · worker memory {}", format_bytes(b as usize)),

@@ -28,8 +28,8 @@ pub fn StatusBar(state: Playground) -> impl IntoView {
                 {software.then(|| view! { <span class="pill badge" data-testid="software-adapter" title="A software (fallback) WebGPU adapter: correct, but slow">"software adapter"</span> })}
             })}
             {move || state.model.get().map(|m| view! { <span class="pill" data-testid="model">{describe(&m)}</span> })}
-            {move || backend.get().and_then(|b| b.memory_bytes.map(|bytes| (b.name, bytes))).map(|(name, bytes)| {
-                let (what, title) = if name == "WebGPU" {
+            {move || backend.get().and_then(|b| b.memory_bytes.map(|bytes| (b.is_webgpu(), bytes))).map(|(gpu, bytes)| {
+                let (what, title) = if gpu {
                     ("GPU memory", "WebGPU buffers burn's allocator holds for the model, after loading and warm-up")
                 } else {
                     ("Worker memory", "The model worker's wasm heap, after loading and warm-up")
