@@ -158,6 +158,16 @@ pub struct Gpt2<B: Backend> {
     pub ln_f: LayerNorm<B>,
 }
 
+/// The LM head tied to the token embedding `w` (GPT-2's, and every architecture's here): hidden states → logits.
+///
+/// # Shapes
+/// `w: [V, C]`, `h: [B, T, C]` → `[B, T, V]`.
+pub(crate) fn tied_head<B: Backend>(w: Tensor<B, 2>, h: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, t, c] = h.dims();
+    let v = w.dims()[0];
+    h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
+}
+
 impl<B: Backend> Gpt2<B> {
     /// Token plus position embeddings for tokens that start at absolute position `offset`.
     ///
@@ -187,10 +197,7 @@ impl<B: Backend> Gpt2<B> {
     /// # Shapes
     /// `[B, T, C]` → `[B, T, V]`.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, t, c] = h.dims();
-        let w = self.wte.weight.val(); // [V, C]
-        let v = w.dims()[0];
-        h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
+        tied_head(self.wte.weight.val(), h)
     }
 
     /// Full forward pass: logits at every position.

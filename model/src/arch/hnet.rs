@@ -11,6 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::arch::gpt2::tied_head;
 use crate::error::ModelError;
 use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::hnet::routing::Routing;
@@ -88,14 +89,6 @@ impl HNetConfig {
     }
 }
 
-/// Tied LM head: `[B, T, D]` → `[B, T, V]`.
-pub(crate) fn tied_head<B: Backend>(wte: &Embedding<B>, h: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [b, t, d] = h.dims();
-    let w = wte.weight.val(); // [V, D]
-    let v = w.dims()[0];
-    h.reshape([b * t, d]).matmul(w.transpose()).reshape([b, t, v])
-}
-
 impl<B: Backend> HNet<B> {
     /// Whole-batch pass.
     ///
@@ -109,7 +102,7 @@ impl<B: Backend> HNet<B> {
 
     /// The tied head.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        tied_head(&self.wte, h)
+        tied_head(self.wte.weight.val(), h)
     }
 
     /// A fresh decoding state.

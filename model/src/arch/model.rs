@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::arch::gpt2::Gpt2;
+use crate::arch::gpt2::{tied_head, Gpt2};
 use crate::arch::hnet::{HNet, HNetState};
 use crate::arch::hybrid::{init_hybrid, Hybrid, HybridState};
 use crate::config::{Arch, ModelConfig};
@@ -150,16 +150,41 @@ impl<B: Backend> Model<B> {
     /// # Shapes
     /// `tokens, mask: [B, T]` → logits `[B, T, V]`.
     pub fn forward_full(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>, chunk_slots: Option<usize>) -> ModelOutput<B> {
+        let (h, aux) = self.forward_hidden(tokens, mask, chunk_slots);
+        ModelOutput { logits: tied_head(self.head_weight(), h), aux }
+    }
+
+    /// [`Self::forward_full`] up to the LM head: the final hidden states, which the head multiplies by
+    /// [`Self::head_weight`]ᵀ. Training takes them to compute the head and its loss as one operation
+    /// ([`crate::train::head_loss`]).
+    ///
+    /// # Shapes
+    /// `tokens, mask: [B, T]` → `[B, T, C]`.
+    pub fn forward_hidden(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2, Bool>,
+        chunk_slots: Option<usize>,
+    ) -> (Tensor<B, 3>, Option<StageAux<B>>) {
         match &self.net {
-            Net::Gpt2(m) => ModelOutput { logits: m.forward(tokens), aux: None },
+            Net::Gpt2(m) => (m.blocks(m.embed(tokens, 0), None), None),
             Net::HNet(m) => {
                 let (h, aux) = m.forward(tokens, mask, chunk_slots);
-                ModelOutput { logits: m.lm_head(h), aux: Some(aux) }
+                (h, Some(aux))
             }
             Net::Hybrid(m) => {
                 let (h, aux) = m.forward(tokens, mask, chunk_slots);
-                ModelOutput { logits: m.gpt2.lm_head(h), aux: Some(aux) }
+                (h, Some(aux))
             }
+        }
+    }
+
+    /// The LM head's matrix, tied to the token embedding in every architecture. `[V, C]`.
+    pub fn head_weight(&self) -> Tensor<B, 2> {
+        match &self.net {
+            Net::Gpt2(m) => m.wte.weight.val(),
+            Net::HNet(m) => m.wte.weight.val(),
+            Net::Hybrid(m) => m.gpt2.wte.weight.val(),
         }
     }
 

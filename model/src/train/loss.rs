@@ -6,6 +6,7 @@ use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::arch::model::Model;
 use crate::train::data::Packed;
+use crate::train::head_loss::head_cross_entropy;
 
 /// The sequences `indices` of `packed` as a `[B, seq_len + 1]` tensor.
 pub fn batch_tensor<B: Backend>(packed: &Packed, indices: &[usize], device: &B::Device) -> Tensor<B, 2, Int> {
@@ -49,9 +50,10 @@ pub fn loss<B: Backend>(model: &Model<B>, sequences: Tensor<B, 2, Int>, mask: Op
     let inputs = sequences.clone().narrow(1, 0, l);
     let targets = sequences.narrow(1, 1, l);
     let mask = mask.unwrap_or_else(|| Tensor::from_data(TensorData::new(vec![true; b * l], [b, l]), &inputs.device()));
-    let out = model.forward_full(inputs, mask.clone(), None);
-    let ce = cross_entropy(out.logits, targets, mask.clone());
-    let (ratio, rate) = match &out.aux {
+    let (h, aux) = model.forward_hidden(inputs, mask.clone(), None);
+    let c = h.dims()[2];
+    let ce = head_cross_entropy(h.reshape([b * l, c]), model.head_weight(), targets.reshape([b * l]), mask.clone().reshape([b * l]));
+    let (ratio, rate) = match &aux {
         Some(aux) => {
             let m = mask.clone().float();
             let rate = (aux.routing.boundary_mask.clone().float() * m.clone()).sum() / m.sum().clamp_min(1.0);

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod data;
+pub mod head_loss;
 pub mod loss;
 pub mod optim;
 pub mod schedule;
