@@ -35,9 +35,10 @@ pub fn head_cross_entropy<B: Backend>(
     // computation below back on the graph.
     let constant = |t: &Tensor<B, 2>| t.clone().detach().set_require_grad(false);
     let (hd, wd) = (constant(&h), constant(&w));
-    let logits = hd.clone().matmul(wd.clone().transpose()); // [N, V]
-    let probs = softmax(logits.clone(), 1); // [N, V]
-                                            // log Σ exp(logits) = top − log p(top): exact and finite, since the most likely token's p is at least 1/V.
+    // logits, probs: [N, V]
+    let logits = hd.clone().matmul(wd.clone().transpose());
+    let probs = softmax(logits.clone(), 1);
+    // log Σ exp(logits) = top − log p(top): exact and finite, since the most likely token's p is at least 1/V.
     let (top, top_index) = logits.clone().max_dim_with_indices(1); // [N, 1]
     let log_norm = top - probs.clone().gather(1, top_index).log(); // [N, 1]
     let targets = targets.reshape([n, 1]);
@@ -54,11 +55,12 @@ pub fn head_cross_entropy<B: Backend>(
     let grad_logits = (probs * weight.clone()).scatter(1, targets, weight.neg(), IndexingUpdateOp::Add); // [N, V]
     let mut surrogate = Tensor::<B, 1>::zeros([1], &h.device());
     if need_w {
-        surrogate = surrogate + (w * grad_logits.clone().transpose().matmul(hd)).sum();
         // ∂W = Gᵀ·h: [V, C]
+        surrogate = surrogate + (w * grad_logits.clone().transpose().matmul(hd)).sum();
     }
     if need_h {
-        surrogate = surrogate + (h * grad_logits.matmul(wd)).sum(); // ∂h = G·W: [N, C]
+        // ∂h = G·W: [N, C]
+        surrogate = surrogate + (h * grad_logits.matmul(wd)).sum();
     }
     ce + surrogate.clone() - surrogate.detach()
 }

@@ -18,7 +18,8 @@ pub fn batch_tensor<B: Backend>(packed: &Packed, indices: &[usize], device: &B::
     Tensor::from_data(TensorData::new(data, [indices.len(), width]), device)
 }
 
-/// Mean cross-entropy of `logits` against `targets` over positions where `mask` is true.
+/// Mean cross-entropy of `logits` against `targets` over positions where `mask` is true, by autodiff through
+/// `log_softmax`: the definition training's [`head_cross_entropy`] is tested against.
 ///
 /// # Shapes
 /// `logits: [B, T, V]`, `targets, mask: [B, T]` → `[1]`.
