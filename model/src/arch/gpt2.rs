@@ -7,6 +7,7 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -100,10 +101,15 @@ impl<B: Backend> CausalSelfAttention<B> {
     }
 }
 
-/// GPT-2's "gelu_new": the tanh approximation of GELU, which the released weights were trained with.
+/// GPT-2's "gelu_new": the tanh approximation of GELU, which the released weights were trained with,
+/// `0.5·x·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
+///
+/// Computed as `x·σ(2u)`, the same function (`(1 + tanh u) / 2 = σ(2u)`), because backends have a sigmoid op with
+/// its own fused backward and an exp-based kernel, where `tanh` on the CPU is a libm call several times slower, and
+/// `x³` as `x·x²` rather than a `powf`.
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let inner = (x.clone() + x.clone().powi_scalar(3).mul_scalar(0.044715)).mul_scalar((2.0 / std::f64::consts::PI).sqrt());
-    x.clone().mul_scalar(0.5) * (inner.tanh() + 1.0)
+    let two_u = (x.clone() * x.clone()).mul_scalar(0.044715).add_scalar(1.0) * x.clone();
+    x * sigmoid(two_u.mul_scalar(2.0 * (2.0 / std::f64::consts::PI).sqrt()))
 }
 
 /// The position-wise MLP: `c_proj(gelu_new(c_fc(x)))`, 4× wide.
@@ -235,6 +241,18 @@ mod tests {
         // 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) computed by hand.
         let expected = TensorData::from([-0.158_808_f32, 0.0, 0.841_192, 2.996_363]);
         gelu_new(x).into_data().assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn gelu_new_is_the_tanh_form_over_the_range_activations_take() {
+        // x·σ(2u) against Hugging Face's 0.5·x·(1 + tanh(u)) in f64, from -12 to 12 (σ saturates at both ends).
+        let xs: Vec<f32> = (-240..=240).map(|i| i as f32 * 0.05).collect();
+        let got = gelu_new(Tensor::<TestBackend, 1>::from_floats(xs.as_slice(), &Default::default())).into_data().to_vec::<f32>().unwrap();
+        for (&x, g) in xs.iter().zip(got) {
+            let x = x as f64;
+            let want = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
+            assert!((g as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu_new({x}) = {g}, want {want}");
+        }
     }
 
     #[test]

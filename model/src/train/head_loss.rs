@@ -3,20 +3,21 @@
 //! Over GPT-2's 50,257-token vocabulary the logits `[N, V]` are by far the largest tensor of a training step (206 MB
 //! for a batch of 8 × 128), and autodiff through `matmul → log_softmax → gather → mean` walks them about a dozen
 //! times: the decomposed log-softmax forward, the one-hot its `gather` scatters back, the backward of each
-//! elementwise op, with every intermediate held for the backward pass. The gradient of the mean cross-entropy with
-//! respect to the logits is known in closed form,
+//! elementwise op, with every intermediate held for the backward pass. The loss splits into two parts,
 //!
-//! `G = (softmax(logits) − onehot(target)) · w`, with `w = mask / n_real` per row,
+//! `ce = Σₙ wₙ · (lse(logitsₙ) − ⟨hₙ, W[tₙ]⟩)`, with `w = mask / n_real` per row,
 //!
-//! so the forward pass computes the softmax once (a backend op: one fused, row-parallel pass on Flex), reads the
-//! loss off it, builds `G` in place and turns it into the two gradients the rest of the graph needs —
-//! `∂h = G·W` and `∂W = Gᵀ·h` — before dropping it. Autodiff receives them through a surrogate `s = Σ h⊙∂h + Σ W⊙∂W`
-//! added as `s − detach(s)`: zero in value, exactly `∂h` and `∂W` in gradient. Only tensor ops, so every backend runs
-//! the same code; what is not needed (no autodiff, a frozen head) is not computed.
+//! and only the log-sum-exp needs the logits. Its gradient with respect to them is known in closed form,
+//! `P = softmax(logits) · w`, so the forward pass builds `P` in place — `e = exp(logits − top)`, `s = Σ e`, `lse =
+//! top + ln s` (exact and finite: the top's own term makes `s ≥ 1`), `P = e · (w / s)` — and turns it into the two
+//! gradients the rest of the graph needs, `∂h = P·W` and `∂W = Pᵀ·h`, before dropping it. Autodiff receives them
+//! through a surrogate `σ = Σ h⊙∂h + Σ W⊙∂W` added as `σ − detach(σ)`: zero in value, exactly `∂h` and `∂W` in
+//! gradient. The picked logit `⟨hₙ, W[tₙ]⟩` is an `[N, C]` row lookup and dot product, differentiated by autodiff
+//! as usual — so no `[N, V]` one-hot, gather or scatter exists anywhere. Only tensor ops, so every backend runs the
+//! same code; what is not needed (no autodiff, a frozen head) is not computed.
 
-use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Bool, IndexingUpdateOp, Int, Tensor};
+use burn::tensor::{Bool, Int, Tensor};
 
 /// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
 /// gradients of `h` and `w` attached in closed form (see the module docs). Equal in value and gradient to
@@ -31,36 +32,37 @@ pub fn head_cross_entropy<B: Backend>(
     mask: Tensor<B, 1, Bool>,
 ) -> Tensor<B, 1> {
     let [n, _] = h.dims();
+    let real = mask.float().reshape([n, 1]);
+    let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>(); // [N, 1]: 1 / n_real on real rows, 0 elsewhere
+                                                                            // The picked logits ⟨hₙ, W[tₙ]⟩, on the graph: [N, 1].
+    let picked = (h.clone() * w.clone().select(0, targets)).sum_dim(1);
+
     // Constants for autodiff: `detach` alone keeps a parameter's `require_grad`, which would put the whole [N, V]
     // computation below back on the graph.
     let constant = |t: &Tensor<B, 2>| t.clone().detach().set_require_grad(false);
     let (hd, wd) = (constant(&h), constant(&w));
-    // logits, probs: [N, V]
-    let logits = hd.clone().matmul(wd.clone().transpose());
-    let probs = softmax(logits.clone(), 1);
-    // log Σ exp(logits) = top − log p(top): exact and finite, since the most likely token's p is at least 1/V.
-    let (top, top_index) = logits.clone().max_dim_with_indices(1); // [N, 1]
-    let log_norm = top - probs.clone().gather(1, top_index).log(); // [N, 1]
-    let targets = targets.reshape([n, 1]);
-    let picked = logits.gather(1, targets.clone()); // [N, 1]
-    let real = mask.float().reshape([n, 1]);
-    let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>(); // [N, 1]: 1 / n_real on real rows, 0 elsewhere
-    let ce = ((log_norm - picked) * weight.clone()).sum();
+    // Each [N, V] step below consumes the only reference to its input, so backends that can work in place do.
+    let logits = hd.clone().matmul(wd.clone().transpose()); // [N, V]
+    let top = logits.clone().max_dim(1); // [N, 1]
+    let e = (logits - top.clone()).exp(); // [N, V]
+    let s = e.clone().sum_dim(1); // [N, 1], ≥ 1
+    let lse = top + s.clone().log(); // [N, 1]
+    let ce = ((lse - picked) * weight.clone()).sum();
 
     let need_h = B::ad_enabled(&h.device());
     let need_w = w.is_require_grad();
     if !need_h && !need_w {
         return ce;
     }
-    let grad_logits = (probs * weight.clone()).scatter(1, targets, weight.neg(), IndexingUpdateOp::Add); // [N, V]
+    let p = e * (weight / s); // [N, V]: ∂(Σ w·lse)/∂logits
     let mut surrogate = Tensor::<B, 1>::zeros([1], &h.device());
     if need_w {
-        // ∂W = Gᵀ·h: [V, C]
-        surrogate = surrogate + (w * grad_logits.clone().transpose().matmul(hd)).sum();
+        // ∂W = Pᵀ·h: [V, C]
+        surrogate = surrogate + (w * p.clone().transpose().matmul(hd)).sum();
     }
     if need_h {
-        // ∂h = G·W: [N, C]
-        surrogate = surrogate + (h * grad_logits.matmul(wd)).sum();
+        // ∂h = P·W: [N, C]
+        surrogate = surrogate + (h * p.matmul(wd)).sum();
     }
     ce + surrogate.clone() - surrogate.detach()
 }

@@ -129,7 +129,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for NormVisitor<'_, B> {
             return;
         }
         if let Some(g) = self.grads.get::<B::InnerBackend, D>(param.id) {
-            let sq = g.powi_scalar(2).sum();
+            let sq = (g.clone() * g).sum();
             self.total = Some(match self.total.take() {
                 Some(t) => t + sq,
                 None => sq,
@@ -174,11 +174,13 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         });
         let step = moments.step + 1;
         let m = moments.m * c.beta1 + flat.clone() * (1.0 - c.beta1);
-        let v = moments.v * c.beta2 + flat.powi_scalar(2) * (1.0 - c.beta2);
-        let m_hat = m.clone() / (1.0 - c.beta1.powi(step as i32));
-        let v_hat = v.clone() / (1.0 - c.beta2.powi(step as i32));
+        let v = moments.v * c.beta2 + (flat.clone() * flat) * (1.0 - c.beta2);
         let lr = self.lr * self.opt.groups.lr_multiplier(&path);
-        let update = (m_hat / (v_hat.sqrt() + c.eps)).reshape(shape) * lr;
+        // lr · m̂ / (√v̂ + ε) with the bias corrections m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ) moved into scalars,
+        // lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε·√(1 − β₂ᵗ)): four passes over the parameter instead of six.
+        let (bias1, bias2) = (1.0 - c.beta1.powi(step as i32), (1.0 - c.beta2.powi(step as i32)).sqrt());
+        let denominator = v.clone().sqrt().add_scalar(c.eps * bias2);
+        let update = (m.clone() / denominator).mul_scalar(lr * bias2 / bias1).reshape(shape);
         let mut inner = tensor.inner();
         if c.weight_decay > 0.0 && decays(&path, D) {
             inner = inner * (1.0 - lr * c.weight_decay);
