@@ -108,8 +108,9 @@ impl<B: Backend> CausalSelfAttention<B> {
 /// its own fused backward and an exp-based kernel, where `tanh` on the CPU is a libm call several times slower, and
 /// `x³` as `x·x²` rather than a `powf`.
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let two_u = (x.clone() * x.clone()).mul_scalar(0.044715).add_scalar(1.0) * x.clone();
-    x * sigmoid(two_u.mul_scalar(2.0 * (2.0 / std::f64::consts::PI).sqrt()))
+    let two_sqrt_2_over_pi = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
+    let two_u = ((x.clone() * x.clone()).mul_scalar(0.044715).add_scalar(1.0) * x.clone()).mul_scalar(two_sqrt_2_over_pi);
+    x * sigmoid(two_u)
 }
 
 /// The position-wise MLP: `c_proj(gelu_new(c_fc(x)))`, 4× wide.

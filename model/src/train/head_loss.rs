@@ -33,8 +33,9 @@ pub fn head_cross_entropy<B: Backend>(
 ) -> Tensor<B, 1> {
     let [n, _] = h.dims();
     let real = mask.float().reshape([n, 1]);
-    let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>(); // [N, 1]: 1 / n_real on real rows, 0 elsewhere
-                                                                            // The picked logits ⟨hₙ, W[tₙ]⟩, on the graph: [N, 1].
+    // [N, 1]: 1 / n_real on real rows, 0 elsewhere.
+    let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>();
+    // The picked logits ⟨hₙ, W[tₙ]⟩, on the graph: [N, 1].
     let picked = (h.clone() * w.clone().select(0, targets)).sum_dim(1);
 
     // Constants for autodiff: `detach` alone keeps a parameter's `require_grad`, which would put the whole [N, V]

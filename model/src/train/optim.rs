@@ -178,9 +178,9 @@ impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
         let lr = self.lr * self.opt.groups.lr_multiplier(&path);
         // lr · m̂ / (√v̂ + ε) with the bias corrections m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ) moved into scalars,
         // lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) · m / (√v + ε·√(1 − β₂ᵗ)): four passes over the parameter instead of six.
-        let (bias1, bias2) = (1.0 - c.beta1.powi(step as i32), (1.0 - c.beta2.powi(step as i32)).sqrt());
-        let denominator = v.clone().sqrt().add_scalar(c.eps * bias2);
-        let update = (m.clone() / denominator).mul_scalar(lr * bias2 / bias1).reshape(shape);
+        let (bias1, sqrt_bias2) = (1.0 - c.beta1.powi(step as i32), (1.0 - c.beta2.powi(step as i32)).sqrt());
+        let denominator = v.clone().sqrt().add_scalar(c.eps * sqrt_bias2);
+        let update = (m.clone() / denominator).mul_scalar(lr * sqrt_bias2 / bias1).reshape(shape);
         let mut inner = tensor.inner();
         if c.weight_decay > 0.0 && decays(&path, D) {
             inner = inner * (1.0 - lr * c.weight_decay);
