@@ -4,6 +4,7 @@ import { createServer } from "node:http";
 import { readFile, mkdir } from "node:fs/promises";
 import { extname, join, normalize, resolve } from "node:path";
 import { execFileSync } from "node:child_process";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 
 export const ROOT = resolve(import.meta.dirname, "../..");
@@ -103,4 +104,80 @@ export async function open(browser, url, { viewport = { width: 1280, height: 900
 export async function screenshot(page, name) {
   await mkdir(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * Watches the page's main thread through Chrome's trace. `measure(fn)` runs `fn` as a traced segment (model work:
+ * a completion, chunking, fine-tuning — not the test's own typing or screenshots); `worst()` reads the task of the
+ * page's main thread, over all segments, that used the most CPU time, with its wall time, the app's last
+ * performance mark before it, and what ran in it.
+ *
+ * The measure is the thread's CPU time, not the wall time a `longtask` entry reports: on these 2 cores the worker
+ * (which computes flat out), SwiftShader's threads and the test itself compete with the page, and a task that
+ * needs 9 ms of CPU can take 130 ms of wall time waiting for a core. The CPU time is what the page's own code
+ * costs — what "the model runs in a worker, the page's thread only draws" promises — and the scheduler cannot
+ * inflate it.
+ */
+export async function watchMainThread(browser, page) {
+  const cdp = await page.context().newCDPSession(page);
+  const frame = (await cdp.send("Page.getFrameTree")).frameTree.frame.id;
+  await cdp.detach();
+  const segments = [];
+  const measure = async (fn) => {
+    // Given the page, the trace names its frame (and renderer process) in TracingStartedInBrowser.
+    await browser.startTracing(page, {
+      categories: ["devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.stack", "blink.user_timing"],
+    });
+    try {
+      return await fn();
+    } finally {
+      segments.push(costliestTask(JSON.parse(await browser.stopTracing()), frame));
+    }
+  };
+  const worst = () => {
+    const tasks = segments.reduce((n, s) => n + s.tasks, 0);
+    // A watch that saw no task would pass any limit: that is a broken trace, not a quiet page.
+    assert.ok(tasks > 0, "the trace recorded no task of the page's main thread");
+    return { ...segments.reduce((a, s) => (s.cpu > a.cpu ? s : a)), tasks };
+  };
+  return { measure, worst };
+}
+
+/**
+ * The top-level task of `frame`'s renderer main thread in a trace that used the most CPU time: { cpu, wall (ms),
+ * after (the last mark before it), ran (what in it cost most), tasks (how many the thread ran) }.
+ */
+function costliestTask(trace, frame) {
+  const events = trace.traceEvents ?? trace;
+  const pids = new Set(events.filter((e) => e.name === "TracingStartedInBrowser" || e.name === "FrameCommittedInBrowser")
+    .flatMap((e) => e.args?.data?.frames ?? [e.args?.data ?? {}])
+    .filter((f) => f.frame === frame && f.processId).map((f) => f.processId));
+  const main = events.find((e) => e.name === "thread_name" && pids.has(e.pid) && e.args?.name === "CrRendererMain");
+  if (!main) throw new Error(`the trace has no main thread for the page's frame ${frame}`);
+  const own = events.filter((e) => e.pid === main.pid && e.tid === main.tid);
+  const tasks = own.filter((e) => e.ph === "X" && e.name === "RunTask" && typeof e.tdur === "number");
+  const ms = (us) => Math.round(us / 100) / 10;
+  if (tasks.length === 0) return { cpu: 0, wall: 0, after: "no mark in its segment", ran: "no task", tasks: 0 };
+  const task = tasks.reduce((a, t) => (t.tdur > a.tdur ? t : a));
+  const inside = own.filter((e) => e !== task && e.ph === "X" && e.ts >= task.ts && e.ts + (e.dur ?? 0) <= task.ts + task.dur
+    && ["FunctionCall", "EventDispatch", "TimerFire", "FireAnimationFrame", "Layout", "UpdateLayoutTree", "Paint"].includes(e.name));
+  const ran = inside.sort((a, b) => (b.tdur ?? 0) - (a.tdur ?? 0)).slice(0, 3).map((e) => {
+    const d = e.args?.data ?? {};
+    const stack = d.stackTrace ?? e.args?.beginData?.stackTrace ?? [];
+    const where = d.functionName || d.type || stack.slice(0, 3).map((f) => f.functionName || "(anonymous)").join(" < ");
+    return `${e.name}${where ? ` ${where}` : ""} ${ms(e.tdur ?? 0)} ms CPU`;
+  }).join("; ") || "no script or layout attributed";
+  const after = own.filter((e) => e.cat?.includes("blink.user_timing") && e.ph !== "X" && e.ts <= task.ts).reduce((a, m) => (!a || m.ts > a.ts ? m : a), null)?.name ?? "no mark in its segment";
+  return { cpu: ms(task.tdur), wall: ms(task.dur), after, ran, tasks: tasks.length };
+}
+
+/**
+ * Asserts that no main-thread task in `watch`'s segments used more than `limit` ms of CPU (default 50 ms, the
+ * long-task threshold: the model runs in a worker, so the page's thread only draws), and logs the worst.
+ */
+export async function assertMainThreadQuiet(watch, what, limit = 50) {
+  const { cpu, wall, after, ran, tasks } = watch.worst();
+  const said = `${cpu} ms of CPU (${wall} ms of wall time) ${what} (after mark "${after}"; ${ran})`;
+  console.log(`the costliest of the page's ${tasks} main-thread tasks: ${said}`);
+  assert.ok(cpu <= limit, `a main-thread task used ${said}; the limit is ${limit} ms of CPU`);
 }
