@@ -33,7 +33,10 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
 log="$out/$name.log"
-exec > >(tee "$log") 2>&1
+# The log is a committed artifact: the temporary directory's name is machine-specific, so it reads $WORK there;
+# progress bars are noise in a file.
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1
+exec > >(sed -u "s|$work|\$WORK|g" | tee "$log") 2>&1
 echo "# $command  ($(date -u +%Y-%m-%dT%H:%MZ))"
 
 python=python3
