@@ -107,10 +107,10 @@ export async function screenshot(page, name) {
 }
 
 /**
- * Watches the page's main thread through Chrome's trace. `measure(fn)` runs `fn` as a traced segment (model work:
- * a completion, chunking, fine-tuning — not the test's own typing or screenshots); `worst()` reads the task of the
- * page's main thread, over all segments, that used the most CPU time, with its wall time, the app's last
- * performance mark before it, and what ran in it.
+ * Watches the page's main thread through Chrome's trace. `measure(fn)` runs `fn` as a traced segment (what the test
+ * judges: a completion, chunking, fine-tuning, typing into a large file — not screenshots); `worst()` reads the
+ * task of the page's main thread, over all segments, that used the most CPU time, with its wall time, the app's
+ * last performance mark before it, and what ran in it.
  *
  * The measure is the thread's CPU time, not the wall time a `longtask` entry reports: on these 2 cores the worker
  * (which computes flat out), SwiftShader's threads and the test itself compete with the page, and a task that
