@@ -2,6 +2,7 @@
 //! through the library's one training step, cached greedy generation tokens/s and time to the first token, and the
 //! backend's measured matmul peak (the yardstick of model FLOPs utilisation). JSON on standard output.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -12,7 +13,7 @@ use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
 use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
-use hnet_gpt_model::train::step::{blocking::train_step, StepOutcome};
+use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
 use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::{json, Value};
@@ -92,25 +93,41 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
     let stream: Vec<u32> = (0..n_seq * args.seq_len + 1).map(|_| rng.below(vocab) as u32).collect();
     let data = Packed::new([(stream, 0)], args.seq_len, 0);
     let mut times = Vec::new();
+    // Seconds per phase of the library's step (its `phase` callback marks where each begins; Flex runs eagerly, so
+    // a boundary is where the work before it ended). On lazy GPU backends the split is only indicative.
+    let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut last_loss = f64::NAN;
     for step in 0..args.warmup_steps + args.train_steps {
         let idx: Vec<usize> = (0..args.batch_size).map(|i| (step * args.batch_size + i) % n_seq).collect();
         let t = Instant::now();
-        let (m, outcome) = train_step(model, &mut opt, &data, &[idx], tc.lr, tc.ratio_loss_weight, Default::default())?;
+        let mut marks: Vec<(&'static str, Instant)> = Vec::new();
+        let mut mark = |name: &'static str| {
+            marks.push((name, Instant::now()));
+            std::future::ready(())
+        };
+        let micro = [idx];
+        let step_done = train_step(model, &mut opt, &data, &micro, tc.lr, tc.ratio_loss_weight, Fault::None, &mut mark);
+        let (m, outcome) = futures_lite::future::block_on(step_done)?;
         model = m;
+        let end = Instant::now();
         if step >= args.warmup_steps {
             times.push(t.elapsed().as_secs_f64());
+            for (k, (name, start)) in marks.iter().enumerate() {
+                let until = marks.get(k + 1).map_or(end, |(_, next)| *next);
+                phases.entry(name).or_default().push(until.duration_since(*start).as_secs_f64());
+            }
         }
         if let StepOutcome::Applied { loss, .. } = outcome {
             last_loss = loss;
         }
     }
+    let phase_medians: BTreeMap<&str, f64> = phases.iter().map(|(k, v)| (*k, median(v))).collect();
     let tokens = (args.batch_size * args.seq_len) as f64;
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     Ok(json!({
         "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
         "parameters": params, "step_seconds": times, "median_step_seconds": median(&times),
-        "tokens_per_second": tokens / mean, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
+        "tokens_per_second": tokens / mean, "median_phase_seconds": phase_medians, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
     }))
 }
 

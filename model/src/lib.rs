@@ -10,7 +10,8 @@
 //! - [`arch`]: the GPT-2 decoder, the pure H-Net, the hybrid, and [`Model`], their one front;
 //! - [`io`]: checkpoints, Hugging Face import, the half-precision codec, the tokenizer;
 //! - [`generate`]: the pure sampler and cached generation; [`train`]: data, AdamW, the one training step;
-//! - [`eval`]: scoring, the causality check, chunk inspection, the seed's evaluation, Python syntax.
+//! - [`eval`]: scoring, the causality check, chunk inspection, the seed's evaluation, Python syntax;
+//! - [`host`]: fused kernels for tensors in host memory (burn's Flex backend), where its eager passes cost most.
 
 // `!(x > 0.0)` is written on purpose throughout: unlike `x <= 0.0`, it also rejects NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -21,6 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod hnet;
+pub mod host;
 pub mod io;
 pub mod nn;
 pub mod train;

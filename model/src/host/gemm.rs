@@ -1,0 +1,125 @@
+//! Matrix products of host slices through the `gemm` crate, the one burn's Flex backend multiplies with (the same
+//! kernels, AVX-512 where the CPU has it, the same threads), so a fused host kernel multiplies at Flex's speed
+//! without building tensors around its buffers. Transposes are views: only strides change.
+
+/// A read-only `rows × cols` matrix over a slice; element `(i, j)` is `data[i·row_stride + j·col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> Matrix<'a> {
+    /// `data` as a row-major `rows × cols` matrix.
+    ///
+    /// # Panics
+    /// When `data` does not hold exactly `rows · cols` values.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "{} values are not a {rows} × {cols} matrix", data.len());
+        Self { data, rows, cols, row_stride: cols, col_stride: 1 }
+    }
+
+    /// The transpose, without a copy.
+    pub fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+}
+
+/// Products smaller than this many multiply-adds run on one thread (Flex's threshold: below it, waking the other
+/// threads costs more than it saves).
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+
+/// All cores for a large product natively; one thread in wasm (no threads there).
+fn parallelism(multiply_adds: usize) -> gemm::Parallelism {
+    #[cfg(not(target_arch = "wasm32"))]
+    if multiply_adds >= PARALLEL_THRESHOLD {
+        return gemm::Parallelism::Rayon(0);
+    }
+    let _ = multiply_adds;
+    gemm::Parallelism::None
+}
+
+/// `a · b`, a new row-major `[a.rows, b.cols]` buffer.
+///
+/// # Panics
+/// When the inner dimensions differ.
+pub fn matmul(a: Matrix, b: Matrix) -> Vec<f32> {
+    assert_eq!(a.cols, b.rows, "a {} × {} matrix times a {} × {} one", a.rows, a.cols, b.rows, b.cols);
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if k == 0 {
+        return vec![0.0; m * n];
+    }
+    let parallelism = parallelism(m.saturating_mul(n).saturating_mul(k));
+    let mut out = Vec::<f32>::with_capacity(m * n);
+    // SAFETY: `Matrix` is only built by `row_major` (which checks that `data` holds rows · cols values) and `t`
+    // (which swaps dimensions with their strides), so every (i, j) read is inside its slice; `out` has room for
+    // m · n values, every one of which gemm writes (`read_dst` is false: dst = 1 · a·b, never read), before
+    // `set_len` exposes them.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            a.data.as_ptr(),
+            a.col_stride as isize,
+            a.row_stride as isize,
+            b.data.as_ptr(),
+            b.col_stride as isize,
+            b.row_stride as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+        out.set_len(m * n);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k).map(|l| a[i * k + l] as f64 * b[l * n + j] as f64).sum::<f64>() as f32;
+            }
+        }
+        out
+    }
+
+    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols * rows).map(|k| x[(k % rows) * cols + k / rows]).collect()
+    }
+
+    #[test]
+    fn products_of_matrices_and_transposed_views_match_the_schoolbook_product() {
+        // Sizes on both sides of the threading threshold, odd ones included.
+        for (m, k, n) in [(1, 1, 1), (3, 5, 2), (7, 1, 9), (33, 17, 65), (200, 190, 210)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let want = naive(&a, &b, m, k, n);
+            let close = |got: &[f32], what: &str| {
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{what} {m}×{k}×{n}: {g} vs {w}");
+                }
+            };
+            close(&matmul(Matrix::row_major(&a, m, k), Matrix::row_major(&b, k, n)), "a·b");
+            // The same product with both operands stored transposed and viewed back.
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+            close(&matmul(Matrix::row_major(&at, k, m).t(), Matrix::row_major(&bt, n, k).t()), "(aᵀ)ᵀ·(bᵀ)ᵀ");
+        }
+        assert_eq!(matmul(Matrix::row_major(&[], 2, 0), Matrix::row_major(&[], 0, 3)), vec![0.0; 6]);
+    }
+}

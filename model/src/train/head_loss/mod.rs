@@ -1,0 +1,244 @@
+//! The tied LM head and the next-token cross-entropy as one operation whose gradient is written in closed form.
+//!
+//! Over GPT-2's 50,257-token vocabulary the logits `[N, V]` are by far the largest tensor of a training step (206 MB
+//! for a batch of 8 × 128), and autodiff through `matmul → log_softmax → gather → mean` walks them about a dozen
+//! times: the decomposed log-softmax forward, the one-hot its `gather` scatters back, the backward of each
+//! elementwise op, with every intermediate held for the backward pass. The loss splits into two parts,
+//!
+//! `ce = Σₙ wₙ · (lse(logitsₙ) − ⟨hₙ, W[tₙ]⟩)`, with `w = mask / n_real` per row,
+//!
+//! and only the log-sum-exp needs the logits. Its gradient with respect to them is known in closed form,
+//! `P = softmax(logits) · w`, so the forward pass builds `P` in place — `e = exp(logits − top)`, `s = Σ e`, `lse =
+//! top + ln s` (exact and finite: the top's own term makes `s ≥ 1`), `P = e · (w / s)` — and turns it into the two
+//! gradients the rest of the graph needs, `∂h = P·W` and `∂W = Pᵀ·h`, before dropping it. Autodiff receives them
+//! through a surrogate `σ = Σ h⊙∂h + Σ W⊙∂W` added as `σ − detach(σ)`: zero in value, exactly `∂h` and `∂W` in
+//! gradient. The picked logit `⟨hₙ, W[tₙ]⟩` is an `[N, C]` row lookup and dot product, differentiated by autodiff
+//! as usual — so no `[N, V]` one-hot, gather or scatter exists anywhere. Only tensor ops, so every backend runs the
+//! same code; what is not needed (no autodiff, a frozen head) is not computed.
+//!
+//! Where the tensors live in host memory (burn's Flex backend), [`host`] computes the same loss and gradients in
+//! one fused pass over the logits, and hands them to autodiff through the same surrogate; the tests below hold the
+//! two paths to the same reference.
+
+mod host;
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Bool, Int, Tensor};
+
+use crate::host::{all_f32_on_host, from_vec, to_vec};
+
+/// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
+/// gradients of `h` and `w` attached in closed form (see the module docs). Equal in value and gradient to
+/// `cross_entropy(h·Wᵀ, targets, mask)` through autodiff.
+///
+/// # Shapes
+/// `h: [N, C]`, `w: [V, C]`, `targets, mask: [N]` → `[1]`.
+pub fn head_cross_entropy<B: Backend>(
+    h: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    mask: Tensor<B, 1, Bool>,
+) -> Tensor<B, 1> {
+    if all_f32_on_host(&[&h, &w]) {
+        on_host(h, w, targets, mask)
+    } else {
+        with_tensor_ops(h, w, targets, mask)
+    }
+}
+
+/// Constants for autodiff: `detach` alone keeps a parameter's `require_grad`, which would put the whole [N, V]
+/// computation back on the graph.
+fn constant<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<B, D> {
+    t.clone().detach().set_require_grad(false)
+}
+
+/// `ce + σ − detach(σ)` with `σ = Σ h⊙∂h + Σ W⊙∂W` over the gradients given: `ce` in value, and exactly those
+/// gradients for `h` and `W` under autodiff.
+fn attach<B: Backend>(
+    ce: Tensor<B, 1>,
+    h: Tensor<B, 2>,
+    h_grad: Option<Tensor<B, 2>>,
+    w: Tensor<B, 2>,
+    w_grad: Option<Tensor<B, 2>>,
+) -> Tensor<B, 1> {
+    let mut surrogate = Tensor::<B, 1>::zeros([1], &ce.device());
+    if let Some(g) = w_grad {
+        surrogate = surrogate + (w * g).sum();
+    }
+    if let Some(g) = h_grad {
+        surrogate = surrogate + (h * g).sum();
+    }
+    ce + surrogate.clone() - surrogate.detach()
+}
+
+/// The fused host kernel ([`host`]); the loss and both gradients come back as constants and are attached.
+fn on_host<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, Int>, mask: Tensor<B, 1, Bool>) -> Tensor<B, 1> {
+    let device = h.device();
+    let ([n, c], [v, _]) = (h.dims(), w.dims());
+    let need_h = B::ad_enabled(&device);
+    let need_w = w.is_require_grad();
+    let targets = targets.into_data().convert::<i64>().into_vec::<i64>().expect("i64 targets");
+    let mask = mask.into_data().convert::<bool>().into_vec::<bool>().expect("a boolean mask");
+    let real = mask.iter().filter(|&&m| m).count().max(1) as f32;
+    let weight: Vec<f32> = mask.iter().map(|&m| if m { 1.0 / real } else { 0.0 }).collect();
+    let out = host::head_cross_entropy(&to_vec(constant(&h)), &to_vec(constant(&w)), c, &targets, &weight, need_h, need_w);
+    let ce = from_vec::<B, 1>(vec![out.loss as f32], [1], &device);
+    let h_grad = out.h_grad.map(|g| from_vec(g, [n, c], &device));
+    let w_grad = out.w_grad.map(|g| from_vec(g, [v, c], &device));
+    attach(ce, h, h_grad, w, w_grad)
+}
+
+/// The tensor-op path every backend can run (see the module docs).
+fn with_tensor_ops<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, Int>, mask: Tensor<B, 1, Bool>) -> Tensor<B, 1> {
+    let [n, _] = h.dims();
+    let real = mask.float().reshape([n, 1]);
+    // [N, 1]: 1 / n_real on real rows, 0 elsewhere.
+    let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>();
+    // The picked logits ⟨hₙ, W[tₙ]⟩, on the graph: [N, 1].
+    let picked = (h.clone() * w.clone().select(0, targets)).sum_dim(1);
+
+    let (hd, wd) = (constant(&h), constant(&w));
+    // Each [N, V] step below consumes the only reference to its input, so backends that can work in place do.
+    let logits = hd.clone().matmul(wd.clone().transpose()); // [N, V]
+    let top = logits.clone().max_dim(1); // [N, 1]
+    let e = (logits - top.clone()).exp(); // [N, V]
+    let s = e.clone().sum_dim(1); // [N, 1], ≥ 1
+    let lse = top + s.clone().log(); // [N, 1]
+    let ce = ((lse - picked) * weight.clone()).sum();
+
+    let need_h = B::ad_enabled(&h.device());
+    let need_w = w.is_require_grad();
+    if !need_h && !need_w {
+        return ce;
+    }
+    let p = e * (weight / s); // [N, V]: ∂(Σ w·lse)/∂logits
+                              // ∂W = Pᵀ·h: [V, C]; ∂h = P·W: [N, C]
+    let w_grad = need_w.then(|| p.clone().transpose().matmul(hd));
+    let h_grad = need_h.then(|| p.matmul(wd));
+    attach(ce, h, h_grad, w, w_grad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::loss::cross_entropy;
+    use crate::{TestAutodiffBackend as A, TestBackend};
+    use burn::module::Param;
+    use burn::tensor::TensorData;
+
+    /// `h [n, c]`, `w [v, c]`, targets, mask (every fourth row masked).
+    type Inputs = (Tensor<A, 2>, Tensor<A, 2>, Tensor<A, 1, Int>, Tensor<A, 1, Bool>);
+    type HeadLoss<B> = fn(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1, Bool>) -> Tensor<B, 1>;
+
+    /// Both implementations, each held to the same reference by every test.
+    fn paths<B: Backend>() -> [(&'static str, HeadLoss<B>); 2] {
+        [("host", on_host::<B>), ("tensor ops", with_tensor_ops::<B>)]
+    }
+
+    fn inputs(n: usize, c: usize, v: usize) -> Inputs {
+        let d = Default::default();
+        // Deterministic values; logits spread over tens of nats, so some targets are far from the top (the
+        // log-normaliser's hard case).
+        let grid = |rows: usize, scale: f32, f: fn(f32) -> f32, a: f32, b: f32| {
+            let data: Vec<f32> = (0..rows * c).map(|k| scale * f((k / c) as f32 * a + (k % c) as f32 * b)).collect();
+            Tensor::<A, 2>::from_data(TensorData::new(data, [rows, c]), &d)
+        };
+        let h = grid(n, 3.0, f32::sin, 1.3, 0.7);
+        let w = grid(v, 1.0, f32::cos, 0.9, 1.1);
+        let targets =
+            Tensor::<A, 1, Int>::from_data(TensorData::new((0..n as i64).map(|i| (i * 5 + 3) % v as i64).collect::<Vec<_>>(), [n]), &d);
+        let mask = Tensor::<A, 1, Bool>::from_data(TensorData::new((0..n).map(|i| i % 4 != 1).collect::<Vec<_>>(), [n]), &d);
+        (h, w, targets, mask)
+    }
+
+    fn reference(h: Tensor<A, 2>, w: Tensor<A, 2>, targets: Tensor<A, 1, Int>, mask: Tensor<A, 1, Bool>) -> Tensor<A, 1> {
+        let [n, _] = h.dims();
+        let v = w.dims()[0];
+        cross_entropy(h.matmul(w.transpose()).reshape([1, n, v]), targets.reshape([1, n]), mask.reshape([1, n]))
+    }
+
+    fn max_diff(a: Tensor<TestBackend, 2>, b: Tensor<TestBackend, 2>) -> f32 {
+        (a - b).abs().max().into_scalar()
+    }
+
+    #[test]
+    fn the_flex_backend_takes_the_host_path_and_a_half_precision_head_does_not() {
+        let (h, w, _, _) = inputs(2, 4, 5);
+        assert!(all_f32_on_host(&[&h, &w]));
+        assert!(!all_f32_on_host(&[&h, &w.cast(burn::tensor::DType::F16)]));
+    }
+
+    #[test]
+    fn value_and_both_gradients_match_autodiff_through_the_logits() {
+        // The small case, and one with a vocabulary wide enough for the host path's vector lanes and threads.
+        for (n, c, v) in [(24, 16, 37), (40, 24, 3001)] {
+            for (path, head) in paths::<A>() {
+                let (h0, w0, targets, mask) = inputs(n, c, v);
+                let (h, w) = (Param::from_tensor(h0.clone()), Param::from_tensor(w0.clone()));
+                let fused = head(h.val(), w.val(), targets.clone(), mask.clone());
+                let (h_ref, w_ref) = (Param::from_tensor(h0), Param::from_tensor(w0));
+                let want = reference(h_ref.val(), w_ref.val(), targets, mask);
+                let (fv, rv) = (fused.clone().into_scalar(), want.clone().into_scalar());
+                assert!(rv > 1.0 && (fv - rv).abs() < 1e-5 * rv, "{path} {v}: loss {fv} vs {rv}");
+                let (g, g_ref) = (fused.backward(), want.backward());
+                let gh = h.val().grad(&g).expect("∂h");
+                let gh_ref = h_ref.val().grad(&g_ref).expect("∂h reference");
+                assert!(gh_ref.clone().abs().max().into_scalar() > 1e-3, "the reference gradient is not trivial");
+                let tolerance = 2e-6 * c as f32; // sums over C of products, f32
+                assert!(max_diff(gh, gh_ref) < tolerance, "{path} {v}: ∂h");
+                let gw = w.val().grad(&g).expect("∂W");
+                let gw_ref = w_ref.val().grad(&g_ref).expect("∂W reference");
+                assert!(max_diff(gw, gw_ref) < tolerance, "{path} {v}: ∂W");
+            }
+        }
+    }
+
+    #[test]
+    fn masked_rows_get_no_gradient_and_a_frozen_head_gets_none() {
+        for (path, head) in paths::<A>() {
+            let (h0, w0, targets, mask) = inputs(8, 4, 11);
+            let h = Param::from_tensor(h0);
+            let w = Param::from_tensor(w0).set_require_grad(false);
+            let g = head(h.val(), w.val(), targets, mask.clone()).backward();
+            assert!(w.val().grad(&g).is_none(), "{path}: a frozen head has no gradient");
+            let gh = h.val().grad(&g).expect("∂h");
+            let norms = gh.abs().sum_dim(1).into_data().to_vec::<f32>().unwrap();
+            let real = mask.into_data().to_vec::<bool>().unwrap();
+            for (norm, real) in norms.iter().zip(real) {
+                assert_eq!(*norm > 0.0, real, "{path}: row gradient {norm} on a {} row", if real { "real" } else { "masked" });
+            }
+        }
+    }
+
+    #[test]
+    fn without_autodiff_it_is_the_plain_cross_entropy_even_far_from_the_top() {
+        let d = Default::default();
+        for (path, head) in paths::<TestBackend>() {
+            // One row whose target sits 200 nats below the top: its probability underflows f32, the loss must not.
+            let h = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &d);
+            let w = Tensor::<TestBackend, 2>::from_floats([[200.0, 0.0], [0.0, 0.0], [0.0, 2f32.ln()]], &d);
+            let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);
+            let mask = Tensor::<TestBackend, 1, Bool>::from_data(TensorData::from([true, true]), &d);
+            let got = head(h, w, targets, mask).into_scalar();
+            // Row 0: logits (200, 0, 0) → 200 + ln(1 + 2e-200) ≈ 200; row 1: logits (0, 0, ln 2), target 2 → ln(4 / 2).
+            let want = (200.0 + 2f32.ln()) / 2.0;
+            assert!((got - want).abs() < 1e-4, "{path}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_non_finite_hidden_state_gives_a_non_finite_loss() {
+        // The training step skips a step whose loss is not finite; the host path must not hide a NaN or an ∞.
+        let d = Default::default();
+        for bad in [f32::NAN, f32::INFINITY] {
+            for (path, head) in paths::<TestBackend>() {
+                let h = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, bad]], &d);
+                let w = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], &d);
+                let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);
+                let mask = Tensor::<TestBackend, 1, Bool>::from_data(TensorData::from([true, true]), &d);
+                let got = head(h, w, targets, mask).into_scalar();
+                assert!(!got.is_finite(), "{path}: {bad} in h gave the loss {got}");
+            }
+        }
+    }
+}
