@@ -12,10 +12,12 @@
 pub mod gemm;
 pub mod vector;
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 
-use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::Autodiff;
+use burn::tensor::backend::{Backend, BackendTypes};
+use burn::tensor::{DType, Tensor, TensorData, TensorPrimitive};
 
 /// Whether `B`'s tensors live in host memory (burn's Flex backend, with or without autodiff), so that reading
 /// them into slices and back costs a copy at most.
@@ -35,6 +37,34 @@ pub fn all_f32_on_host<B: Backend, const D: usize>(tensors: &[&Tensor<B, D>]) ->
 /// When the tensor is not f32 (callers check [`all_f32_on_host`] first).
 pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().into_vec::<f32>().expect("an f32 tensor")
+}
+
+/// A read-only view of an f32 tensor's values in host memory, sharing its buffer (no copy).
+pub struct HostView(FlexTensor);
+
+impl HostView {
+    /// The values, row-major.
+    pub fn as_slice(&self) -> &[f32] {
+        let start = self.0.layout().start_offset();
+        &self.0.storage::<f32>()[start..start + self.0.layout().num_elements()]
+    }
+}
+
+/// A view of `t`'s values when it is a contiguous f32 tensor of burn's Flex backend (with or without autodiff),
+/// without copying them: the autodiff wrapper and the generic backend are looked through by their concrete types.
+/// `None` for anything else (callers then copy with [`to_vec`]).
+pub fn view<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<HostView> {
+    let TensorPrimitive::Float(primitive) = t.clone().into_primitive() else { return None };
+    let mut slot = Some(primitive);
+    let any: &mut dyn Any = &mut slot;
+    let flex = if let Some(plain) = any.downcast_mut::<Option<FlexTensor>>() {
+        plain.take()
+    } else if let Some(tracked) = any.downcast_mut::<Option<<Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive>>() {
+        tracked.take().map(|t| t.primitive)
+    } else {
+        None
+    }?;
+    (flex.dtype() == DType::F32 && flex.is_contiguous()).then_some(HostView(flex))
 }
 
 /// A tensor of `shape` from row-major values (on the host, without a copy).
@@ -59,5 +89,28 @@ where
     #[cfg(target_arch = "wasm32")]
     {
         buf.chunks_mut(width).enumerate().map(|(i, row)| f(i, row)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{TestAutodiffBackend as A, TestBackend as F};
+    use burn::module::Param;
+
+    #[test]
+    fn views_share_flex_buffers_with_or_without_autodiff_and_refuse_what_is_not_contiguous() {
+        let d = Default::default();
+        let values: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let plain = from_vec::<F, 2>(values.clone(), [3, 4], &d);
+        assert_eq!(view(&plain).expect("a Flex tensor").as_slice(), values.as_slice());
+        // A parameter under autodiff: the view looks through the autodiff wrapper.
+        let tracked = Param::from_tensor(from_vec::<A, 2>(values.clone(), [3, 4], &d)).val();
+        assert_eq!(view(&tracked).expect("an autodiff tensor").as_slice(), values.as_slice());
+        // A slice starting inside its buffer is still contiguous; a transpose is not.
+        assert_eq!(view(&plain.clone().narrow(0, 1, 2)).expect("rows 1..3").as_slice(), &values[4..]);
+        assert!(view(&plain.clone().transpose()).is_none());
+        assert!(view(&plain.cast(DType::F16)).is_none());
+        assert!(on_host::<F>() && on_host::<A>());
     }
 }

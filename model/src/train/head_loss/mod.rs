@@ -25,7 +25,7 @@ mod host;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::host::{all_f32_on_host, from_vec, to_vec};
+use crate::host::{all_f32_on_host, from_vec, to_vec, view};
 
 /// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
 /// gradients of `h` and `w` attached in closed form (see the module docs). Equal in value and gradient to
@@ -81,7 +81,12 @@ fn on_host<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, I
     let mask = mask.into_data().convert::<bool>().into_vec::<bool>().expect("a boolean mask");
     let real = mask.iter().filter(|&&m| m).count().max(1) as f32;
     let weight: Vec<f32> = mask.iter().map(|&m| if m { 1.0 / real } else { 0.0 }).collect();
-    let out = host::head_cross_entropy(&to_vec(constant(&h)), &to_vec(constant(&w)), c, &targets, &weight, need_h, need_w);
+    // Read in place where the buffers allow it (the usual case), copied otherwise.
+    let (hv, wv) = (view(&h), view(&w));
+    let (hc, wc) = (hv.is_none().then(|| to_vec(constant(&h))), wv.is_none().then(|| to_vec(constant(&w))));
+    let h_values = hv.as_ref().map_or_else(|| hc.as_deref().unwrap_or_default(), |v| v.as_slice());
+    let w_values = wv.as_ref().map_or_else(|| wc.as_deref().unwrap_or_default(), |v| v.as_slice());
+    let out = host::head_cross_entropy(h_values, w_values, c, &targets, &weight, need_h, need_w);
     let ce = from_vec::<B, 1>(vec![out.loss as f32], [1], &device);
     let h_grad = out.h_grad.map(|g| from_vec(g, [n, c], &device));
     let w_grad = out.w_grad.map(|g| from_vec(g, [v, c], &device));
