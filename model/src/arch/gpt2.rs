@@ -12,6 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::host::{self, gemm::rows_times_transpose};
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
 
@@ -172,8 +173,20 @@ pub struct Gpt2<B: Backend> {
 pub(crate) fn tied_head<B: Backend>(w: Tensor<B, 2>, h: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, t, c] = h.dims();
     let v = w.dims()[0];
+    let device = h.device();
+    // Decoding on the host (a token or a few at a time, no gradients): gemm would read the whole embedding on one
+    // core per token; the host kernel splits it over all of them.
+    if b * t <= FEW_ROWS && !B::ad_enabled(&device) {
+        if let (Some(wv), Some(hv)) = (host::view(&w), host::view(&h)) {
+            return host::from_vec(rows_times_transpose(hv.as_slice(), wv.as_slice(), c), [b, t, v], &device);
+        }
+    }
     h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
 }
+
+/// Up to this many rows (tokens) the tied head takes [`rows_times_transpose`] on the host; above it (prefill,
+/// scoring), gemm uses every core by itself.
+const FEW_ROWS: usize = 8;
 
 impl<B: Backend> Gpt2<B> {
     /// Token plus position embeddings for tokens that start at absolute position `offset`.

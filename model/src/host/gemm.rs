@@ -1,6 +1,9 @@
 //! Matrix products of host slices through the `gemm` crate, the one burn's Flex backend multiplies with (the same
 //! kernels, AVX-512 where the CPU has it, the same threads), so a fused host kernel multiplies at Flex's speed
-//! without building tensors around its buffers. Transposes are views: only strides change.
+//! without building tensors around its buffers. Transposes are views: only strides change. Products of a few rows
+//! against a wide matrix, which gemm runs on one core, have their own kernel ([`rows_times_transpose`]).
+
+use crate::host::vector;
 
 /// A read-only `rows × cols` matrix over a slice; element `(i, j)` is `data[i·row_stride + j·col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +88,57 @@ pub fn matmul(a: Matrix, b: Matrix) -> Vec<f32> {
     out
 }
 
+/// Rows of `w` per task of [`rows_times_transpose`]: 1024 rows of GPT-2 small's head are 1 MB, a core's L2 share.
+const ROWS_PER_TASK: usize = 1024;
+
+/// `x · wᵀ` for a few rows `x` (`[m, c]`, row-major) and a wide `w` (`[n, c]`, row-major): a new row-major `[m, n]`
+/// buffer. Decoding's LM head is such a product, one row against GPT-2's 50,257 × 768 embedding; `gemm` runs it on
+/// one core, bound by how fast that core reads `w`. Here the rows of `w` are split over every core and each is read
+/// once for all of `x`'s rows.
+///
+/// # Panics
+/// When `x` or `w` are not rows of `c` values.
+pub fn rows_times_transpose(x: &[f32], w: &[f32], c: usize) -> Vec<f32> {
+    assert!(c > 0 && x.len() % c == 0 && w.len() % c == 0, "{} and {} values are not rows of {c}", x.len(), w.len());
+    let (m, n) = (x.len() / c, w.len() / c);
+    // Task-major scratch: task k holds the [m, rows] block of its rows of w; transposed into [m, n] below.
+    let mut blocks = vec![0.0f32; m * n];
+    let tasks: Vec<&mut [f32]> = blocks.chunks_mut(m * ROWS_PER_TASK).collect();
+    let work = |(k, out): (usize, &mut [f32])| {
+        let rows = &w[k * ROWS_PER_TASK * c..][..out.len() / m * c];
+        vector::simd(|| {
+            for (j, wj) in rows.chunks_exact(c).enumerate() {
+                for (i, xi) in x.chunks_exact(c).enumerate() {
+                    out[i * (out.len() / m) + j] = vector::dot(xi, wj);
+                }
+            }
+        })
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        tasks.into_par_iter().enumerate().for_each(work);
+    }
+    #[cfg(target_arch = "wasm32")]
+    tasks.into_iter().enumerate().for_each(work);
+    task_major_to_rows(blocks, m, n, ROWS_PER_TASK)
+}
+
+/// `[m, n]` row-major from blocks of `width` columns, each `[m, width]` row-major (the last one narrower).
+fn task_major_to_rows(blocks: Vec<f32>, m: usize, n: usize, width: usize) -> Vec<f32> {
+    if m == 1 {
+        return blocks;
+    }
+    let mut out = vec![0.0f32; m * n];
+    for (t, block) in blocks.chunks(m * width).enumerate() {
+        let cols = block.len() / m;
+        for i in 0..m {
+            out[i * n + t * width..][..cols].copy_from_slice(&block[i * cols..(i + 1) * cols]);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +175,20 @@ mod tests {
             close(&matmul(Matrix::row_major(&at, k, m).t(), Matrix::row_major(&bt, n, k).t()), "(aᵀ)ᵀ·(bᵀ)ᵀ");
         }
         assert_eq!(matmul(Matrix::row_major(&[], 2, 0), Matrix::row_major(&[], 0, 3)), vec![0.0; 6]);
+    }
+
+    #[test]
+    fn a_few_rows_times_a_wide_transposed_matrix_match_the_schoolbook_product() {
+        // Widths around a task's worth of rows, with a ragged last task; one row and several.
+        for (m, c, n) in [(1, 5, 3), (1, 37, 2500), (3, 16, 1024), (4, 33, 2049)] {
+            let x: Vec<f32> = (0..m * c).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let w: Vec<f32> = (0..n * c).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let want = naive(&x, &transpose(&w, n, c), m, c, n);
+            let got = rows_times_transpose(&x, &w, c);
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{m}×{c}·({n}×{c})ᵀ: {g} vs {w}");
+            }
+        }
     }
 }

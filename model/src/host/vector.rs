@@ -73,6 +73,20 @@ pub fn exp_shifted_in_place(xs: &mut [f32], shift: f32) -> f64 {
     sum
 }
 
+/// `Σ aᵢ·bᵢ` over the shorter of the two.
+#[inline(always)]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for ((s, &x), &y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + rest
+}
+
 /// Multiplies every value by `a`.
 #[inline(always)]
 pub fn scale_in_place(xs: &mut [f32], a: f32) {
