@@ -65,6 +65,9 @@ def main():
     rows.append((f"gpt2 training tokens/s ({shape})", fmt(tps(g_ours)), fmt(tps(g_torch)), fmt(ratio(tps(g_ours), tps(g_torch)), 2) + "×"))
     rows.append(("gpt2 median step, s", fmt(g_ours and g_ours["train"]["median_step_seconds"], 3),
                  fmt(g_torch and g_torch["train"]["median_step_seconds"], 3), ""))
+    phases = (g_ours or {}).get("train", {}).get("median_phase_seconds")
+    if phases:
+        rows.append(("gpt2 step by phase, s: " + " / ".join(phases), " / ".join(fmt(v, 3) for v in phases.values()), "n/a", ""))
     rows.append(("gpt2 model FLOPs utilisation, % of measured matmul peak", fmt(mfu(g_ours, config), 1), fmt(mfu(g_torch, config), 1), ""))
     for arch in ["hybrid", "hnet"]:
         r = ours[arch]

@@ -74,15 +74,30 @@ impl DeviceList for Cuda {
     }
 }
 
-/// What `kind` runs on, in words, for results: the CPU model, or the GPU adapter's name, driver and API. On wgpu
-/// this initialises the default device (once per process, as every later use expects).
+/// The widest vector instructions the CPU kernels (gemm's, the host kernels') can use here: what a CPU benchmark's
+/// numbers depend on most, beside the core count.
+fn vector_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return ", AVX-512";
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return ", AVX2";
+        }
+    }
+    ""
+}
+
+/// What `kind` runs on, in words, for results: the CPU model (cores, vector instructions), or the GPU adapter's
+/// name, driver and API. On wgpu this initialises the default device (once per process, as every later use expects).
 pub fn describe(kind: crate::args::DeviceKind) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let host = format!("{cpu}, {cores} cores");
+    let host = format!("{cpu}, {cores} cores{}", vector_isa());
     match kind {
         crate::args::DeviceKind::Cpu => format!("cpu (Flex) on {host}"),
         crate::args::DeviceKind::Wgpu => {

@@ -12,6 +12,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::host::vector::{self, simd};
 use crate::host::{self, gemm::rows_times_transpose};
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
@@ -108,10 +109,44 @@ impl<B: Backend> CausalSelfAttention<B> {
 /// Computed as `x·σ(2u)`, the same function (`(1 + tanh u) / 2 = σ(2u)`), because backends have a sigmoid op with
 /// its own fused backward and an exp-based kernel, where `tanh` on the CPU is a libm call several times slower, and
 /// `x³` as `x·x²` rather than a `powf`.
+///
+/// On the host (burn's Flex backend) the function and its derivative are one vectorised pass
+/// ([`gelu_new_on_host`]), attached to autodiff by [`host::attach_elementwise`].
 pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let two_sqrt_2_over_pi = 2.0 * (2.0 / std::f64::consts::PI).sqrt();
-    let two_u = ((x.clone() * x.clone()).mul_scalar(0.044715).add_scalar(1.0) * x.clone()).mul_scalar(two_sqrt_2_over_pi);
+    if host::all_f32_on_host(&[&x]) {
+        let (y, dy_dx) = match host::view(&x) {
+            Some(v) => gelu_new_on_host(v.as_slice()),
+            None => gelu_new_on_host(&host::to_vec(x.clone())),
+        };
+        return host::attach_elementwise(x, y, dy_dx);
+    }
+    gelu_new_with_tensor_ops(x)
+}
+
+/// `√(2/π)`, GELU's tanh-approximation constant, and its cubic term's coefficient.
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const CUBIC: f64 = 0.044715;
+
+/// [`gelu_new`] as tensor operations (every backend).
+fn gelu_new_with_tensor_ops<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    let two_u = ((x.clone() * x.clone()).mul_scalar(CUBIC).add_scalar(1.0) * x.clone()).mul_scalar(2.0 * SQRT_2_OVER_PI);
     x * sigmoid(two_u)
+}
+
+/// `gelu_new(x)` and its derivative over a slice: with `s = σ(2u)`, `y = x·s` and
+/// `y′ = s + x·s·(1 − s)·2u′`, `u′ = √(2/π)·(1 + 3·0.044715·x²)`.
+fn gelu_new_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let (k, cubic) = ((2.0 * SQRT_2_OVER_PI) as f32, CUBIC as f32);
+    host::map2(x, |x, y, dy| {
+        simd(|| {
+            for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
+                let x2 = x * x;
+                let s = vector::sigmoid(k * (x + cubic * x2 * x));
+                *y = x * s;
+                *dy = s + x * s * (1.0 - s) * k * (1.0 + 3.0 * cubic * x2);
+            }
+        })
+    })
 }
 
 /// The position-wise MLP: `c_proj(gelu_new(c_fc(x)))`, 4× wide.
@@ -248,6 +283,31 @@ mod tests {
     use super::*;
     use crate::TestBackend;
     use burn::tensor::TensorData;
+
+    #[test]
+    fn gelu_new_on_the_host_is_the_tensor_form_in_value_and_gradient() {
+        use crate::TestAutodiffBackend as A;
+        use burn::module::Param;
+        let xs: Vec<f32> = (0..20_001).map(|i| -12.0 + 24.0 * i as f32 / 20_000.0).collect();
+        let x0 = Tensor::<A, 1>::from_floats(xs.as_slice(), &Default::default());
+        let (xh, xt) = (Param::from_tensor(x0.clone()), Param::from_tensor(x0));
+        assert!(host::all_f32_on_host(&[&xh.val()]), "the test must take the host path");
+        // A loss that weighs each output differently, so each gradient element is checked.
+        let weights = Tensor::<A, 1>::from_floats(xs.iter().map(|x| 1.0 + x.sin()).collect::<Vec<_>>().as_slice(), &Default::default());
+        let (yh, yt) = (gelu_new(xh.val()), gelu_new_with_tensor_ops(xt.val()));
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            for ((a, b), x) in a.iter().zip(&b).zip(&xs) {
+                assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what} at {x}: host {a}, tensor ops {b}");
+            }
+        };
+        close(yh.clone().into_data().to_vec().unwrap(), yt.clone().into_data().to_vec().unwrap(), "gelu_new");
+        let (gh, gt) = ((yh * weights.clone()).sum().backward(), (yt * weights).sum().backward());
+        close(
+            xh.val().grad(&gh).unwrap().into_data().to_vec().unwrap(),
+            xt.val().grad(&gt).unwrap().into_data().to_vec().unwrap(),
+            "its derivative",
+        );
+    }
 
     #[test]
     fn gelu_new_matches_hand_values() {

@@ -92,6 +92,46 @@ where
     }
 }
 
+/// Elements per task of [`map2`]: enough work to outweigh scheduling, several tasks per core for balance.
+const CHUNK: usize = 1 << 14;
+
+/// Runs `f` over `x` in chunks, natively on every core, returning two outputs per element (`f` fills the chunks of
+/// both that match its chunk of `x`).
+pub fn map2<F>(x: &[f32], f: F) -> (Vec<f32>, Vec<f32>)
+where
+    F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync + Send,
+{
+    let (mut a, mut b) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
+    // One chunk (decoding's few tokens): on this thread, without waking the pool for it.
+    if x.len() <= CHUNK {
+        f(x, &mut a, &mut b);
+        return (a, b);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        x.par_chunks(CHUNK).zip(a.par_chunks_mut(CHUNK)).zip(b.par_chunks_mut(CHUNK)).for_each(|((x, a), b)| f(x, a, b));
+    }
+    #[cfg(target_arch = "wasm32")]
+    x.chunks(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).for_each(|((x, a), b)| f(x, a, b));
+    (a, b)
+}
+
+/// An elementwise function computed on the host, `y = f(x)` with its derivative `dy_dx = f′(x)` (both row-major
+/// over `x`'s shape), as a tensor that autodiff differentiates: `y + (x − detach(x))·f′(x)` is `y` in value (the
+/// bracket is exactly zero for finite `x`, NaN otherwise, as the function would be) and gives `x` the gradient
+/// `f′(x)·∂y`. Without autodiff it is just `y`. Burn's decomposed activations cost a dozen eager passes forward and
+/// backward; this costs the one host pass and three tensor ones.
+pub fn attach_elementwise<B: Backend, const D: usize>(x: Tensor<B, D>, y: Vec<f32>, dy_dx: Vec<f32>) -> Tensor<B, D> {
+    let (shape, device) = (x.dims(), x.device());
+    let y = from_vec::<B, D>(y, shape, &device);
+    if !B::ad_enabled(&device) {
+        return y;
+    }
+    let zero = x.clone() - x.detach();
+    y + zero * from_vec::<B, D>(dy_dx, shape, &device)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

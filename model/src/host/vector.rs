@@ -40,6 +40,12 @@ pub fn exp(x: f32) -> f32 {
     er * pow2n
 }
 
+/// The logistic function `1 / (1 + e⁻ˣ)` through [`exp`] (so saturating to within 10⁻³⁸ of 0 and 1 beyond ±87).
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
 /// The largest value (NaN is skipped, as by `f32::max`; −∞ for an empty slice).
 #[inline(always)]
 pub fn max(xs: &[f32]) -> f32 {
