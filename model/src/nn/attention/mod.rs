@@ -1,13 +1,16 @@
 //! The one causal attention core (Vaswani et al. 2017, "Attention Is All You Need", §3.2.1), shared by GPT-2's
 //! blocks and H-Net's isotropic stacks: split the fused projection into heads, append to the KV cache, attend
 //! with one causal (optionally sliding-window) mask, merge the heads. What differs between the two callers —
-//! rotary positions on q and k in H-Net — happens in between, in the callers.
+//! rotary positions on q and k in H-Net — happens in between, in the callers. On the host (burn's Flex backend) the
+//! attention itself is [`host`]'s kernel, forward and backward; the tests hold the two paths to each other.
 
 use burn::tensor::activation::softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
 
 use crate::nn::cache::LayerKv;
+
+mod host;
 
 /// `mask[i][j]` is true where query `i` (at absolute position `tk - t + i`) must NOT see key `j`: a later key, or
 /// one that fell out of the sliding window (`window` positions including itself; 0 = global).
@@ -45,11 +48,22 @@ pub fn causal_attention<B: Backend>(
     window: usize,
     cache: Option<&mut LayerKv<B>>,
 ) -> Tensor<B, 3> {
-    let [b, nh, t, hs] = q.dims();
     let (k, v) = match cache {
         Some(kv) => kv.append(k, v), // [B, nh, Tk, hs]
         None => (k, v),
     };
+    match host::causal_attention(&q, &k, &v, window) {
+        Some(y) => y,
+        None => attend_with_tensor_ops(q, k, v, window),
+    }
+}
+
+/// The attention of [`causal_attention`] as tensor operations (every backend).
+///
+/// # Shapes
+/// `q: [B, nh, T, hs]`, `k, v: [B, nh, Tk, hs]` → `[B, T, nh·hs]`.
+fn attend_with_tensor_ops<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, window: usize) -> Tensor<B, 3> {
+    let [b, nh, t, hs] = q.dims();
     let tk = k.dims()[2];
     let att = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hs as f64).sqrt()); // [B, nh, T, Tk]
     let hidden = attention_mask::<B>(t, tk, window, &att.device());
@@ -60,7 +74,57 @@ pub fn causal_attention<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TestBackend;
+    use crate::{TestAutodiffBackend as A, TestBackend};
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+
+    fn close(a: Tensor<TestBackend, 3>, b: Tensor<TestBackend, 3>, what: &str) {
+        let (a, b) = (a.into_data().to_vec::<f32>().unwrap(), b.into_data().to_vec::<f32>().unwrap());
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{what}: element {i}: host {x}, tensor ops {y}");
+        }
+    }
+
+    #[test]
+    fn the_host_kernel_is_the_tensor_path_with_a_window_and_with_cached_keys() {
+        let d = Default::default();
+        // (T, Tk, window): a full causal pass, a sliding window, and new queries after cached keys.
+        for (t, tk, window) in [(8, 8, 0), (9, 9, 3), (8, 12, 0), (10, 16, 4)] {
+            let r = |n| Tensor::<TestBackend, 4>::random([2, 3, n, 4], Distribution::Normal(0.0, 2.0), &d);
+            let (q, k, v) = (r(t), r(tk), r(tk));
+            let host = host::causal_attention(&q, &k, &v, window).expect("Flex takes the host path");
+            close(host, attend_with_tensor_ops(q, k, v, window), &format!("T {t}, Tk {tk}, window {window}"));
+        }
+    }
+
+    #[test]
+    fn the_host_kernel_has_the_tensor_paths_gradients() {
+        let d = Default::default();
+        for window in [0, 3] {
+            // Swapped dims, as split_heads gives them: the host path reads views in logical order.
+            let r = || Tensor::<A, 4>::random([2, 6, 3, 4], Distribution::Normal(0.0, 1.5), &d).swap_dims(1, 2);
+            let (q0, k0, v0) = (r(), r(), r());
+            let weights = Tensor::<A, 3>::random([2, 6, 12], Distribution::Normal(0.0, 1.0), &d);
+            let mut grads = Vec::new();
+            for host_path in [true, false] {
+                let (q, k, v) = (Param::from_tensor(q0.clone()), Param::from_tensor(k0.clone()), Param::from_tensor(v0.clone()));
+                let y = if host_path {
+                    host::causal_attention(&q.val(), &k.val(), &v.val(), window).expect("Autodiff<Flex> takes the host path")
+                } else {
+                    attend_with_tensor_ops(q.val(), k.val(), v.val(), window)
+                };
+                let g = (y * weights.clone()).sum().backward();
+                grads.push([&q, &k, &v].map(|p| p.val().grad(&g).expect("a gradient")));
+            }
+            let [hq, hk, hv] = grads.remove(0);
+            let [tq, tk, tv] = grads.remove(0);
+            for (name, h, t) in [("∂q", hq, tq), ("∂k", hk, tk), ("∂v", hv, tv)] {
+                assert!(t.clone().abs().max().into_scalar() > 1e-3, "{name} is not trivial");
+                close(h.reshape([2, 3, 24]), t.reshape([2, 3, 24]), &format!("{name}, window {window}"));
+            }
+        }
+    }
 
     #[test]
     fn the_mask_hides_the_future_and_what_falls_out_of_the_window() {
