@@ -99,7 +99,7 @@ const ROWS_PER_TASK: usize = 1024;
 /// # Panics
 /// When `x` or `w` are not rows of `c` values.
 pub fn rows_times_transpose(x: &[f32], w: &[f32], c: usize) -> Vec<f32> {
-    assert!(c > 0 && x.len() % c == 0 && w.len() % c == 0, "{} and {} values are not rows of {c}", x.len(), w.len());
+    assert!(c > 0 && x.len().is_multiple_of(c) && w.len().is_multiple_of(c), "{} and {} values are not rows of {c}", x.len(), w.len());
     let (m, n) = (x.len() / c, w.len() / c);
     // Task-major scratch: task k holds the [m, rows] block of its rows of w; transposed into [m, n] below.
     let mut blocks = vec![0.0f32; m * n];

@@ -80,7 +80,7 @@ where
     T: Send,
     F: Fn(usize, &mut [f32]) -> T + Sync + Send,
 {
-    assert!(width > 0 && buf.len() % width == 0, "{} values are not rows of {width}", buf.len());
+    assert!(width > 0 && buf.len().is_multiple_of(width), "{} values are not rows of {width}", buf.len());
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;

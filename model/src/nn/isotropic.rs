@@ -8,12 +8,12 @@
 
 use burn::module::Module;
 use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
-use burn::tensor::activation::silu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+use crate::host::{self, vector};
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
 use crate::nn::rope::apply_rope;
@@ -117,6 +117,32 @@ impl<B: Backend> SwiGlu<B> {
     }
 }
 
+/// SiLU, `x·σ(x)`. On the host (burn's Flex backend) the function and its derivative `σ(x)·(1 + x·(1 − σ(x)))` are
+/// one vectorised pass, attached to autodiff by [`host::attach_elementwise`]; elsewhere burn's `silu`.
+pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    if !host::all_f32_on_host(&[&x]) {
+        return burn::tensor::activation::silu(x);
+    }
+    let (y, dy_dx) = match host::view(&x) {
+        Some(v) => silu_on_host(v.as_slice()),
+        None => silu_on_host(&host::to_vec(x.clone())),
+    };
+    host::attach_elementwise(x, y, dy_dx)
+}
+
+/// `silu(x)` and its derivative over a slice.
+fn silu_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    host::map2(x, |x, y, dy| {
+        vector::simd(|| {
+            for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
+                let s = vector::sigmoid(x);
+                *y = x * s;
+                *dy = s * (1.0 + x * (1.0 - s));
+            }
+        })
+    })
+}
+
 /// A pre-norm block: attention, then (optionally) SwiGLU.
 #[derive(Module, Debug)]
 pub struct TBlock<B: Backend> {
@@ -163,6 +189,29 @@ impl<B: Backend> Isotropic<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn silu_on_the_host_is_burns_in_value_and_gradient() {
+        use crate::TestAutodiffBackend as A;
+        use burn::module::Param;
+        let xs: Vec<f32> = (0..20_001).map(|i| -20.0 + 40.0 * i as f32 / 20_000.0).collect();
+        let x0 = Tensor::<A, 1>::from_floats(xs.as_slice(), &Default::default());
+        let (xh, xb) = (Param::from_tensor(x0.clone()), Param::from_tensor(x0));
+        let weights = Tensor::<A, 1>::from_floats(xs.iter().map(|x| 1.0 + x.cos()).collect::<Vec<_>>().as_slice(), &Default::default());
+        let (yh, yb) = (silu(xh.val()), burn::tensor::activation::silu(xb.val()));
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            for ((a, b), x) in a.iter().zip(&b).zip(&xs) {
+                assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what} at {x}: host {a}, burn {b}");
+            }
+        };
+        close(yh.clone().into_data().to_vec().unwrap(), yb.clone().into_data().to_vec().unwrap(), "silu");
+        let (gh, gb) = ((yh * weights.clone()).sum().backward(), (yb * weights).sum().backward());
+        close(
+            xh.val().grad(&gh).unwrap().into_data().to_vec().unwrap(),
+            xb.val().grad(&gb).unwrap().into_data().to_vec().unwrap(),
+            "its derivative",
+        );
+    }
     use crate::TestBackend;
     use burn::tensor::Distribution;
 

@@ -36,7 +36,7 @@ pub struct HeadLoss {
 /// When the lengths do not fit those shapes.
 pub fn head_cross_entropy(h: &[f32], w: &[f32], c: usize, targets: &[i64], weight: &[f32], need_h: bool, need_w: bool) -> HeadLoss {
     let n = targets.len();
-    assert!(c > 0 && w.len() % c == 0, "W holds {} values, not rows of {c}", w.len());
+    assert!(c > 0 && w.len().is_multiple_of(c), "W holds {} values, not rows of {c}", w.len());
     assert_eq!(weight.len(), n, "one weight per row");
     let v = w.len() / c;
     let (hm, wm) = (Matrix::row_major(h, n, c), Matrix::row_major(w, v, c));

@@ -7,6 +7,9 @@ use crate::host::vector::simd;
 /// Elements per task: large enough that scheduling is noise, small enough that both cores get work on a bias.
 const CHUNK: usize = 1 << 14;
 
+/// One task's slices: ((weights, m), v), gradient — the shape zipping them gives.
+type Chunk<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
+
 /// Applies `u` to `weights`, `m` and `v` in place, with the gradient scaled by `clip` first.
 ///
 /// # Panics
@@ -14,7 +17,7 @@ const CHUNK: usize = 1 << 14;
 pub(crate) fn update(u: &Update, clip: f32, grad: &[f32], weights: &mut [f32], m: &mut [f32], v: &mut [f32]) {
     let n = grad.len();
     assert!(weights.len() == n && m.len() == n && v.len() == n, "AdamW over slices of different lengths");
-    let chunk = |(((w, m), v), g): (((&mut [f32], &mut [f32]), &mut [f32]), &[f32])| {
+    let chunk = |(((w, m), v), g): Chunk| {
         simd(|| {
             for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
                 let g = g * clip;
