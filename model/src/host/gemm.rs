@@ -33,6 +33,7 @@ impl<'a> Matrix<'a> {
 
 /// Products smaller than this many multiply-adds run on one thread (Flex's threshold: below it, waking the other
 /// threads costs more than it saves).
+#[cfg(not(target_arch = "wasm32"))]
 const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 
 /// All cores for a large product natively; one thread in wasm (no threads there).
