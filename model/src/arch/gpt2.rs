@@ -286,27 +286,7 @@ mod tests {
 
     #[test]
     fn gelu_new_on_the_host_is_the_tensor_form_in_value_and_gradient() {
-        use crate::TestAutodiffBackend as A;
-        use burn::module::Param;
-        let xs: Vec<f32> = (0..20_001).map(|i| -12.0 + 24.0 * i as f32 / 20_000.0).collect();
-        let x0 = Tensor::<A, 1>::from_floats(xs.as_slice(), &Default::default());
-        let (xh, xt) = (Param::from_tensor(x0.clone()), Param::from_tensor(x0));
-        assert!(host::all_f32_on_host(&[&xh.val()]), "the test must take the host path");
-        // A loss that weighs each output differently, so each gradient element is checked.
-        let weights = Tensor::<A, 1>::from_floats(xs.iter().map(|x| 1.0 + x.sin()).collect::<Vec<_>>().as_slice(), &Default::default());
-        let (yh, yt) = (gelu_new(xh.val()), gelu_new_with_tensor_ops(xt.val()));
-        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
-            for ((a, b), x) in a.iter().zip(&b).zip(&xs) {
-                assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what} at {x}: host {a}, tensor ops {b}");
-            }
-        };
-        close(yh.clone().into_data().to_vec().unwrap(), yt.clone().into_data().to_vec().unwrap(), "gelu_new");
-        let (gh, gt) = ((yh * weights.clone()).sum().backward(), (yt * weights).sum().backward());
-        close(
-            xh.val().grad(&gh).unwrap().into_data().to_vec().unwrap(),
-            xt.val().grad(&gt).unwrap().into_data().to_vec().unwrap(),
-            "its derivative",
-        );
+        host::assert_elementwise_matches("gelu_new", gelu_new, gelu_new_with_tensor_ops, -12.0, 12.0);
     }
 
     #[test]

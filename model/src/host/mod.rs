@@ -132,6 +132,34 @@ pub fn attach_elementwise<B: Backend, const D: usize>(x: Tensor<B, D>, y: Vec<f3
     y + zero * from_vec::<B, D>(dy_dx, shape, &device)
 }
 
+/// Test support: holds a host elementwise function to its reference over `[lo, hi]`, in value and, under autodiff,
+/// in gradient (a loss weighing each output differently, so that each gradient element is checked).
+#[cfg(test)]
+pub(crate) fn assert_elementwise_matches(
+    what: &str,
+    host: fn(Tensor<crate::TestAutodiffBackend, 1>) -> Tensor<crate::TestAutodiffBackend, 1>,
+    reference: fn(Tensor<crate::TestAutodiffBackend, 1>) -> Tensor<crate::TestAutodiffBackend, 1>,
+    lo: f32,
+    hi: f32,
+) {
+    use burn::module::Param;
+    let d = Default::default();
+    let xs: Vec<f32> = (0..20_001).map(|i| lo + (hi - lo) * i as f32 / 20_000.0).collect();
+    let x0 = Tensor::<crate::TestAutodiffBackend, 1>::from_floats(xs.as_slice(), &d);
+    let (xh, xr) = (Param::from_tensor(x0.clone()), Param::from_tensor(x0));
+    assert!(all_f32_on_host(&[&xh.val()]), "the test must take the host path");
+    let weights = Tensor::<crate::TestAutodiffBackend, 1>::from_floats(xs.iter().map(|x| 1.0 + x.sin()).collect::<Vec<_>>().as_slice(), &d);
+    let (yh, yr) = (host(xh.val()), reference(xr.val()));
+    let close = |a: Vec<f32>, b: Vec<f32>, part: &str| {
+        for ((a, b), x) in a.iter().zip(&b).zip(&xs) {
+            assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()), "{what}{part} at {x}: host {a}, reference {b}");
+        }
+    };
+    close(yh.clone().into_data().to_vec().unwrap(), yr.clone().into_data().to_vec().unwrap(), "");
+    let (gh, gr) = ((yh * weights.clone()).sum().backward(), (yr * weights).sum().backward());
+    close(xh.val().grad(&gh).unwrap().into_data().to_vec().unwrap(), xr.val().grad(&gr).unwrap().into_data().to_vec().unwrap(), "′");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
