@@ -138,14 +138,17 @@ fn gelu_new_with_tensor_ops<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tens
 fn gelu_new_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let (k, cubic) = ((2.0 * SQRT_2_OVER_PI) as f32, CUBIC as f32);
     host::map2(x, |x, y, dy| {
-        simd(|| {
-            for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
-                let x2 = x * x;
-                let s = vector::sigmoid(k * (x + cubic * x2 * x));
-                *y = x * s;
-                *dy = s + x * s * (1.0 - s) * k * (1.0 + 3.0 * cubic * x2);
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
+                    let x2 = x * x;
+                    let s = vector::sigmoid(k * (x + cubic * x2 * x));
+                    *y = x * s;
+                    *dy = s + x * s * (1.0 - s) * k * (1.0 + 3.0 * cubic * x2);
+                }
+            },
+        )
     })
 }
 

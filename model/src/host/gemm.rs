@@ -107,13 +107,7 @@ pub fn rows_times_transpose(x: &[f32], w: &[f32], c: usize) -> Vec<f32> {
     let tasks: Vec<&mut [f32]> = blocks.chunks_mut(m * ROWS_PER_TASK).collect();
     let work = |(k, out): (usize, &mut [f32])| {
         let rows = &w[k * ROWS_PER_TASK * c..][..out.len() / m * c];
-        vector::simd(|| {
-            for (j, wj) in rows.chunks_exact(c).enumerate() {
-                for (i, xi) in x.chunks_exact(c).enumerate() {
-                    out[i * (out.len() / m) + j] = vector::dot(xi, wj);
-                }
-            }
-        })
+        pulp::Arch::new().dispatch(DotRows { x, rows, c, out });
     };
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -123,6 +117,51 @@ pub fn rows_times_transpose(x: &[f32], w: &[f32], c: usize) -> Vec<f32> {
     #[cfg(target_arch = "wasm32")]
     tasks.into_iter().enumerate().for_each(work);
     task_major_to_rows(blocks, m, n, ROWS_PER_TASK)
+}
+
+/// One task of [`rows_times_transpose`]: `out` (`[m, rows]`, row-major) = `x · rowsᵀ`. Four rows of `w` at a time
+/// against one row of `x`, so that `x` is loaded once for four and four independent chains of fused multiply-adds
+/// keep the vector units busy (one dot product's chain waits on each addition's latency). Written with pulp's
+/// portable vectors rather than left to the auto-vectoriser, which kept these accumulators in scalar registers.
+struct DotRows<'a> {
+    x: &'a [f32],
+    rows: &'a [f32],
+    c: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for DotRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, s: S) {
+        let DotRows { x, rows, c, out } = self;
+        let width = out.len() / (x.len() / c);
+        let tail_dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
+        let mut quads = rows.chunks_exact(4 * c);
+        for (q, w4) in (&mut quads).enumerate() {
+            let w = [&w4[..c], &w4[c..2 * c], &w4[2 * c..3 * c], &w4[3 * c..]];
+            let (wv, wt) = (w.map(|r| S::as_simd_f32s(r).0), w.map(|r| S::as_simd_f32s(r).1));
+            for (i, xi) in x.chunks_exact(c).enumerate() {
+                let (xv, xt) = S::as_simd_f32s(xi);
+                let mut acc = [s.splat_f32s(0.0); 4];
+                for (k, &xk) in xv.iter().enumerate() {
+                    for (a, r) in acc.iter_mut().zip(&wv) {
+                        *a = s.mul_add_e_f32s(xk, r[k], *a);
+                    }
+                }
+                for (j, a) in acc.into_iter().enumerate() {
+                    out[i * width + 4 * q + j] = s.reduce_sum_f32s(a) + tail_dot(xt, wt[j]);
+                }
+            }
+        }
+        let done = width / 4 * 4;
+        for (j, wj) in quads.remainder().chunks_exact(c).enumerate() {
+            for (i, xi) in x.chunks_exact(c).enumerate() {
+                out[i * width + done + j] = vector::dot(xi, wj);
+            }
+        }
+    }
 }
 
 /// `[m, n]` row-major from blocks of `width` columns, each `[m, width]` row-major (the last one narrower).

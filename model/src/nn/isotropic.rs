@@ -133,13 +133,16 @@ pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// `silu(x)` and its derivative over a slice.
 fn silu_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
     host::map2(x, |x, y, dy| {
-        vector::simd(|| {
-            for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
-                let s = vector::sigmoid(x);
-                *y = x * s;
-                *dy = s * (1.0 + x * (1.0 - s));
-            }
-        })
+        vector::simd(
+            #[inline(always)]
+            || {
+                for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
+                    let s = vector::sigmoid(x);
+                    *y = x * s;
+                    *dy = s * (1.0 + x * (1.0 - s));
+                }
+            },
+        )
     })
 }
 

@@ -59,18 +59,21 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims) -> (Vec<f32>, V
     let head = |h: usize, p: &mut [f32], y: &mut [f32]| {
         let (qh, kh, vh) = (&q[h * t * hs..][..t * hs], &k[h * tk * hs..][..tk * hs], &v[h * tk * hs..][..tk * hs]);
         let s = matmul(Matrix::row_major(qh, t, hs), Matrix::row_major(kh, tk, hs).t()); // [T, Tk]
-        simd(|| {
-            for i in 0..t {
-                let (lo, hi) = d.visible(i);
-                let row = &mut p[i * tk..(i + 1) * tk];
-                row[lo..hi].copy_from_slice(&s[i * tk + lo..i * tk + hi]);
-                let seen = &mut row[lo..hi];
-                scale_in_place(seen, d.scale());
-                let top = max(seen);
-                let sum = exp_shifted_in_place(seen, top);
-                scale_in_place(seen, (1.0 / sum) as f32);
-            }
-        });
+        simd(
+            #[inline(always)]
+            || {
+                for i in 0..t {
+                    let (lo, hi) = d.visible(i);
+                    let row = &mut p[i * tk..(i + 1) * tk];
+                    row[lo..hi].copy_from_slice(&s[i * tk + lo..i * tk + hi]);
+                    let seen = &mut row[lo..hi];
+                    scale_in_place(seen, d.scale());
+                    let top = max(seen);
+                    let sum = exp_shifted_in_place(seen, top);
+                    scale_in_place(seen, (1.0 / sum) as f32);
+                }
+            },
+        );
         y.copy_from_slice(&matmul(Matrix::row_major(p, t, tk), Matrix::row_major(vh, tk, hs)));
         // [T, hs]
     };
@@ -92,15 +95,18 @@ pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], p: &[f32], dy: &[f32], d
         let dyh = Matrix::row_major(&dyh, t, hs);
         dv.copy_from_slice(&matmul(ph.t(), dyh)); // [Tk, hs]
         let mut ds = matmul(dyh, Matrix::row_major(vh, tk, hs).t()); // ∂P, then ∂S: [T, Tk]
-        simd(|| {
-            for (i, row) in ds.chunks_exact_mut(tk).enumerate() {
-                let pr = &p[(h * t + i) * tk..][..tk];
-                let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
-                for (g, p) in row.iter_mut().zip(pr) {
-                    *g = p * (*g - dot) * d.scale();
+        simd(
+            #[inline(always)]
+            || {
+                for (i, row) in ds.chunks_exact_mut(tk).enumerate() {
+                    let pr = &p[(h * t + i) * tk..][..tk];
+                    let dot: f32 = row.iter().zip(pr).map(|(g, p)| g * p).sum();
+                    for (g, p) in row.iter_mut().zip(pr) {
+                        *g = p * (*g - dot) * d.scale();
+                    }
                 }
-            }
-        });
+            },
+        );
         let ds = Matrix::row_major(&ds, t, tk);
         dq.copy_from_slice(&matmul(ds, Matrix::row_major(kh, tk, hs))); // [T, hs]
         dk.copy_from_slice(&matmul(ds.t(), Matrix::row_major(qh, t, hs))); // [Tk, hs]

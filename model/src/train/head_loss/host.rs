@@ -44,13 +44,16 @@ pub fn head_cross_entropy(h: &[f32], w: &[f32], c: usize, targets: &[i64], weigh
     let mut e = matmul(hm, wm.t()); // [N, V]: the logits, then e = exp(logits − top) in place
                                     // Per row: (loss, a = w / s).
     let rows = for_rows(&mut e, v, |i, row| {
-        simd(|| {
-            let picked = targets[i].map_or(f32::NAN, |t| row[t]);
-            let top = max(row);
-            let s = exp_shifted_in_place(row, top);
-            let lse = top as f64 + s.ln();
-            (weight[i] as f64 * (lse - picked as f64), (weight[i] as f64 / s) as f32)
-        })
+        simd(
+            #[inline(always)]
+            || {
+                let picked = targets[i].map_or(f32::NAN, |t| row[t]);
+                let top = max(row);
+                let s = exp_shifted_in_place(row, top);
+                let lse = top as f64 + s.ln();
+                (weight[i] as f64 * (lse - picked as f64), (weight[i] as f64 / s) as f32)
+            },
+        )
     });
     // In row order: the same loss however the rows were scheduled.
     let loss = rows.iter().map(|r| r.0).sum();

@@ -18,14 +18,17 @@ pub(crate) fn update(u: &Update, clip: f32, grad: &[f32], weights: &mut [f32], m
     let n = grad.len();
     assert!(weights.len() == n && m.len() == n && v.len() == n, "AdamW over slices of different lengths");
     let chunk = |(((w, m), v), g): Chunk| {
-        simd(|| {
-            for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
-                let g = g * clip;
-                *m = *m * u.beta1 + g * (1.0 - u.beta1);
-                *v = *v * u.beta2 + (g * g) * (1.0 - u.beta2);
-                *w = *w * u.keep - *m / (v.sqrt() + u.eps_hat) * u.step_size;
-            }
-        })
+        simd(
+            #[inline(always)]
+            || {
+                for (((w, m), v), &g) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                    let g = g * clip;
+                    *m = *m * u.beta1 + g * (1.0 - u.beta1);
+                    *v = *v * u.beta2 + (g * g) * (1.0 - u.beta2);
+                    *w = *w * u.keep - *m / (v.sqrt() + u.eps_hat) * u.step_size;
+                }
+            },
+        )
     };
     #[cfg(not(target_arch = "wasm32"))]
     {
