@@ -67,6 +67,27 @@ pub fn view<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<HostView> {
     (flex.dtype() == DType::F32 && flex.is_contiguous()).then_some(HostView(flex))
 }
 
+/// Lets `f` change an f32 tensor of burn's Flex backend (without autodiff) through its row-major values, in place
+/// when nothing else shares its buffer (a copy first otherwise, so no other tensor sees the change). burn's
+/// `slice_assign` on Flex always copies the whole tensor (it keeps a second reference to the buffer while writing),
+/// which decoding's KV cache cannot afford per token. `Err(t)` unchanged for any other backend or dtype.
+pub fn modify<B: Backend, const D: usize>(t: Tensor<B, D>, f: impl FnOnce(&mut [f32])) -> Result<Tensor<B, D>, Tensor<B, D>> {
+    if TypeId::of::<B::FloatTensorPrimitive>() != TypeId::of::<FlexTensor>() || t.dtype() != DType::F32 {
+        return Err(t);
+    }
+    let TensorPrimitive::Float(primitive) = t.into_primitive() else { unreachable!("an f32 tensor is a float primitive") };
+    let mut slot = Some(primitive);
+    let any: &mut dyn Any = &mut slot;
+    let plain = any.downcast_mut::<Option<FlexTensor>>().expect("the type was checked above");
+    // A buffer that is exactly the tensor's values (the usual case, kept without a copy), or a fresh one.
+    let owned = plain.take().expect("just put there");
+    let mut flex = owned.to_contiguous();
+    drop(owned);
+    f(flex.storage_mut::<f32>());
+    *plain = Some(flex);
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(slot.take().expect("just put there"))))
+}
+
 /// A tensor of `shape` from row-major values (on the host, without a copy).
 pub fn from_vec<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape), device)
@@ -180,5 +201,33 @@ mod tests {
         assert!(view(&plain.clone().transpose()).is_none());
         assert!(view(&plain.cast(DType::F16)).is_none());
         assert!(on_host::<F>() && on_host::<A>());
+    }
+
+    #[test]
+    fn modify_writes_in_place_when_alone_and_never_changes_another_tensor() {
+        let d = Default::default();
+        let values: Vec<f32> = (0..12).map(|i| i as f32).collect();
+        let address = |t: &Tensor<F, 2>| view(t).unwrap().as_slice().as_ptr() as usize;
+        // Alone: the same buffer, changed.
+        let t = from_vec::<F, 2>(values.clone(), [3, 4], &d);
+        let before = address(&t);
+        let t = modify(t, |v| v[5] = -1.0).ok().unwrap();
+        assert_eq!(address(&t), before, "copied although nothing else held the buffer");
+        assert_eq!(to_vec(t)[5], -1.0);
+        // Shared with a clone: the clone keeps its values.
+        let t = from_vec::<F, 2>(values.clone(), [3, 4], &d);
+        let other = t.clone();
+        let t = modify(t, |v| v[0] = 100.0).ok().unwrap();
+        assert_eq!(to_vec(other), values);
+        assert_eq!(to_vec(t)[0], 100.0);
+        // A transposed view: its values in logical order, the source untouched.
+        let source = from_vec::<F, 2>(values.clone(), [3, 4], &d);
+        let t = modify(source.clone().transpose(), |v| v[1] = 7.5).ok().unwrap(); // [4, 3]: element (0, 1) is 4
+        assert_eq!(to_vec(t)[..3], [0.0, 7.5, 8.0]);
+        assert_eq!(to_vec(source), values);
+        // Autodiff and other dtypes are refused, unchanged.
+        let tracked = from_vec::<A, 2>(values.clone(), [3, 4], &d);
+        assert_eq!(to_vec(modify(tracked, |v| v[0] = 1.0).err().unwrap()), values);
+        assert!(modify(from_vec::<F, 2>(values, [3, 4], &d).cast(DType::F16), |_| ()).is_err());
     }
 }

@@ -3,17 +3,61 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-/// Keys and values of one attention layer.
+use crate::host;
+
+/// Keys and values of one attention layer, in buffers with room to grow: each step writes its new positions into
+/// place and hands attention a view of the filled part, where concatenating copied the whole cache per token and
+/// layer. A buffer doubles when full, so it holds at most twice the positions written.
 #[derive(Debug, Clone)]
 pub struct LayerKv<B: Backend> {
     k: Option<Tensor<B, 4>>,
     v: Option<Tensor<B, 4>>,
+    len: usize,
 }
 
 impl<B: Backend> Default for LayerKv<B> {
     fn default() -> Self {
-        Self { k: None, v: None }
+        Self { k: None, v: None, len: 0 }
     }
+}
+
+/// Room for at least this many positions in a new buffer.
+const MIN_CAPACITY: usize = 64;
+
+/// Writes `new` at positions `len..len + T` of `buf` (growing it when needed) and returns the filled part.
+///
+/// # Shapes
+/// `buf: [B, nh, capacity, hs]`, `new: [B, nh, T, hs]` → `[B, nh, len + T, hs]`.
+fn write<B: Backend>(buf: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>, len: usize) -> Tensor<B, 4> {
+    let [b, nh, t, hs] = new.dims();
+    let end = len + t;
+    let capacity = buf.as_ref().map_or(0, |x| x.dims()[2]);
+    let full = match buf.take() {
+        Some(old) if end <= capacity => old,
+        old => {
+            let grown = Tensor::zeros([b, nh, end.max(2 * capacity).max(MIN_CAPACITY), hs], &new.device());
+            match old {
+                Some(old) => grown.slice_assign([0..b, 0..nh, 0..len, 0..hs], old.slice([0..b, 0..nh, 0..len, 0..hs])),
+                None => grown,
+            }
+        }
+    };
+    let capacity = full.dims()[2];
+    // On the host, in place (the views handed out before are gone, so nothing else holds the buffer).
+    let full = if host::all_f32_on_host(&[&new]) {
+        let rows = host::to_vec(new.clone()); // [B·nh·T, hs], from a view of split heads
+        host::modify(full, |values| {
+            for (i, row) in rows.chunks_exact(hs).enumerate() {
+                let (head, pos) = (i / t, len + i % t);
+                values[(head * capacity + pos) * hs..][..hs].copy_from_slice(row);
+            }
+        })
+    } else {
+        Err(full)
+    };
+    let full = full.unwrap_or_else(|full| full.slice_assign([0..b, 0..nh, len..end, 0..hs], new));
+    *buf = Some(full.clone());
+    full.slice([0..b, 0..nh, 0..end, 0..hs])
 }
 
 impl<B: Backend> LayerKv<B> {
@@ -22,27 +66,20 @@ impl<B: Backend> LayerKv<B> {
     /// # Shapes
     /// `k, v: [B, nh, T, hs]` → `[B, nh, T_cached + T, hs]` each.
     pub fn append(&mut self, k: Tensor<B, 4>, v: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let k = match self.k.take() {
-            Some(prev) => Tensor::cat(vec![prev, k], 2),
-            None => k,
-        };
-        let v = match self.v.take() {
-            Some(prev) => Tensor::cat(vec![prev, v], 2),
-            None => v,
-        };
-        self.k = Some(k.clone());
-        self.v = Some(v.clone());
+        let k = write(&mut self.k, k, self.len);
+        let v = write(&mut self.v, v, self.len);
+        self.len = k.dims()[2];
         (k, v)
     }
 
     /// Number of cached positions.
     pub fn len(&self) -> usize {
-        self.k.as_ref().map_or(0, |k| k.dims()[2])
+        self.len
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 }
 
@@ -76,5 +113,42 @@ impl<B: Backend> KvCache<B> {
     /// Forgets everything.
     pub fn reset(&mut self) {
         self.layers.iter_mut().for_each(|l| *l = LayerKv::default());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::TestBackend as F;
+
+    #[test]
+    fn appending_is_concatenating_across_growth_and_clones_stay_apart() {
+        let d = Default::default();
+        let r = |t: usize| Tensor::<F, 4>::random([2, 3, t, 4], Distribution::Normal(0.0, 1.0), &d);
+        // Split heads arrive as swapped views; keys and values differ.
+        let strided = |t: usize| Tensor::<F, 4>::random([2, t, 3, 4], Distribution::Normal(0.0, 1.0), &d).swap_dims(1, 2);
+        let mut kv = LayerKv::<F>::default();
+        let (mut all_k, mut all_v) = (r(0), r(0));
+        // A prefill of 70 (past the first capacity), then single steps across the doubling at 140, then two at once.
+        let steps: Vec<usize> = std::iter::once(70).chain(std::iter::repeat_n(1, 75)).chain([2]).collect();
+        let mut snapshot = None;
+        for (i, t) in steps.into_iter().enumerate() {
+            let (k, v) = if i % 2 == 0 { (r(t), r(t)) } else { (strided(t), strided(t)) };
+            all_k = Tensor::cat(vec![all_k, k.clone()], 2);
+            all_v = Tensor::cat(vec![all_v, v.clone()], 2);
+            let (gk, gv) = kv.append(k, v);
+            assert_eq!(kv.len(), all_k.dims()[2]);
+            gk.into_data().assert_eq(&all_k.clone().into_data(), true);
+            gv.into_data().assert_eq(&all_v.clone().into_data(), true);
+            if i == 10 {
+                snapshot = Some((kv.clone(), all_k.clone()));
+            }
+        }
+        // The clone taken at step 10 did not see the appends made to the original after it.
+        let (mut earlier, k_then) = snapshot.unwrap();
+        let (gk, _) = earlier.append(r(1), r(1));
+        gk.slice([0..2, 0..3, 0..k_then.dims()[2], 0..4]).into_data().assert_eq(&k_then.into_data(), true);
     }
 }
