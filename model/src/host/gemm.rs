@@ -137,7 +137,6 @@ impl pulp::WithSimd for DotRows<'_> {
     fn with_simd<S: pulp::Simd>(self, s: S) {
         let DotRows { x, rows, c, out } = self;
         let width = out.len() / (x.len() / c);
-        let tail_dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| p * q).sum::<f32>();
         let mut quads = rows.chunks_exact(4 * c);
         for (q, w4) in (&mut quads).enumerate() {
             let w = [&w4[..c], &w4[c..2 * c], &w4[2 * c..3 * c], &w4[3 * c..]];
@@ -151,7 +150,7 @@ impl pulp::WithSimd for DotRows<'_> {
                     }
                 }
                 for (j, a) in acc.into_iter().enumerate() {
-                    out[i * width + 4 * q + j] = s.reduce_sum_f32s(a) + tail_dot(xt, wt[j]);
+                    out[i * width + 4 * q + j] = s.reduce_sum_f32s(a) + vector::dot(xt, wt[j]);
                 }
             }
         }

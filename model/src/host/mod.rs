@@ -113,8 +113,9 @@ where
     }
 }
 
-/// Elements per task of [`map2`]: enough work to outweigh scheduling, several tasks per core for balance.
-const CHUNK: usize = 1 << 14;
+/// Elements per task of elementwise host passes ([`map2`], AdamW's update): enough work to outweigh scheduling,
+/// several tasks per core for balance (both cores get work even on a bias).
+pub(crate) const CHUNK: usize = 1 << 14;
 
 /// Runs `f` over `x` in chunks, natively on every core, returning two outputs per element (`f` fills the chunks of
 /// both that match its chunk of `x`).
@@ -138,12 +139,17 @@ where
     (a, b)
 }
 
-/// An elementwise function computed on the host, `y = f(x)` with its derivative `dy_dx = f′(x)` (both row-major
-/// over `x`'s shape), as a tensor that autodiff differentiates: `y + (x − detach(x))·f′(x)` is `y` in value (the
-/// bracket is exactly zero for finite `x`, NaN otherwise, as the function would be) and gives `x` the gradient
-/// `f′(x)·∂y`. Without autodiff it is just `y`. Burn's decomposed activations cost a dozen eager passes forward and
-/// backward; this costs the one host pass and three tensor ones.
-pub fn attach_elementwise<B: Backend, const D: usize>(x: Tensor<B, D>, y: Vec<f32>, dy_dx: Vec<f32>) -> Tensor<B, D> {
+/// An elementwise function computed on the host: `f` maps `x`'s values (row-major, read in place when `x` is
+/// contiguous) to `y = f(x)` and its derivative `dy_dx = f′(x)`, and the result is a tensor that autodiff
+/// differentiates: `y + (x − detach(x))·f′(x)` is `y` in value (the bracket is exactly zero for finite `x`, NaN
+/// otherwise, as the function would be) and gives `x` the gradient `f′(x)·∂y`. Without autodiff it is just `y`.
+/// Burn's decomposed activations cost a dozen eager passes forward and backward; this costs the one host pass and
+/// three tensor ones. For f32 tensors on the host (callers check [`all_f32_on_host`]).
+pub fn attach_elementwise<B: Backend, const D: usize>(x: Tensor<B, D>, f: impl FnOnce(&[f32]) -> (Vec<f32>, Vec<f32>)) -> Tensor<B, D> {
+    let (y, dy_dx) = match view(&x) {
+        Some(v) => f(v.as_slice()),
+        None => f(&to_vec(x.clone())),
+    };
     let (shape, device) = (x.dims(), x.device());
     let y = from_vec::<B, D>(y, shape, &device);
     if !B::ad_enabled(&device) {

@@ -36,7 +36,7 @@ fn write<B: Backend>(buf: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>, len: usi
     let full = match buf.take() {
         Some(old) if end <= capacity => old,
         old => {
-            let grown = Tensor::zeros([b, nh, end.max(2 * capacity).max(MIN_CAPACITY), hs], &new.device());
+            let grown = Tensor::zeros([b, nh, end.max(2 * capacity).max(MIN_CAPACITY), hs], (&new.device(), new.dtype()));
             match old {
                 Some(old) => grown.slice_assign([0..b, 0..nh, 0..len, 0..hs], old.slice([0..b, 0..nh, 0..len, 0..hs])),
                 None => grown,
@@ -45,18 +45,14 @@ fn write<B: Backend>(buf: &mut Option<Tensor<B, 4>>, new: Tensor<B, 4>, len: usi
     };
     let capacity = full.dims()[2];
     // On the host, in place (the views handed out before are gone, so nothing else holds the buffer).
-    let full = if host::all_f32_on_host(&[&new]) {
+    let written = host::modify(full, |values| {
         let rows = host::to_vec(new.clone()); // [B·nh·T, hs], from a view of split heads
-        host::modify(full, |values| {
-            for (i, row) in rows.chunks_exact(hs).enumerate() {
-                let (head, pos) = (i / t, len + i % t);
-                values[(head * capacity + pos) * hs..][..hs].copy_from_slice(row);
-            }
-        })
-    } else {
-        Err(full)
-    };
-    let full = full.unwrap_or_else(|full| full.slice_assign([0..b, 0..nh, len..end, 0..hs], new));
+        for (i, row) in rows.chunks_exact(hs).enumerate() {
+            let (head, pos) = (i / t, len + i % t);
+            values[(head * capacity + pos) * hs..][..hs].copy_from_slice(row);
+        }
+    });
+    let full = written.unwrap_or_else(|full| full.slice_assign([0..b, 0..nh, len..end, 0..hs], new));
     *buf = Some(full.clone());
     full.slice([0..b, 0..nh, 0..end, 0..hs])
 }

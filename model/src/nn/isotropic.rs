@@ -123,11 +123,7 @@ pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     if !host::all_f32_on_host(&[&x]) {
         return burn::tensor::activation::silu(x);
     }
-    let (y, dy_dx) = match host::view(&x) {
-        Some(v) => silu_on_host(v.as_slice()),
-        None => silu_on_host(&host::to_vec(x.clone())),
-    };
-    host::attach_elementwise(x, y, dy_dx)
+    host::attach_elementwise(x, silu_on_host)
 }
 
 /// `silu(x)` and its derivative over a slice.

@@ -3,9 +3,7 @@
 
 use super::Update;
 use crate::host::vector::simd;
-
-/// Elements per task: large enough that scheduling is noise, small enough that both cores get work on a bias.
-const CHUNK: usize = 1 << 14;
+use crate::host::CHUNK;
 
 /// One task's slices: ((weights, m), v), gradient — the shape zipping them gives.
 type Chunk<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
