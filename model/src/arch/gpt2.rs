@@ -16,6 +16,7 @@ use crate::host::vector::{self, simd};
 use crate::host::{self, gemm::rows_times_transpose};
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
+use crate::nn::linear::{self, FEW_ROWS};
 
 /// Sizes of a GPT-2 decoder (the fields of Hugging Face's `GPT2Config` that matter for inference).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,8 +99,8 @@ impl<B: Backend> CausalSelfAttention<B> {
     /// - `x`: `[B, T, C]` — the new positions, which sit after the `cache.len()` cached ones;
     /// - returns `[B, T, C]`.
     pub fn forward(&self, x: Tensor<B, 3>, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [q, k, v] = split_heads(self.c_attn.forward(x), self.n_head); // [B, nh, T, hs] each
-        self.c_proj.forward(causal_attention(q, k, v, 0, cache))
+        let [q, k, v] = split_heads(linear::forward(&self.c_attn, x), self.n_head); // [B, nh, T, hs] each
+        linear::forward(&self.c_proj, causal_attention(q, k, v, 0, cache))
     }
 }
 
@@ -161,7 +162,7 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// `[B, T, C]` → `[B, T, C]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.c_proj.forward(gelu_new(self.c_fc.forward(x)))
+        linear::forward(&self.c_proj, gelu_new(linear::forward(&self.c_fc, x)))
     }
 }
 
@@ -217,10 +218,6 @@ pub(crate) fn tied_head<B: Backend>(w: Tensor<B, 2>, h: Tensor<B, 3>) -> Tensor<
     }
     h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
 }
-
-/// Up to this many rows (tokens) the tied head takes [`rows_times_transpose`] on the host; above it (prefill,
-/// scoring), gemm uses every core by itself.
-const FEW_ROWS: usize = 8;
 
 impl<B: Backend> Gpt2<B> {
     /// Token plus position embeddings for tokens that start at absolute position `offset`.

@@ -16,6 +16,8 @@ use crate::arch::model::{Model, State};
 use crate::error::ModelError;
 use crate::generate::sampling::{sample, Rng, SamplingParams};
 use crate::io::tokenizer::EOS_ID;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::nn::linear::FEW_ROWS;
 
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,18 +145,31 @@ impl<'m, B: Backend> Generator<'m, B> {
 
     /// The next token, reading results synchronously (native backends). `Ok(None)` when finished.
     ///
-    /// The step runs on a thread of rayon's pool, over which the kernels split their work (the LM head's rows, gemm):
-    /// from a thread outside it, each parallel section is handed to the pool while the caller sleeps, its core idle,
-    /// and the pool's second thread wakes late. Measured with `hnet-gpt bench` (gpt2 small, 2 cores): 400 → 450
-    /// tokens/s.
+    /// The step runs on a thread of rayon's pool, over which the kernels split their work (the LM head's rows, the
+    /// projections, gemm): from a thread outside it, each parallel section is handed to the pool while the caller
+    /// sleeps, its core idle, and the pool's second thread wakes late. A step of a few tokens runs in a
+    /// [`team`](crate::host::team), whose threads stay awake between its few dozen sections. Measured with
+    /// `hnet-gpt bench` (gpt2 small, 2 cores): 400 → 450 tokens/s on the pool, 4__ in a team.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn next_token(&mut self) -> Result<Option<u32>, ModelError> {
-        rayon::scope(|_| futures_lite::future::block_on(self.next_token_async()))
+        let Some(input) = self.pending_input() else { return Ok(None) };
+        let few = input.len() <= FEW_ROWS;
+        let step = || futures_lite::future::block_on(self.step(input));
+        if few {
+            crate::host::team::run(step)
+        } else {
+            rayon::scope(|_| step())
+        }
     }
 
     /// The next token, awaiting device reads (required on WebGPU, where synchronous reads are impossible).
     pub async fn next_token_async(&mut self) -> Result<Option<u32>, ModelError> {
         let Some(input) = self.pending_input() else { return Ok(None) };
+        self.step(input).await
+    }
+
+    /// Feeds `input` and samples the token after it.
+    async fn step(&mut self, input: Vec<u32>) -> Result<Option<u32>, ModelError> {
         let tokens = self.model.tokens_tensor(&input)?;
         let step = self.model.forward_cached(tokens, &mut self.state, true).await?; // logits [1, 1, V]
         let data = step.logits.into_data_async().await.map_err(|e| ModelError::Device(format!("{e:?}")))?;

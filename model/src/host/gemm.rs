@@ -1,9 +1,12 @@
 //! Matrix products of host slices through the `gemm` crate, the one burn's Flex backend multiplies with (the same
 //! kernels, AVX-512 where the CPU has it, the same threads), so a fused host kernel multiplies at Flex's speed
 //! without building tensors around its buffers. Transposes are views: only strides change. Products of a few rows
-//! against a wide matrix, which gemm runs on one core, have their own kernel ([`rows_times_transpose`]).
+//! against a wide matrix, which gemm runs on one core, have their own kernels ([`rows_times_transpose`], [`rows_times`]),
+//! split over the cores through [`team`].
 
-use crate::host::vector;
+use std::sync::Mutex;
+
+use crate::host::{team, vector};
 
 /// A read-only `rows × cols` matrix over a slice; element `(i, j)` is `data[i·row_stride + j·col_stride]`.
 #[derive(Debug, Clone, Copy)]
@@ -105,17 +108,10 @@ pub fn rows_times_transpose(x: &[f32], w: &[f32], c: usize) -> Vec<f32> {
     // Task-major scratch: task k holds the [m, rows] block of its rows of w; transposed into [m, n] below.
     let mut blocks = vec![0.0f32; m * n];
     let tasks: Vec<&mut [f32]> = blocks.chunks_mut(m * ROWS_PER_TASK).collect();
-    let work = |(k, out): (usize, &mut [f32])| {
+    team::for_each(tasks, |k, out| {
         let rows = &w[k * ROWS_PER_TASK * c..][..out.len() / m * c];
         pulp::Arch::new().dispatch(DotRows { x, rows, c, out });
-    };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        tasks.into_par_iter().enumerate().for_each(work);
-    }
-    #[cfg(target_arch = "wasm32")]
-    tasks.into_iter().enumerate().for_each(work);
+    });
     task_major_to_rows(blocks, m, n, ROWS_PER_TASK)
 }
 
@@ -158,6 +154,87 @@ impl pulp::WithSimd for DotRows<'_> {
         for (j, wj) in quads.remainder().chunks_exact(c).enumerate() {
             for (i, xi) in x.chunks_exact(c).enumerate() {
                 out[i * width + done + j] = vector::dot(xi, wj);
+            }
+        }
+    }
+}
+
+/// `x · w + bias` for a few rows `x` (`[m, k]`, row-major) and a `[k, n]` row-major `w` (burn's `Linear` layout): a
+/// new row-major `[m, n]` buffer. Decoding's projections are such products, one row against a block's weights;
+/// `gemm` runs them on one core. Here `w`'s rows are split into one contiguous band per worker of [`team`], each
+/// read once for all of `x`'s rows into that band's partial sums, which are then added in band order (the result
+/// does not depend on which thread ran which band).
+///
+/// # Panics
+/// When `x` is not rows of `k` values, `w` is not `k × n` values or `bias` is neither empty nor `n` values.
+pub fn rows_times(x: &[f32], w: &[f32], bias: &[f32], k: usize, n: usize) -> Vec<f32> {
+    assert!(k > 0 && x.len().is_multiple_of(k) && w.len() == k * n, "{} and {} values are not [m, {k}] and [{k}, {n}]", x.len(), w.len());
+    assert!(bias.is_empty() || bias.len() == n, "a bias of {} values for {n} outputs", bias.len());
+    let m = x.len() / k;
+    let bands = team::workers().clamp(1, k.div_ceil(BAND_MIN_ROWS).max(1));
+    let band = k.div_ceil(bands);
+    let partials: Vec<Mutex<Vec<f32>>> = (0..bands).map(|_| Mutex::new(Vec::new())).collect();
+    team::split(bands, |p| {
+        let rows = p * band..((p + 1) * band).min(k);
+        let mut out = vec![0.0f32; m * n];
+        pulp::Arch::new().dispatch(AxpyRows { x, k, first: rows.start, w: &w[rows.start * n..rows.end * n], n, out: &mut out });
+        *partials[p].lock().unwrap_or_else(|e| e.into_inner()) = out;
+    });
+    let mut partials = partials.into_iter().map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner()));
+    let mut out = partials.next().expect("at least one band");
+    for partial in partials {
+        out.iter_mut().zip(&partial).for_each(|(o, p)| *o += p);
+    }
+    if !bias.is_empty() {
+        out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
+    }
+    out
+}
+
+/// Fewest rows of `w` worth a band of [`rows_times`] of their own (below, one thread reads them all).
+const BAND_MIN_ROWS: usize = 64;
+
+/// One band of [`rows_times`]: `out[i] = Σ_r x[i][first + r] · w[r]` over the band's rows `w` (`[rows, n]`), four
+/// rows of `w` per pass over `out` so that each output vector is loaded and stored once for four multiply-adds.
+struct AxpyRows<'a> {
+    x: &'a [f32],
+    k: usize,
+    first: usize,
+    w: &'a [f32],
+    n: usize,
+    out: &'a mut [f32],
+}
+
+impl pulp::WithSimd for AxpyRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, s: S) {
+        let AxpyRows { x, k, first, w, n, out } = self;
+        let mut quads = w.chunks_exact(4 * n);
+        for (q, w4) in (&mut quads).enumerate() {
+            let w = [&w4[..n], &w4[n..2 * n], &w4[2 * n..3 * n], &w4[3 * n..]];
+            let (wv, wt) = (w.map(|r| S::as_simd_f32s(r).0), w.map(|r| S::as_simd_f32s(r).1));
+            for (xi, oi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
+                let a = [0, 1, 2, 3].map(|j| xi[first + 4 * q + j]);
+                let av = a.map(|a| s.splat_f32s(a));
+                let (ov, ot) = S::as_mut_simd_f32s(oi);
+                for (j, o) in ov.iter_mut().enumerate() {
+                    let acc = s.mul_add_e_f32s(av[0], wv[0][j], *o);
+                    let acc = s.mul_add_e_f32s(av[1], wv[1][j], acc);
+                    let acc = s.mul_add_e_f32s(av[2], wv[2][j], acc);
+                    *o = s.mul_add_e_f32s(av[3], wv[3][j], acc);
+                }
+                for (j, o) in ot.iter_mut().enumerate() {
+                    *o = a[3].mul_add(wt[3][j], a[2].mul_add(wt[2][j], a[1].mul_add(wt[1][j], a[0].mul_add(wt[0][j], *o))));
+                }
+            }
+        }
+        let done = w.len() / n / 4 * 4;
+        for (r, wr) in quads.remainder().chunks_exact(n).enumerate() {
+            for (xi, oi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
+                let a = xi[first + done + r];
+                oi.iter_mut().zip(wr).for_each(|(o, w)| *o = a.mul_add(*w, *o));
             }
         }
     }
@@ -214,6 +291,28 @@ mod tests {
             close(&matmul(Matrix::row_major(&at, k, m).t(), Matrix::row_major(&bt, n, k).t()), "(aᵀ)ᵀ·(bᵀ)ᵀ");
         }
         assert_eq!(matmul(Matrix::row_major(&[], 2, 0), Matrix::row_major(&[], 0, 3)), vec![0.0; 6]);
+    }
+
+    #[test]
+    fn a_few_rows_times_a_matrix_plus_bias_match_the_schoolbook_product_inside_and_outside_a_team() {
+        // One band and several, ragged bands and quads, with and without a bias.
+        for (m, k, n, with_bias) in [(1, 1, 1, true), (1, 7, 33, false), (2, 130, 17, true), (3, 257, 70, true), (1, 768, 2304, false)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
+            let w: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let bias: Vec<f32> = if with_bias { (0..n).map(|j| j as f32 / 7.0 - 1.0).collect() } else { vec![] };
+            let mut want = naive(&x, &w, m, k, n);
+            for (j, o) in want.iter_mut().enumerate() {
+                *o += bias.get(j % n).copied().unwrap_or(0.0);
+            }
+            let check = |got: Vec<f32>, how: &str| {
+                assert_eq!(got.len(), want.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{m}×{k}·{k}×{n} {how}: {g} vs {w}");
+                }
+            };
+            check(rows_times(&x, &w, &bias, k, n), "on the pool");
+            check(team::run(|| rows_times(&x, &w, &bias, k, n)), "in a team");
+        }
     }
 
     #[test]

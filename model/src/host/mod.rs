@@ -10,6 +10,7 @@
 //! same as the tensor-op path every other backend runs, and each caller tests that the two agree.
 
 pub mod gemm;
+pub mod team;
 pub mod vector;
 
 use std::any::{Any, TypeId};
@@ -40,13 +41,23 @@ pub fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// A read-only view of an f32 tensor's values in host memory, sharing its buffer (no copy).
-pub struct HostView(FlexTensor);
+pub struct HostView(Option<FlexTensor>);
 
 impl HostView {
     /// The values, row-major.
     pub fn as_slice(&self) -> &[f32] {
-        let start = self.0.layout().start_offset();
-        &self.0.storage::<f32>()[start..start + self.0.layout().num_elements()]
+        match &self.0 {
+            Some(t) => {
+                let start = t.layout().start_offset();
+                &t.storage::<f32>()[start..start + t.layout().num_elements()]
+            }
+            None => &[],
+        }
+    }
+
+    /// A view of no values (an absent bias).
+    pub fn empty() -> Self {
+        Self(None)
     }
 }
 
@@ -64,7 +75,7 @@ pub fn view<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<HostView> {
     } else {
         None
     }?;
-    (flex.dtype() == DType::F32 && flex.is_contiguous()).then_some(HostView(flex))
+    (flex.dtype() == DType::F32 && flex.is_contiguous()).then_some(HostView(Some(flex)))
 }
 
 /// Lets `f` change an f32 tensor of burn's Flex backend (without autodiff) through its row-major values, in place

@@ -16,6 +16,7 @@ use crate::error::ModelError;
 use crate::host::{self, vector};
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
+use crate::nn::linear;
 use crate::nn::rope::apply_rope;
 
 /// Sizes of one isotropic stack.
@@ -93,9 +94,9 @@ impl<B: Backend> Attention<B> {
     /// # Shapes
     /// `x: [B, T, D]` at positions `start..start+T` (the cache, if any, holds positions `0..start`) → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>, start: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [q, k, v] = split_heads(self.wqkv.forward(x), self.n_head); // [B, nh, T, hs] each
+        let [q, k, v] = split_heads(linear::forward(&self.wqkv, x), self.n_head); // [B, nh, T, hs] each
         let (q, k) = (apply_rope(q, start), apply_rope(k, start));
-        self.out_proj.forward(causal_attention(q, k, v, self.window, cache))
+        linear::forward(&self.out_proj, causal_attention(q, k, v, self.window, cache))
     }
 }
 
@@ -111,9 +112,9 @@ pub struct SwiGlu<B: Backend> {
 impl<B: Backend> SwiGlu<B> {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.fc1.forward(x);
+        let h = linear::forward(&self.fc1, x);
         let width = h.dims()[2] / 2;
-        self.fc2.forward(silu(h.clone().narrow(2, 0, width)) * h.narrow(2, width, width))
+        linear::forward(&self.fc2, silu(h.clone().narrow(2, 0, width)) * h.narrow(2, width, width))
     }
 }
 

@@ -5,4 +5,5 @@
 pub mod attention;
 pub mod cache;
 pub mod isotropic;
+pub mod linear;
 pub mod rope;
