@@ -147,13 +147,14 @@ impl<'m, B: Backend> Generator<'m, B> {
     ///
     /// The step runs on a thread of rayon's pool, over which the kernels split their work (the LM head's rows, the
     /// projections, gemm): from a thread outside it, each parallel section is handed to the pool while the caller
-    /// sleeps, its core idle, and the pool's second thread wakes late. A step of a few tokens runs in a
-    /// [`team`](crate::host::team), whose threads stay awake between its few dozen sections. Measured with
-    /// `hnet-gpt bench` (gpt2 small, 2 cores): 400 → 450 tokens/s on the pool, 4__ in a team.
+    /// sleeps, its core idle, and the pool's second thread wakes late. A step of a few tokens on the host runs in a
+    /// [`team`](crate::host::team), whose threads stay awake between its few dozen sections (not on a GPU, whose
+    /// steps would leave them spinning for nothing). Measured with `hnet-gpt bench` (gpt2 small, 2 cores):
+    /// 400 → 450 tokens/s on the pool, 570–585 in a team.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn next_token(&mut self) -> Result<Option<u32>, ModelError> {
         let Some(input) = self.pending_input() else { return Ok(None) };
-        let few = input.len() <= FEW_ROWS;
+        let few = input.len() <= FEW_ROWS && crate::host::on_host::<B>();
         let step = || futures_lite::future::block_on(self.step(input));
         if few {
             crate::host::team::run(step)

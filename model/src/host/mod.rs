@@ -6,8 +6,9 @@
 //! walked about eight times) and AdamW's update (a dozen passes over every parameter). Where the tensors live in
 //! host memory those two are written here as loops over slices instead: one pass where the tensor ops take
 //! several, vectorised through runtime CPU dispatch ([`vector`], `pulp`: AVX-512, AVX2, NEON or wasm SIMD), over
-//! all cores (rayon), with matrix products through the `gemm` crate Flex itself calls ([`gemm`]). The math is the
-//! same as the tensor-op path every other backend runs, and each caller tests that the two agree.
+//! all cores ([`team`]: rayon's pool, kept awake through a decoding step), with matrix products through the `gemm`
+//! crate Flex itself calls ([`gemm`]). The math is the same as the tensor-op path every other backend runs, and
+//! each caller tests that the two agree.
 
 pub mod gemm;
 pub mod team;
@@ -105,31 +106,25 @@ pub fn from_vec<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D],
 }
 
 /// Runs `f` once for each `width`-long row of `buf` with the row's index, on every core natively (rows are
-/// independent), one after another in wasm (no threads there), and returns what it returned for each row, in row
-/// order (so that sums over them do not depend on how the rows were scheduled).
+/// independent; [`team::for_each`]), one after another in wasm (no threads there), and returns what it returned
+/// for each row, in row order (so that sums over them do not depend on how the rows were scheduled).
 pub fn for_rows<T, F>(buf: &mut [f32], width: usize, f: F) -> Vec<T>
 where
     T: Send,
     F: Fn(usize, &mut [f32]) -> T + Sync + Send,
 {
     assert!(width > 0 && buf.len().is_multiple_of(width), "{} values are not rows of {width}", buf.len());
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        buf.par_chunks_mut(width).enumerate().map(|(i, row)| f(i, row)).collect()
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        buf.chunks_mut(width).enumerate().map(|(i, row)| f(i, row)).collect()
-    }
+    let mut results: Vec<Option<T>> = std::iter::repeat_with(|| None).take(buf.len() / width).collect();
+    team::for_each(buf.chunks_mut(width).zip(&mut results).collect(), |i, (row, result)| *result = Some(f(i, row)));
+    results.into_iter().map(|r| r.expect("every row ran")).collect()
 }
 
 /// Elements per task of elementwise host passes ([`map2`], AdamW's update): enough work to outweigh scheduling,
 /// several tasks per core for balance (both cores get work even on a bias).
 pub(crate) const CHUNK: usize = 1 << 14;
 
-/// Runs `f` over `x` in chunks, natively on every core, returning two outputs per element (`f` fills the chunks of
-/// both that match its chunk of `x`).
+/// Runs `f` over `x` in chunks, natively on every core ([`team::for_each`]), returning two outputs per element (`f`
+/// fills the chunks of both that match its chunk of `x`).
 pub fn map2<F>(x: &[f32], f: F) -> (Vec<f32>, Vec<f32>)
 where
     F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync + Send,
@@ -140,13 +135,7 @@ where
         f(x, &mut a, &mut b);
         return (a, b);
     }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        x.par_chunks(CHUNK).zip(a.par_chunks_mut(CHUNK)).zip(b.par_chunks_mut(CHUNK)).for_each(|((x, a), b)| f(x, a, b));
-    }
-    #[cfg(target_arch = "wasm32")]
-    x.chunks(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).for_each(|((x, a), b)| f(x, a, b));
+    team::for_each(x.chunks(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).collect(), |_, ((x, a), b)| f(x, a, b));
     (a, b)
 }
 

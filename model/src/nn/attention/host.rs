@@ -20,7 +20,8 @@ use burn::tensor::backend::{Backend, BackendTypes};
 use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 
 use crate::host::gemm::{matmul, Matrix};
-use crate::host::vector::{exp_shifted_in_place, max, scale_in_place, simd};
+use crate::host::team;
+use crate::host::vector::{dot, exp_shifted_in_place, max, scale_in_place, simd};
 use crate::host::{all_f32_on_host, from_vec};
 
 /// The sizes of one attention call.
@@ -77,7 +78,7 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims) -> (Vec<f32>, V
         y.copy_from_slice(&matmul(Matrix::row_major(p, t, tk), Matrix::row_major(vh, tk, hs)));
         // [T, hs]
     };
-    per_head(&mut p, t * tk, &mut y_heads, t * hs, head);
+    team::for_each(p.chunks_mut(t * tk).zip(y_heads.chunks_mut(t * hs)).collect(), |h, (p, y)| head(h, p, y));
     (merge_heads(&y_heads, d), p)
 }
 
@@ -111,36 +112,9 @@ pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], p: &[f32], dy: &[f32], d
         dq.copy_from_slice(&matmul(ds, Matrix::row_major(kh, tk, hs))); // [T, hs]
         dk.copy_from_slice(&matmul(ds.t(), Matrix::row_major(qh, t, hs))); // [Tk, hs]
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        dq.par_chunks_mut(t * hs)
-            .zip(dk.par_chunks_mut(tk * hs))
-            .zip(dv.par_chunks_mut(tk * hs))
-            .enumerate()
-            .for_each(|(h, ((dq, dk), dv))| work(h, dq, dk, dv));
-    }
-    #[cfg(target_arch = "wasm32")]
-    dq.chunks_mut(t * hs)
-        .zip(dk.chunks_mut(tk * hs))
-        .zip(dv.chunks_mut(tk * hs))
-        .enumerate()
-        .for_each(|(h, ((dq, dk), dv))| work(h, dq, dk, dv));
+    let heads = dq.chunks_mut(t * hs).zip(dk.chunks_mut(tk * hs)).zip(dv.chunks_mut(tk * hs));
+    team::for_each(heads.collect(), |h, ((dq, dk), dv)| work(h, dq, dk, dv));
     (dq, dk, dv)
-}
-
-/// Runs `f(head, a_chunk, b_chunk)` for every head, natively on every core.
-fn per_head<F>(a: &mut [f32], a_len: usize, b: &mut [f32], b_len: usize, f: F)
-where
-    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
-{
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        a.par_chunks_mut(a_len).zip(b.par_chunks_mut(b_len)).enumerate().for_each(|(h, (a, b))| f(h, a, b));
-    }
-    #[cfg(target_arch = "wasm32")]
-    a.chunks_mut(a_len).zip(b.chunks_mut(b_len)).enumerate().for_each(|(h, (a, b))| f(h, a, b));
 }
 
 /// `[B, nh, T, hs]` → `[B, T, nh·hs]`.
@@ -197,8 +171,69 @@ fn cast<T: 'static, U: 'static>(value: U) -> Option<T> {
     boxed.downcast::<T>().ok().map(|b| *b)
 }
 
-/// Without autodiff, fewer queries than this (cached decoding) stay on the tensor path.
+/// Without autodiff, fewer queries than this (cached decoding) take [`decode`].
 const FEW_QUERIES: usize = 8;
+
+/// A `[B, nh, T, hs]` Flex tensor read in place: each position's `hs` values are contiguous, the three outer
+/// dimensions strided (the KV cache's view of its larger buffer, split heads' swapped dimensions).
+struct Rows<'a> {
+    data: &'a [f32],
+    start: usize,
+    /// Strides of `B`, `nh`, `T`, in values.
+    strides: [usize; 3],
+    hs: usize,
+}
+
+impl<'a> Rows<'a> {
+    /// `None` unless the tensor is f32 with contiguous rows and non-negative strides.
+    fn of(t: &'a FlexTensor) -> Option<Self> {
+        let layout = t.layout();
+        let (&[s0, s1, s2, s3], &[_, _, _, hs]) = (layout.strides(), &layout.shape()[..]) else { return None };
+        if t.dtype() != burn::tensor::DType::F32 || (s3 != 1 && hs > 1) || [s0, s1, s2].iter().any(|&s| s < 0) {
+            return None;
+        }
+        Some(Self { data: t.storage::<f32>(), start: layout.start_offset(), strides: [s0 as usize, s1 as usize, s2 as usize], hs })
+    }
+
+    /// Position `i` of head `n` of batch row `b`.
+    fn row(&self, b: usize, n: usize, i: usize) -> &'a [f32] {
+        &self.data[self.start + b * self.strides[0] + n * self.strides[1] + i * self.strides[2]..][..self.hs]
+    }
+}
+
+/// Decoding's attention, without autodiff: a few queries `q` against every visible cached key, one head per task
+/// of the decoding [`team`](crate::host::team), `[B, T, nh·hs]` with the heads merged. Per query the scores are
+/// dot products with the keys, a softmax over the visible ones, and the values' weighted sum: the forward of
+/// [`forward`] without its matrix products, which cost more in setup than in arithmetic at one row.
+fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
+    let (t, tk, hs) = (d.t, d.tk, d.hs);
+    let mut y_heads = vec![0.0f32; d.b * d.nh * t * hs];
+    team::for_each(y_heads.chunks_mut(t * hs).collect(), |h, y: &mut [f32]| {
+        let (bi, hi) = (h / d.nh, h % d.nh);
+        let mut p = vec![0.0f32; tk];
+        simd(
+            #[inline(always)]
+            || {
+                for (i, yi) in y.chunks_exact_mut(hs).enumerate() {
+                    let (lo, hi_) = d.visible(i);
+                    let qi = q.row(bi, hi, i);
+                    let seen = &mut p[lo..hi_];
+                    for (j, s) in (lo..).zip(seen.iter_mut()) {
+                        *s = dot(qi, k.row(bi, hi, j));
+                    }
+                    scale_in_place(seen, d.scale());
+                    let top = max(seen);
+                    let inv = (1.0 / exp_shifted_in_place(seen, top)) as f32;
+                    for (j, &pj) in (lo..).zip(seen.iter()) {
+                        let w = pj * inv;
+                        yi.iter_mut().zip(v.row(bi, hi, j)).for_each(|(y, v)| *y = w.mul_add(*v, *y));
+                    }
+                }
+            },
+        );
+    });
+    merge_heads(&y_heads, d)
+}
 
 /// Causal attention on the host when `B` is burn's Flex backend, with or without autodiff (with burn's default
 /// checkpointing): `[B, T, nh·hs]`, heads merged. `None` for any other backend or dtype, and for decoding's few
@@ -218,11 +253,14 @@ pub(crate) fn causal_attention<B: Backend>(q: &Tensor<B, 4>, k: &Tensor<B, 4>, v
     };
     let (pq, pk, pv) = (primitive(q)?, primitive(k)?, primitive(v)?);
     if TypeId::of::<B>() == TypeId::of::<Flex>() {
-        // Decoding a token or a few: the tensor path is faster than copying the cache out and waking every core.
+        let [fq, fk, fv] = [pq, pk, pv].map(cast::<FlexTensor, _>);
+        let (fq, fk, fv) = (fq?, fk?, fv?);
+        // Decoding a token or a few: read the cache where it lies (a view of its buffer) rather than copy it out.
         if t < FEW_QUERIES {
-            return None;
+            let y = decode(&Rows::of(&fq)?, &Rows::of(&fk)?, &Rows::of(&fv)?, &dims);
+            return Some(from_vec(y, [b, t, nh * hs], &device));
         }
-        let [qv, kv, vv] = [pq, pk, pv].map(|p| cast::<FlexTensor, _>(p).map(values));
+        let [qv, kv, vv] = [Some(fq), Some(fk), Some(fv)].map(|p| p.map(values));
         let (y, _) = forward(&qv?, &kv?, &vv?, &dims);
         return Some(from_vec(y, [b, t, nh * hs], &device));
     }

@@ -90,11 +90,18 @@ mod tests {
     fn the_host_kernel_is_the_tensor_path_with_a_window_and_with_cached_keys() {
         let d = Default::default();
         // (T, Tk, window): a full causal pass, a sliding window, and new queries after cached keys.
-        for (t, tk, window) in [(8, 8, 0), (9, 9, 3), (8, 12, 0), (10, 16, 4)] {
+        // Decoding's few queries too (T < 8), with keys and values read from a larger buffer as the KV cache holds
+        // them, and queries with swapped dimensions as split_heads gives them.
+        for (t, tk, window) in [(8, 8, 0), (9, 9, 3), (8, 12, 0), (10, 16, 4), (1, 1, 0), (1, 13, 0), (3, 20, 0), (1, 17, 5), (2, 9, 4)] {
             let r = |n| Tensor::<TestBackend, 4>::random([2, 3, n, 4], Distribution::Normal(0.0, 2.0), &d);
             let (q, k, v) = (r(t), r(tk), r(tk));
             let host = host::causal_attention(&q, &k, &v, window).expect("Flex takes the host path");
-            close(host, attend_with_tensor_ops(q, k, v, window), &format!("T {t}, Tk {tk}, window {window}"));
+            close(host, attend_with_tensor_ops(q.clone(), k.clone(), v.clone(), window), &format!("T {t}, Tk {tk}, window {window}"));
+            let (kb, vb) = (Tensor::cat(vec![k.clone(), r(5)], 2).narrow(2, 0, tk), Tensor::cat(vec![v.clone(), r(5)], 2).narrow(2, 0, tk));
+            let qs = q.clone().swap_dims(1, 2).into_data();
+            let qs = Tensor::<TestBackend, 4>::from_data(qs, &d).swap_dims(1, 2);
+            let host = host::causal_attention(&qs, &kb, &vb, window).expect("Flex takes the host path for views");
+            close(host, attend_with_tensor_ops(q, k, v, window), &format!("views, T {t}, Tk {tk}, window {window}"));
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::Update;
 use crate::host::vector::simd;
-use crate::host::CHUNK;
+use crate::host::{team, CHUNK};
 
 /// One task's slices: ((weights, m), v), gradient — the shape zipping them gives.
 type Chunk<'a> = (((&'a mut [f32], &'a mut [f32]), &'a mut [f32]), &'a [f32]);
@@ -28,11 +28,6 @@ pub(crate) fn update(u: &Update, clip: f32, grad: &[f32], weights: &mut [f32], m
             },
         )
     };
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        weights.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK)).zip(grad.par_chunks(CHUNK)).for_each(chunk);
-    }
-    #[cfg(target_arch = "wasm32")]
-    weights.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK)).zip(v.chunks_mut(CHUNK)).zip(grad.chunks(CHUNK)).for_each(chunk);
+    let chunks = weights.chunks_mut(CHUNK).zip(m.chunks_mut(CHUNK)).zip(v.chunks_mut(CHUNK)).zip(grad.chunks(CHUNK));
+    team::for_each(chunks.collect(), |_, parts| chunk(parts));
 }
