@@ -70,9 +70,15 @@ impl Team {
     /// A helper's life: spin until the burst is over, joining every section published meanwhile.
     fn help(&self) {
         while !self.finished.load(SeqCst) {
-            // Announce the read before looking: the caller, having unpublished a job, waits for `reading` to be
-            // zero, so a job seen here is still alive until the decrement (sequentially consistent order: either
-            // this increment precedes the caller's check, or this load follows its unpublishing and sees null).
+            // Between sections, only loads (no writes to the line the caller publishes on).
+            if self.job.load(SeqCst).is_null() {
+                std::hint::spin_loop();
+                continue;
+            }
+            // Announce the read, then look again: the caller, having unpublished a job, waits for `reading` to be
+            // zero, so a job seen by the second load is still alive until the decrement (sequentially consistent
+            // order: either this increment precedes the caller's check, or that load follows its unpublishing and
+            // sees null).
             self.reading.fetch_add(1, SeqCst);
             let job = self.job.load(SeqCst);
             if !job.is_null() {
@@ -80,7 +86,6 @@ impl Team {
                 unsafe { &*job }.work();
             }
             self.reading.fetch_sub(1, SeqCst);
-            std::hint::spin_loop();
         }
     }
 }
