@@ -3,16 +3,19 @@
 # tokens/s, step time and MFU for gpt2 (and hnet-gpt's hybrid and hnet at the same shape), greedy generation from the
 # same weights with the same prompt, time to first token, matmul peak. Writes docs/results/bench/NAME.{json,md,log}.
 #
-#   scripts/bench.sh                      # CPU, preset small, batch 8 × 128 (about 10 minutes on 2 cores)
+#   scripts/bench.sh                      # CPU, preset small, batch 8 × 128, 3 rounds (about 5 minutes on 2 cores)
 #   scripts/bench.sh --device cuda        # on a GPU machine where PyTorch is present (bf16 autocast for PyTorch)
 #
-# Options: --device cpu|wgpu|cuda, --preset P, --batch-size N, --seq-len N, --steps N, --name NAME, --features F.
+# Options: --device cpu|wgpu|cuda, --preset P, --batch-size N, --seq-len N, --steps N, --rounds N, --name NAME,
+# --features F. Every measurement is repeated in --rounds interleaved rounds (hnet-gpt gpt2, PyTorch, hybrid, hnet;
+# default 3 on the CPU, 1 elsewhere) and the report takes each one's median: on a shared machine the load changes
+# from minute to minute, and interleaving exposes both tools to the same periods.
 # PyTorch comes from the Python environment when it has torch and transformers, else the script installs them into
 # a private venv ($HOME/.cache/hnet-gpt/bench-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-device=cpu preset=small batch=8 seq=128 steps=10 name="" features=""
+device=cpu preset=small batch=8 seq=128 steps=10 rounds="" name="" features=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) device=$2; shift 2 ;;
@@ -20,14 +23,16 @@ while [ $# -gt 0 ]; do
     --batch-size) batch=$2; shift 2 ;;
     --seq-len) seq=$2; shift 2 ;;
     --steps) steps=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --features) features=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 name=${name:-$device}
+if [ -z "$rounds" ]; then if [ "$device" = cpu ]; then rounds=3; else rounds=1; fi; fi
 [ "$device" = cuda ] && [ -z "$features" ] && features=cuda
-command="scripts/bench.sh --device $device --preset $preset --batch-size $batch --seq-len $seq --steps $steps"
+command="scripts/bench.sh --device $device --preset $preset --batch-size $batch --seq-len $seq --steps $steps --rounds $rounds"
 out=docs/results/bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -63,16 +68,24 @@ bin="$CARGO_TARGET_DIR/release/hnet-gpt"
 torch_flags=(--device "$device" --batch-size "$batch" --seq-len "$seq" --train-steps "$steps")
 [ "$device" = cpu ] || torch_flags+=(--bf16)
 [ "$device" = wgpu ] && torch_flags[1]=cuda
-for arch in gpt2 hybrid hnet; do
-  echo "==> hnet-gpt $arch"
-  gen=(--new-tokens 0)
-  [ "$arch" = gpt2 ] && gen=(--checkpoint "$work/gpt2.safetensors")
-  "$bin" bench --arch "$arch" --preset "$preset" --device "$device" --batch-size "$batch" --seq-len "$seq" \
-    --train-steps "$steps" "${gen[@]}" > "$work/hnet-$arch.json"
-  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v['tokens_per_second'],1) for k,v in d.items() if isinstance(v, dict) and 'tokens_per_second' in v})" "$work/hnet-$arch.json"
+summary() {
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v['tokens_per_second'],1) for k,v in d.items() if isinstance(v, dict) and 'tokens_per_second' in v})" "$1"
+}
+for round in $(seq 1 "$rounds"); do
+  for tool in gpt2 torch hybrid hnet; do
+    echo "==> round $round: ${tool/torch/PyTorch gpt2}"
+    if [ "$tool" = torch ]; then
+      "$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.1.json" \
+        "${torch_flags[@]}" > "$work/torch.$round.json"
+      summary "$work/torch.$round.json"
+      continue
+    fi
+    gen=(--new-tokens 0)
+    [ "$tool" = gpt2 ] && gen=(--checkpoint "$work/gpt2.safetensors")
+    "$bin" bench --arch "$tool" --preset "$preset" --device "$device" --batch-size "$batch" --seq-len "$seq" \
+      --train-steps "$steps" "${gen[@]}" > "$work/hnet-$tool.$round.json"
+    summary "$work/hnet-$tool.$round.json"
+  done
 done
-echo "==> PyTorch gpt2"
-"$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.json" \
-  "${torch_flags[@]}" > "$work/torch.json"
 echo "==> report"
 "$python" scripts/bench_report.py --dir "$work" --name "$name" --command "$command" --out "$out"
