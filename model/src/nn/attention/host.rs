@@ -209,24 +209,24 @@ fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
     let (t, tk, hs) = (d.t, d.tk, d.hs);
     let mut y_heads = vec![0.0f32; d.b * d.nh * t * hs];
     team::for_each(y_heads.chunks_mut(t * hs).collect(), |h, y: &mut [f32]| {
-        let (bi, hi) = (h / d.nh, h % d.nh);
+        let (batch, head) = (h / d.nh, h % d.nh);
         let mut p = vec![0.0f32; tk];
         simd(
             #[inline(always)]
             || {
                 for (i, yi) in y.chunks_exact_mut(hs).enumerate() {
-                    let (lo, hi_) = d.visible(i);
-                    let qi = q.row(bi, hi, i);
-                    let seen = &mut p[lo..hi_];
+                    let (lo, hi) = d.visible(i);
+                    let qi = q.row(batch, head, i);
+                    let seen = &mut p[lo..hi];
                     for (j, s) in (lo..).zip(seen.iter_mut()) {
-                        *s = dot(qi, k.row(bi, hi, j));
+                        *s = dot(qi, k.row(batch, head, j));
                     }
                     scale_in_place(seen, d.scale());
                     let top = max(seen);
                     let inv = (1.0 / exp_shifted_in_place(seen, top)) as f32;
                     for (j, &pj) in (lo..).zip(seen.iter()) {
                         let w = pj * inv;
-                        yi.iter_mut().zip(v.row(bi, hi, j)).for_each(|(y, v)| *y = w.mul_add(*v, *y));
+                        yi.iter_mut().zip(v.row(batch, head, j)).for_each(|(y, v)| *y = w.mul_add(*v, *y));
                     }
                 }
             },
@@ -236,8 +236,8 @@ fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
 }
 
 /// Causal attention on the host when `B` is burn's Flex backend, with or without autodiff (with burn's default
-/// checkpointing): `[B, T, nh·hs]`, heads merged. `None` for any other backend or dtype, and for decoding's few
-/// queries without autodiff.
+/// checkpointing): `[B, T, nh·hs]`, heads merged; decoding's few queries without autodiff read the keys and values
+/// in place ([`decode`]). `None` for any other backend or dtype, and for layouts the host path does not read.
 ///
 /// # Shapes
 /// `q: [B, nh, T, hs]`, `k, v: [B, nh, Tk, hs]` → `[B, T, nh·hs]`.
