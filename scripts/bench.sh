@@ -65,7 +65,10 @@ bin="$CARGO_TARGET_DIR/release/hnet-gpt"
 "$python" scripts/bench_torch.py init --config "$work/config.json" --out "$work/hf"
 "$bin" import-hf "$work/hf" --out "$work/gpt2.safetensors" > /dev/null
 
-torch_flags=(--device "$device" --batch-size "$batch" --seq-len "$seq" --train-steps "$steps")
+# 256 new tokens after a 64-token prompt, fewer where the context is shorter (Hugging Face's learned positions end
+# there; hnet-gpt would slide its window, which would no longer be the same computation).
+new_tokens=$(python3 -c "import json,sys; n=json.load(open(sys.argv[1]))['config']['gpt2']['n_positions']; print(max(0, min(256, n - 64)))" "$work/config.json")
+torch_flags=(--device "$device" --batch-size "$batch" --seq-len "$seq" --train-steps "$steps" --new-tokens "$new_tokens")
 [ "$device" = cpu ] || torch_flags+=(--bf16)
 [ "$device" = wgpu ] && torch_flags[1]=cuda
 summary() {
@@ -81,7 +84,7 @@ for round in $(seq 1 "$rounds"); do
       continue
     fi
     gen=(--new-tokens 0)
-    [ "$tool" = gpt2 ] && gen=(--checkpoint "$work/gpt2.safetensors")
+    [ "$tool" = gpt2 ] && gen=(--checkpoint "$work/gpt2.safetensors" --new-tokens "$new_tokens")
     "$bin" bench --arch "$tool" --preset "$preset" --device "$device" --batch-size "$batch" --seq-len "$seq" \
       --train-steps "$steps" "${gen[@]}" > "$work/hnet-$tool.$round.json"
     summary "$work/hnet-$tool.$round.json"

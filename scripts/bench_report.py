@@ -123,7 +123,8 @@ def main():
             rows.append((f"{arch} training tokens/s (same shape; no PyTorch reference)", fmt(tps(r)), "n/a",
                          fmt(ratio(tps(r), tps(g_ours)), 2) + "× hnet-gpt gpt2" + spread(all_ours[arch], all_ours["gpt2"], "train")))
             rows.append((f"{arch} MFU, % (H-Net attention counted at full length)", fmt(mfu(r, config), 1), "n/a", ""))
-    rows.append(("gpt2 greedy generation tokens/s (64-token prompt, 256 new)", fmt(tps(g_ours, "generate")), fmt(tps(g_torch, "generate")),
+    g = (g_ours or {}).get("generate", {})
+    rows.append((f"gpt2 greedy generation tokens/s ({g.get('prompt_tokens')}-token prompt, {g.get('new_tokens')} new)", fmt(tps(g_ours, "generate")), fmt(tps(g_torch, "generate")),
                  fmt(ratio(tps(g_ours, "generate"), tps(g_torch, "generate")), 2) + "×" + spread(all_ours["gpt2"], all_torch, "generate")))
     ttft = lambda r: r["generate"]["time_to_first_token_seconds"] * 1000 if r and "generate" in r else None
     rows.append(("time to first token, ms", fmt(ttft(g_ours)), fmt(ttft(g_torch)), ""))
