@@ -1,10 +1,8 @@
 //! Matrix products of host slices through the `gemm` crate, the one burn's Flex backend multiplies with (the same
 //! kernels, AVX-512 where the CPU has it, the same threads), so a fused host kernel multiplies at Flex's speed
 //! without building tensors around its buffers. Transposes are views: only strides change. Products of a few rows
-//! against a wide matrix, which gemm runs on one core, have their own kernels ([`rows_times_transpose`], [`rows_times`]),
-//! split over the cores through [`team`].
-
-use std::sync::Mutex;
+//! against a wide matrix, which gemm runs on one core, have their own kernels ([`rows_times_transpose`],
+//! [`rows_times`]), split over the cores through [`team`].
 
 use crate::host::{team, vector};
 
@@ -171,20 +169,23 @@ pub fn rows_times(x: &[f32], w: &[f32], bias: &[f32], k: usize, n: usize) -> Vec
     assert!(k > 0 && x.len().is_multiple_of(k) && w.len() == k * n, "{} and {} values are not [m, {k}] and [{k}, {n}]", x.len(), w.len());
     assert!(bias.is_empty() || bias.len() == n, "a bias of {} values for {n} outputs", bias.len());
     let m = x.len() / k;
+    if m * n == 0 {
+        return Vec::new();
+    }
     let bands = team::workers().clamp(1, k.div_ceil(BAND_MIN_ROWS).max(1));
     let band = k.div_ceil(bands);
-    let partials: Vec<Mutex<Vec<f32>>> = (0..bands).map(|_| Mutex::new(Vec::new())).collect();
-    team::split(bands, |p| {
+    // Band-major partial sums: band p's [m, n] block.
+    let mut partials = vec![0.0f32; bands * m * n];
+    team::for_each(partials.chunks_mut(m * n).collect(), |p, out| {
         let rows = p * band..((p + 1) * band).min(k);
-        let mut out = vec![0.0f32; m * n];
-        pulp::Arch::new().dispatch(AxpyRows { x, k, first: rows.start, w: &w[rows.start * n..rows.end * n], n, out: &mut out });
-        *partials[p].lock().unwrap_or_else(|e| e.into_inner()) = out;
+        pulp::Arch::new().dispatch(AxpyRows { x, k, first: rows.start, w: &w[rows.start * n..rows.end * n], n, out });
     });
-    let mut partials = partials.into_iter().map(|p| p.into_inner().unwrap_or_else(|e| e.into_inner()));
-    let mut out = partials.next().expect("at least one band");
-    for partial in partials {
-        out.iter_mut().zip(&partial).for_each(|(o, p)| *o += p);
+    let (out, rest) = partials.split_at_mut(m * n);
+    for partial in rest.chunks_exact(m * n) {
+        out.iter_mut().zip(partial).for_each(|(o, p)| *o += p);
     }
+    let mut out = partials;
+    out.truncate(m * n);
     if !bias.is_empty() {
         out.chunks_exact_mut(n).for_each(|row| row.iter_mut().zip(bias).for_each(|(o, b)| *o += b));
     }
@@ -296,7 +297,9 @@ mod tests {
     #[test]
     fn a_few_rows_times_a_matrix_plus_bias_match_the_schoolbook_product_inside_and_outside_a_team() {
         // One band and several, ragged bands and quads, with and without a bias.
-        for (m, k, n, with_bias) in [(1, 1, 1, true), (1, 7, 33, false), (2, 130, 17, true), (3, 257, 70, true), (1, 768, 2304, false)] {
+        for (m, k, n, with_bias) in
+            [(0, 4, 3, true), (1, 1, 1, true), (1, 7, 33, false), (2, 130, 17, true), (3, 257, 70, true), (1, 768, 2304, false)]
+        {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0).collect();
             let w: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
             let bias: Vec<f32> = if with_bias { (0..n).map(|j| j as f32 / 7.0 - 1.0).collect() } else { vec![] };

@@ -130,11 +130,7 @@ where
     F: Fn(&[f32], &mut [f32], &mut [f32]) + Sync + Send,
 {
     let (mut a, mut b) = (vec![0.0f32; x.len()], vec![0.0f32; x.len()]);
-    // One chunk (decoding's few tokens): on this thread, without waking the pool for it.
-    if x.len() <= CHUNK {
-        f(x, &mut a, &mut b);
-        return (a, b);
-    }
+    // A single chunk (decoding's few tokens) runs on this thread: `team::split` runs a lone task in place.
     team::for_each(x.chunks(CHUNK).zip(a.chunks_mut(CHUNK)).zip(b.chunks_mut(CHUNK)).collect(), |_, ((x, a), b)| f(x, a, b));
     (a, b)
 }

@@ -143,15 +143,18 @@ pub fn workers() -> usize {
 }
 
 /// Runs `f(task)` for every `task < n`, each once, and returns when all have: over the team when this thread
-/// leads one ([`run`]), else over rayon's pool natively, else in order. A panic in a task is raised here once
-/// every task has ended.
+/// leads one ([`run`]), else over rayon's pool natively, else in order; a single task on this thread, without
+/// handing it to anyone. A panic in a task is raised here once every task has ended.
 pub fn split(n: usize, f: impl Fn(usize) + Sync) {
     #[cfg(target_arch = "wasm32")]
     return (0..n).for_each(f);
     #[cfg(not(target_arch = "wasm32"))]
     {
+        if n <= 1 {
+            return (0..n).for_each(f);
+        }
         let team = LEADING.with(|l| l.get());
-        if team.is_null() || n <= 1 {
+        if team.is_null() {
             use rayon::prelude::*;
             return (0..n).into_par_iter().for_each(&f);
         }
