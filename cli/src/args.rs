@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use hnet_gpt_model::train::data::corpus::PrepareOptions;
 use hnet_gpt_model::train::optim::AdamWConfig;
-use hnet_gpt_model::train::{Schedule, TrainConfig};
+use hnet_gpt_model::train::{Precision, Schedule, TrainConfig};
 use hnet_gpt_model::Arch;
 
 use crate::run_dir::RunConfig;
@@ -228,6 +228,9 @@ pub struct BenchArgs {
     /// Timed training steps (0 = no training benchmark).
     #[arg(long, default_value_t = 10)]
     pub train_steps: usize,
+    /// The LM head's products in f32 or bf16 while training (as `train --precision`).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// Untimed steps first.
     #[arg(long, default_value_t = 2)]
     pub warmup_steps: usize,
@@ -351,6 +354,9 @@ pub struct TrainArgs {
     /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
     #[arg(long, default_value = "cosine")]
     pub schedule: Schedule,
+    /// The LM head's products in f32 or bf16 (mixed precision: bf16 operands, f32 sums; CPU with AMX only).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
     /// AdamW weight decay (matrices only; never norms, biases or embeddings).
     #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY)]
     pub weight_decay: f64,

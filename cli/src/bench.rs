@@ -82,7 +82,9 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
     let mut tc = TrainConfig::new(config.clone());
     tc.batch_size = args.batch_size;
     tc.seq_len = args.seq_len;
+    tc.precision = args.precision;
     tc.validate()?;
+    tc.precision.check::<A>().map_err(anyhow::Error::msg)?;
     let mut model = Model::<A>::init(config, device)?;
     model.materialize();
     let params = model.num_params();
@@ -106,7 +108,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
             std::future::ready(())
         };
         let micro = [idx];
-        let step_done = train_step(model, &mut opt, &data, &micro, tc.lr, tc.ratio_loss_weight, Fault::None, &mut mark);
+        let step_done = train_step(model, &mut opt, &data, &micro, tc.lr, tc.objective(), Fault::None, &mut mark);
         let (m, outcome) = futures_lite::future::block_on(step_done)?;
         model = m;
         let end = Instant::now();
@@ -128,6 +130,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
         "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
         "parameters": params, "step_seconds": times, "median_step_seconds": median(&times),
         "tokens_per_second": tokens / mean, "median_phase_seconds": phase_medians, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
+        "precision": tc.precision, "amx": hnet_gpt_model::host::bf16::amx(),
     }))
 }
 

@@ -173,7 +173,7 @@ fn worker<A: AutodiffBackend>(
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
         // The same step as peer 0's (the library's), with the all-reduce between its two phases.
-        let local = step::blocking::backward_pass(&model, data, &micro, c.ratio_loss_weight, Fault::None)?;
+        let local = step::blocking::backward_pass(&model, data, &micro, c.objective(), Fault::None)?;
         let reduced = reduce::<A>(local, peer, n, device)?;
         model = step::blocking::optimizer_step(model, &mut opt, reduced, lr)?.0;
     }

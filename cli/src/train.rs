@@ -17,7 +17,7 @@ use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::data::{self, next_batch, render, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig};
 use hnet_gpt_model::train::step::{self, Fault, StepOutcome};
-use hnet_gpt_model::train::{batch_tensor, loss, lr_at, TrainConfig, Unfreeze};
+use hnet_gpt_model::train::{batch_tensor, loss, lr_at, Objective, Precision, TrainConfig, Unfreeze};
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::json;
 
@@ -110,6 +110,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     t.min_lr_ratio = args.min_lr_ratio;
     t.warmup_steps = args.warmup;
     t.schedule = args.schedule;
+    t.precision = args.precision;
     t.adamw = AdamWConfig { weight_decay: args.weight_decay, grad_clip: args.grad_clip, ..AdamWConfig::default() };
     t.ratio_loss_weight = args.ratio_weight;
     let [l0, l1] = args.stage_lr[..] else { bail!("--stage-lr takes two numbers, e.g. 2,1") };
@@ -312,7 +313,8 @@ fn evaluate<B: Backend>(model: &Model<B>, valid: &Packed, c: &TrainConfig) -> (f
     let (mut ce, mut rate, mut count) = (0.0, 0.0, 0);
     for b in 0..batches {
         let idx: Vec<usize> = (b * c.batch_size..((b + 1) * c.batch_size).min(n)).collect();
-        let parts = loss(model, batch_tensor::<B>(valid, &idx, &device), None, c.ratio_loss_weight);
+        // In f32 whatever the run trains in: validation losses compare across runs.
+        let parts = loss(model, batch_tensor::<B>(valid, &idx, &device), None, Objective { precision: Precision::F32, ..c.objective() });
         ce += parts.ce.into_scalar().elem::<f64>();
         if let Some(r) = parts.boundary_rate {
             rate += r.into_scalar().elem::<f64>();
@@ -350,6 +352,7 @@ where
         }
     };
     let c = rc.train.clone();
+    c.precision.check::<A>().map_err(anyhow::Error::msg)?;
     let (train_data, valid_data, data_summary, split) = prepare_data(&rc, job.quiet)?;
     let rc = match &resume_from {
         Some(_) => {
@@ -443,9 +446,9 @@ where
         };
         // The library's step; with several devices, the gradients are averaged between its two phases.
         let (next, outcome) = if devices.len() == 1 {
-            step::blocking::train_step(model, &mut opt, &train_data, &mine, lr, c.ratio_loss_weight, fault)?
+            step::blocking::train_step(model, &mut opt, &train_data, &mine, lr, c.objective(), fault)?
         } else {
-            let local = step::blocking::backward_pass(&model, &train_data, &mine, c.ratio_loss_weight, fault)?;
+            let local = step::blocking::backward_pass(&model, &train_data, &mine, c.objective(), fault)?;
             let reduced = parallel::reduce::<A>(local, 0, devices.len(), device)?;
             step::blocking::optimizer_step(model, &mut opt, reduced, lr)?
         };

@@ -21,7 +21,7 @@ use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer};
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
-use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::train::{Objective, Precision, TrainConfig};
 use hnet_gpt_model::{Arch, Model};
 
 use crate::protocol::{BackendInfo, WEBGPU};
@@ -353,7 +353,7 @@ impl<A: AutodiffBackend> Tuner<A> {
             &self.data,
             &[idx],
             self.lr,
-            TrainConfig::RATIO_LOSS_WEIGHT,
+            Objective { ratio_weight: TrainConfig::RATIO_LOSS_WEIGHT, precision: Precision::F32 },
             Fault::None,
             &mut phase,
         )

@@ -30,6 +30,31 @@ impl<'a> Matrix<'a> {
     pub fn t(self) -> Self {
         Self { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
+
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// How far apart neighbours within a row are (1: rows are contiguous).
+    pub fn col_stride(&self) -> usize {
+        self.col_stride
+    }
+
+    /// Element `(i, j)`.
+    ///
+    /// # Panics
+    /// Outside the matrix.
+    #[inline(always)]
+    pub fn at(&self, i: usize, j: usize) -> f32 {
+        debug_assert!(i < self.rows && j < self.cols);
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
 }
 
 /// Products smaller than this many multiply-adds run on one thread (Flex's threshold: below it, waking the other

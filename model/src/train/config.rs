@@ -19,6 +19,66 @@ pub struct Unfreeze {
     pub all_at: usize,
 }
 
+/// The precision of the tied head's three products over the vocabulary (three quarters of gpt2 `small`'s FLOPs at
+/// batch 8 × 128): `f32`, or `bf16` operands with f32 sums (mixed precision, as PyTorch's autocast; on AMX where the
+/// CPU has it). Everything else — the blocks, the softmax and loss, the weights and the optimizer — stays f32.
+/// bf16 runs where tensors live in host memory (`--device cpu`) only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout.
+    #[default]
+    F32,
+    /// bf16 operands, f32 sums, for the head's products.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            other => Err(format!("unknown precision `{other}` (expected f32 or bf16)")),
+        }
+    }
+}
+
+impl Precision {
+    /// Whether a training step on backend `B`, on this machine, can run in this precision (the reason when not).
+    pub fn check<B: burn::tensor::backend::Backend>(self) -> Result<(), String> {
+        match self {
+            Precision::F32 => Ok(()),
+            Precision::Bf16 if !crate::host::on_host::<B>() => {
+                Err("--precision bf16 is implemented for the CPU backend (--device cpu) only".into())
+            }
+            Precision::Bf16 if !crate::host::bf16::amx() => Err("--precision bf16 needs AMX on the CPU (Intel Xeon of the 4th \
+                 generation or later), which this machine lacks: without it bf16 would run slower than f32"
+                .into()),
+            Precision::Bf16 => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+/// What a training step minimises, and in what precision: the arguments of [`crate::train::loss::loss`] that come
+/// from the run's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Objective {
+    /// H-Net's ratio-loss weight α.
+    pub ratio_weight: f64,
+    /// The head's precision.
+    pub precision: Precision,
+}
+
 /// Everything that determines a training run (saved as the run's `config.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
@@ -55,6 +115,9 @@ pub struct TrainConfig {
     pub eval_batches: usize,
     /// Seed of initialisation and data order.
     pub seed: u64,
+    /// The head's precision (runs saved before this setting existed trained in f32).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl TrainConfig {
@@ -96,7 +159,13 @@ impl TrainConfig {
             eval_every: Self::EVAL_EVERY,
             eval_batches: Self::EVAL_BATCHES,
             seed: 0,
+            precision: Precision::F32,
         }
+    }
+
+    /// The objective a training step of this run minimises.
+    pub fn objective(&self) -> Objective {
+        Objective { ratio_weight: self.ratio_loss_weight, precision: self.precision }
     }
 
     /// Checks the settings before any work starts.

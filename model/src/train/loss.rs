@@ -5,6 +5,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::arch::model::Model;
+use crate::train::config::Objective;
 use crate::train::data::Packed;
 use crate::train::head_loss::head_cross_entropy;
 
@@ -45,7 +46,12 @@ pub struct LossParts<B: Backend> {
 
 /// The loss of a batch of `[B, L + 1]` token sequences (inputs `[:, :L]`, targets `[:, 1:]`). `mask` marks real
 /// targets (`None`: all real, as with packed data).
-pub fn loss<B: Backend>(model: &Model<B>, sequences: Tensor<B, 2, Int>, mask: Option<Tensor<B, 2, Bool>>, alpha: f64) -> LossParts<B> {
+pub fn loss<B: Backend>(
+    model: &Model<B>,
+    sequences: Tensor<B, 2, Int>,
+    mask: Option<Tensor<B, 2, Bool>>,
+    objective: Objective,
+) -> LossParts<B> {
     let [b, w] = sequences.dims();
     let l = w - 1;
     let inputs = sequences.clone().narrow(1, 0, l);
@@ -53,7 +59,13 @@ pub fn loss<B: Backend>(model: &Model<B>, sequences: Tensor<B, 2, Int>, mask: Op
     let mask = mask.unwrap_or_else(|| Tensor::from_data(TensorData::new(vec![true; b * l], [b, l]), &inputs.device()));
     let (h, aux) = model.forward_hidden(inputs, mask.clone(), None);
     let c = h.dims()[2];
-    let ce = head_cross_entropy(h.reshape([b * l, c]), model.head_weight(), targets.reshape([b * l]), mask.clone().reshape([b * l]));
+    let ce = head_cross_entropy(
+        h.reshape([b * l, c]),
+        model.head_weight(),
+        targets.reshape([b * l]),
+        mask.clone().reshape([b * l]),
+        objective.precision,
+    );
     let (ratio, rate) = match &aux {
         Some(aux) => {
             let m = mask.clone().float();
@@ -63,7 +75,7 @@ pub fn loss<B: Backend>(model: &Model<B>, sequences: Tensor<B, 2, Int>, mask: Op
         None => (None, None),
     };
     let total = match &ratio {
-        Some(r) => ce.clone() + r.clone() * alpha,
+        Some(r) => ce.clone() + r.clone() * objective.ratio_weight,
         None => ce.clone(),
     };
     LossParts { total, ce, ratio, boundary_rate: rate }

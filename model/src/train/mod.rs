@@ -10,6 +10,6 @@ pub mod optim;
 pub mod schedule;
 pub mod step;
 
-pub use config::{TrainConfig, Unfreeze};
+pub use config::{Objective, Precision, TrainConfig, Unfreeze};
 pub use loss::{batch_tensor, cross_entropy, loss, LossParts};
 pub use schedule::{lr_at, Schedule};

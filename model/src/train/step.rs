@@ -19,6 +19,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::Tensor;
 
 use crate::arch::model::Model;
+use crate::train::config::Objective;
 use crate::train::data::Packed;
 use crate::train::loss::{batch_tensor, loss};
 use crate::train::optim::AdamW;
@@ -94,12 +95,12 @@ async fn read_scalar<B: Backend>(t: Tensor<B, 1>, what: &'static str) -> Result<
 }
 
 /// Phase 1: loss and gradients over `micro` (one list of sequence indices of `data` per micro-batch), averaged
-/// over the micro-batches. `ratio_weight` is H-Net's α.
+/// over the micro-batches.
 pub async fn backward_pass<A, F, Fut>(
     model: &Model<A>,
     data: &Packed,
     micro: &[Vec<usize>],
-    ratio_weight: f64,
+    objective: Objective,
     fault: Fault,
     phase: &mut F,
 ) -> Result<Gradients, ReadError>
@@ -114,7 +115,7 @@ where
     let n = micro.len() as f64;
     for idx in micro {
         phase("forward").await;
-        let parts = loss(model, batch_tensor::<A>(data, idx, &device), None, ratio_weight);
+        let parts = loss(model, batch_tensor::<A>(data, idx, &device), None, objective);
         let value = match fault {
             Fault::NanLoss => f64::NAN,
             _ => read_scalar(parts.total.clone(), "the loss").await?,
@@ -169,7 +170,7 @@ pub async fn train_step<A, F, Fut>(
     data: &Packed,
     micro: &[Vec<usize>],
     lr: f64,
-    ratio_weight: f64,
+    objective: Objective,
     fault: Fault,
     phase: &mut F,
 ) -> Result<(Model<A>, StepOutcome), ReadError>
@@ -178,7 +179,7 @@ where
     F: FnMut(&'static str) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let g = backward_pass(&model, data, micro, ratio_weight, fault, phase).await?;
+    let g = backward_pass(&model, data, micro, objective, fault, phase).await?;
     optimizer_step(model, opt, g, lr, phase).await
 }
 
@@ -196,10 +197,10 @@ pub mod blocking {
         model: &Model<A>,
         data: &Packed,
         micro: &[Vec<usize>],
-        ratio_weight: f64,
+        objective: Objective,
         fault: Fault,
     ) -> Result<Gradients, ReadError> {
-        futures_lite::future::block_on(super::backward_pass(model, data, micro, ratio_weight, fault, &mut no_yield))
+        futures_lite::future::block_on(super::backward_pass(model, data, micro, objective, fault, &mut no_yield))
     }
 
     /// [`super::optimizer_step`], driven to completion.
@@ -219,10 +220,10 @@ pub mod blocking {
         data: &Packed,
         micro: &[Vec<usize>],
         lr: f64,
-        ratio_weight: f64,
+        objective: Objective,
         fault: Fault,
     ) -> Result<(Model<A>, StepOutcome), ReadError> {
-        futures_lite::future::block_on(super::train_step(model, opt, data, micro, lr, ratio_weight, fault, &mut no_yield))
+        futures_lite::future::block_on(super::train_step(model, opt, data, micro, lr, objective, fault, &mut no_yield))
     }
 }
 
@@ -236,6 +237,8 @@ mod tests {
     use crate::io::tokenizer::EOS_ID;
     use crate::train::optim::{AdamWConfig, ParamGroups};
     use crate::TestAutodiffBackend as AD;
+
+    const OBJECTIVE: Objective = Objective { ratio_weight: 0.03, precision: crate::train::Precision::F32 };
 
     fn setup() -> (Model<AD>, AdamW<AD>, Packed) {
         let model = Model::<AD>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &Default::default()).unwrap();
@@ -258,10 +261,10 @@ mod tests {
     fn a_step_trains_and_accumulation_averages_micro_batches() {
         let (model, mut opt, data) = setup();
         let before = weights(&model);
-        let pass = |micro: &[Vec<usize>]| super::blocking::backward_pass(&model, &data, micro, 0.03, Fault::None).unwrap().loss;
+        let pass = |micro: &[Vec<usize>]| super::blocking::backward_pass(&model, &data, micro, OBJECTIVE, Fault::None).unwrap().loss;
         let (a, b, both) = (pass(&[vec![0, 1]]), pass(&[vec![2, 3]]), pass(&[vec![0, 1], vec![2, 3]]));
         assert!((both - (a + b) / 2.0).abs() < 1e-5, "{both} is not the mean of {a} and {b}");
-        let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1], vec![2, 3]], 1e-3, 0.03, Fault::None).unwrap();
+        let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1], vec![2, 3]], 1e-3, OBJECTIVE, Fault::None).unwrap();
         let StepOutcome::Applied { loss, ce, grad_norm } = outcome else { panic!("{outcome:?}") };
         assert!(loss.is_finite() && ce.is_finite() && loss >= ce - 1e-6, "{loss} {ce}");
         assert!(grad_norm.unwrap() > 0.0);
@@ -274,7 +277,7 @@ mod tests {
             let (model, mut opt, data) = setup();
             let before = weights(&model);
             assert!(weights(&model) == before, "reading the weights twice differs");
-            let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1]], 1e-3, 0.03, fault).unwrap();
+            let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1]], 1e-3, OBJECTIVE, fault).unwrap();
             match (outcome, expect) {
                 (StepOutcome::Skipped(Skip::NonFiniteGradNorm(n)), Skip::NonFiniteGradNorm(_)) => assert!(!n.is_finite()),
                 (StepOutcome::Skipped(s), e) => assert_eq!(s, e),

@@ -18,7 +18,9 @@
 //!
 //! Where the tensors live in host memory (burn's Flex backend), [`host`] computes the same loss and gradients in
 //! one fused pass over the logits, and hands them to autodiff through the same surrogate; the tests below hold the
-//! two paths to the same reference.
+//! two paths to the same reference. There too, [`Precision::Bf16`] runs the products over the vocabulary on bf16
+//! operands with f32 sums, without ever storing the logits ([`host::head_cross_entropy_bf16`]); other backends
+//! compute in f32 (the CLI refuses bf16 there).
 
 mod host;
 
@@ -26,10 +28,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
 use crate::host::{all_f32_on_host, from_vec, to_vec, view};
+use crate::train::config::Precision;
 
 /// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
 /// gradients of `h` and `w` attached in closed form (see the module docs). Equal in value and gradient to
-/// `cross_entropy(h·Wᵀ, targets, mask)` through autodiff.
+/// `cross_entropy(h·Wᵀ, targets, mask)` through autodiff (in f32; within bf16's rounding in [`Precision::Bf16`]).
 ///
 /// # Shapes
 /// `h: [N, C]`, `w: [V, C]`, `targets, mask: [N]` → `[1]`.
@@ -38,9 +41,10 @@ pub fn head_cross_entropy<B: Backend>(
     w: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     mask: Tensor<B, 1, Bool>,
+    precision: Precision,
 ) -> Tensor<B, 1> {
     if all_f32_on_host(&[&h, &w]) {
-        on_host(h, w, targets, mask)
+        on_host(h, w, targets, mask, precision)
     } else {
         with_tensor_ops(h, w, targets, mask)
     }
@@ -72,7 +76,13 @@ fn attach<B: Backend>(
 }
 
 /// The fused host kernel ([`host`]); the loss and both gradients come back as constants and are attached.
-fn on_host<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, Int>, mask: Tensor<B, 1, Bool>) -> Tensor<B, 1> {
+fn on_host<B: Backend>(
+    h: Tensor<B, 2>,
+    w: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    mask: Tensor<B, 1, Bool>,
+    precision: Precision,
+) -> Tensor<B, 1> {
     let device = h.device();
     let ([n, c], [v, _]) = (h.dims(), w.dims());
     let need_h = B::ad_enabled(&device);
@@ -86,7 +96,10 @@ fn on_host<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, I
     let (hc, wc) = (hv.is_none().then(|| to_vec(constant(&h))), wv.is_none().then(|| to_vec(constant(&w))));
     let h_values = hv.as_ref().map_or_else(|| hc.as_deref().unwrap_or_default(), |v| v.as_slice());
     let w_values = wv.as_ref().map_or_else(|| wc.as_deref().unwrap_or_default(), |v| v.as_slice());
-    let out = host::head_cross_entropy(h_values, w_values, c, &targets, &weight, need_h, need_w);
+    let out = match precision {
+        Precision::F32 => host::head_cross_entropy(h_values, w_values, c, &targets, &weight, need_h, need_w),
+        Precision::Bf16 => host::head_cross_entropy_bf16(h_values, w_values, c, &targets, &weight, need_h, need_w),
+    };
     let ce = from_vec::<B, 1>(vec![out.loss as f32], [1], &device);
     let h_grad = out.h_grad.map(|g| from_vec(g, [n, c], &device));
     let w_grad = out.w_grad.map(|g| from_vec(g, [v, c], &device));
@@ -135,9 +148,31 @@ mod tests {
     type Inputs = (Tensor<A, 2>, Tensor<A, 2>, Tensor<A, 1, Int>, Tensor<A, 1, Bool>);
     type HeadLoss<B> = fn(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1, Bool>) -> Tensor<B, 1>;
 
-    /// Both implementations, each held to the same reference by every test.
-    fn paths<B: Backend>() -> [(&'static str, HeadLoss<B>); 2] {
-        [("host", on_host::<B>), ("tensor ops", with_tensor_ops::<B>)]
+    /// Every implementation, each held to the same reference by every test: the reference's inputs rounded to bf16
+    /// for the bf16 path (whose products take them so), with a looser tolerance for its gradients (the
+    /// probabilities, too, are rounded to bf16 before the products).
+    struct Path<B: Backend> {
+        name: &'static str,
+        head: HeadLoss<B>,
+        bf16: bool,
+    }
+
+    fn paths<B: Backend>() -> [Path<B>; 3] {
+        [
+            Path { name: "host", head: |h, w, t, m| on_host::<B>(h, w, t, m, Precision::F32), bf16: false },
+            Path { name: "host bf16", head: |h, w, t, m| on_host::<B>(h, w, t, m, Precision::Bf16), bf16: true },
+            Path { name: "tensor ops", head: with_tensor_ops::<B>, bf16: false },
+        ]
+    }
+
+    /// `t` as the path's products see it.
+    fn operand<B: Backend>(t: Tensor<B, 2>, bf16: bool) -> Tensor<B, 2> {
+        if !bf16 {
+            return t;
+        }
+        let (dims, device) = (t.dims(), t.device());
+        let values: Vec<f32> = to_vec(t).into_iter().map(|x| crate::host::bf16::widen(crate::host::bf16::round(x))).collect();
+        from_vec(values, dims, &device)
     }
 
     fn inputs(n: usize, c: usize, v: usize) -> Inputs {
@@ -177,11 +212,11 @@ mod tests {
     fn value_and_both_gradients_match_autodiff_through_the_logits() {
         // The small case, and one with a vocabulary wide enough for the host path's vector lanes and threads.
         for (n, c, v) in [(24, 16, 37), (40, 24, 3001)] {
-            for (path, head) in paths::<A>() {
+            for Path { name: path, head, bf16 } in paths::<A>() {
                 let (h0, w0, targets, mask) = inputs(n, c, v);
                 let (h, w) = (Param::from_tensor(h0.clone()), Param::from_tensor(w0.clone()));
                 let fused = head(h.val(), w.val(), targets.clone(), mask.clone());
-                let (h_ref, w_ref) = (Param::from_tensor(h0), Param::from_tensor(w0));
+                let (h_ref, w_ref) = (Param::from_tensor(operand(h0, bf16)), Param::from_tensor(operand(w0, bf16)));
                 let want = reference(h_ref.val(), w_ref.val(), targets, mask);
                 let (fv, rv) = (fused.clone().into_scalar(), want.clone().into_scalar());
                 assert!(rv > 1.0 && (fv - rv).abs() < 1e-5 * rv, "{path} {v}: loss {fv} vs {rv}");
@@ -189,18 +224,22 @@ mod tests {
                 let gh = h.val().grad(&g).expect("∂h");
                 let gh_ref = h_ref.val().grad(&g_ref).expect("∂h reference");
                 assert!(gh_ref.clone().abs().max().into_scalar() > 1e-3, "the reference gradient is not trivial");
-                let tolerance = 2e-6 * c as f32; // sums over C of products, f32
-                assert!(max_diff(gh, gh_ref) < tolerance, "{path} {v}: ∂h");
+                // Sums over C of products in f32; in bf16, probabilities off by up to 2⁻⁹ of themselves.
+                let tolerance =
+                    |g: &Tensor<TestBackend, 2>| if bf16 { 4e-3 * g.clone().abs().max().into_scalar() } else { 2e-6 * c as f32 };
+                let t = tolerance(&gh_ref);
+                assert!(max_diff(gh, gh_ref) < t, "{path} {v}: ∂h");
                 let gw = w.val().grad(&g).expect("∂W");
                 let gw_ref = w_ref.val().grad(&g_ref).expect("∂W reference");
-                assert!(max_diff(gw, gw_ref) < tolerance, "{path} {v}: ∂W");
+                let t = tolerance(&gw_ref);
+                assert!(max_diff(gw, gw_ref) < t, "{path} {v}: ∂W");
             }
         }
     }
 
     #[test]
     fn masked_rows_get_no_gradient_and_a_frozen_head_gets_none() {
-        for (path, head) in paths::<A>() {
+        for Path { name: path, head, .. } in paths::<A>() {
             let (h0, w0, targets, mask) = inputs(8, 4, 11);
             let h = Param::from_tensor(h0);
             let w = Param::from_tensor(w0).set_require_grad(false);
@@ -218,15 +257,17 @@ mod tests {
     #[test]
     fn without_autodiff_it_is_the_plain_cross_entropy_even_far_from_the_top() {
         let d = Default::default();
-        for (path, head) in paths::<TestBackend>() {
+        for Path { name: path, head, .. } in paths::<TestBackend>() {
             // One row whose target sits 200 nats below the top: its probability underflows f32, the loss must not.
+            // (Every weight is a bf16 value: the bf16 path computes the same.)
             let h = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, 1.0]], &d);
-            let w = Tensor::<TestBackend, 2>::from_floats([[200.0, 0.0], [0.0, 0.0], [0.0, 2f32.ln()]], &d);
+            let w = Tensor::<TestBackend, 2>::from_floats([[200.0, 0.0], [0.0, 0.0], [0.0, 0.75]], &d);
             let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);
             let mask = Tensor::<TestBackend, 1, Bool>::from_data(TensorData::from([true, true]), &d);
             let got = head(h, w, targets, mask).into_scalar();
-            // Row 0: logits (200, 0, 0) → 200 + ln(1 + 2e-200) ≈ 200; row 1: logits (0, 0, ln 2), target 2 → ln(4 / 2).
-            let want = (200.0 + 2f32.ln()) / 2.0;
+            // Row 0: logits (200, 0, 0) → 200 + ln(1 + 2e-200) ≈ 200; row 1: logits (0, 0, ¾), target 2 →
+            // ln(2 + e^¾) − ¾.
+            let want = (200.0 + (2.0 + 0.75f32.exp()).ln() - 0.75) / 2.0;
             assert!((got - want).abs() < 1e-4, "{path}: {got} vs {want}");
         }
     }
@@ -236,7 +277,7 @@ mod tests {
         // The training step skips a step whose loss is not finite; the host path must not hide a NaN or an ∞.
         let d = Default::default();
         for bad in [f32::NAN, f32::INFINITY] {
-            for (path, head) in paths::<TestBackend>() {
+            for Path { name: path, head, .. } in paths::<TestBackend>() {
                 let h = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, bad]], &d);
                 let w = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], &d);
                 let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);

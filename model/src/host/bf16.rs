@@ -1,0 +1,499 @@
+//! Matrix products with bf16 operands and f32 accumulation — mixed precision for the tied head on the CPU
+//! (`--precision bf16`) — on Intel AMX where the CPU has it.
+//!
+//! AMX multiplies tiles: `tdpbf16ps` adds a 16 × 32 bf16 tile times a 32 × 16 one into a 16 × 16 f32 tile, about
+//! sixteen times the multiply-adds per cycle of AVX-512 in f32 on a Sapphire Rapids core. Each operand is packed
+//! once into tile order ([`Packed`]), rounding f32 to bf16 to nearest with ties to even (what PyTorch's autocast
+//! does), and the product runs over 32 × 32 blocks of the result, four accumulator tiles per block, the blocks split
+//! over the cores ([`team`]). Every sum is accumulated in f32, as in f32 training; what changes is that the
+//! operands carry 8 significant bits instead of 24.
+//!
+//! Where AMX is absent (other CPUs, wasm) the same packed operands go through a portable loop with the same
+//! arithmetic (f32 sums of exact products of bf16 values), only much slower: results differ from AMX's only in
+//! the order of the f32 additions.
+
+use crate::host::gemm::Matrix;
+use crate::host::team;
+
+/// Rows and columns of a result block, and the depth of one packed block (32 bf16 values: one 64-byte tile row).
+const EDGE: usize = 32;
+/// bf16 values per packed block: 32 × 32.
+const BLOCK: usize = EDGE * EDGE;
+/// Packed blocks of depth per pass over the result blocks: 2,048 deep, so a task's blocks of both operands stay in
+/// its core's L2 while they are reused.
+const DEPTH_CHUNK: usize = 64;
+
+/// `x` rounded to bf16, to nearest with ties to even (NaN stays NaN).
+pub fn round(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// The f32 value of a bf16 (exact).
+pub fn widen(x: u16) -> f32 {
+    f32::from_bits((x as u32) << 16)
+}
+
+/// Which side of a product an operand is packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The left operand: panels of 32 rows, each block `[row][k]`.
+    Left,
+    /// The right operand: panels of 32 columns, each block in AMX's pair order: two 16-column halves, each
+    /// `[k / 2][column][k % 2]`.
+    Right,
+}
+
+/// Where value `(i, k)` of a panel's block goes: `i` the row (left) or column (right) within the panel, `k` the
+/// depth within the block.
+#[inline(always)]
+fn slot(side: Side, i: usize, k: usize) -> usize {
+    match side {
+        Side::Left => i * EDGE + k,
+        Side::Right => (i / 16) * (BLOCK / 2) + (k / 2) * EDGE + (i % 16) * 2 + k % 2,
+    }
+}
+
+/// An operand rounded to bf16 in tile order: panel-major, each panel `blocks` blocks of [`BLOCK`] values along the
+/// shared dimension, zero beyond the matrix's edges.
+#[derive(Debug, Clone)]
+pub struct Packed {
+    data: Vec<u16>,
+    panels: usize,
+    blocks: usize,
+}
+
+impl Packed {
+    /// `a` packed as the left operand of a product.
+    pub fn left(a: Matrix) -> Self {
+        Self::pack(a, Side::Left)
+    }
+
+    /// `b` packed as the right operand of a product.
+    pub fn right(b: Matrix) -> Self {
+        Self::pack(b.t(), Side::Right)
+    }
+
+    /// `m` (rows: the panels' dimension; columns: depth) packed for `side`, one task per panel.
+    fn pack(m: Matrix, side: Side) -> Self {
+        let (len, depth) = (m.rows(), m.cols());
+        let (panels, blocks) = (len.div_ceil(EDGE), depth.div_ceil(EDGE));
+        let mut data = vec![0u16; panels * blocks * BLOCK];
+        if !data.is_empty() {
+            team::for_each(data.chunks_mut(blocks * BLOCK).collect(), |p, panel| {
+                let rows = (len - p * EDGE).min(EDGE);
+                // Walk the source along whichever dimension is contiguous.
+                if m.col_stride() == 1 {
+                    for i in 0..rows {
+                        for k in 0..depth {
+                            panel[(k / EDGE) * BLOCK + slot(side, i, k % EDGE)] = round(m.at(p * EDGE + i, k));
+                        }
+                    }
+                } else {
+                    for k in 0..depth {
+                        let block = &mut panel[(k / EDGE) * BLOCK..][..BLOCK];
+                        for i in 0..rows {
+                            block[slot(side, i, k % EDGE)] = round(m.at(p * EDGE + i, k));
+                        }
+                    }
+                }
+            });
+        }
+        Self { data, panels, blocks }
+    }
+}
+
+/// Whether this machine multiplies on AMX (the CPU has AMX-BF16 and the kernel lets this process use its tiles).
+pub fn amx() -> bool {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    return amx::available();
+    #[allow(unreachable_code)]
+    false
+}
+
+/// A part of a packed operand: `panels` panels from `data`'s start, `panel_stride` values apart, each `blocks`
+/// blocks deep. [`Operand::panels`] and [`Operand::blocks`] narrow it without copying.
+#[derive(Debug, Clone, Copy)]
+pub struct Operand<'a> {
+    data: &'a [u16],
+    panel_stride: usize,
+    panels: usize,
+    blocks: usize,
+}
+
+impl<'a> Operand<'a> {
+    /// Panels `first..first + count` of this part (the rows of a left operand, the columns of a right one).
+    pub fn panels(self, first: usize, count: usize) -> Self {
+        assert!(first + count <= self.panels, "panels {first}..{} of {}", first + count, self.panels);
+        Self { data: &self.data[(first * self.panel_stride).min(self.data.len())..], panels: count, ..self }
+    }
+
+    /// Blocks `first..first + count` of the depth (values `32·first..32·(first + count)` of the shared dimension).
+    pub fn blocks(self, first: usize, count: usize) -> Self {
+        assert!(first + count <= self.blocks, "blocks {first}..{} of {}", first + count, self.blocks);
+        Self { data: &self.data[(first * BLOCK).min(self.data.len())..], blocks: count, ..self }
+    }
+
+    fn panel(&self, p: usize) -> &[u16] {
+        &self.data[p * self.panel_stride..][..self.blocks * BLOCK]
+    }
+}
+
+impl Packed {
+    /// The whole operand.
+    pub fn operand(&self) -> Operand<'_> {
+        Operand { data: &self.data, panel_stride: self.blocks * BLOCK, panels: self.panels, blocks: self.blocks }
+    }
+}
+
+/// A left operand written in place, row by row ([`Scratch::row`]): for products whose left side is computed
+/// block by block, such as the head's probabilities.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    data: Vec<u16>,
+    panels: usize,
+    blocks: usize,
+}
+
+impl Scratch {
+    /// `rows × depth` zeros, both rounded up to multiples of 32.
+    pub fn zeros(rows: usize, depth: usize) -> Self {
+        let (panels, blocks) = (rows.div_ceil(EDGE), depth.div_ceil(EDGE));
+        Self { data: vec![0; panels * blocks * BLOCK], panels, blocks }
+    }
+
+    /// Sets row `i` to `values` (rounded; the rest of the row keeps what it held).
+    pub fn row(&mut self, i: usize, values: &[f32]) {
+        let panel = &mut self.data[(i / EDGE) * self.blocks * BLOCK..][..self.blocks * BLOCK];
+        for (k, run) in values.chunks(EDGE).enumerate() {
+            let dst = &mut panel[k * BLOCK + (i % EDGE) * EDGE..][..run.len()];
+            dst.iter_mut().zip(run).for_each(|(d, &x)| *d = round(x));
+        }
+    }
+
+    /// Makes `into` this operand's transpose, block by block (`into` has this one's depth as rows, and its rows as
+    /// depth).
+    pub fn transpose_into(&self, into: &mut Scratch) {
+        assert_eq!((into.panels, into.blocks), (self.blocks, self.panels), "transposing into the wrong shape");
+        for p in 0..self.panels {
+            for b in 0..self.blocks {
+                let src = &self.data[(p * self.blocks + b) * BLOCK..][..BLOCK];
+                let dst = &mut into.data[(b * into.blocks + p) * BLOCK..][..BLOCK];
+                for (r, row) in src.chunks_exact(EDGE).enumerate() {
+                    for (k, &x) in row.iter().enumerate() {
+                        dst[k * EDGE + r] = x;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Zeroes everything.
+    pub fn clear(&mut self) {
+        self.data.fill(0);
+    }
+
+    /// The whole operand.
+    pub fn operand(&self) -> Operand<'_> {
+        Operand { data: &self.data, panel_stride: self.blocks * BLOCK, panels: self.panels, blocks: self.blocks }
+    }
+}
+
+/// One thread's multiplier: AMX's tile registers configured for this thread while it lives, or the portable loop.
+pub struct Tiles {
+    amx: bool,
+}
+
+impl Tiles {
+    /// Configures this thread's tiles (when the machine has them) until the value is dropped.
+    pub fn new() -> Self {
+        let amx = amx();
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if amx {
+            // SAFETY: `amx::available()` said so.
+            unsafe { amx::configure() };
+        }
+        Self { amx }
+    }
+
+    /// `out = a · b`, or `out += a · b` when `accumulate`, over whole 32 × 32 blocks: `out` is row-major with rows
+    /// `ld` values apart, `32 · a`'s panels rows of at least `32 · b`'s panels values each. `a` left, `b` right.
+    ///
+    /// # Panics
+    /// When the depths differ or `out` is too small.
+    pub fn multiply(&mut self, a: Operand, b: Operand, out: &mut [f32], ld: usize, accumulate: bool) {
+        assert_eq!(a.blocks, b.blocks, "operands of different depths");
+        assert!(ld >= b.panels * EDGE && out.len() >= a.panels * EDGE * ld, "the result does not fit");
+        let ptr = out.as_mut_ptr();
+        for first in (0..a.blocks.max(1)).step_by(DEPTH_CHUNK) {
+            let count = DEPTH_CHUNK.min(a.blocks - first);
+            let accumulate = accumulate || first > 0;
+            for np in 0..b.panels {
+                let bb = &b.panel(np)[first * BLOCK..][..count * BLOCK];
+                for mp in 0..a.panels {
+                    let ab = &a.panel(mp)[first * BLOCK..][..count * BLOCK];
+                    // SAFETY: block (mp, np) lies inside `out` (checked above) and `out` is borrowed mutably.
+                    let c = unsafe { ptr.add(mp * EDGE * ld + np * EDGE) };
+                    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+                    if self.amx {
+                        // SAFETY: tiles configured in `new`; `ab`, `bb` hold `count` blocks; `c` 32 rows of `ld`.
+                        unsafe { amx::block(ab.as_ptr(), bb.as_ptr(), count, c, ld * 4, accumulate) };
+                        continue;
+                    }
+                    // SAFETY: as above.
+                    unsafe { portable_block(ab, bb, count, c, ld, accumulate) };
+                }
+            }
+        }
+    }
+}
+
+impl Default for Tiles {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Tiles {
+    fn drop(&mut self) {
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        if self.amx {
+            // SAFETY: configured in `new`.
+            unsafe { amx::release() };
+        }
+    }
+}
+
+/// The block at `c` (32 rows `ld` apart) set to, or increased by, `a · b` over `count` packed blocks: what
+/// `tdpbf16ps` computes, one product at a time.
+///
+/// # Safety
+/// `c` must point at 32 writable rows of 32 values, `ld` apart.
+unsafe fn portable_block(a: &[u16], b: &[u16], count: usize, c: *mut f32, ld: usize, accumulate: bool) {
+    let mut acc = [0.0f32; BLOCK];
+    if accumulate {
+        for r in 0..EDGE {
+            std::ptr::copy_nonoverlapping(c.add(r * ld), acc[r * EDGE..].as_mut_ptr(), EDGE);
+        }
+    }
+    for (ab, bb) in a.chunks_exact(BLOCK).zip(b.chunks_exact(BLOCK)).take(count) {
+        for r in 0..EDGE {
+            for k in 0..EDGE {
+                let x = widen(ab[slot(Side::Left, r, k)]);
+                let row = &mut acc[r * EDGE..][..EDGE];
+                for (j, y) in row.iter_mut().enumerate() {
+                    *y += x * widen(bb[slot(Side::Right, j, k)]);
+                }
+            }
+        }
+    }
+    for r in 0..EDGE {
+        std::ptr::copy_nonoverlapping(acc[r * EDGE..].as_ptr(), c.add(r * ld), EDGE);
+    }
+}
+
+/// AMX on Linux: the process asks the kernel for the tile state once; each task configures eight 16 × 64-byte tile
+/// registers (four accumulators, two tiles of each operand) and releases them at its end.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+mod amx {
+    use std::arch::asm;
+    use std::sync::OnceLock;
+
+    /// CPUID leaf 7's EDX bits: AMX-BF16 (22) and AMX-TILE (24).
+    const CPUID_AMX: u32 = (1 << 22) | (1 << 24);
+    /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`: Linux (5.16 on) hands out the tile state only on request.
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+
+    pub fn available() -> bool {
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| {
+            let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+            // SAFETY: a plain system call with integer arguments.
+            leaf.edx & CPUID_AMX == CPUID_AMX
+                && unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) } == 0
+        })
+    }
+
+    /// Palette 1, eight tiles of 16 rows × 64 bytes.
+    #[repr(C, align(64))]
+    struct Config([u8; 64]);
+
+    const CONFIG: Config = {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        let mut t = 0;
+        while t < 8 {
+            c[16 + 2 * t] = 64; // bytes per row (u16, little-endian)
+            c[48 + t] = 16; // rows
+            t += 1;
+        }
+        Config(c)
+    };
+
+    /// # Safety
+    /// Only after [`available`] returned true.
+    pub unsafe fn configure() {
+        asm!("ldtilecfg [{}]", in(reg) &CONFIG as *const Config, options(nostack, readonly));
+    }
+
+    /// # Safety
+    /// Only after [`configure`] on this thread.
+    pub unsafe fn release() {
+        asm!("tilerelease", options(nostack, nomem));
+    }
+
+    /// The 32 × 32 f32 block at `c` (rows `stride` bytes apart) set to, or increased by, `a · b` over `count`
+    /// packed blocks (left: two 16-row tiles; right: two 16-column tiles in pair order, 2,048 bytes a block each).
+    /// Accumulators: tmm0 = rows 0–15 × columns 0–15, tmm1 = rows 0–15 × 16–31, tmm2 and tmm3 the rows 16–31.
+    ///
+    /// # Safety
+    /// After [`configure`] on this thread; `a`, `b` hold `count` blocks; `c` 32 rows of 32 writable f32.
+    pub unsafe fn block(a: *const u16, b: *const u16, count: usize, c: *mut f32, stride: usize, accumulate: bool) {
+        if accumulate {
+            asm!(
+                "tileloadd tmm0, [{c} + {s}*1]",
+                "tileloadd tmm1, [{c} + {s}*1 + 64]",
+                "tileloadd tmm2, [{h} + {s}*1]",
+                "tileloadd tmm3, [{h} + {s}*1 + 64]",
+                c = in(reg) c, h = in(reg) c.byte_add(16 * stride), s = in(reg) stride,
+                options(nostack, readonly)
+            );
+        } else {
+            asm!("tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3", options(nostack, nomem));
+        }
+        if count > 0 {
+            asm!(
+                "2:",
+                "tileloadd tmm4, [{a} + {s}*1]",
+                "tileloadd tmm6, [{b} + {s}*1]",
+                "tdpbf16ps tmm0, tmm4, tmm6",
+                "tileloadd tmm5, [{a} + {s}*1 + 1024]",
+                "tdpbf16ps tmm2, tmm5, tmm6",
+                "tileloadd tmm7, [{b} + {s}*1 + 1024]",
+                "tdpbf16ps tmm1, tmm4, tmm7",
+                "tdpbf16ps tmm3, tmm5, tmm7",
+                "add {a}, 2048",
+                "add {b}, 2048",
+                "dec {k}",
+                "jnz 2b",
+                a = inout(reg) a => _, b = inout(reg) b => _, k = inout(reg) count => _, s = in(reg) 64usize,
+                options(nostack, readonly)
+            );
+        }
+        asm!(
+            "tilestored [{c} + {s}*1], tmm0",
+            "tilestored [{c} + {s}*1 + 64], tmm1",
+            "tilestored [{h} + {s}*1], tmm2",
+            "tilestored [{h} + {s}*1 + 64], tmm3",
+            c = in(reg) c, h = in(reg) c.byte_add(16 * stride), s = in(reg) stride,
+            options(nostack)
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The product of the operands rounded to bf16, summed in f64.
+    fn reference(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let r = |x: f32| widen(round(x)) as f64;
+        (0..m * n).map(|ij| (0..k).map(|l| r(a[ij / n * k + l]) * r(b[l * n + ij % n])).sum::<f64>() as f32).collect()
+    }
+
+    fn transpose(x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+        (0..cols * rows).map(|k| x[(k % rows) * cols + k / rows]).collect()
+    }
+
+    /// `a · b` through [`Tiles::multiply`], cut to `m × n`.
+    fn product(a: Operand, b: Operand, m: usize, n: usize, tiles: &mut Tiles) -> Vec<f32> {
+        let ld = b.panels * EDGE;
+        let mut out = vec![f32::NAN; a.panels * EDGE * ld];
+        tiles.multiply(a, b, &mut out, ld, false);
+        out.chunks(ld).take(m).flat_map(|row| row[..n].to_vec()).collect()
+    }
+
+    fn close(got: &[f32], want: &[f32], k: usize, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-5 * k as f32 * (1.0 + w.abs()), "{what}: {g} vs {w} (amx: {})", amx());
+        }
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even_and_keeps_specials() {
+        assert_eq!(round(1.0), 0x3f80);
+        // 1 + 2⁻⁸ is halfway between 1 and 1 + 2⁻⁷: ties to the even one (1); 1 + 3·2⁻⁸ rounds up to 1 + 2⁻⁶.
+        assert_eq!(widen(round(1.0 + 2f32.powi(-8))), 1.0);
+        assert_eq!(widen(round(1.0 + 3.0 * 2f32.powi(-8))), 1.0 + 2f32.powi(-6));
+        assert_eq!(widen(round(1.0 + 1.1 * 2f32.powi(-8))), 1.0 + 2f32.powi(-7));
+        assert_eq!(widen(round(-2.5)), -2.5);
+        assert_eq!(widen(round(f32::INFINITY)), f32::INFINITY);
+        assert!(widen(round(f32::NAN)).is_nan());
+        // The largest finite f32 rounds to infinity, as in PyTorch.
+        assert_eq!(widen(round(f32::MAX)), f32::INFINITY);
+    }
+
+    #[test]
+    fn products_match_the_rounded_schoolbook_product() {
+        let mut tiles = Tiles::new();
+        // Sizes with and without whole 32 × 32 blocks, depths across a chunk of packed blocks (64 × 32 = 2,048).
+        for (m, k, n) in [(1, 1, 1), (3, 5, 2), (32, 32, 32), (33, 70, 65), (64, 2100, 40), (100, 64, 300), (5, 0, 3)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0 + 1e-3 * (i % 3) as f32).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 3.0).collect();
+            let want = reference(&a, &b, m, k, n);
+            let what = format!("{m}×{k}×{n}");
+            let (pa, pb) = (Packed::left(Matrix::row_major(&a, m, k)), Packed::right(Matrix::row_major(&b, k, n)));
+            close(&product(pa.operand(), pb.operand(), m, n, &mut tiles), &want, k, &what);
+            // Operands stored transposed and viewed back pack to the same tiles.
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+            let (qa, qb) = (Packed::left(Matrix::row_major(&at, k, m).t()), Packed::right(Matrix::row_major(&bt, n, k).t()));
+            assert_eq!((qa.data == pa.data, qb.data == pb.data), (true, true), "{what}");
+            // A left operand written row by row, and its transpose, are the same tiles as packed ones.
+            let mut rows = Scratch::zeros(m, k);
+            a.chunks(k.max(1)).take(m).enumerate().for_each(|(i, row)| rows.row(i, row));
+            assert_eq!(rows.data, pa.data, "{what}");
+            let mut t = Scratch::zeros(k, m);
+            rows.transpose_into(&mut t);
+            assert_eq!(t.data, Packed::left(Matrix::row_major(&at, k, m)).data, "{what}");
+            // Parts: the product of panels 1.. of a and blocks 1.. of the depth.
+            if m > 32 && k > 32 {
+                let (a1, b1) = (pa.operand().panels(1, pa.panels - 1).blocks(1, pa.blocks - 1), pb.operand().blocks(1, pb.blocks - 1));
+                let a_rest: Vec<f32> = (32..m).flat_map(|i| a[i * k + 32..(i + 1) * k].to_vec()).collect();
+                let want = reference(&a_rest, &b[32 * n..], m - 32, k - 32, n);
+                close(&product(a1, b1, m - 32, n, &mut tiles), &want, k, &format!("{what}, parts"));
+            }
+        }
+    }
+
+    #[test]
+    fn accumulating_adds_to_the_result_and_amx_agrees_with_the_portable_loop() {
+        let (m, k, n) = (64, 96, 64);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let (pa, pb) = (Packed::left(Matrix::row_major(&a, m, k)), Packed::right(Matrix::row_major(&b, k, n)));
+        let mut out = vec![1.0f32; m * n];
+        Tiles::new().multiply(pa.operand(), pb.operand(), &mut out, n, true);
+        let want: Vec<f32> = reference(&a, &b, m, k, n).iter().map(|x| x + 1.0).collect();
+        close(&out, &want, k, "1 + a·b");
+        let mut slow = vec![1.0f32; m * n];
+        for (mp, np) in (0..2).flat_map(|i| (0..2).map(move |j| (i, j))) {
+            // SAFETY: block (mp, np) of a 64 × 64 buffer.
+            unsafe {
+                portable_block(
+                    pa.operand().panel(mp),
+                    pb.operand().panel(np),
+                    pa.blocks,
+                    slow[(mp * n + np) * EDGE..].as_mut_ptr(),
+                    n,
+                    true,
+                )
+            };
+        }
+        close(&out, &slow, k, "amx vs portable");
+    }
+}
