@@ -14,6 +14,7 @@
 
 use crate::host::gemm::Matrix;
 use crate::host::team;
+use crate::host::vector::simd;
 
 /// Rows and columns of a result block, and the depth of one packed block (32 bf16 values: one 64-byte tile row).
 const EDGE: usize = 32;
@@ -74,10 +75,61 @@ impl Packed {
 
     /// `b` packed as the right operand of a product.
     pub fn right(b: Matrix) -> Self {
-        Self::pack(b.t(), Side::Right)
+        if b.col_stride() == 1 && b.rows() >= 2 * EDGE {
+            Self::right_by_rows(b)
+        } else {
+            Self::pack(b.t(), Side::Right)
+        }
     }
 
-    /// `m` (rows: the panels' dimension; columns: depth) packed for `side`, one task per panel.
+    /// [`Packed::right`] for a `b` whose rows are contiguous (the tied head's `W` as `∂h`'s right side): the
+    /// panels run across `b`'s rows, so tasks take runs of rows instead of panels, and read `b` once, in order.
+    /// Two rows at a time fill each panel's 64-byte slot rows whole (pair order: `[k / 2][column][k % 2]`).
+    fn right_by_rows(b: Matrix) -> Self {
+        let (depth, len) = (b.rows(), b.cols());
+        let (panels, blocks) = (len.div_ceil(EDGE), depth.div_ceil(EDGE));
+        let mut data = vec![0u16; panels * blocks * BLOCK];
+        let out = Out16(data.as_mut_ptr());
+        let per_task = DEPTH_CHUNK;
+        team::split(blocks.div_ceil(per_task), |task| {
+            let mut pair = [vec![0u16; panels * EDGE], vec![0u16; panels * EDGE]];
+            simd(
+                #[inline(always)]
+                || {
+                    let rows = task * per_task * EDGE..((task + 1) * per_task * EDGE).min(depth);
+                    for k0 in rows.step_by(2) {
+                        for (j, line) in pair.iter_mut().enumerate() {
+                            if k0 + j < depth {
+                                round_into(b.row(k0 + j), &mut line[..len]);
+                            } else {
+                                line.fill(0);
+                            }
+                        }
+                        let row_of_slots = (k0 / EDGE) * BLOCK + ((k0 % EDGE) / 2) * EDGE;
+                        for p in 0..panels {
+                            for half in 0..2 {
+                                let at = p * blocks * BLOCK + row_of_slots + half * (BLOCK / 2);
+                                let (a, b) = (&pair[0][p * EDGE + half * 16..][..16], &pair[1][p * EDGE + half * 16..][..16]);
+                                let mut slots = [0u16; EDGE];
+                                for c in 0..16 {
+                                    slots[2 * c] = a[c];
+                                    slots[2 * c + 1] = b[c];
+                                }
+                                // SAFETY: `at` addresses 32 slots of block (p, k0 / 32), whose rows k0 and k0 + 1
+                                // belong to this task alone, inside `data`.
+                                unsafe { std::ptr::copy_nonoverlapping(slots.as_ptr(), out.at(at), EDGE) };
+                            }
+                        }
+                    }
+                },
+            );
+        });
+        Self { data, panels, blocks }
+    }
+
+    /// `m` (rows: the panels' dimension; columns: depth) packed for `side`, one task per panel. The source is read
+    /// one contiguous line at a time (a row, or a panel's part of a column), rounded in one vectorised loop, and
+    /// its values then dealt into their slots.
     fn pack(m: Matrix, side: Side) -> Self {
         let (len, depth) = (m.rows(), m.cols());
         let (panels, blocks) = (len.div_ceil(EDGE), depth.div_ceil(EDGE));
@@ -85,24 +137,64 @@ impl Packed {
         if !data.is_empty() {
             team::for_each(data.chunks_mut(blocks * BLOCK).collect(), |p, panel| {
                 let rows = (len - p * EDGE).min(EDGE);
-                // Walk the source along whichever dimension is contiguous.
-                if m.col_stride() == 1 {
-                    for i in 0..rows {
-                        for k in 0..depth {
-                            panel[(k / EDGE) * BLOCK + slot(side, i, k % EDGE)] = round(m.at(p * EDGE + i, k));
+                let mut line = vec![0u16; depth.max(EDGE)];
+                simd(
+                    #[inline(always)]
+                    || {
+                        if m.col_stride() == 1 {
+                            for i in 0..rows {
+                                round_into(m.row(p * EDGE + i), &mut line[..depth]);
+                                for (k, &x) in line[..depth].iter().enumerate() {
+                                    panel[(k / EDGE) * BLOCK + slot(side, i, k % EDGE)] = x;
+                                }
+                            }
+                        } else {
+                            let columns = m.t();
+                            for k in 0..depth {
+                                if columns.col_stride() == 1 {
+                                    round_into(&columns.row(k)[p * EDGE..][..rows], &mut line[..rows]);
+                                } else {
+                                    (0..rows).for_each(|i| line[i] = round(m.at(p * EDGE + i, k)));
+                                }
+                                let block = &mut panel[(k / EDGE) * BLOCK..][..BLOCK];
+                                for (i, &x) in line[..rows].iter().enumerate() {
+                                    block[slot(side, i, k % EDGE)] = x;
+                                }
+                            }
                         }
-                    }
-                } else {
-                    for k in 0..depth {
-                        let block = &mut panel[(k / EDGE) * BLOCK..][..BLOCK];
-                        for i in 0..rows {
-                            block[slot(side, i, k % EDGE)] = round(m.at(p * EDGE + i, k));
-                        }
-                    }
-                }
+                    },
+                );
             });
         }
         Self { data, panels, blocks }
+    }
+}
+
+/// `to[i] = round(from[i])`, written without branches so that it vectorises.
+#[inline(always)]
+fn round_into(from: &[f32], to: &mut [u16]) {
+    for (t, &x) in to.iter_mut().zip(from) {
+        let bits = x.to_bits();
+        let nan = bits & 0x7fff_ffff > 0x7f80_0000;
+        let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+        *t = if nan { (bits >> 16) | 0x40 } else { rounded } as u16;
+    }
+}
+
+/// A pointer to a packed operand shared by the tasks that fill it, each its own slots.
+#[derive(Clone, Copy)]
+struct Out16(*mut u16);
+// SAFETY: tasks write disjoint slots (see `Packed::right_by_rows`), and the buffer outlives them.
+unsafe impl Send for Out16 {}
+unsafe impl Sync for Out16 {}
+
+impl Out16 {
+    /// The slot `i` values in (a method, so that closures capture the whole `Sync` wrapper).
+    ///
+    /// # Safety
+    /// `i` must lie inside the buffer.
+    unsafe fn at(self, i: usize) -> *mut u16 {
+        self.0.add(i)
     }
 }
 
@@ -167,10 +259,17 @@ impl Scratch {
 
     /// Sets row `i` to `values` (rounded; the rest of the row keeps what it held).
     pub fn row(&mut self, i: usize, values: &[f32]) {
+        self.row_map(i, values, |x| x);
+    }
+
+    /// Sets row `i` to `f(values)` (rounded; the rest of the row keeps what it held), in one pass over `values`.
+    #[inline(always)]
+    pub fn row_map(&mut self, i: usize, values: &[f32], f: impl Fn(f32) -> f32) {
         let panel = &mut self.data[(i / EDGE) * self.blocks * BLOCK..][..self.blocks * BLOCK];
         for (k, run) in values.chunks(EDGE).enumerate() {
-            let dst = &mut panel[k * BLOCK + (i % EDGE) * EDGE..][..run.len()];
-            dst.iter_mut().zip(run).for_each(|(d, &x)| *d = round(x));
+            let mut mapped = [0.0f32; EDGE];
+            mapped.iter_mut().zip(run).for_each(|(y, &x)| *y = f(x));
+            round_into(&mapped[..run.len()], &mut panel[k * BLOCK + (i % EDGE) * EDGE..][..run.len()]);
         }
     }
 
@@ -231,10 +330,15 @@ impl Tiles {
         for first in (0..a.blocks.max(1)).step_by(DEPTH_CHUNK) {
             let count = DEPTH_CHUNK.min(a.blocks - first);
             let accumulate = accumulate || first > 0;
-            for np in 0..b.panels {
-                let bb = &b.panel(np)[first * BLOCK..][..count * BLOCK];
-                for mp in 0..a.panels {
+            // Each block reads a panel of each operand: the inner loop walks every panel of one operand (kept in L2)
+            // while the outer one's panel stays in L1, so the outer loop takes the operand with more panels.
+            let a_outer = a.panels >= b.panels;
+            let (outer, inner) = if a_outer { (a.panels, b.panels) } else { (b.panels, a.panels) };
+            for o in 0..outer {
+                for i in 0..inner {
+                    let (mp, np) = if a_outer { (o, i) } else { (i, o) };
                     let ab = &a.panel(mp)[first * BLOCK..][..count * BLOCK];
+                    let bb = &b.panel(np)[first * BLOCK..][..count * BLOCK];
                     // SAFETY: block (mp, np) lies inside `out` (checked above) and `out` is borrowed mutably.
                     let c = unsafe { ptr.add(mp * EDGE * ld + np * EDGE) };
                     #[cfg(all(target_arch = "x86_64", target_os = "linux"))]

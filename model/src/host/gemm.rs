@@ -46,6 +46,21 @@ impl<'a> Matrix<'a> {
         self.col_stride
     }
 
+    /// Row `i`, when rows are contiguous.
+    ///
+    /// # Panics
+    /// When they are not, or outside the matrix.
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        assert!(
+            self.col_stride == 1 && i < self.rows,
+            "row {i} of a {} × {} matrix with column stride {}",
+            self.rows,
+            self.cols,
+            self.col_stride
+        );
+        &self.data[i * self.row_stride..][..self.cols]
+    }
+
     /// Element `(i, j)`.
     ///
     /// # Panics

@@ -14,7 +14,7 @@
 
 use crate::host::bf16::{Packed, Scratch, Tiles};
 use crate::host::gemm::{matmul, Matrix};
-use crate::host::vector::{exp_shifted_in_place, max, scale_in_place, simd};
+use crate::host::vector::{exp, exp_shifted_in_place, max, simd};
 use crate::host::{for_rows, team};
 
 /// What [`head_cross_entropy`] computes.
@@ -213,11 +213,9 @@ pub fn head_cross_entropy_bf16(h: &[f32], w: &[f32], c: usize, targets: &[i64], 
             simd(
                 #[inline(always)]
                 || {
-                    for (i, row) in block.chunks_exact_mut(RANGE).take(n).enumerate() {
-                        let row = &mut row[..cols];
-                        exp_shifted_in_place(row, lse[i] as f32);
-                        scale_in_place(row, weight[i]);
-                        p.row(i, row);
+                    for (i, row) in block.chunks_exact(RANGE).take(n).enumerate() {
+                        let (shift, scale) = (lse[i] as f32, weight[i]);
+                        p.row_map(i, &row[..cols], |x| exp(x - shift) * scale);
                     }
                 },
             );
