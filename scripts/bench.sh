@@ -9,7 +9,9 @@
 # Options: --device cpu|wgpu|cuda, --preset P, --batch-size N, --seq-len N, --steps N, --rounds N, --name NAME,
 # --features F. Every measurement is repeated in --rounds interleaved rounds (hnet-gpt gpt2, PyTorch, hybrid, hnet;
 # default 3 on the CPU, 1 elsewhere) and the report takes each one's median: on a shared machine the load changes
-# from minute to minute, and interleaving exposes both tools to the same periods.
+# from minute to minute, and interleaving exposes both tools to the same periods. On a CPU with AMX, each round also
+# trains gpt2 in mixed precision with both tools (hnet-gpt --precision bf16: the head's products on bf16 operands;
+# PyTorch: bf16 autocast), a like-for-like pair beside the f32 one.
 # PyTorch comes from the Python environment when it has torch and transformers, else the script installs them into
 # a private venv ($HOME/.cache/hnet-gpt/bench-venv).
 set -euo pipefail
@@ -74,13 +76,27 @@ torch_flags=(--device "$device" --batch-size "$batch" --seq-len "$seq" --train-s
 summary() {
   python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: round(v['tokens_per_second'],1) for k,v in d.items() if isinstance(v, dict) and 'tokens_per_second' in v})" "$1"
 }
+tools=(gpt2 torch hybrid hnet)
+if [ "$device" = cpu ] && grep -qw amx_bf16 /proc/cpuinfo 2>/dev/null; then tools+=(gpt2-bf16 torch-bf16); fi
 for round in $(seq 1 "$rounds"); do
-  for tool in gpt2 torch hybrid hnet; do
+  for tool in "${tools[@]}"; do
     echo "==> round $round: ${tool/torch/PyTorch gpt2}"
     if [ "$tool" = torch ]; then
       "$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.1.json" \
         "${torch_flags[@]}" > "$work/torch.$round.json"
       summary "$work/torch.$round.json"
+      continue
+    fi
+    if [ "$tool" = torch-bf16 ]; then
+      "$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" "${torch_flags[@]}" --bf16 \
+        --new-tokens 0 > "$work/torch-bf16.$round.json"
+      summary "$work/torch-bf16.$round.json"
+      continue
+    fi
+    if [ "$tool" = gpt2-bf16 ]; then
+      "$bin" bench --arch gpt2 --precision bf16 --preset "$preset" --device "$device" --batch-size "$batch" \
+        --seq-len "$seq" --train-steps "$steps" --new-tokens 0 > "$work/hnet-gpt2-bf16.$round.json"
+      summary "$work/hnet-gpt2-bf16.$round.json"
       continue
     fi
     gen=(--new-tokens 0)

@@ -84,10 +84,12 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     config = load(os.path.join(a.dir, "config.json"))["config"]
-    all_ours = {arch: rounds(a.dir, f"hnet-{arch}") for arch in ["gpt2", "hybrid", "hnet"]}
+    all_ours = {arch: rounds(a.dir, f"hnet-{arch}") for arch in ["gpt2", "hybrid", "hnet", "gpt2-bf16"]}
     all_torch = rounds(a.dir, "torch")
+    all_torch_bf16 = rounds(a.dir, "torch-bf16")
     ours = {arch: median_run(runs) for arch, runs in all_ours.items()}
     torch = median_run(all_torch)
+    torch_bf16 = median_run(all_torch_bf16)
     peak = max(x["matmul"]["gflops"] for x in [*ours.values(), torch] if x)
     if torch and "matmul_bf16" in torch:
         peak_bf16 = torch["matmul_bf16"]["gflops"]
@@ -117,6 +119,15 @@ def main():
     if phases:
         rows.append(("gpt2 step by phase, s: " + " / ".join(phases), " / ".join(fmt(v, 3) for v in phases.values()), "n/a", ""))
     rows.append(("gpt2 model FLOPs utilisation, % of measured matmul peak", fmt(mfu(g_ours, config), 1), fmt(mfu(g_torch, config), 1), ""))
+    m_ours, m_torch = ours["gpt2-bf16"], torch_bf16
+    if m_ours or m_torch:
+        rows.append((f"gpt2 training tokens/s in mixed precision (hnet-gpt `--precision bf16`: the head's products on bf16 "
+                     f"operands with f32 sums; PyTorch: bf16 autocast)", fmt(tps(m_ours)), fmt(tps(m_torch)),
+                     fmt(ratio(tps(m_ours), tps(m_torch)), 2) + "×" + spread(all_ours["gpt2-bf16"], all_torch_bf16, "train")))
+        rows.append(("…hnet-gpt bf16 against PyTorch f32 (not like for like: different precisions)", fmt(tps(m_ours)),
+                     fmt(tps(g_torch)), fmt(ratio(tps(m_ours), tps(g_torch)), 2) + "×"))
+        rows.append(("…mixed precision's speed-up over f32, each tool", fmt(ratio(tps(m_ours), tps(g_ours)), 2) + "×",
+                     fmt(ratio(tps(m_torch), tps(g_torch)), 2) + "×", ""))
     for arch in ["hybrid", "hnet"]:
         r = ours[arch]
         if r:
@@ -145,8 +156,8 @@ def main():
                "threads": {"hnet-gpt": g_ours and g_ours["threads"], "pytorch": torch and torch["threads"]}}
     os.makedirs(a.out, exist_ok=True)
     result = {"command": a.command, "machine": machine, "config": config, "matmul_peak_gflops": peak, "greedy_tokens": same,
-              "rounds": len(all_torch), "hnet_gpt": ours, "pytorch": torch,
-              "rounds_raw": {"hnet_gpt": all_ours, "pytorch": all_torch}}
+              "rounds": len(all_torch), "hnet_gpt": ours, "pytorch": torch, "pytorch_bf16": torch_bf16,
+              "rounds_raw": {"hnet_gpt": all_ours, "pytorch": all_torch, "pytorch_bf16": all_torch_bf16}}
     json.dump(result, open(os.path.join(a.out, f"{a.name}.json"), "w"), indent=1)
     lines = [f"# Benchmark: hnet-gpt vs PyTorch ({a.name})", "",
              f"Measured in one run of `{a.command}` on {machine['cpu']}; PyTorch {machine['torch']}, transformers "
@@ -156,7 +167,8 @@ def main():
              f"same weights (Hugging Face's, imported by `hnet-gpt import-hf`) and the same prompt. Greedy outputs: {same}.", "",
              "| measure | hnet-gpt | PyTorch | ratio |", "|---|---:|---:|---:|"]
     lines += [f"| {m} | {o} | {t} | {r} |" for m, o, t, r in rows]
-    lines += ["", f"Each measure is the median of {len(all_torch)} interleaved round(s) (hnet-gpt gpt2, PyTorch, hybrid, hnet, "
+    order = "hnet-gpt gpt2, PyTorch, hybrid, hnet" + (", hnet-gpt gpt2 bf16, PyTorch bf16" if all_torch_bf16 else "")
+    lines += ["", f"Each measure is the median of {len(all_torch)} interleaved round(s) ({order}, "
               "repeated), the matmul peak the best; a ratio's spread is over the rounds' own ratios. "
               "MFU counts 6 FLOPs per matmul weight per token plus attention (12·L·d·T), against the faster of the two "
               "tools' measured f32 matmul throughput on this machine. Raw numbers, every round, every step time and both "

@@ -117,7 +117,7 @@ def main():
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--gen-runs", type=int, default=2)
     p.add_argument("--matmul-size", type=int, default=1024)
-    p.add_argument("--bf16", action="store_true", help="bf16 autocast in training (GPU)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast in training (GPU, or a CPU with AMX)")
     args = p.parse_args()
     config = json.load(open(args.config))
     config = config.get("config", config)
