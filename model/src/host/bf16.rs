@@ -24,13 +24,14 @@ const BLOCK: usize = EDGE * EDGE;
 /// its core's L2 while they are reused.
 const DEPTH_CHUNK: usize = 64;
 
-/// `x` rounded to bf16, to nearest with ties to even (NaN stays NaN).
+/// `x` rounded to bf16, to nearest with ties to even (NaN stays NaN, quiet). Written without branches, so that
+/// loops over it vectorise.
+#[inline(always)]
 pub fn round(x: f32) -> u16 {
     let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) | 0x40) as u16;
-    }
-    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
+    let nan = bits & 0x7fff_ffff > 0x7f80_0000;
+    let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
+    (if nan { (bits >> 16) | 0x40 } else { rounded }) as u16
 }
 
 /// The f32 value of a bf16 (exact).
@@ -109,11 +110,12 @@ impl Packed {
                         for p in 0..panels {
                             for half in 0..2 {
                                 let at = p * blocks * BLOCK + row_of_slots + half * (BLOCK / 2);
-                                let (a, b) = (&pair[0][p * EDGE + half * 16..][..16], &pair[1][p * EDGE + half * 16..][..16]);
+                                let columns = p * EDGE + half * 16..p * EDGE + half * 16 + 16;
+                                let (even, odd) = (&pair[0][columns.clone()], &pair[1][columns]);
                                 let mut slots = [0u16; EDGE];
                                 for c in 0..16 {
-                                    slots[2 * c] = a[c];
-                                    slots[2 * c + 1] = b[c];
+                                    slots[2 * c] = even[c];
+                                    slots[2 * c + 1] = odd[c];
                                 }
                                 // SAFETY: `at` addresses 32 slots of block (p, k0 / 32), whose rows k0 and k0 + 1
                                 // belong to this task alone, inside `data`.
@@ -170,15 +172,10 @@ impl Packed {
     }
 }
 
-/// `to[i] = round(from[i])`, written without branches so that it vectorises.
+/// `to[i] = round(from[i])`.
 #[inline(always)]
 fn round_into(from: &[f32], to: &mut [u16]) {
-    for (t, &x) in to.iter_mut().zip(from) {
-        let bits = x.to_bits();
-        let nan = bits & 0x7fff_ffff > 0x7f80_0000;
-        let rounded = bits.wrapping_add(0x7fff + ((bits >> 16) & 1)) >> 16;
-        *t = if nan { (bits >> 16) | 0x40 } else { rounded } as u16;
-    }
+    to.iter_mut().zip(from).for_each(|(t, &x)| *t = round(x));
 }
 
 /// A pointer to a packed operand shared by the tasks that fill it, each its own slots.
@@ -302,8 +299,11 @@ impl Scratch {
 }
 
 /// One thread's multiplier: AMX's tile registers configured for this thread while it lives, or the portable loop.
+/// Not `Send`: the configuration belongs to the thread that made it.
 pub struct Tiles {
+    #[cfg_attr(not(all(target_arch = "x86_64", target_os = "linux")), allow(dead_code))]
     amx: bool,
+    _thread: std::marker::PhantomData<*const ()>,
 }
 
 impl Tiles {
@@ -315,7 +315,7 @@ impl Tiles {
             // SAFETY: `amx::available()` said so.
             unsafe { amx::configure() };
         }
-        Self { amx }
+        Self { amx, _thread: std::marker::PhantomData }
     }
 
     /// `out = a · b`, or `out += a · b` when `accumulate`, over whole 32 × 32 blocks: `out` is row-major with rows
