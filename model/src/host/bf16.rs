@@ -238,7 +238,7 @@ impl Packed {
     }
 }
 
-/// A left operand written in place, row by row ([`Scratch::row`]): for products whose left side is computed
+/// A left operand written in place, row by row ([`Scratch::row_map`]): for products whose left side is computed
 /// block by block, such as the head's probabilities.
 #[derive(Debug, Clone)]
 pub struct Scratch {
@@ -252,11 +252,6 @@ impl Scratch {
     pub fn zeros(rows: usize, depth: usize) -> Self {
         let (panels, blocks) = (rows.div_ceil(EDGE), depth.div_ceil(EDGE));
         Self { data: vec![0; panels * blocks * BLOCK], panels, blocks }
-    }
-
-    /// Sets row `i` to `values` (rounded; the rest of the row keeps what it held).
-    pub fn row(&mut self, i: usize, values: &[f32]) {
-        self.row_map(i, values, |x| x);
     }
 
     /// Sets row `i` to `f(values)` (rounded; the rest of the row keeps what it held), in one pass over `values`.
@@ -559,7 +554,7 @@ mod tests {
             assert_eq!((qa.data == pa.data, qb.data == pb.data), (true, true), "{what}");
             // A left operand written row by row, and its transpose, are the same tiles as packed ones.
             let mut rows = Scratch::zeros(m, k);
-            a.chunks(k.max(1)).take(m).enumerate().for_each(|(i, row)| rows.row(i, row));
+            a.chunks(k.max(1)).take(m).enumerate().for_each(|(i, row)| rows.row_map(i, row, |x| x));
             assert_eq!(rows.data, pa.data, "{what}");
             let mut t = Scratch::zeros(k, m);
             rows.transpose_into(&mut t);

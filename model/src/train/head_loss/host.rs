@@ -160,7 +160,7 @@ pub fn head_cross_entropy_bf16(h: &[f32], w: &[f32], c: usize, targets: &[i64], 
                         }
                         let top = max(row);
                         let sum = exp_shifted_in_place(row, top);
-                        *s = merge(*s, top, sum);
+                        (s.0, s.1) = merge((s.0, s.1), top, sum);
                     }
                 },
             );
@@ -172,7 +172,7 @@ pub fn head_cross_entropy_bf16(h: &[f32], w: &[f32], c: usize, targets: &[i64], 
     for (i, l) in lse.iter_mut().enumerate() {
         let (mut top, mut sum, mut picked) = (f32::NEG_INFINITY, 0.0, f32::NAN);
         for (task, summary) in summaries.iter().enumerate() {
-            (top, sum, _) = merge((top, sum, 0.0), summary[i].0, summary[i].1);
+            (top, sum) = merge((top, sum), summary[i].0, summary[i].1);
             if targets[i].is_some_and(|t| runs(task).contains(&(t / RANGE))) {
                 picked = summary[i].2;
             }
@@ -248,14 +248,14 @@ pub fn head_cross_entropy_bf16(h: &[f32], w: &[f32], c: usize, targets: &[i64], 
     HeadLoss { loss, h_grad, w_grad }
 }
 
-/// A running `(max, Σ exp(x − max), _)` merged with another part's `(top, sum)`.
-fn merge((max, sum, picked): (f32, f64, f32), top: f32, part: f64) -> (f32, f64, f32) {
+/// A running `(max, Σ exp(x − max))` merged with another part's `(top, Σ exp(x − top))`.
+fn merge((max, sum): (f32, f64), top: f32, part: f64) -> (f32, f64) {
     if part == 0.0 {
-        return (max, sum, picked);
+        return (max, sum);
     }
     if top > max || sum == 0.0 {
-        (top, sum * ((max - top) as f64).exp() + part, picked)
+        (top, sum * ((max - top) as f64).exp() + part)
     } else {
-        (max, sum + part * ((top - max) as f64).exp(), picked)
+        (max, sum + part * ((top - max) as f64).exp())
     }
 }
