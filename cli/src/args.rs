@@ -228,7 +228,7 @@ pub struct BenchArgs {
     /// Timed training steps (0 = no training benchmark).
     #[arg(long, default_value_t = 10)]
     pub train_steps: usize,
-    /// The LM head's products in f32 or bf16 while training (as `train --precision`).
+    /// The LM head's and linear layers' products in f32 or bf16 while training (as `train --precision`).
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
     /// Untimed steps first.
@@ -354,7 +354,8 @@ pub struct TrainArgs {
     /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
     #[arg(long, default_value = "cosine")]
     pub schedule: Schedule,
-    /// The LM head's products in f32 or bf16 (mixed precision: bf16 operands, f32 sums; CPU with AMX only).
+    /// The LM head's and linear layers' products in f32 or bf16 (mixed precision: bf16 operands, f32 sums; CPU
+    /// with AMX only).
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
     /// AdamW weight decay (matrices only; never norms, biases or embeddings).

@@ -366,6 +366,42 @@ impl Drop for Tiles {
     }
 }
 
+/// `a · b` with bf16 operands and f32 sums, a new row-major `[a.rows, b.cols]` buffer: both operands packed, the
+/// result's 32-row panels split over the cores ([`team`]), each core with its own [`Tiles`]. The products of
+/// `--precision bf16`'s linear layers ([`crate::host::autocast`]).
+///
+/// # Panics
+/// When the inner dimensions differ.
+pub fn matmul(a: Matrix, b: Matrix) -> Vec<f32> {
+    assert_eq!(a.cols(), b.rows(), "a {} × {} matrix times a {} × {} one", a.rows(), a.cols(), b.rows(), b.cols());
+    let (m, n) = (a.rows(), b.cols());
+    let (left, right) = (Packed::left(a), Packed::right(b));
+    let (panels, ld) = (m.div_ceil(EDGE), n.div_ceil(EDGE) * EDGE);
+    let mut out = vec![0.0f32; panels * EDGE * ld];
+    if panels > 0 && ld > 0 {
+        let tasks = team::workers().clamp(1, panels);
+        let first = |task: usize| task * panels / tasks;
+        let mut parts = Vec::with_capacity(tasks);
+        let mut rest = out.as_mut_slice();
+        for task in 0..tasks {
+            let (mine, later) = rest.split_at_mut((first(task + 1) - first(task)) * EDGE * ld);
+            parts.push(mine);
+            rest = later;
+        }
+        team::for_each(parts, |task, part| {
+            let count = first(task + 1) - first(task);
+            Tiles::new().multiply(left.operand().panels(first(task), count), right.operand(), part, ld, false);
+        });
+    }
+    if ld != n {
+        for i in 0..m {
+            out.copy_within(i * ld..i * ld + n, i * n);
+        }
+    }
+    out.truncate(m * n);
+    out
+}
+
 /// The block at `c` (32 rows `ld` apart) set to, or increased by, `a · b` over `count` packed blocks: what
 /// `tdpbf16ps` computes, one product at a time.
 ///
@@ -520,6 +556,20 @@ mod tests {
         assert_eq!(got.len(), want.len(), "{what}");
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() <= 1e-5 * k as f32 * (1.0 + w.abs()), "{what}: {g} vs {w} (amx: {})", amx());
+        }
+    }
+
+    #[test]
+    fn a_whole_product_over_the_cores_matches_the_rounded_schoolbook_product() {
+        for (m, k, n) in [(1, 1, 1), (33, 70, 31), (100, 64, 96), (64, 200, 5), (3, 0, 4)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 50.0).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 53 % 97) as f32 - 48.0) / 48.0).collect();
+            let want = reference(&a, &b, m, k, n);
+            close(&matmul(Matrix::row_major(&a, m, k), Matrix::row_major(&b, k, n)), &want, k.max(1), "row-major");
+            // Transposed views, as a linear layer's backward pass takes them.
+            let (at, bt) = (transpose(&a, m, k), transpose(&b, k, n));
+            let got = matmul(Matrix::row_major(&at, k, m).t(), Matrix::row_major(&bt, n, k).t());
+            close(&got, &want, k.max(1), "transposed views");
         }
     }
 

@@ -10,6 +10,7 @@
 //! crate Flex itself calls ([`gemm`]). The math is the same as the tensor-op path every other backend runs, and
 //! each caller tests that the two agree.
 
+pub mod autocast;
 pub mod bf16;
 pub mod gemm;
 pub mod team;

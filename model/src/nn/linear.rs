@@ -1,6 +1,7 @@
 //! burn's `Linear` with a decoding fast path: a few rows (tokens) in host memory without autodiff multiply on every
 //! core through [`rows_times`], where burn's matmul would read the weights on one core (gemm's choice for
-//! products this small). Everything else is `Linear::forward`.
+//! products this small). Within a bf16 training step on the host ([`crate::host::autocast`]) the product is
+//! bf16's, with its own backward pass. Everything else is `Linear::forward`.
 
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
@@ -12,13 +13,29 @@ use crate::host::{self, gemm::rows_times};
 /// scoring), gemm uses every core by itself.
 pub(crate) const FEW_ROWS: usize = 8;
 
-/// `linear(x)`, the same function as `linear.forward(x)`.
+/// `linear(x)`, the same function as `linear.forward(x)` (with bf16 operands inside an autocast scope).
 ///
 /// # Shapes
 /// `x: [B, T, d_in]` → `[B, T, d_out]`.
 pub fn forward<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, t, k] = x.dims();
     let device = x.device();
+    let x = if host::autocast::enabled() {
+        let w = linear.weight.val();
+        let n = w.dims()[1];
+        match host::autocast::matmul(x.reshape([b * t, k]), w) {
+            Ok(y) => {
+                let y = y.reshape([b, t, n]);
+                return match &linear.bias {
+                    Some(bias) => y + bias.val().unsqueeze(),
+                    None => y,
+                };
+            }
+            Err((x, _)) => x.reshape([b, t, k]),
+        }
+    } else {
+        x
+    };
     if b * t <= FEW_ROWS && !B::ad_enabled(&device) {
         let w = linear.weight.val();
         let n = w.dims()[1];

@@ -19,17 +19,18 @@ pub struct Unfreeze {
     pub all_at: usize,
 }
 
-/// The precision of the tied head's three products over the vocabulary (three quarters of gpt2 `small`'s FLOPs at
-/// batch 8 × 128): `f32`, or `bf16` operands with f32 sums (mixed precision, as PyTorch's autocast; on AMX where the
-/// CPU has it). Everything else — the blocks, the softmax and loss, the weights and the optimizer — stays f32.
-/// bf16 runs where tensors live in host memory (`--device cpu`) only.
+/// The precision of a training step's matrix products — the tied head's three over the vocabulary (three quarters of
+/// gpt2 `small`'s FLOPs at batch 8 × 128) and every linear layer's, forward and backward: `f32`, or `bf16` operands
+/// with f32 sums (mixed precision, as PyTorch's autocast; on AMX where the CPU has it). Everything else — the
+/// weights and gradients, biases, norms, attention, the softmax and loss, the optimizer — stays f32. bf16 runs where
+/// tensors live in host memory (`--device cpu`) only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 throughout.
     #[default]
     F32,
-    /// bf16 operands, f32 sums, for the head's products.
+    /// bf16 operands, f32 sums, for the head's and the linear layers' products.
     Bf16,
 }
 

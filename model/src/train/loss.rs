@@ -57,7 +57,9 @@ pub fn loss<B: Backend>(
     let inputs = sequences.clone().narrow(1, 0, l);
     let targets = sequences.narrow(1, 1, l);
     let mask = mask.unwrap_or_else(|| Tensor::from_data(TensorData::new(vec![true; b * l], [b, l]), &inputs.device()));
-    let (h, aux) = model.forward_hidden(inputs, mask.clone(), None);
+    // Mixed precision reaches the linear layers through the thread's autocast scope (the head takes it directly).
+    let bf16 = objective.precision == crate::train::Precision::Bf16;
+    let (h, aux) = crate::host::autocast::scope(bf16, || model.forward_hidden(inputs, mask.clone(), None));
     let c = h.dims()[2];
     let ce = head_cross_entropy(
         h.reshape([b * l, c]),

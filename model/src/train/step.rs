@@ -272,6 +272,27 @@ mod tests {
     }
 
     #[test]
+    fn a_bf16_step_stays_within_bf16_rounding_of_the_f32_step_for_every_architecture() {
+        for arch in Arch::ALL {
+            let model = Model::<AD>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
+            model.materialize();
+            let (_, _, data) = setup();
+            let step = |precision| {
+                let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
+                let objective = Objective { precision, ..OBJECTIVE };
+                match train_step(model.clone(), &mut opt, &data, &[vec![0, 1, 2, 3]], 1e-3, objective, Fault::None).unwrap().1 {
+                    StepOutcome::Applied { ce, grad_norm, .. } => (ce, grad_norm.unwrap()),
+                    other => panic!("{arch:?}: {other:?}"),
+                }
+            };
+            let ((ce, norm), (ce16, norm16)) = (step(crate::train::Precision::F32), step(crate::train::Precision::Bf16));
+            // Operands with 8 significant bits: the loss moves by ~10⁻³ nats, the gradient's norm by a few percent.
+            assert!(ce != ce16 && (ce - ce16).abs() < 0.02, "{arch:?}: cross-entropy {ce} in f32, {ce16} in bf16");
+            assert!((norm - norm16).abs() < 0.05 * norm, "{arch:?}: gradient norm {norm} in f32, {norm16} in bf16");
+        }
+    }
+
+    #[test]
     fn non_finite_losses_and_gradient_norms_skip_the_step_and_change_nothing() {
         for (fault, expect) in [(Fault::NanLoss, Skip::NonFiniteLoss), (Fault::InfGrad, Skip::NonFiniteGradNorm(f64::INFINITY))] {
             let (model, mut opt, data) = setup();
