@@ -3,14 +3,15 @@
 # tokens/s, step time and MFU for gpt2 (and hnet-gpt's hybrid and hnet at the same shape), greedy generation from the
 # same weights with the same prompt, time to first token, matmul peak. Writes docs/results/bench/NAME.{json,md,log}.
 #
-#   scripts/bench.sh                      # CPU, preset small, batch 8 × 128, 3 rounds (about 5 minutes on 2 cores)
+#   scripts/bench.sh                      # CPU, preset small, batch 8 × 128, 5 rounds (about 15 minutes on 2 cores)
 #   scripts/bench.sh --device cuda        # on a GPU machine where PyTorch is present (bf16 autocast for PyTorch)
 #
 # Options: --device cpu|wgpu|cuda, --preset P, --batch-size N, --seq-len N, --steps N, --rounds N, --name NAME,
 # --features F. Every measurement is repeated in --rounds interleaved rounds (hnet-gpt gpt2, PyTorch, hybrid, hnet;
-# default 3 on the CPU, 1 elsewhere) and the report takes each one's median: on a shared machine the load changes
+# default 5 on the CPU, 1 elsewhere) and the report takes each one's median: on a shared machine the load changes
 # from minute to minute, and interleaving exposes both tools to the same periods. On a CPU with AMX, each round also
-# trains gpt2 in mixed precision with both tools (hnet-gpt --precision bf16: the head's products on bf16 operands;
+# trains gpt2 in mixed precision with both tools (hnet-gpt --precision bf16: the head's and linear layers' products
+# on bf16 operands;
 # PyTorch: bf16 autocast), a like-for-like pair beside the f32 one.
 # PyTorch comes from the Python environment when it has torch and transformers, else the script installs them into
 # a private venv ($HOME/.cache/hnet-gpt/bench-venv).
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 name=${name:-$device}
-if [ -z "$rounds" ]; then if [ "$device" = cpu ]; then rounds=3; else rounds=1; fi; fi
+if [ -z "$rounds" ]; then if [ "$device" = cpu ]; then rounds=5; else rounds=1; fi; fi
 [ "$device" = cuda ] && [ -z "$features" ] && features=cuda
 command="scripts/bench.sh --device $device --preset $preset --batch-size $batch --seq-len $seq --steps $steps --rounds $rounds"
 out=docs/results/bench

@@ -121,8 +121,8 @@ def main():
     rows.append(("gpt2 model FLOPs utilisation, % of measured matmul peak", fmt(mfu(g_ours, config), 1), fmt(mfu(g_torch, config), 1), ""))
     m_ours, m_torch = ours["gpt2-bf16"], torch_bf16
     if m_ours or m_torch:
-        rows.append((f"gpt2 training tokens/s in mixed precision (hnet-gpt `--precision bf16`: the head's products on bf16 "
-                     f"operands with f32 sums; PyTorch: bf16 autocast)", fmt(tps(m_ours)), fmt(tps(m_torch)),
+        rows.append((f"gpt2 training tokens/s in mixed precision (hnet-gpt `--precision bf16`: the head's and linear layers' "
+                     f"products on bf16 operands with f32 sums; PyTorch: bf16 autocast)", fmt(tps(m_ours)), fmt(tps(m_torch)),
                      fmt(ratio(tps(m_ours), tps(m_torch)), 2) + "×" + spread(all_ours["gpt2-bf16"], all_torch_bf16, "train")))
         rows.append(("…hnet-gpt bf16 against PyTorch f32 (not like for like: different precisions)", fmt(tps(m_ours)),
                      fmt(tps(g_torch)), fmt(ratio(tps(m_ours), tps(g_torch)), 2) + "×"))

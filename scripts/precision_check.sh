@@ -51,8 +51,8 @@ def window(name, end):
 lines = ["# Mixed precision against f32 at equal steps", "",
          f"`{command}`: gpt2 `small`, batch 8 × 128, AdamW, {steps} steps on the CPython standard library, three runs "
          "with the same settings: f32 with seed 0, f32 with seed 1 (how far two f32 runs that differ only in their seed "
-         "drift apart: the noise) and `--precision bf16` with seed 0 (the head's three products over the vocabulary on "
-         "bf16 operands with f32 sums, on AMX). Training loss: mean over the steps of each window.", "",
+         "drift apart: the noise) and `--precision bf16` with seed 0 (the head's three products over the vocabulary and "
+         "every linear layer's products on bf16 operands with f32 sums, on AMX). Training loss: mean over the steps of each window.", "",
          "| loss | f32, seed 0 | f32, seed 1 | bf16, seed 0 | bf16 − f32 (seed 0) | f32 seed 1 − seed 0 |", "|---|---:|---:|---:|---:|---:|"]
 for end in range(every, steps + 1, every):
     a, b, c = window("f32-0", end), window("f32-1", end), window("bf16-0", end)
