@@ -11,8 +11,7 @@
 # default 5 on the CPU, 1 elsewhere) and the report takes each one's median: on a shared machine the load changes
 # from minute to minute, and interleaving exposes both tools to the same periods. On a CPU with AMX, each round also
 # trains gpt2 in mixed precision with both tools (hnet-gpt --precision bf16: the head's and linear layers' products
-# on bf16 operands;
-# PyTorch: bf16 autocast), a like-for-like pair beside the f32 one.
+# on bf16 operands; PyTorch: bf16 autocast), a like-for-like pair beside the f32 one.
 # PyTorch comes from the Python environment when it has torch and transformers, else the script installs them into
 # a private venv ($HOME/.cache/hnet-gpt/bench-venv).
 set -euo pipefail
