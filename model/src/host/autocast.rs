@@ -9,7 +9,7 @@
 //! `float_matmul` does) whose backward pass runs the two bf16 products. It applies to burn's Flex backend under
 //! autodiff — the CPU training backend — and hands anything else back to the caller.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::cell::Cell;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -22,7 +22,7 @@ use burn::tensor::backend::{Backend, BackendTypes};
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 
 use crate::host::gemm::Matrix;
-use crate::host::{self, bf16, HostView};
+use crate::host::{self, bf16, downcast, Values};
 
 thread_local! {
     static ON: Cell<bool> = const { Cell::new(false) };
@@ -61,19 +61,14 @@ pub fn matmul<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Result<Tensor<B, 
     let (Some(xt), Some(wt)) = (tracked(x), tracked(w)) else {
         unreachable!("B is Autodiff<Flex> (checked above), whose float primitive is Tracked")
     };
-    let out = forward(xt, wt);
-    let mut slot = Some(out);
-    let any: &mut dyn Any = &mut slot;
-    let primitive = any.downcast_mut::<Option<B::FloatTensorPrimitive>>().and_then(Option::take).expect("B is Autodiff<Flex>");
+    let Ok(primitive) = downcast::<Tracked, B::FloatTensorPrimitive>(forward(xt, wt)) else { unreachable!("B is Autodiff<Flex>") };
     Ok(Tensor::from_primitive(TensorPrimitive::Float(primitive)))
 }
 
 /// `t`'s autodiff primitive, when `B` is Autodiff<Flex>.
 fn tracked<B: Backend, const D: usize>(t: Tensor<B, D>) -> Option<Tracked> {
     let TensorPrimitive::Float(primitive) = t.into_primitive() else { return None };
-    let mut slot = Some(primitive);
-    let any: &mut dyn Any = &mut slot;
-    any.downcast_mut::<Option<Tracked>>().and_then(Option::take)
+    downcast(primitive).ok()
 }
 
 /// The product's node in the graph; its state is the two operands (Flex tensors share their buffers: no copy).
@@ -107,36 +102,21 @@ fn forward(x: Tracked, w: Tracked) -> Tracked {
 
 /// `a · b` of two 2-D Flex tensors, each optionally transposed (a view: no copy), through [`bf16::matmul`].
 fn product(a: &FlexTensor, a_t: bool, b: &FlexTensor, b_t: bool) -> FlexTensor {
-    let (a, b) = (Operand::new(a), Operand::new(b));
-    let (am, bm) = (a.matrix(a_t), b.matrix(b_t));
+    let tensor = |t: &FlexTensor| Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(t.clone()));
+    let (a, b) = (tensor(a), tensor(b));
+    let (av, bv) = (Values::of(&a), Values::of(&b));
+    let (am, bm) = (matrix(&av, a.dims(), a_t), matrix(&bv, b.dims(), b_t));
     let (rows, cols) = (am.rows(), bm.cols());
-    crate::host::from_vec::<Flex, 2>(bf16::matmul(am, bm), [rows, cols], &Default::default()).into_primitive().tensor()
+    host::from_vec::<Flex, 2>(bf16::matmul(am, bm), [rows, cols], &Default::default()).into_primitive().tensor()
 }
 
-/// A 2-D Flex tensor's values: its own buffer when contiguous, else a row-major copy.
-struct Operand {
-    view: Option<HostView>,
-    copy: Vec<f32>,
-    dims: [usize; 2],
-}
-
-impl Operand {
-    fn new(t: &FlexTensor) -> Self {
-        let t = Tensor::<Flex, 2>::from_primitive(TensorPrimitive::Float(t.clone()));
-        let (dims, view) = (t.dims(), host::view(&t));
-        let copy = if view.is_none() { host::to_vec(t) } else { Vec::new() };
-        Self { view, copy, dims }
-    }
-
-    /// The values as a matrix, or its transpose.
-    fn matrix(&self, transposed: bool) -> Matrix<'_> {
-        let values = self.view.as_ref().map_or(self.copy.as_slice(), HostView::as_slice);
-        let m = Matrix::row_major(values, self.dims[0], self.dims[1]);
-        if transposed {
-            m.t()
-        } else {
-            m
-        }
+/// `values` as a `[rows, cols]` row-major matrix, or its transpose.
+fn matrix(values: &Values, [rows, cols]: [usize; 2], transposed: bool) -> Matrix<'_> {
+    let m = Matrix::row_major(values.as_slice(), rows, cols);
+    if transposed {
+        m.t()
+    } else {
+        m
     }
 }
 

@@ -69,16 +69,41 @@ impl HostView {
 /// `None` for anything else (callers then copy with [`to_vec`]).
 pub fn view<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<HostView> {
     let TensorPrimitive::Float(primitive) = t.clone().into_primitive() else { return None };
-    let mut slot = Some(primitive);
-    let any: &mut dyn Any = &mut slot;
-    let flex = if let Some(plain) = any.downcast_mut::<Option<FlexTensor>>() {
-        plain.take()
-    } else if let Some(tracked) = any.downcast_mut::<Option<<Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive>>() {
-        tracked.take().map(|t| t.primitive)
-    } else {
-        None
-    }?;
+    let flex = match downcast::<_, FlexTensor>(primitive) {
+        Ok(plain) => plain,
+        Err(primitive) => downcast::<_, <Autodiff<Flex> as BackendTypes>::FloatTensorPrimitive>(primitive).ok()?.primitive,
+    };
     (flex.dtype() == DType::F32 && flex.is_contiguous()).then_some(HostView(Some(flex)))
+}
+
+/// `value` as a `U` when `T` is `U` (a generic type looked through by its concrete one), else `value` back.
+pub(crate) fn downcast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
+    let mut slot = Some(value);
+    let any: &mut dyn Any = &mut slot;
+    if let Some(u) = any.downcast_mut::<Option<U>>() {
+        return Ok(u.take().expect("just put there"));
+    }
+    Err(slot.take().expect("just put there"))
+}
+
+/// An f32 tensor's row-major values on the host: its own buffer where [`view`] can share it, else a copy.
+pub struct Values {
+    view: Option<HostView>,
+    copy: Vec<f32>,
+}
+
+impl Values {
+    /// `t`'s values, shared or copied.
+    pub fn of<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Self {
+        let view = view(t);
+        let copy = if view.is_none() { to_vec(t.clone()) } else { Vec::new() };
+        Self { view, copy }
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        self.view.as_ref().map_or(self.copy.as_slice(), HostView::as_slice)
+    }
 }
 
 /// Lets `f` change an f32 tensor of burn's Flex backend (without autodiff) through its row-major values, in place
@@ -90,16 +115,13 @@ pub fn modify<B: Backend, const D: usize>(t: Tensor<B, D>, f: impl FnOnce(&mut [
         return Err(t);
     }
     let TensorPrimitive::Float(primitive) = t.into_primitive() else { unreachable!("an f32 tensor is a float primitive") };
-    let mut slot = Some(primitive);
-    let any: &mut dyn Any = &mut slot;
-    let plain = any.downcast_mut::<Option<FlexTensor>>().expect("the type was checked above");
+    let Ok(owned) = downcast::<_, FlexTensor>(primitive) else { unreachable!("the type was checked above") };
     // A buffer that is exactly the tensor's values (the usual case, kept without a copy), or a fresh one.
-    let owned = plain.take().expect("just put there");
     let mut flex = owned.to_contiguous();
     drop(owned);
     f(flex.storage_mut::<f32>());
-    *plain = Some(flex);
-    Ok(Tensor::from_primitive(TensorPrimitive::Float(slot.take().expect("just put there"))))
+    let Ok(primitive) = downcast::<FlexTensor, B::FloatTensorPrimitive>(flex) else { unreachable!("the type was checked above") };
+    Ok(Tensor::from_primitive(TensorPrimitive::Float(primitive)))
 }
 
 /// A tensor of `shape` from row-major values (on the host, without a copy).
@@ -144,10 +166,7 @@ where
 /// Burn's decomposed activations cost a dozen eager passes forward and backward; this costs the one host pass and
 /// three tensor ones. For f32 tensors on the host (callers check [`all_f32_on_host`]).
 pub fn attach_elementwise<B: Backend, const D: usize>(x: Tensor<B, D>, f: impl FnOnce(&[f32]) -> (Vec<f32>, Vec<f32>)) -> Tensor<B, D> {
-    let (y, dy_dx) = match view(&x) {
-        Some(v) => f(v.as_slice()),
-        None => f(&to_vec(x.clone())),
-    };
+    let (y, dy_dx) = f(Values::of(&x).as_slice());
     let (shape, device) = (x.dims(), x.device());
     let y = from_vec::<B, D>(y, shape, &device);
     if !B::ad_enabled(&device) {
@@ -233,5 +252,17 @@ mod tests {
         let tracked = from_vec::<A, 2>(values.clone(), [3, 4], &d);
         assert_eq!(to_vec(modify(tracked, |v| v[0] = 1.0).err().unwrap()), values);
         assert!(modify(from_vec::<F, 2>(values, [3, 4], &d).cast(DType::F16), |_| ()).is_err());
+    }
+
+    #[test]
+    fn values_share_a_contiguous_buffer_and_copy_a_strided_one_in_logical_order() {
+        let d = Default::default();
+        let values: Vec<f32> = (0..6).map(|i| i as f32).collect();
+        let t = from_vec::<F, 2>(values.clone(), [2, 3], &d);
+        assert_eq!(Values::of(&t).as_slice().as_ptr(), view(&t).unwrap().as_slice().as_ptr(), "shared, not copied");
+        assert_eq!(Values::of(&from_vec::<A, 2>(values.clone(), [2, 3], &d)).as_slice(), values.as_slice());
+        assert_eq!(Values::of(&t.transpose()).as_slice(), [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+        assert_eq!(downcast::<u8, u8>(7), Ok(7));
+        assert_eq!(downcast::<u8, u16>(7), Err(7));
     }
 }

@@ -273,10 +273,10 @@ mod tests {
 
     #[test]
     fn a_bf16_step_stays_within_bf16_rounding_of_the_f32_step_for_every_architecture() {
+        let (_, _, data) = setup();
         for arch in Arch::ALL {
             let model = Model::<AD>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
             model.materialize();
-            let (_, _, data) = setup();
             let step = |precision| {
                 let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
                 let objective = Objective { precision, ..OBJECTIVE };

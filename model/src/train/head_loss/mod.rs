@@ -27,7 +27,7 @@ mod host;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::host::{all_f32_on_host, from_vec, to_vec, view};
+use crate::host::{all_f32_on_host, from_vec, Values};
 use crate::train::config::Precision;
 
 /// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
@@ -92,10 +92,8 @@ fn on_host<B: Backend>(
     let real = mask.iter().filter(|&&m| m).count().max(1) as f32;
     let weight: Vec<f32> = mask.iter().map(|&m| if m { 1.0 / real } else { 0.0 }).collect();
     // Read in place where the buffers allow it (the usual case), copied otherwise.
-    let (hv, wv) = (view(&h), view(&w));
-    let (hc, wc) = (hv.is_none().then(|| to_vec(constant(&h))), wv.is_none().then(|| to_vec(constant(&w))));
-    let h_values = hv.as_ref().map_or_else(|| hc.as_deref().unwrap_or_default(), |v| v.as_slice());
-    let w_values = wv.as_ref().map_or_else(|| wc.as_deref().unwrap_or_default(), |v| v.as_slice());
+    let (hv, wv) = (Values::of(&h), Values::of(&w));
+    let (h_values, w_values) = (hv.as_slice(), wv.as_slice());
     let out = match precision {
         Precision::F32 => host::head_cross_entropy(h_values, w_values, c, &targets, &weight, need_h, need_w),
         Precision::Bf16 => host::head_cross_entropy_bf16(h_values, w_values, c, &targets, &weight, need_h, need_w),
@@ -171,7 +169,7 @@ mod tests {
             return t;
         }
         let (dims, device) = (t.dims(), t.device());
-        let values: Vec<f32> = to_vec(t).into_iter().map(|x| crate::host::bf16::widen(crate::host::bf16::round(x))).collect();
+        let values: Vec<f32> = crate::host::to_vec(t).into_iter().map(|x| crate::host::bf16::widen(crate::host::bf16::round(x))).collect();
         from_vec(values, dims, &device)
     }
 
