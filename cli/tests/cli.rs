@@ -1,7 +1,10 @@
 //! The `hnet-gpt` binary end to end: real arguments, real files, exit codes and messages.
 
+mod common;
+use common::Scratch;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
@@ -31,10 +34,8 @@ fn err(out: &Output) -> String {
     stderr
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hnet-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("cli", name)
 }
 
 fn tiny_checkpoint(dir: &Path) -> String {
@@ -82,7 +83,6 @@ fn init_then_info_then_score_and_generate() {
     assert_eq!(gen("1"), gen("1"), "same seed, same text");
     let greedy = ok(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--temperature", "0", "--max-new-tokens", "5"]));
     assert!(!greedy.trim().is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -112,7 +112,6 @@ fn bad_input_gives_clear_errors() {
     assert!(e.contains("unknown preset"), "{e}");
     let e = err(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--top-p", "0"]));
     assert!(e.contains("top_p"), "{e}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -126,7 +125,6 @@ fn import_hf_writes_a_checkpoint_the_cli_reads() {
     // Importing a directory without config.json names the file.
     let e = err(&run(&["import-hf", dir.to_str().unwrap(), "--out", dir.join("y").to_str().unwrap()]));
     assert!(e.contains("config.json"), "{e}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -142,7 +140,6 @@ fn generate_on_wgpu_streams_text() {
     gpu_args.extend(["--device", "wgpu"]);
     let gpu = ok(&run(&gpu_args));
     assert_eq!(cpu, gpu, "greedy text differs between CPU and wgpu");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -176,7 +173,6 @@ fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
     let gpt2 = tiny_checkpoint(&dir);
     let e = err(&run(&["chunks", "--checkpoint", &gpt2, file.to_str().unwrap()]));
     assert!(e.contains("no chunking"), "{e}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -192,5 +188,4 @@ fn convert_to_half_precision_halves_the_file_and_still_generates() {
     let text =
         ok(&run(&["generate", "--checkpoint", half.to_str().unwrap(), "--prompt", "x = ", "--temperature", "0", "--max-new-tokens", "4"]));
     assert!(!text.trim().is_empty());
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -1,5 +1,8 @@
 //! `hnet-gpt eval` and `hnet-gpt compare` at tiny scale.
 
+mod common;
+use common::Scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -7,11 +10,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hnet-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("eval", name)
 }
 
 fn ok(out: Output) -> String {
@@ -89,7 +89,6 @@ fn eval_reports_every_metric() {
         let text = ok(bin().args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--headers", "1"]).output().unwrap());
         assert!(text.contains("bits per byte") && text.contains("seed 5 prompts"), "{text}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -156,7 +155,6 @@ fn compare_trains_all_three_and_writes_results() {
     assert_eq!(failed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&failed.stderr).contains("hybrid fails the causality check"));
     assert!(!refused.join("results.md").exists());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// A directory of real Python: stdlib files when this machine has them, else generated functions.
@@ -234,5 +232,4 @@ fn eval_scores_what_the_run_held_out_and_all_of_data_it_never_saw() {
     let part = eval(&seen.join("sub"));
     assert_eq!(part.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&part.stderr).contains("overlaps what"), "{}", String::from_utf8_lossy(&part.stderr));
-    std::fs::remove_dir_all(dir).unwrap();
 }

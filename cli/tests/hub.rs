@@ -5,10 +5,13 @@
 //! that starts from the decoder's quality, fine-tune — and the errors: a missing repository, no safetensors, a
 //! truncated download, an unsupported architecture, a tokenizer that does not fit the model.
 
+mod common;
+use common::Scratch;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
@@ -161,11 +164,8 @@ fn hub() -> Hub {
     Hub::start(repos)
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hnet-hub-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("hub", name)
 }
 
 /// The binary, pointed at `hub` with a private cache (`HF_HOME`).

@@ -1,5 +1,8 @@
 //! `hnet-gpt train` end to end, at tiny scale: every architecture, real data, faults, exact resume, signals.
 
+mod common;
+use common::Scratch;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -8,11 +11,8 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("hnet-train-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("train", name)
 }
 
 /// Small, fast settings shared by the tests.
@@ -64,7 +64,6 @@ fn every_architecture_trains_on_the_builtin_corpus() {
         assert!(std::fs::read_to_string(run.join("loss.svg")).unwrap().contains("<svg"));
         assert_eq!(run.join("chunks.svg").exists(), arch != "gpt2");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -76,7 +75,6 @@ fn learning_actually_happens() {
     let first: f64 = losses[..5].iter().sum::<f64>() / 5.0;
     let last: f64 = losses[35..].iter().sum::<f64>() / 5.0;
     assert!(last < first - 1.0, "loss went from {first:.3} to {last:.3}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// A directory of real Python (files copied from the CPython standard library when this machine has it, else the
@@ -142,7 +140,6 @@ fn real_python_and_codesearchnet_jsonl_with_faults() {
     let s = summary(&run);
     assert_eq!(s["data"]["skipped"], 3);
     assert!(s["data"]["records"].as_u64().unwrap() > 28, "{s}");
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -160,7 +157,6 @@ fn an_empty_dataset_fails_before_training() {
     ok(train(&["--arch", "gpt2", "--steps", "1", "--data", data.to_str().unwrap(), "--out", dir.join("run").to_str().unwrap()]));
     let missing = train(&["--steps", "2", "--data", "/nonexistent/data", "--out", dir.join("run2").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no such file"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -181,7 +177,6 @@ fn resuming_continues_exactly() {
             assert!((x - y).abs() <= 1e-5, "{arch} step {}: {x} vs {y}", i + 1);
         }
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Data parallelism through burn's collective, on two CPU devices (two replicas in two threads; this machine has
@@ -208,7 +203,6 @@ fn two_devices_train_like_one() {
     let out = train(&["--arch", "gpt2", "--steps", "2", "--devices", "3", "--out", dir.join("uneven").to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of the number of devices"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -237,7 +231,6 @@ fn non_finite_losses_are_skipped_and_counted_then_abort() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("3 consecutive steps were skipped (non-finite loss or gradient); stopped at step 4"), "{stderr}");
     assert!(run.join("checkpoints/step-000004/model.safetensors").is_file());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -281,7 +274,6 @@ fn ctrl_c_and_sigterm_write_a_checkpoint_then_exit() {
         assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step);
         ok(bin().args(["train", "--quiet", "--resume", run.to_str().unwrap(), "--stop-at", &(step + 2).to_string()]).output().unwrap());
         assert_eq!(train_losses(&run).len(), step + 2);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }
 
@@ -307,7 +299,6 @@ fn a_non_finite_gradient_norm_is_skipped_and_a_skipped_last_step_still_ends_the_
     // Step 4, skipped, is the last: the final validation and checkpoint happen anyway.
     assert!(metrics(&run).iter().any(|m| m["kind"] == "valid" && m["step"] == 4));
     assert_eq!(metrics(&run).iter().filter(|m| m["skipped"] == true).count(), 2);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 fn functions(n: usize) -> Vec<String> {
@@ -349,7 +340,6 @@ fn small_data_without_paths_still_trains_and_tiny_data_trains_without_validation
     assert!(summary(&run)["best_valid_loss"].is_null());
     assert!(metrics(&run).iter().all(|m| m["kind"] == "train"));
     assert!(run.join("checkpoints/step-000002/model.safetensors").is_file());
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -372,7 +362,6 @@ fn a_single_source_file_and_hugging_face_codesearchnet_fields_train() {
         ok(train(&["--steps", "1", "--data", file.to_str().unwrap(), "--data", jsonl.to_str().unwrap(), "--out", run.to_str().unwrap()]));
     assert!(!stderr.contains("warning"), "{stderr}");
     assert_eq!(summary(&run)["data"]["records"], 40);
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -402,7 +391,6 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint() {
         ok(out);
         assert_eq!(metrics(&run).iter().filter(|m| m["kind"] == "train").count(), step + 1);
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// Reads one tensor of a checkpoint as f32 values.
@@ -453,7 +441,6 @@ fn the_hybrid_decoder_starts_pretrained_stays_frozen_then_really_trains() {
     assert_ne!(at(6, "net.gpt2.wte.weight"), src("net.wte.weight"));
     // The H-Net part trains from step 1.
     assert_ne!(at(1, "net.stage.main.layers.0.mixer.wqkv.weight"), at(2, "net.stage.main.layers.0.mixer.wqkv.weight"));
-    std::fs::remove_dir_all(dir).unwrap();
 }
 
 /// A site-packages of five MIT packages (and a GPL one) of made-up but varied Python.
@@ -540,5 +527,4 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
         let package = f.as_str().unwrap().split('/').next().unwrap();
         assert!(held.iter().any(|h| h == package), "{f} is not from a held-out package {held:?}");
     }
-    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -2,6 +2,8 @@
 // chromium driven by playwright-core with SwiftShader's WebGPU (a software adapter, but the real WebGPU path).
 import { createServer } from "node:http";
 import { readFile, mkdir } from "node:fs/promises";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { extname, join, normalize, resolve } from "node:path";
 import { execFileSync } from "node:child_process";
 import assert from "node:assert/strict";
@@ -10,6 +12,14 @@ import { chromium } from "playwright-core";
 export const ROOT = resolve(import.meta.dirname, "../..");
 export const DIST = join(ROOT, "dist");
 export const SCREENSHOTS = join(import.meta.dirname, "screenshots");
+
+/** A fresh directory under the system's temporary folder, removed when test `t` ends, passed or failed (a CI
+ *  machine runs the suite again and again; leftovers would fill its disk). */
+export function scratch(t, prefix) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
 
 const TYPES = {
   ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",

@@ -7,10 +7,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve, serveHub, launch, open, screenshot } from "./harness.mjs";
+import { serve, serveHub, launch, open, screenshot, scratch } from "./harness.mjs";
 
 const LOAD = 240_000;
 const WORK = 300_000;
@@ -34,10 +32,10 @@ async function ready(page) {
 
 const modelText = (page) => page.evaluate(() => document.querySelector("[data-testid=model]")?.textContent ?? "");
 
-test("a Hub model with a fresh H-Net encoder: progress per file, chunks, completion, fine-tuning, cache, errors", { timeout: 20 * 60_000 }, async () => {
+test("a Hub model with a fresh H-Net encoder: progress per file, chunks, completion, fine-tuning, cache, errors", { timeout: 20 * 60_000 }, async (t) => {
   // What the CLI makes of the same repository, pulled from the same stand-in Hub (asynchronously: the stand-in
   // serves from this very process).
-  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-hub-"));
+  const dir = scratch(t, "hnet-e2e-hub-");
   const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(dir, "hf") };
   const run = promisify(execFile);
   await run(CLI, ["pull", "hnet-test/tiny-codegpt", "--out", join(dir, "code.safetensors")], { env });

@@ -6,10 +6,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { serve, launch, open, screenshot, watchMainThread, assertMainThreadQuiet, ROOT } from "./harness.mjs";
+import { serve, launch, open, screenshot, scratch, watchMainThread, assertMainThreadQuiet, ROOT } from "./harness.mjs";
 
 // SwiftShader runs WebGPU at ~0.1–0.2 GFLOP/s and compiles shaders on first use: be patient.
 const LOAD = 240_000;
@@ -45,7 +44,7 @@ async function complete(page) {
   return parseInt(await page.getByTestId("token-count").textContent(), 10);
 }
 
-test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves, downloads, survives a bad file", { timeout: 20 * 60_000 }, async () => {
+test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves, downloads, survives a bad file", { timeout: 20 * 60_000 }, async (t) => {
   const { page, problems } = await open(browser, server.url);
   await ready(page);
   await screenshot(page, "01-ready");
@@ -58,7 +57,7 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   // the browser for these 2 cores while main-thread tasks are measured.
   const snippet = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n    if width < 0 or height < 0:\n        raise ValueError(\"negative\")\n    return width * height\n";
   const snippetTokens = JSON.parse(execFileSync(CLI, ["tokenize", "--ids", "-"], { input: snippet })).length;
-  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-"));
+  const dir = scratch(t, "hnet-e2e-");
   writeFileSync(join(dir, "snippet.py"), snippet);
   const cli = JSON.parse(execFileSync(CLI, ["chunks", "--checkpoint", MODEL, "--json", join(dir, "snippet.py")]));
   const watch = await watchMainThread(browser, page);
@@ -183,9 +182,9 @@ test("the page works at a 390 px phone width, in light and dark", { timeout: 3 *
   }
 });
 
-test("the architecture selector switches between bundled models", { timeout: LOAD + WORK }, async () => {
+test("the architecture selector switches between bundled models", { timeout: LOAD + WORK }, async (t) => {
   // Ship a second bundled model, a fresh `gpt2` from the CLI, next to the hybrid in the manifest.
-  const dir = mkdtempSync(join(tmpdir(), "hnet-e2e-"));
+  const dir = scratch(t, "hnet-e2e-");
   const gpt2 = join(dir, "gpt2.safetensors");
   execFileSync(CLI, ["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "0", "--out", gpt2]);
   const manifest = JSON.parse(readFileSync(join(ROOT, "public/models/models.json"), "utf8"));
