@@ -21,6 +21,7 @@ use crate::hnet::routing::{Routing, RoutingModule};
 use crate::hnet::ste::ste;
 use crate::nn::cache::KvCache;
 use crate::nn::isotropic::{Isotropic, IsotropicConfig};
+use crate::nn::linear;
 
 /// Routing, the main network over chunks, and the residual path of one stage.
 #[derive(Module, Debug)]
@@ -97,7 +98,7 @@ impl<B: Backend> DynamicChunking<B> {
     /// `z = z̃ · STE(c) + residual_proj(x̂)`.
     fn combine(&self, z_tilde: Tensor<B, 3>, x: Tensor<B, 3>, c: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, l] = c.dims();
-        z_tilde * ste(c).reshape([b, l, 1]) + self.residual_proj.forward(x)
+        z_tilde * ste(c).reshape([b, l, 1]) + linear::forward(&self.residual_proj, x)
     }
 
     /// Cached pass over the next positions of one sequence (batch size 1).

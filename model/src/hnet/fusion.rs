@@ -12,6 +12,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::nn::linear;
+
 /// Initial gate bias.
 pub const GATE_BIAS_INIT: f64 = -2.0;
 
@@ -44,8 +46,8 @@ impl<B: Backend> Fusion<B> {
     /// # Shapes
     /// `h, z: [B, T, D]` → `([B, T, D], g: [B, T, D])`.
     pub fn forward(&self, h: Tensor<B, 3>, z: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
-        let hier = self.proj.forward(z);
-        let g = sigmoid(self.gate.forward(Tensor::cat(vec![h.clone(), hier.clone()], 2)));
+        let hier = linear::forward(&self.proj, z);
+        let g = sigmoid(linear::forward(&self.gate, Tensor::cat(vec![h.clone(), hier.clone()], 2)));
         let gated = g.clone() * hier + (g.clone().neg() + 1.0) * h.clone();
         let alpha = g.clone().mean_dim(2) * 0.2 + 0.8; // [B, T, 1]
         (alpha.clone() * h + (alpha.neg() + 1.0) * gated, g)

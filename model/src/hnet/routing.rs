@@ -10,6 +10,9 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
+use crate::host::autocast;
+use crate::nn::linear;
+
 /// The router's per-position outputs.
 #[derive(Debug, Clone)]
 pub struct Routing<B: Backend> {
@@ -62,8 +65,12 @@ impl<B: Backend> RoutingModule<B> {
         };
         let p = before.map(|before| {
             let n = before.dims()[1];
-            let q = normalize(self.q_proj.forward(before));
-            let k = normalize(self.k_proj.forward(x.clone().narrow(1, l - n, n)));
+            // In f32 even within a bf16 step: boundaries are a threshold on the cosine, and bf16's rounding of q
+            // and k would move the ones near it.
+            let (q, k) = autocast::scope(false, || {
+                (linear::forward(&self.q_proj, before), linear::forward(&self.k_proj, x.clone().narrow(1, l - n, n)))
+            });
+            let (q, k) = (normalize(q), normalize(k));
             let cos = (q * k).sum_dim(2).reshape([b, n]); // [B, n]
             ((cos.neg() + 1.0) / 2.0).clamp(0.0, 1.0)
         });

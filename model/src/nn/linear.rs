@@ -1,7 +1,8 @@
 //! burn's `Linear` with a decoding fast path: a few rows (tokens) in host memory without autodiff multiply on every
 //! core through [`rows_times`], where burn's matmul would read the weights on one core (gemm's choice for
 //! products this small). Within a bf16 training step on the host ([`crate::host::autocast`]) the product is
-//! bf16's, with its own backward pass. Everything else is `Linear::forward`.
+//! bf16's, with its own backward pass. Everything else is `Linear::forward` over the batch's rows as one matrix.
+//! Every linear layer of every architecture goes through [`forward`].
 
 use burn::nn::Linear;
 use burn::tensor::backend::Backend;
@@ -47,7 +48,11 @@ pub fn forward<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> 
             return host::from_vec(rows_times(xv.as_slice(), wv.as_slice(), bv.as_slice(), k, n), [b, t, n], &device);
         }
     }
-    linear.forward(x)
+    // As one [B·T, d_in] product: burn's `linear` on a 3-D input multiplies batch by batch against the broadcast
+    // weight, and its backward pass then computes ∂W as B separate [d_in, d_out] products and sums them — B times
+    // the weight's size written and read again per layer, and products over only T rows each.
+    let n = linear.weight.dims()[1];
+    linear.forward(x.reshape([b * t, k])).reshape([b, t, n])
 }
 
 #[cfg(test)]
@@ -70,6 +75,37 @@ mod tests {
                     .into_data()
                     .assert_approx_eq::<f32>(&linear.forward(x).into_data(), burn::tensor::Tolerance::absolute(1e-5));
             }
+        }
+    }
+
+    #[test]
+    fn the_batch_as_one_matrix_has_linear_forwards_values_and_gradients() {
+        use crate::TestAutodiffBackend as A;
+        use burn::module::Param;
+        let d = Default::default();
+        let linear: Linear<A> = LinearConfig::new(7, 5).init(&d);
+        let bias = |b: Param<Tensor<A, 1>>| b.map(|t| t.random_like(Distribution::Normal(0.0, 1.0)).require_grad());
+        let linear = Linear { bias: linear.bias.map(bias), ..linear };
+        let x0 = Tensor::<A, 3>::random([3, 4, 7], Distribution::Normal(0.0, 1.0), &d);
+        let weights = Tensor::<A, 3>::random([3, 4, 5], Distribution::Normal(0.0, 1.0), &d);
+        let mut results = Vec::new();
+        for ours in [true, false] {
+            let x = Param::from_tensor(x0.clone());
+            let y = if ours { forward(&linear, x.val()) } else { linear.forward(x.val()) };
+            let g = (y.clone() * weights.clone()).sum().backward();
+            let grad = |t: Tensor<A, 2>| t.grad(&g).expect("a gradient").into_data();
+            let bias = linear.bias.as_ref().expect("a bias").val();
+            results.push([
+                y.inner().into_data(),
+                x.val().grad(&g).expect("∂x").into_data(),
+                grad(linear.weight.val()),
+                bias.grad(&g).expect("∂b").into_data(),
+            ]);
+        }
+        let tolerance = burn::tensor::Tolerance::absolute(1e-5);
+        for ((name, ours), burns) in ["y", "∂x", "∂W", "∂b"].into_iter().zip(&results[0]).zip(&results[1]) {
+            assert!(burns.iter::<f32>().any(|v| v.abs() > 1e-3), "{name} is not trivial");
+            ours.assert_approx_eq::<f32>(burns, tolerance);
         }
     }
 }
