@@ -20,39 +20,37 @@ pub(crate) const FEW_ROWS: usize = 8;
 /// `x: [B, T, d_in]` → `[B, T, d_out]`.
 pub fn forward<B: Backend>(linear: &Linear<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
     let [b, t, k] = x.dims();
+    let n = linear.weight.dims()[1];
     let device = x.device();
-    let x = if host::autocast::enabled() {
-        let w = linear.weight.val();
-        let n = w.dims()[1];
-        match host::autocast::matmul(x.reshape([b * t, k]), w) {
+    // Every path multiplies the batch's rows as one [B·T, d_in] matrix: burn's `linear` on a 3-D input multiplies
+    // batch by batch against the broadcast weight, and its backward pass then computes ∂W as B separate
+    // [d_in, d_out] products and sums them — B times the weight's size written and read again per layer, and
+    // products over only T rows each.
+    let rows = x.reshape([b * t, k]);
+    let rows = if host::autocast::enabled() {
+        match host::autocast::matmul(rows, linear.weight.val()) {
             Ok(y) => {
-                let y = y.reshape([b, t, n]);
-                return match &linear.bias {
+                let y = match &linear.bias {
                     Some(bias) => y + bias.val().unsqueeze(),
                     None => y,
                 };
+                return y.reshape([b, t, n]);
             }
-            Err((x, _)) => x.reshape([b, t, k]),
+            Err((rows, _)) => rows,
         }
     } else {
-        x
+        rows
     };
     if b * t <= FEW_ROWS && !B::ad_enabled(&device) {
-        let w = linear.weight.val();
-        let n = w.dims()[1];
         let bias = match &linear.bias {
             Some(bias) => host::view(&bias.val()),
             None => Some(host::HostView::empty()),
         };
-        if let (Some(wv), Some(xv), Some(bv)) = (host::view(&w), host::view(&x), bias) {
+        if let (Some(wv), Some(xv), Some(bv)) = (host::view(&linear.weight.val()), host::view(&rows), bias) {
             return host::from_vec(rows_times(xv.as_slice(), wv.as_slice(), bv.as_slice(), k, n), [b, t, n], &device);
         }
     }
-    // As one [B·T, d_in] product: burn's `linear` on a 3-D input multiplies batch by batch against the broadcast
-    // weight, and its backward pass then computes ∂W as B separate [d_in, d_out] products and sums them — B times
-    // the weight's size written and read again per layer, and products over only T rows each.
-    let n = linear.weight.dims()[1];
-    linear.forward(x.reshape([b * t, k])).reshape([b, t, n])
+    linear.forward(rows).reshape([b, t, n])
 }
 
 #[cfg(test)]
