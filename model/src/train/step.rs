@@ -286,9 +286,12 @@ mod tests {
                 }
             };
             let ((ce, norm), (ce16, norm16)) = (step(crate::train::Precision::F32), step(crate::train::Precision::Bf16));
-            // Operands with 8 significant bits: the loss moves by ~10⁻³ nats, the gradient's norm by a few percent.
-            assert!(ce != ce16 && (ce - ce16).abs() < 0.02, "{arch:?}: cross-entropy {ce} in f32, {ce16} in bf16");
-            assert!((norm - norm16).abs() < 0.05 * norm, "{arch:?}: gradient norm {norm} in f32, {norm16} in bf16");
+            // Operands with 8 significant bits. At initialisation the logits are tiny beside the loss (≈ ln V), so the
+            // loss moves by 0 to ~100 of f32's steps at 10.8 (measured: up to 1.5·10⁻⁴ nats) and can come out equal;
+            // the gradient's norm sums millions of products rounded differently and moves by ~10⁻⁵ of itself (20 f32
+            // steps at the least in 36 measured steps): that bf16 ran at all is read there.
+            assert!((ce - ce16).abs() < 0.02, "{arch:?}: cross-entropy {ce} in f32, {ce16} in bf16");
+            assert!(norm != norm16 && (norm - norm16).abs() < 0.05 * norm, "{arch:?}: gradient norm {norm} in f32, {norm16} in bf16");
         }
     }
 
