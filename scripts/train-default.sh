@@ -1,79 +1,158 @@
 #!/usr/bin/env bash
-# The bundled model's recipe, sized for one 10-minute GPU window (issue: a bundled model worth trying):
-#  1. a prepared corpus of real Python: the site-packages of this machine's Python (every installed distribution with
-#     a permissive licence; split by package) — and the CPython standard library prepared apart, as a second,
-#     never-trained-on evaluation set;
-#  2. a short learning-rate sweep of gpt2 (SWEEP_S seconds per rate, lowest validation loss wins);
-#  3. gpt2 and the hybrid trained with the same token budget (steps from the measured throughput, warmup-stable-
-#     decay), each converted to f16 (≤ 48 MB for the browser);
-#  4. both evaluated (held-out packages, the stdlib, the seed's five prompts, header syntax, HumanEval when a sandbox
-#     is available, sample completions, xz/zstd floors); the better one (lower bits per byte on the held-out
-#     packages) becomes public/models/default.safetensors, both are listed in public/models/models.json, and
-#     docs/results/default-model.md is written by scripts/default_model_report.py.
+# The bundled model's recipe: public/models/default.safetensors and docs/results/default-model.md.
 #
-#   BIN=target/dist/hnet-gpt DEVICE=cuda scripts/train-default.sh            # the GPU window
-#   BIN=... DEVICE=cpu PRESET=tiny BUDGET_S=16 SWEEP_S=3 LRS="2e-3 4e-3" BATCH=4 SEQ=64 HUMANEVAL=0 EVAL_TOKENS=2000 \
-#     OUT=/tmp/recipe REPORT=/tmp/recipe/report.md MODELS=/tmp/recipe/models scripts/train-default.sh   # a CPU check
+#   DEVICE=cpu  scripts/train-default.sh   # hours in the background on this CPU (BUDGET_S 7200, SWEEP_S 480)
+#   DEVICE=cuda BIN=target/dist/hnet-gpt scripts/train-default.sh   # one 10-minute GPU window (BUDGET_S 360)
+#
+# Resumable: every phase leaves its result in $OUT and is skipped when run again; a stopped training run continues
+# with `train --resume`. Run it niced, with $OUT outside the clone (its runs are GBs of checkpoints):
+#   nice -n 19 env OUT=/work/recipe BIN=/work/recipe/hnet-gpt scripts/train-default.sh &
+#
+#  1. Corpus: the site-packages of this machine's Python (each distribution a package; permissive licences only)
+#     and the CPython standard library (each top-level module a package), split by package. Prepared twice: with
+#     GPT-2's BPE, and with a byte-level BPE of $BPE_VOCAB entries trained on the training split.
+#  2. Choices at equal compute (each sweep run gets SWEEP_S seconds of this machine, idle): the tokenizer (GPT-2's vs
+#     ours), the hybrid's shape (preset `small` vs a narrower one between `tiny` and `small`), the learning rate.
+#     On the CPU, equal compute is equal CPU time (a probe measures each configuration's tokens per CPU second), so
+#     other work on the machine slows a run without changing its budget. Compared on the held-out packages' bits
+#     per byte (tokenizer-independent).
+#  3. The long run: the chosen hybrid for BUDGET_S, warmup-stable-decay; converted to f16.
+#     With GPT2=1, a gpt2 of the same shape family gets the same budget and is bundled beside it.
+#  4. Evaluation (scripts/default_model_report.py writes the report and updates public/models/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-hnet-gpt}
 DEVICE=${DEVICE:-cuda}
-PRESET=${PRESET:-small}
-BUDGET_S=${BUDGET_S:-360}       # training seconds for both architectures together
-SWEEP_S=${SWEEP_S:-20}          # seconds per learning rate of the sweep
-LRS=${LRS:-"1e-3 2e-3 4e-3"}
-BATCH=${BATCH:-32}
-SEQ=${SEQ:-512}
+if [ "$DEVICE" = cpu ]; then
+  BUDGET_S=${BUDGET_S:-7200} SWEEP_S=${SWEEP_S:-480} BATCH=${BATCH:-16} SEQ=${SEQ:-256} HUMANEVAL=${HUMANEVAL:-164}
+else
+  BUDGET_S=${BUDGET_S:-360} SWEEP_S=${SWEEP_S:-20} BATCH=${BATCH:-32} SEQ=${SEQ:-512} HUMANEVAL=${HUMANEVAL:-164}
+fi
+BPE_VOCAB=${BPE_VOCAB:-16384}
+LR=${LR:-2e-3}               # the sweep's first rate; LRS are tried around the winner
+LRS=${LRS:-"1e-3 4e-3"}
+GPT2=${GPT2:-0}
 OUT=${OUT:-runs/default}
 SITE=${SITE:-$(python3 -c 'import site; print(site.getsitepackages()[0])')}
 STDLIB=${STDLIB:-$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')}
-HUMANEVAL=${HUMANEVAL:-164}
-EVAL_TOKENS=${EVAL_TOKENS:-200000}
+EVAL_TOKENS=${EVAL_TOKENS:-400000}
 REPORT=${REPORT:-docs/results/default-model.md}
 MODELS=${MODELS:-public/models}
+CORES=$(nproc)
 mkdir -p "$OUT"
 log="$OUT/recipe.log"
 exec > >(tee -a "$log") 2>&1
-echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE PRESET=$PRESET BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S BATCH=$BATCH SEQ=$SEQ"
+echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S BATCH=$BATCH SEQ=$SEQ BPE_VOCAB=$BPE_VOCAB cores=$CORES"
+"$BIN" --version
+py() { python3 - "$@"; }
 
 echo "==> 1. corpora"
-[ -d "$OUT/corpus" ] || "$BIN" data prepare --data "$SITE" --out "$OUT/corpus" --quiet
-[ -d "$OUT/stdlib" ] || "$BIN" data prepare --data "$STDLIB" --out "$OUT/stdlib" --valid-fraction 0 --min-valid-bytes 0 --quiet
-
-tokens_per_s() { # ARCH LR: median tokens/s of a few steps on this device
-  BIN="$BIN" DATA="$OUT/corpus" DEVICE="$DEVICE" BATCH="$BATCH" SEQ="$SEQ" scripts/probe-throughput.sh "$1" "$PRESET" 8
+prepare() { # NAME EXTRA-FLAGS…
+  local name=$1; shift
+  [ -d "$OUT/$name" ] || "$BIN" data prepare --data "$SITE" --data "$STDLIB" --out "$OUT/$name" --quiet "$@"
 }
-train() { # ARCH LR STEPS RUN
-  "$BIN" train --arch "$1" --preset "$PRESET" --lr "$2" --steps "$3" --warmup $(( $3 / 20 + 1 )) --schedule wsd \
-    --eval-every $(( $3 / 4 + 1 )) --eval-batches 8 --batch-size "$BATCH" --seq-len "$SEQ" --data "$OUT/corpus" \
-    --device "$DEVICE" --out "$4" --quiet
-}
-best_valid() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]+'/summary.json'))['best_valid_loss'])" "$1"; }
+prepare corpus-gpt2
+prepare corpus-bpe --tokenizer-vocab "$BPE_VOCAB"
 
-echo "==> 2. learning-rate sweep (gpt2, $SWEEP_S s each)"
-tps=$(tokens_per_s gpt2)
-sweep_steps=$(( SWEEP_S * tps / (BATCH * SEQ) + 1 ))
-echo "gpt2: $tps tokens/s on $DEVICE -> $sweep_steps steps per rate"
-best_lr="" best_loss=""
-for lr in $LRS; do
-  [ -d "$OUT/sweep-$lr" ] || train gpt2 "$lr" "$sweep_steps" "$OUT/sweep-$lr"
-  loss=$(best_valid "$OUT/sweep-$lr")
-  echo "lr $lr: best validation loss $loss"
-  if [ -z "$best_loss" ] || python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$loss" "$best_loss"; then
-    best_lr=$lr best_loss=$loss
+# Model configs: the preset `small` and a narrower hybrid between `tiny` and `small`.
+"$BIN" init --arch hybrid --preset small --out "$OUT/small-init.safetensors" >/dev/null
+"$BIN" info --checkpoint "$OUT/small-init.safetensors" --json > "$OUT/small-init.json"
+py "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+small = json.load(open(f"{out}/small-init.json"))["config"]
+json.dump(small, open(f"{out}/shape-small.json", "w"), indent=1)
+mid = json.loads(json.dumps(small))
+mid["gpt2"].update(n_embd=192, n_head=6)
+for part in ("encoder", "main", "decoder"):
+    mid["hnet"][part].update(d_model=192, n_head=6)
+for part in ("encoder", "main"):
+    mid["hnet"][part]["d_intermediate"] = 384
+json.dump(mid, open(f"{out}/shape-mid.json", "w"), indent=1)
+PY
+rm -f "$OUT/small-init.safetensors" "$OUT/small-init.json"
+
+# Training: ARCH SHAPE CORPUS LR STEPS RUN; a run that exists and is unfinished is resumed.
+train() {
+  if [ -f "$6/summary.json" ]; then return; fi
+  if [ -f "$6/config.json" ]; then
+    "$BIN" train --resume "$6" --data "$OUT/$3" --device "$DEVICE" --quiet
+  else
+    "$BIN" train --arch "$1" --model-config "$OUT/shape-$2.json" --lr "$4" --steps "$5" --warmup $(( $5 / 20 + 1 )) \
+      --schedule wsd --eval-every $(( $5 / 8 + 1 )) --eval-batches 16 --batch-size "$BATCH" --seq-len "$SEQ" \
+      --data "$OUT/$3" --device "$DEVICE" --out "$6" --quiet
   fi
-done
-echo "chosen learning rate: $best_lr"
+}
 
-echo "==> 3. gpt2 and hybrid, the same token budget"
-tps_h=$(tokens_per_s hybrid)
-# Equal tokens: both get the steps the slower one can take in half the budget.
-slow=$(( tps < tps_h ? tps : tps_h ))
-steps=$(( BUDGET_S / 2 * slow / (BATCH * SEQ) + 1 ))
-echo "hybrid: $tps_h tokens/s -> $steps steps each ($(( steps * BATCH * SEQ )) tokens)"
-for arch in gpt2 hybrid; do
-  [ -f "$OUT/$arch/summary.json" ] || train "$arch" "$best_lr" "$steps" "$OUT/$arch"
-  "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half
+# Steps that BUDGET seconds of this machine buy a configuration: on the CPU from its tokens per CPU second (a probe
+# of a few steps; the machine's cores are the seconds' worth), on a GPU from its wall-clock tokens per second.
+steps_for() { # ARCH SHAPE CORPUS BUDGET
+  local probe="$OUT/probe-$1-$2-$3"
+  if [ ! -f "$probe/summary.json" ]; then
+    rm -rf "$probe"
+    "$BIN" train --arch "$1" --model-config "$OUT/shape-$2.json" --lr "$LR" --steps 12 --warmup 1 --eval-every 1000 \
+      --eval-batches 1 --batch-size "$BATCH" --seq-len "$SEQ" --data "$OUT/$3" --device "$DEVICE" --out "$probe" --quiet
+  fi
+  py "$probe/metrics.jsonl" "$4" "$DEVICE" "$CORES" "$BATCH" "$SEQ" <<'PY'
+import json, statistics, sys
+path, budget, device, cores, batch, seq = sys.argv[1], float(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+rows = [json.loads(l) for l in open(path) if '"train"' in l][3:]
+if device == "cpu":
+    rate = (rows[-1]["tokens"] - rows[0]["tokens"]) / (rows[-1]["cpu_seconds"] - rows[0]["cpu_seconds"]) * cores
+else:
+    rate = statistics.median(r["tokens_per_s"] for r in rows)
+print(max(1, int(budget * rate / (batch * seq))))
+PY
+}
+
+bpb() { # RUN: the last validation bits per byte
+  py "$1/metrics.jsonl" <<'PY'
+import json, sys
+print([json.loads(l) for l in open(sys.argv[1]) if '"valid"' in l][-1]["bits_per_byte"])
+PY
+}
+better() { py "$1" "$2" <<<'import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)'; }
+
+echo "==> 2. choices at equal compute ($SWEEP_S s each)"
+sweep() { # NAME ARCH SHAPE CORPUS LR
+  local steps; steps=$(steps_for "$2" "$3" "$4" "$SWEEP_S")
+  train "$2" "$3" "$4" "$5" "$steps" "$OUT/sweep/$1"
+  echo "sweep $1: $2 $3 $4 lr $5, $steps steps: $(bpb "$OUT/sweep/$1") bits/byte"
+}
+sweep tok-gpt2 hybrid small corpus-gpt2 "$LR"
+sweep tok-bpe hybrid small corpus-bpe "$LR"
+corpus=corpus-bpe tok=bpe
+better "$(bpb "$OUT/sweep/tok-gpt2")" "$(bpb "$OUT/sweep/tok-bpe")" && corpus=corpus-gpt2 tok=gpt2
+sweep "shape-mid-$tok" hybrid mid "$corpus" "$LR"
+shape=small best="$OUT/sweep/tok-$tok"
+better "$(bpb "$OUT/sweep/shape-mid-$tok")" "$(bpb "$best")" && shape=mid best="$OUT/sweep/shape-mid-$tok"
+lr=$LR
+for r in $LRS; do
+  sweep "lr-$r-$shape-$tok" hybrid "$shape" "$corpus" "$r"
+  better "$(bpb "$OUT/sweep/lr-$r-$shape-$tok")" "$(bpb "$best")" && lr=$r best="$OUT/sweep/lr-$r-$shape-$tok"
+done
+echo "chosen: tokenizer $tok ($corpus), shape $shape, learning rate $lr"
+printf '{"tokenizer": "%s", "corpus": "%s", "shape": "%s", "lr": %s}\n' "$tok" "$corpus" "$shape" "$lr" > "$OUT/choice.json"
+
+echo "==> 3. the long run ($BUDGET_S s)"
+archs=(hybrid)
+[ "$GPT2" = 1 ] && archs+=(gpt2)
+for arch in "${archs[@]}"; do
+  if [ "$arch" = gpt2 ]; then
+    # The same width and depth in blocks as the chosen hybrid, as a plain decoder.
+    py "$OUT/shape-$shape.json" "$OUT/shape-gpt2.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); c["arch"] = "gpt2"; c.pop("hnet"); c["gpt2"]["n_layer"] += 2
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+    s=gpt2
+  else
+    s=$shape
+  fi
+  steps=$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")
+  echo "$arch: $steps steps of $BATCH × $SEQ tokens"
+  train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch"
+  [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half
 done
 
 echo "==> 4. evaluation"
@@ -81,25 +160,27 @@ sandbox=()
 if [ "$HUMANEVAL" -eq 0 ]; then
   echo "note: HUMANEVAL=0: HumanEval is left out of this report"
 elif "$BIN" humaneval --canonical --problems 1 > /dev/null 2>&1; then
-  sandbox=(--humaneval "$HUMANEVAL" --samples 10)
+  sandbox=(--humaneval "$HUMANEVAL" --samples 1)
 else
   echo "note: no working sandbox here (bubblewrap, user namespaces): HumanEval is left out of this report"
 fi
-prompts=("def fibonacci(n):" "def is_prime(n):" "def reverse_string(s):" "class Stack:" "import os\n\ndef list_files(path):"
-  "def quicksort(arr):" "def read_json(path):" "def factorial(n):" "for i in range(10):" "def binary_search(items, target):"
-  "def merge_dicts(a, b):" "if __name__ == \"__main__\":")
-for arch in gpt2 hybrid; do
+prompts=("def is_even(n):" "def fibonacci(n):" "def is_prime(n):" "def reverse_string(s):" "class Stack:"
+  "import os\n\ndef list_files(path):" "def quicksort(arr):" "def read_json(path):" "def factorial(n):"
+  "for i in range(10):" "def binary_search(items, target):" "if __name__ == \"__main__\":")
+for arch in "${archs[@]}"; do
   ckpt="$OUT/$arch.safetensors"
-  "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/corpus" --max-tokens "$EVAL_TOKENS" --headers 50 "${sandbox[@]}" --json > "$OUT/$arch-eval.json"
-  "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/stdlib" --all --max-tokens "$EVAL_TOKENS" --headers 50 --json > "$OUT/$arch-stdlib.json"
+  [ -f "$OUT/$arch-eval.json" ] || "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/$corpus" \
+    --max-tokens "$EVAL_TOKENS" --headers 50 "${sandbox[@]}" --json > "$OUT/$arch-eval.json"
+  [ -f "$OUT/$arch-files.json" ] || "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/$corpus" \
+    --whole-files --max-tokens "$EVAL_TOKENS" --headers 0 --json > "$OUT/$arch-files.json"
   : > "$OUT/$arch-samples.jsonl"
   for p in "${prompts[@]}"; do
     prompt=$(printf '%b' "$p")
     for mode in greedy sampled; do
       t=0.0; [ $mode = sampled ] && t=0.8
       text=$("$BIN" generate --checkpoint "$ckpt" --device "$DEVICE" --prompt "$prompt" --max-new-tokens 96 --temperature $t --stop $'\n\n\n')
-      python3 -c 'import json,sys; print(json.dumps({"prompt": sys.argv[1], "mode": sys.argv[2], "completion": sys.argv[3]}))' "$prompt" "$mode" "$text" >> "$OUT/$arch-samples.jsonl"
+      py "$prompt" "$mode" "$text" <<<'import json,sys; print(json.dumps({"prompt": sys.argv[1], "mode": sys.argv[2], "completion": sys.argv[3]}))' >> "$OUT/$arch-samples.jsonl"
     done
   done
 done
-python3 scripts/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS"
+python3 scripts/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS" --archs "${archs[@]}"

@@ -31,6 +31,15 @@ impl Scope {
         }
     }
 
+    fn fetch_abortable(&self, url: &str, signal: &web_sys::AbortSignal) -> Promise {
+        let init = web_sys::RequestInit::new();
+        init.set_signal(Some(signal));
+        match self {
+            Scope::Window(w) => w.fetch_with_str_and_init(url, &init),
+            Scope::Worker(w) => w.fetch_with_str_and_init(url, &init),
+        }
+    }
+
     fn set_timeout(&self, f: &js_sys::Function, ms: i32) {
         let _ = match self {
             Scope::Window(w) => w.set_timeout_with_callback_and_timeout_and_arguments_0(f, ms),
@@ -163,10 +172,42 @@ impl std::fmt::Display for FetchError {
     }
 }
 
-/// Fetches a URL's bytes with progress (`on_progress(received, total)`). With `cached`, through the Cache API: a
-/// URL fetched once is served from the cache afterwards (and works offline). Files of this site (the bundled
-/// model, the tokenizer) go without it, so a new deployment is seen at once.
-pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, FetchError> {
+/// What a download may cost: its size, and how long it may go without bringing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The most bytes accepted (a declared size above it is refused before the body is read).
+    pub max_bytes: usize,
+    /// Milliseconds without an answer or a new chunk after which the download is abandoned as stalled.
+    pub stall_ms: i32,
+}
+
+impl Bounds {
+    /// JSON: configs, tokenizers, indexes, manifests.
+    pub const METADATA: Bounds = Bounds { max_bytes: 64 << 20, stall_ms: 30_000 };
+    /// Weights: no file over 3 GiB fits beside the rest in wasm32's 4 GiB.
+    pub const WEIGHTS: Bounds = Bounds { max_bytes: 3 << 30, stall_ms: 30_000 };
+}
+
+/// `promise`'s outcome, or `None` when `ms` milliseconds pass first.
+async fn or_timeout(promise: &Promise, ms: i32) -> Option<Result<JsValue, JsValue>> {
+    // A timer that resolves with `undefined`; fetch and read() never do.
+    let timer = Promise::new(&mut |resolve, _| scope().set_timeout(&resolve, ms));
+    match JsFuture::from(Promise::race(&js_sys::Array::of2(promise, &timer))).await {
+        Ok(v) if v.is_undefined() => None,
+        other => Some(other),
+    }
+}
+
+/// Fetches a URL's bytes with progress (`on_progress(received, total)`), within `bounds`. With `cached`, through the
+/// Cache API: a URL fetched once is served from the cache afterwards (and works offline). Files of this site (the
+/// bundled model, the tokenizer) go without it, so a new deployment is seen at once. A server that declares too
+/// much, sends more than it declared or stalls gets an error; nothing partial is cached or returned.
+pub async fn fetch_progress(
+    url: &str,
+    cached: bool,
+    bounds: Bounds,
+    mut on_progress: impl FnMut(usize, Option<usize>),
+) -> Result<Vec<u8>, FetchError> {
     let fail = |status: Option<u16>, message: String| FetchError { status, message };
     let scope = scope();
     let cache: Option<web_sys::Cache> = match scope.caches().filter(|_| cached) {
@@ -183,23 +224,47 @@ pub async fn fetch_progress(url: &str, cached: bool, mut on_progress: impl FnMut
             return Ok(bytes);
         }
     }
-    let response: web_sys::Response =
-        JsFuture::from(scope.fetch(url)).await.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?.unchecked_into();
+    let stalled = || fail(None, format!("fetching {url}: no data for {} s; the server stalled", bounds.stall_ms / 1000));
+    let abort = web_sys::AbortController::new().map_err(|e| fail(None, js_err(e)))?;
+    let response: web_sys::Response = match or_timeout(&scope.fetch_abortable(url, &abort.signal()), bounds.stall_ms).await {
+        None => {
+            abort.abort();
+            return Err(stalled());
+        }
+        Some(r) => r.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?.unchecked_into(),
+    };
     if !response.ok() {
         return Err(fail(Some(response.status()), format!("fetching {url}: HTTP {}", response.status())));
     }
     // Content-Length counts the bytes on the wire: with a content encoding (gzip) it says nothing of the body's size.
     let encoded = response.headers().get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
     let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()).filter(|_| !encoded);
+    if let Some(t) = total.filter(|&t| t > bounds.max_bytes) {
+        abort.abort();
+        return Err(fail(None, format!("fetching {url}: the server declares {t} bytes, over this page's limit of {}", bounds.max_bytes)));
+    }
     let body = response.body().ok_or_else(|| fail(None, format!("fetching {url}: empty body")))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total.unwrap_or(0));
     loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?;
+        let chunk = match or_timeout(&reader.read(), bounds.stall_ms).await {
+            None => {
+                abort.abort();
+                return Err(stalled());
+            }
+            Some(c) => c.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?,
+        };
         if get(&chunk, "done").as_bool().unwrap_or(true) {
             break;
         }
         bytes.extend(Uint8Array::new(&get(&chunk, "value")).to_vec());
+        if bytes.len() > total.unwrap_or(bounds.max_bytes).min(bounds.max_bytes) {
+            abort.abort();
+            return Err(fail(
+                None,
+                format!("fetching {url}: more bytes than {} arrived; discarded", total.map_or("this page's limit", |_| "declared")),
+            ));
+        }
         on_progress(bytes.len(), total);
     }
     if total.is_some_and(|t| t != bytes.len()) {

@@ -143,6 +143,10 @@ pub enum Command {
         /// At most this many tokens are scored for perplexity.
         #[arg(long, default_value_t = 20_000)]
         max_tokens: usize,
+        /// Score whole files of a prepared corpus (each one document; files from every package in turn, totals per
+        /// package in the JSON), instead of its functions and classes.
+        #[arg(long)]
+        whole_files: bool,
         /// Held-out function headers to complete and syntax-check.
         #[arg(long, default_value_t = 20)]
         headers: usize,
@@ -275,8 +279,15 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Tokenise with this checkpoint's tokenizer (default: GPT-2's).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["tokenizer", "tokenizer_vocab"])]
     pub checkpoint: Option<PathBuf>,
+    /// Tokenise with this `tokenizer.json` (e.g. another corpus's own, so that both score one model).
+    #[arg(long, conflicts_with = "tokenizer_vocab")]
+    pub tokenizer: Option<PathBuf>,
+    /// Train the corpus's own byte-level BPE with this many entries on its training split (written as
+    /// tokenizer.json; `train --data DIR` then builds fresh models with it).
+    #[arg(long)]
+    pub tokenizer_vocab: Option<usize>,
     /// Target fraction of packages held out for validation.
     #[arg(long, default_value_t = PrepareOptions::default().valid_fraction)]
     pub valid_fraction: f64,
@@ -315,6 +326,10 @@ pub struct TrainArgs {
     /// Size preset: tiny, small or base.
     #[arg(long, default_value = "tiny")]
     pub preset: String,
+    /// Build the model from this config instead of a preset: a ModelConfig as JSON (what `info --json` prints under
+    /// `config`), for shapes between the presets. Its vocabulary size follows the data's tokenizer.
+    #[arg(long, conflicts_with = "decoder_from")]
+    pub model_config: Option<PathBuf>,
     /// Training data (repeatable): a prepared corpus (`data prepare`; memory-mapped, its own package split), CodeSearchNet
     /// `.jsonl`/`.jsonl.gz`, or a directory of source code (.py, .js, .ts, .c, .h, .cc, .cpp, .hpp). Without it, the
     /// small built-in corpus.
@@ -531,14 +546,23 @@ pub struct SandboxArgs {
     /// and use your network. Only rlimits and a timeout remain.
     #[arg(long)]
     pub unsafe_no_sandbox: bool,
+    /// Run in the sandbox even where no control group can be made for each run (an ordinary user without cgroup
+    /// delegation): memory is then bounded per process only, so memfds, shared memory and many processes together
+    /// can take more than the limit.
+    #[arg(long)]
+    pub sandbox_without_cgroup: bool,
 }
 
 impl SandboxArgs {
     /// The verified sandbox, or an error saying what is missing (or, with --unsafe-no-sandbox, no sandbox and a
     /// loud warning).
     pub fn sandbox(&self) -> anyhow::Result<hnet_gpt::sandbox::Sandbox> {
-        use hnet_gpt::sandbox::{default_python, Limits, Sandbox};
-        anyhow::ensure!(self.timeout.is_finite() && self.timeout > 0.0, "--timeout must be a positive number of seconds");
+        use hnet_gpt::sandbox::{default_python, Limits, MemoryBound, Sandbox};
+        anyhow::ensure!(
+            self.timeout.is_finite() && self.timeout > 0.0 && self.timeout <= 86_400.0,
+            "--timeout must be a number of seconds in (0, 86400], not {}",
+            self.timeout
+        );
         let limits = Limits {
             timeout: std::time::Duration::from_secs_f64(self.timeout),
             cpu_seconds: self.timeout.ceil() as u64,
@@ -552,6 +576,14 @@ impl SandboxArgs {
             );
             return Ok(Sandbox::unconfined(&python, limits)?);
         }
-        Ok(Sandbox::new(&python, limits)?)
+        let memory = if self.sandbox_without_cgroup { MemoryBound::PerProcess } else { MemoryBound::Cgroup };
+        let sandbox = Sandbox::new(&python, limits, memory)?;
+        if !sandbox.bounds_memory_as_a_whole() {
+            eprintln!(
+                "warning: --sandbox-without-cgroup: no control group for the sandbox here; each process's memory is \
+                 limited, but not all of a sample's together"
+            );
+        }
+        Ok(sandbox)
     }
 }

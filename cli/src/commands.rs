@@ -35,7 +35,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             tokenize(&tok, &text_arg(&text)?, ids)
         }
         Command::Init { arch, preset, seed, decoder_from, out } => init(arch, &preset, seed, decoder_from.as_deref(), &out),
-        Command::Pull { spec, out } => crate::hub::pull(&spec, &out),
+        Command::Pull { spec, out } => hnet_gpt::hub::pull(&spec, &out),
         Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
         Command::Info { checkpoint, json } => info(&checkpoint, json),
         Command::Convert { checkpoint, out, half } => convert(&checkpoint, &out, half),
@@ -49,12 +49,13 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Data { command: crate::args::DataCommand::Prepare(args) } => crate::data::prepare(&args),
         Command::Train(args) => crate::train::run(*args),
-        Command::Eval { model, data, all, valid_fraction, max_tokens, headers, humaneval, samples, seed, sandbox, json } => {
+        Command::Eval { model, data, all, valid_fraction, max_tokens, whole_files, headers, humaneval, samples, seed, sandbox, json } => {
             let settings = crate::eval::EvalSettings {
                 data,
                 valid_only: !all,
                 valid_fraction,
                 max_tokens,
+                whole_files,
                 headers,
                 humaneval_problems: humaneval,
                 humaneval_samples: samples,
@@ -299,6 +300,7 @@ fn humaneval(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], canoni
     bar.finish_and_clear();
     let mut summary = hnet_gpt::humaneval::summary(&results);
     summary["sandboxed"] = json!(sandbox.is_isolated());
+    summary["memory_bound"] = json!(sandbox.memory_bound());
     if json_out {
         summary["samples"] = json!(results);
         println!("{}", serde_json::to_string_pretty(&summary)?);

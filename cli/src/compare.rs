@@ -144,6 +144,7 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         valid_only: true,
         valid_fraction: 0.05,
         max_tokens: args.eval_tokens,
+        whole_files: false,
         headers: args.headers,
         humaneval_problems: args.humaneval,
         humaneval_samples: 1,

@@ -3,9 +3,9 @@
 
 use anyhow::{Context, Result};
 use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::io::tokenizer::TokenizerSpec;
 use hnet_gpt_model::train::data::corpus::filters::FileLimits;
-use hnet_gpt_model::train::data::corpus::{self, Phase, PrepareOptions};
+use hnet_gpt_model::train::data::corpus::{self, CorpusTokenizer, Phase, PrepareOptions};
 use hnet_gpt_model::train::data::Split;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -18,13 +18,17 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     }
     anyhow::ensure!((0.0..1.0).contains(&args.valid_fraction), "--valid-fraction must be in [0, 1)");
     anyhow::ensure!((0.0..=1.0).contains(&args.near_dup), "--near-dup must be in [0, 1]");
-    let (tok, kind): (Tokenizer, String) = match &args.checkpoint {
-        Some(path) => {
+    let tokenizer = match (&args.checkpoint, &args.tokenizer, args.tokenizer_vocab) {
+        (Some(path), _, _) => {
             let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let spec = checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer;
-            (spec.load()?, spec.id().to_string())
+            CorpusTokenizer::Use(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer)
         }
-        None => (Tokenizer::gpt2()?, "gpt2".into()),
+        (_, Some(path), _) => {
+            let json = std::fs::read_to_string(path).with_context(|| format!("reading --tokenizer {}", path.display()))?;
+            CorpusTokenizer::Use(TokenizerSpec::for_json(&json)?)
+        }
+        (_, _, Some(n)) => CorpusTokenizer::Train(n),
+        _ => CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe),
     };
     let defaults = PrepareOptions::default();
     let opts = PrepareOptions {
@@ -43,10 +47,11 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
         bar.set_position(done as u64);
         bar.set_message(match phase {
             Phase::Reading => "reading",
+            Phase::TrainingTokenizer => "BPE",
             Phase::Tokenising => "tokenising",
         });
     };
-    let m = corpus::prepare(&args.data, &args.out, &tok, &kind, &opts, &progress)?;
+    let m = corpus::prepare(&args.data, &args.out, &tokenizer, &opts, &progress)?;
     bar.finish_and_clear();
     let (train, valid) = (m.stats(Split::Train), m.stats(Split::Valid));
     let excluded: Vec<String> = m

@@ -35,6 +35,9 @@ pub struct EvalSettings {
     pub valid_fraction: f64,
     /// Cap on tokens scored for perplexity.
     pub max_tokens: usize,
+    /// Score whole files of a prepared corpus (each one document, in windows past the context), taking files from
+    /// every package in turn, with totals per package; otherwise its functions and classes, in order.
+    pub whole_files: bool,
     /// Held-out function headers to complete.
     pub headers: usize,
     /// HumanEval problems to run (0 = skip).
@@ -118,12 +121,13 @@ fn prepared_records(s: &EvalSettings, tok: &Tokenizer) -> Result<(Vec<Record>, S
     anyhow::ensure!(s.data.len() == 1, "a prepared corpus is its own split: give it as the only --data");
     let corpus = data::corpus::Prepared::open(&s.data[0])?;
     corpus.check_tokenizer(tok)?;
-    // Functions and classes of each file, as a source tree of the same files would give (`load_path`).
-    let records: Vec<Record> = corpus
-        .records(s.valid_only.then_some(Split::Valid), tok)?
-        .into_iter()
-        .flat_map(|file| data::python_records(&file.code, &file.repo, &file.path))
-        .collect();
+    let files = corpus.records(s.valid_only.then_some(Split::Valid), tok)?;
+    let records: Vec<Record> = if s.whole_files {
+        round_robin_by_package(files)
+    } else {
+        // Functions and classes of each file, as a source tree of the same files would give (`load_path`).
+        files.into_iter().flat_map(|file| data::python_records(&file.code, &file.repo, &file.path)).collect()
+    };
     let reason = if s.valid_only {
         format!("the packages the prepared corpus {} holds out ({})", s.data[0].display(), corpus.manifest.split.valid_packages.join(", "))
     } else {
@@ -135,7 +139,21 @@ fn prepared_records(s: &EvalSettings, tok: &Tokenizer) -> Result<(Vec<Record>, S
     Ok((records, Scored { reason, files }))
 }
 
-#[derive(Debug, Serialize)]
+/// Files in turns: the first file of every package, then the second of every package, …, so that a token cap
+/// samples every package rather than the first few.
+fn round_robin_by_package(files: Vec<Record>) -> Vec<Record> {
+    let mut by_package: std::collections::BTreeMap<String, std::collections::VecDeque<Record>> = Default::default();
+    for f in files {
+        by_package.entry(f.repo.clone()).or_default().push_back(f);
+    }
+    let mut out = Vec::new();
+    while by_package.values().any(|q| !q.is_empty()) {
+        out.extend(by_package.values_mut().filter_map(|q| q.pop_front()));
+    }
+    out
+}
+
+#[derive(Debug, Default, Serialize)]
 struct Perplexity {
     documents: usize,
     tokens: usize,
@@ -143,11 +161,30 @@ struct Perplexity {
     nll_per_token: f64,
     perplexity: f64,
     bits_per_byte: f64,
+    /// With `--whole-files`: totals per package (NLL in nats) and the files scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by_package: Option<std::collections::BTreeMap<String, PackageScore>>,
+}
+
+/// One package's share of a whole-file evaluation.
+#[derive(Debug, Default, Serialize)]
+struct PackageScore {
+    files: Vec<String>,
+    tokens: usize,
+    bytes: usize,
+    nll: f64,
 }
 
 /// Perplexity over real tokens only: each document scored on its own after `<|endoftext|>`, no padding anywhere.
-fn perplexity<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record], max_tokens: usize) -> Result<Perplexity> {
+fn perplexity<B: Backend>(
+    model: &Model<B>,
+    tok: &Tokenizer,
+    records: &[Record],
+    max_tokens: usize,
+    per_package: bool,
+) -> Result<Perplexity> {
     let (mut nll, mut tokens, mut bytes, mut documents) = (0.0f64, 0usize, 0usize, 0usize);
+    let mut by_package: std::collections::BTreeMap<String, PackageScore> = Default::default();
     for r in records {
         if tokens >= max_tokens {
             break;
@@ -158,10 +195,16 @@ fn perplexity<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record],
             continue;
         }
         let lp = token_logprobs(model, &ids)?;
-        nll -= lp.iter().map(|&l| l as f64).sum::<f64>();
+        let doc_nll = -lp.iter().map(|&l| l as f64).sum::<f64>();
+        nll += doc_nll;
         tokens += lp.len();
         bytes += r.code.len();
         documents += 1;
+        if per_package {
+            let p = by_package.entry(r.repo.clone()).or_default();
+            p.files.push(r.path.clone());
+            (p.tokens, p.bytes, p.nll) = (p.tokens + lp.len(), p.bytes + r.code.len(), p.nll + doc_nll);
+        }
     }
     anyhow::ensure!(tokens > 0, "nothing to score");
     Ok(Perplexity {
@@ -171,6 +214,7 @@ fn perplexity<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Record],
         nll_per_token: nll / tokens as f64,
         perplexity: (nll / tokens as f64).exp(),
         bits_per_byte: nll / std::f64::consts::LN_2 / bytes as f64,
+        by_package: per_package.then_some(by_package),
     })
 }
 
@@ -317,6 +361,7 @@ pub fn humaneval_pass<B: Backend>(
     let mut out = humaneval::summary(&results);
     out["temperature"] = json!(humaneval_temperature(samples));
     out["sandboxed"] = json!(sandbox.is_isolated());
+    out["memory_bound"] = json!(sandbox.memory_bound());
     out["solved"] = json!(results.iter().filter(|r| r.passed).map(|r| r.task_id.clone()).collect::<std::collections::BTreeSet<_>>());
     Ok(out)
 }
@@ -324,7 +369,11 @@ pub fn humaneval_pass<B: Backend>(
 /// Runs every evaluation on a loaded model.
 pub fn evaluate<B: Backend>(model: &Model<B>, tok: &Tokenizer, s: &EvalSettings, checkpoint: &Path) -> Result<Value> {
     let (records, scored) = eval_records(s, checkpoint, tok)?;
-    let ppl = perplexity(model, tok, &records, s.max_tokens)?;
+    anyhow::ensure!(
+        !s.whole_files || (s.data.len() == 1 && data::corpus::is_prepared(&s.data[0])),
+        "--whole-files scores the files of a prepared corpus: give one as --data"
+    );
+    let ppl = perplexity(model, tok, &records, s.max_tokens, s.whole_files)?;
     let chunks = chunk_stats(model, tok, &records)?;
     let seed = seed_eval::run(model, tok, s.seed)?;
     let headers = header_syntax(model, tok, &records, s.headers, s.seed)?;

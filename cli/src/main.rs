@@ -9,7 +9,6 @@ mod commands;
 mod compare;
 mod data;
 mod eval;
-mod hub;
 mod input;
 mod interrupt;
 mod parallel;

@@ -85,6 +85,21 @@ pub struct TrainerState {
     pub tokens: u64,
     /// Seconds spent training (over all segments of the run).
     pub seconds: f64,
+    /// CPU seconds of the training process, user and system, every thread (over all segments). With the wall time it
+    /// tells how busy the machine was; budgets in CPU time compare runs fairly on a shared machine.
+    #[serde(default)]
+    pub cpu_seconds: f64,
+}
+
+/// CPU seconds this process has used so far (user + system, all threads).
+pub fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
 /// How a run's data was split: recorded in `config.json`, so `eval` and `compare` can score exactly the files the

@@ -25,10 +25,10 @@ use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
 use crate::parallel::{self, Peers};
 use crate::run_dir::{
-    checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, prune_checkpoints, read_config, save_checkpoint, step_name,
-    summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
+    checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, process_cpu_seconds, prune_checkpoints, read_config,
+    save_checkpoint, step_name, summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
 };
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
 use hnet_gpt_model::Arch;
 
 /// One training job: a fresh run with its settings, or the continuation of one.
@@ -74,14 +74,16 @@ pub fn execute(job: &Job) -> Result<()> {
     })
 }
 
-/// The tokenizer a run reads its data with: the decoder's when it starts from one, else GPT-2's.
-fn run_tokenizer(rc: &RunConfig) -> Result<Tokenizer> {
-    match &rc.decoder_from {
-        Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
-            Ok(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer.load()?)
-        }
-        None => Ok(Tokenizer::gpt2()?),
+/// The tokenizer a run reads its data with: the decoder's when it starts from one, a prepared corpus's own when it
+/// has one, else GPT-2's.
+fn run_tokenizer(rc: &RunConfig) -> Result<TokenizerSpec> {
+    if let Some(path) = &rc.decoder_from {
+        let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
+        return Ok(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer);
+    }
+    match rc.data.as_slice() {
+        [dir] if data::corpus::is_prepared(dir) => Ok(data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default()),
+        _ => Ok(TokenizerSpec::Gpt2Bpe),
     }
 }
 
@@ -96,10 +98,41 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
             let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
             ModelConfig::hybrid_on(&info.config.gpt2)?
         }
-        None => ModelConfig::preset(args.arch, &args.preset)?,
+        None => match &args.model_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading --model-config {}", path.display()))?;
+                let config: ModelConfig = serde_json::from_str(&text).with_context(|| format!("--model-config {}", path.display()))?;
+                anyhow::ensure!(
+                    config.arch == args.arch,
+                    "--model-config {} is a {} model, not --arch {}",
+                    path.display(),
+                    config.arch,
+                    args.arch
+                );
+                config
+            }
+            None => ModelConfig::preset(args.arch, &args.preset)?,
+        },
     };
     if let (Some(n), Some(h)) = (args.ratio_target, model.hnet.as_mut()) {
         h.ratio_target = n;
+    }
+    let mut rc = RunConfig {
+        train: TrainConfig::new(model.clone()),
+        data: args.data.clone(),
+        template: args.template,
+        valid_fraction: args.valid_fraction,
+        decoder_from: args.decoder_from.clone(),
+        checkpoint_every: args.checkpoint_every.max(1),
+        keep_last: args.keep_last.max(1),
+        max_bad_steps: args.max_bad_steps.max(1),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        split: None,
+    };
+    // A fresh model's vocabulary is its tokenizer's (a corpus with its own BPE); a decoder brings both.
+    if args.decoder_from.is_none() {
+        model.gpt2.vocab_size = run_tokenizer(&rc)?.load()?.vocab_size();
+        model.validate()?;
     }
     let mut t = TrainConfig::new(model);
     t.steps = args.steps;
@@ -130,24 +163,14 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     if !(0.0..1.0).contains(&args.valid_fraction) {
         bail!("--valid-fraction must be in [0, 1)");
     }
-    Ok(RunConfig {
-        train: t,
-        data: args.data.clone(),
-        template: args.template,
-        valid_fraction: args.valid_fraction,
-        decoder_from: args.decoder_from.clone(),
-        checkpoint_every: args.checkpoint_every.max(1),
-        keep_last: args.keep_last.max(1),
-        max_bad_steps: args.max_bad_steps.max(1),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        split: None,
-    })
+    rc.train = t;
+    Ok(rc)
 }
 
 /// Loads, deduplicates, splits, renders, tokenises and packs the data. Problems with individual lines or files are
 /// warnings. Validation is `None` when the data is too small to hold out a sequence (a warning says so).
 fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, serde_json::Value, SplitRecord)> {
-    let tok = run_tokenizer(rc)?;
+    let tok = run_tokenizer(rc)?.load()?;
     if rc.data.iter().any(|p| data::corpus::is_prepared(p)) {
         anyhow::ensure!(rc.data.len() == 1, "a prepared corpus is its own split: give it as the only --data");
         return prepared_data(rc, &tok, quiet);
@@ -305,6 +328,26 @@ fn prepared_data(rc: &RunConfig, tok: &Tokenizer, quiet: bool) -> Result<(Packed
     Ok((train, valid, summary, split))
 }
 
+/// A run's clocks: wall and CPU time of this segment, added to what earlier segments recorded.
+struct Clock {
+    start: Instant,
+    cpu_start: f64,
+    seconds_before: f64,
+    cpu_before: f64,
+}
+
+impl Clock {
+    fn start(state: &TrainerState) -> Self {
+        Self { start: Instant::now(), cpu_start: process_cpu_seconds(), seconds_before: state.seconds, cpu_before: state.cpu_seconds }
+    }
+
+    /// Writes the run's totals so far into `state`.
+    fn stamp(&self, state: &mut TrainerState) {
+        state.seconds = self.seconds_before + self.start.elapsed().as_secs_f64();
+        state.cpu_seconds = self.cpu_before + (process_cpu_seconds() - self.cpu_start);
+    }
+}
+
 /// Mean validation cross-entropy and boundary rate over the first `eval_batches` batches.
 fn evaluate<B: Backend>(model: &Model<B>, valid: &Packed, c: &TrainConfig) -> (f64, Option<f64>) {
     let device = model.device();
@@ -386,6 +429,7 @@ where
         None => {
             A::seed(device, c.seed);
             let mut model = Model::<A>::init(&c.model, device)?;
+            model.tokenizer = run_tokenizer(&rc)?;
             model.materialize();
             if let Some(path) = &rc.decoder_from {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -424,8 +468,7 @@ where
     let tokens_per_byte = valid_data.as_ref().map_or(0.0, |v| v.stream.len() as f64 / v.bytes.max(1) as f64);
     let mut consecutive_bad = 0;
     let mut last_loss = f64::NAN;
-    let segment_start = Instant::now();
-    let seconds_before = state.seconds;
+    let clock = Clock::start(&state);
 
     while state.step < stop_at {
         let step = state.step;
@@ -462,10 +505,12 @@ where
                 consecutive_bad = 0;
                 let tps = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
                 last_loss = loss;
+                clock.stamp(&mut state);
                 writeln!(
                     metrics,
                     "{}",
-                    json!({"kind": "train", "step": state.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps, "tokens": state.tokens})
+                    json!({"kind": "train", "step": state.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
+                           "tokens": state.tokens, "cpu_seconds": state.cpu_seconds})
                 )?;
                 bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
                 None
@@ -478,7 +523,7 @@ where
             bar.suspend(|| eprintln!("warning: step {}: {why}, step skipped ({consecutive_bad} in a row)", state.step));
             writeln!(metrics, "{}", json!({"kind": "train", "step": state.step, "skipped": true, "reason": why}))?;
             if consecutive_bad >= rc.max_bad_steps {
-                state.seconds = seconds_before + segment_start.elapsed().as_secs_f64();
+                clock.stamp(&mut state);
                 save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
                 bail!(
                     "{consecutive_bad} consecutive steps were skipped (non-finite loss or gradient); stopped at step {}. \
@@ -496,10 +541,12 @@ where
             let (vloss, rate) = evaluate(&model.valid(), valid_data, &c);
             let bpb = vloss * tokens_per_byte / std::f64::consts::LN_2;
             let chunk_len = rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
+            clock.stamp(&mut state);
             writeln!(
                 metrics,
                 "{}",
-                json!({"kind": "valid", "step": state.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb, "mean_chunk_tokens": chunk_len})
+                json!({"kind": "valid", "step": state.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb,
+                       "mean_chunk_tokens": chunk_len, "tokens": state.tokens, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
             )?;
             bar.suspend(|| {
                 eprintln!(
@@ -511,13 +558,13 @@ where
             });
             if state.best_valid.is_none_or(|b| vloss < b) {
                 state.best_valid = Some(vloss);
-                state.seconds = seconds_before + segment_start.elapsed().as_secs_f64();
+                clock.stamp(&mut state);
                 save_checkpoint(&run, "best", &model, &opt, &state)?;
             }
         }
         let stop = interrupted.load(Ordering::SeqCst);
         if state.step % rc.checkpoint_every == 0 || last || stop {
-            state.seconds = seconds_before + segment_start.elapsed().as_secs_f64();
+            clock.stamp(&mut state);
             save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
             prune_checkpoints(&run, rc.keep_last);
         }
@@ -536,10 +583,11 @@ where
     if let Some(peers) = peers {
         peers.finish(&model)?;
     }
-    let seconds = seconds_before + segment_start.elapsed().as_secs_f64();
+    clock.stamp(&mut state);
+    let seconds = state.seconds;
     let summary = json!({
         "run": run, "arch": c.model.arch, "steps": state.step, "target_steps": c.steps, "tokens": state.tokens,
-        "seconds": seconds, "tokens_per_s": state.tokens as f64 / seconds.max(1e-9),
+        "seconds": seconds, "tokens_per_s": state.tokens as f64 / seconds.max(1e-9), "cpu_seconds": state.cpu_seconds,
         "final_train_loss": last_loss, "best_valid_loss": state.best_valid,
         "skipped_steps": state.bad_steps, "data": data_summary, "parameters": model.num_params(),
     });

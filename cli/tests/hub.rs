@@ -25,6 +25,29 @@ enum Served {
     Bytes(Vec<u8>),
     /// Declares the full length but sends only the first half, then closes: a download cut off.
     CutOff(Vec<u8>),
+    /// A hostile server's answer.
+    Hostile(Hostile),
+}
+
+/// What a hostile server does for one file.
+#[derive(Clone, Copy, Debug)]
+enum Hostile {
+    /// An ETag that walks out of the cache (the blob's file name).
+    TraversingEtag,
+    /// A commit that walks out of the cache (the snapshot's directory name).
+    TraversingCommit,
+    /// An absolute path as the ETag.
+    AbsoluteEtag,
+    /// Accepts the connection and never answers.
+    Silent,
+    /// Answers, then sends the body one byte a second.
+    Trickling,
+    /// Declares 1 MiB and sends without end.
+    Endless,
+    /// Declares a file far larger than any model.
+    Oversized,
+    /// Redirects the download to a file on the client's machine.
+    RedirectToFile,
 }
 
 type Repos = HashMap<String, HashMap<String, Served>>;
@@ -69,6 +92,7 @@ fn serve(mut stream: TcpStream, repos: &Repos) {
     let (bytes, cut) = match served {
         Served::Bytes(b) => (b, false),
         Served::CutOff(b) => (b, true),
+        Served::Hostile(h) => return hostile(stream, h, method == "HEAD"),
     };
     let total = bytes.len();
     let (start, end) = match range {
@@ -96,6 +120,52 @@ fn serve(mut stream: TcpStream, repos: &Repos) {
     }
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// A hostile answer (headers as the Hub's, then the attack).
+fn hostile(mut stream: TcpStream, h: Hostile, head_only: bool) {
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let headers = |etag: &str, commit: &str, length: &str| {
+        format!("HTTP/1.1 200 OK\r\nETag: \"{etag}\"\r\nX-Repo-Commit: {commit}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n")
+    };
+    let answer = match h {
+        Hostile::TraversingEtag => headers("../../../../../.bashrc", commit, "5"),
+        Hostile::TraversingCommit => headers("abc", "../../../../../../outside", "5"),
+        Hostile::AbsoluteEtag => headers("/tmp/hnet-hostile-etag", commit, "5"),
+        Hostile::Silent => {
+            std::thread::sleep(std::time::Duration::from_secs(30));
+            return;
+        }
+        Hostile::Trickling => headers("abc", commit, "1048576"),
+        // The size is declared where a Hub declares it (HEAD); the body comes without a length, and without end.
+        Hostile::Endless if head_only => headers("abc", commit, "1048576"),
+        Hostile::Endless => format!("HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nX-Repo-Commit: {commit}\r\nConnection: close\r\n\r\n"),
+        Hostile::Oversized => headers("abc", commit, &(1u64 << 40).to_string()),
+        Hostile::RedirectToFile if !head_only => {
+            "HTTP/1.1 302 Found\r\nLocation: file:///etc/passwd\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+        }
+        Hostile::RedirectToFile => headers("abc", commit, "5"),
+    };
+    if stream.write_all(answer.as_bytes()).is_err() || head_only {
+        return;
+    }
+    match h {
+        Hostile::Trickling => {
+            for _ in 0..60 {
+                if stream.write_all(b"x").and_then(|_| stream.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }
+        Hostile::Endless => {
+            let chunk = vec![b'x'; 1 << 16];
+            while stream.write_all(&chunk).is_ok() {}
+        }
+        _ => {
+            let _ = stream.write_all(b"hello");
+        }
+    }
 }
 
 impl Hub {
@@ -128,6 +198,7 @@ fn repo_files(name: &str) -> HashMap<String, Served> {
 fn bytes_of(s: &Served) -> Vec<u8> {
     match s {
         Served::Bytes(b) | Served::CutOff(b) => b.clone(),
+        Served::Hostile(_) => unreachable!("no bytes"),
     }
 }
 
@@ -161,6 +232,17 @@ fn hub() -> Hub {
     let mut mismatch = code.clone();
     mismatch.insert("tokenizer.json".into(), Served::Bytes(std::fs::read(GPT2_TOKENIZER).unwrap()));
     repos.insert("hnet-test/tokenizer-mismatch".into(), mismatch);
+    // Hostile servers: config.json is the first file a pull asks for; the weights for the size attacks.
+    for h in [Hostile::TraversingEtag, Hostile::TraversingCommit, Hostile::AbsoluteEtag, Hostile::Silent, Hostile::RedirectToFile] {
+        let mut repo = gpt2.clone();
+        repo.insert("config.json".into(), Served::Hostile(h));
+        repos.insert(format!("hostile/{h:?}"), repo);
+    }
+    for h in [Hostile::Trickling, Hostile::Endless, Hostile::Oversized] {
+        let mut repo = gpt2.clone();
+        repo.insert("model.safetensors".into(), Served::Hostile(h));
+        repos.insert(format!("hostile/{h:?}"), repo);
+    }
     Hub::start(repos)
 }
 
@@ -168,10 +250,11 @@ fn tmp(name: &str) -> Scratch {
     Scratch::new("hub", name)
 }
 
-/// The binary, pointed at `hub` with a private cache (`HF_HOME`).
+/// The binary, pointed at `hub` with a private cache (`HF_HOME`) and short timeouts.
 fn bin(hub: &Hub, home: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hnet-gpt"));
     c.env("HF_ENDPOINT", &hub.url).env("HF_HOME", home).env_remove("HF_TOKEN");
+    c.env("HF_HUB_ETAG_TIMEOUT", "2").env("HF_HUB_DOWNLOAD_TIMEOUT", "2");
     c
 }
 
@@ -344,4 +427,62 @@ fn pull_errors_are_clear_and_leave_nothing_behind() {
     }
     // A malformed model id is refused before any request.
     assert!(err(run(&hub, &home, &["pull", "../etc", "--out", "x.safetensors"])).contains("is not a Hub model id"));
+}
+
+/// A server that lies, stalls or floods gets a clear error, writes nothing outside HF_HOME and leaves nothing
+/// half-written in it.
+#[test]
+fn a_hostile_hub_gets_a_clear_error_and_writes_nothing_outside_the_cache() {
+    let hub = hub();
+    let dir = tmp("hostile");
+    let home = dir.join("user-home");
+    let hf_home = home.join(".cache/huggingface");
+    std::fs::create_dir_all(&hf_home).unwrap();
+    std::fs::write(home.join(".bashrc"), "# mine\n").unwrap();
+    let cases: [(Hostile, &str, u64); 8] = [
+        (Hostile::TraversingEtag, "ETag that is not a plain name", 10),
+        (Hostile::TraversingCommit, "commit that is not 40 hexadecimal digits", 10),
+        (Hostile::AbsoluteEtag, "ETag that is not a plain name", 10),
+        (Hostile::Silent, "cannot reach the Hub", 15),
+        (Hostile::RedirectToFile, "model.safetensors", 15),
+        (Hostile::Trickling, "stalled", 20),
+        (Hostile::Endless, "ran past its declared size", 20),
+        (Hostile::Oversized, "over the limit", 10),
+    ];
+    for (h, message, seconds) in cases {
+        let repo = format!("hostile/{h:?}");
+        let out = dir.join("out.safetensors");
+        let start = std::time::Instant::now();
+        let output = bin(&hub, &hf_home).env("HOME", &home).args(["pull", &repo, "--out", out.to_str().unwrap()]).output().unwrap();
+        let took = start.elapsed();
+        let stderr = err(output);
+        if !matches!(h, Hostile::RedirectToFile) {
+            assert!(stderr.contains(message), "{h:?}: {stderr}");
+        }
+        assert!(took < std::time::Duration::from_secs(seconds), "{h:?} took {took:?}");
+        assert!(!out.exists(), "{h:?}");
+        assert_eq!(std::fs::read_to_string(home.join(".bashrc")).unwrap(), "# mine\n", "{h:?} changed ~/.bashrc");
+        // Nothing outside the cache: the user's home holds only what it held, and nothing half-written inside.
+        let mut names: Vec<String> = std::fs::read_dir(&home).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into()).collect();
+        names.sort();
+        assert_eq!(names, [".bashrc", ".cache"], "{h:?}");
+        assert!(!dir.join("outside").exists() && !Path::new("/tmp/hnet-hostile-etag").exists(), "{h:?}");
+        let partial: Vec<_> = walk(&hf_home).into_iter().filter(|p| p.to_string_lossy().ends_with(".incomplete")).collect();
+        assert!(partial.is_empty(), "{h:?}: {partial:?}");
+    }
+    // The redirect to a local file was not followed (the client speaks http(s) only).
+    assert!(walk(&hf_home).iter().all(|p| std::fs::read(p).map_or(true, |b| !b.starts_with(b"root:"))));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.is_symlink() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }

@@ -89,8 +89,29 @@ fn cli_for(dir: &Path) -> PathBuf {
 }
 
 fn run_as(user: User, bin: &Path, home: &Path, args: &[&str], path_env: &str) -> (Output, Duration) {
+    run_in(user, None, bin, home, args, path_env)
+}
+
+/// [`run_as`], the CLI first moved into `cgroup` (a group delegated to `user`).
+fn run_in(user: User, cgroup: Option<&Delegated>, bin: &Path, home: &Path, args: &[&str], path_env: &str) -> (Output, Duration) {
     let mut cmd = Command::new(bin);
     cmd.args(args).env_clear().env("PATH", path_env).env("HOME", home).env("HNET_TEST_SECRET", "env-secret-4711").current_dir(home);
+    if let Some(group) = cgroup {
+        let procs: Vec<std::ffi::CString> = group.procs();
+        // SAFETY: open/write/close only, on strings made before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    libc::close(fd);
+                }
+                Ok(())
+            });
+        }
+    }
     if user.uid != current_user().uid {
         cmd.uid(user.uid).gid(user.gid);
     }
@@ -101,8 +122,71 @@ fn run_as(user: User, bin: &Path, home: &Path, args: &[&str], path_env: &str) ->
 
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
-/// Runs every attack as `user` and checks that each was refused or contained.
-fn attacks_are_contained(user: User, name: &str) {
+/// A control group handed to an ordinary user, as systemd's `Delegate=yes` does: made by root, owned by the user, so
+/// the user's processes in it may make groups of their own below it. Removed on drop (after its children).
+struct Delegated {
+    dirs: Vec<PathBuf>,
+}
+
+impl Delegated {
+    /// A group for `user` in the memory and pids hierarchies (v1) or the unified one (v2) of this machine.
+    fn new(user: User, name: &str) -> Delegated {
+        let own = |controller: &str| -> Option<String> {
+            std::fs::read_to_string("/proc/self/cgroup").unwrap().lines().find_map(|l| {
+                let mut p = l.splitn(3, ':');
+                let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+                c.split(',').any(|x| x == controller).then(|| path.trim_start_matches('/').to_string())
+            })
+        };
+        let mount = |fs: &str, controller: &str| -> Option<PathBuf> {
+            std::fs::read_to_string("/proc/self/mounts").unwrap().lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[2] == fs && (controller.is_empty() || f[3].split(',').any(|o| o == controller))).then(|| PathBuf::from(f[1]))
+            })
+        };
+        let group = format!("hnet-delegated-{}-{name}", std::process::id());
+        let dirs: Vec<PathBuf> = match (mount("cgroup", "memory"), mount("cgroup", "pids"), own("memory"), own("pids")) {
+            (Some(m), Some(p), Some(mo), Some(po)) => vec![m.join(mo).join(&group), p.join(po).join(&group)],
+            _ => vec![mount("cgroup2", "").expect("a cgroup hierarchy").join(&group)],
+        };
+        for dir in &dirs {
+            std::fs::create_dir(dir).unwrap();
+            if dirs.len() == 1 {
+                std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids").unwrap();
+            }
+            for entry in std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).chain([dir.clone()]) {
+                std::os::unix::fs::chown(&entry, Some(user.uid), Some(user.gid)).unwrap();
+            }
+        }
+        Delegated { dirs }
+    }
+
+    fn procs(&self) -> Vec<std::ffi::CString> {
+        self.dirs.iter().map(|d| std::ffi::CString::new(d.join("cgroup.procs").to_str().unwrap()).unwrap()).collect()
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for dir in &self.dirs {
+            for child in std::fs::read_dir(dir).into_iter().flatten().flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(child.path());
+            }
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Attack suites and memory measurements one at a time: a suite's samples take memory the others would see.
+static EXCLUSIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    EXCLUSIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs every attack as `user` (inside `cgroup` when given) and checks that each was refused or contained.
+fn attacks_are_contained(user: User, name: &str, cgroup: Option<&Delegated>) {
+    let _one_at_a_time = exclusive();
     let dir = tmp(name);
     let home = dir.join("home");
     std::fs::create_dir(&home).unwrap();
@@ -157,6 +241,39 @@ fn attacks_are_contained(user: User, name: &str) {
         ("huge-allocation", "x = bytearray(10 << 30)".into(), false),
         ("exit-0-before-check", "import sys\nsys.exit(0)".into(), false),
         ("os-exit-0-before-check", "import os\nos._exit(0)".into(), false),
+        // Forging the pass: saying it on every channel the program can reach, then leaving before the check.
+        ("forge-stdout", "print('passed')\nimport os\nos._exit(0)".into(), false),
+        (
+            "forge-report-fd",
+            "import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'passed\\n')\n    except OSError:\n        pass\nos._exit(0)"
+                .into(),
+            false,
+        ),
+        (
+            "forge-through-proc",
+            "import os\nfor pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n    for fd in range(3, 16):\n        try:\n            \
+             f = os.open(f'/proc/{pid}/fd/{fd}', os.O_WRONLY)\n            os.write(f, b'passed\\n')\n        except OSError:\n            \
+             pass\nos._exit(0)"
+                .into(),
+            false,
+        ),
+        (
+            "forge-checker-memory",
+            "import os\nm = open(f'/proc/{os.getppid()}/mem', 'r+b')".into(),
+            false,
+        ),
+        (
+            "forge-frames",
+            "import sys, os\nf = sys._getframe()\nwhile f:\n    for c in f.f_code.co_consts:\n        if isinstance(c, str) and len(c) == 32:\n            \
+             print(c)\n    f = f.f_back\nos._exit(0)"
+                .into(),
+            false,
+        ),
+        ("forge-excepthook", "import sys\nsys.excepthook = lambda *a: print('passed')\nraise SystemExit(0)".into(), false),
+        ("label-itself-refused", "import sys, os\nsys.stderr.write('bwrap: refused\\n')\nsys.stderr.flush()\nos._exit(1)".into(), false),
+        ("ptrace-checker", "import ctypes, os\nassert ctypes.CDLL(None).ptrace(16, os.getppid(), 0, 0) == 0".into(), false),
+        // A right answer that prints without a trailing newline passes: output is not read.
+        ("correct-printing-without-newline", "print('no newline', end='')".into(), true),
         ("kill-self", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)".into(), false),
         ("infinite-loop", "while True:\n    pass".into(), false),
     ];
@@ -170,12 +287,19 @@ fn attacks_are_contained(user: User, name: &str) {
     let sandbox_uid = if user.uid == 0 { 65534 } else { user.uid };
     let before = processes_of(sandbox_uid);
     let timeout = TIMEOUT.to_string();
-    let (out, elapsed) =
-        run_as(user, &bin, &home, &["humaneval", "--completions", samples_file.to_str().unwrap(), "--json", "--timeout", &timeout], PATH);
+    let (out, elapsed) = run_in(
+        user,
+        cgroup,
+        &bin,
+        &home,
+        &["humaneval", "--completions", samples_file.to_str().unwrap(), "--json", "--timeout", &timeout],
+        PATH,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "humaneval --completions failed: {stderr}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["sandboxed"], true);
+    assert_eq!(report["memory_bound"], "cgroup", "each sample's memory is bounded as a whole");
     let results = report["samples"].as_array().unwrap();
     assert_eq!(results.len(), attacks.len());
     for ((name, _, should_pass), r) in attacks.iter().zip(results) {
@@ -188,10 +312,11 @@ fn attacks_are_contained(user: User, name: &str) {
         }
     }
     let by_name = |n: &str| &results[attacks.iter().position(|(a, _, _)| *a == n).unwrap()];
-    assert_eq!(by_name("exit-0-before-check")["detail"], "exited with status 0 before the check finished");
+    assert!(by_name("exit-0-before-check")["detail"].as_str().unwrap().contains("SystemExit"), "{}", by_name("exit-0-before-check"));
     assert_eq!(by_name("infinite-loop")["reason"], "timeout");
-    // 16 samples on at least one worker, the slow ones bounded by the timeout.
-    assert!(elapsed < Duration::from_secs(8 * (TIMEOUT + 3)), "the evaluation took {elapsed:?}");
+    assert_eq!(by_name("label-itself-refused")["reason"], "error", "a program cannot label itself refused");
+    // The samples on at least one worker, the slow ones bounded by the timeout.
+    assert!(elapsed < Duration::from_secs(10 * (TIMEOUT + 3)), "the evaluation took {elapsed:?}");
 
     // Traces on the host.
     assert_eq!(std::fs::read_to_string(&bashrc).unwrap(), "# the user's own\n", "~/.bashrc was changed");
@@ -210,17 +335,134 @@ fn attacks_are_contained(user: User, name: &str) {
         leftover = processes_of(sandbox_uid);
     }
     assert!(leftover <= before, "processes of uid {sandbox_uid} left behind: {before} before, {leftover} after");
-    assert_eq!(report["passed"], 2);
+    assert_eq!(report["passed"], 3);
 }
 
 #[test]
 fn attacks_are_contained_as_the_user_running_the_tests() {
-    attacks_are_contained(current_user(), "self");
+    if current_user().uid != 0 {
+        eprintln!("not root: the ordinary-user test (a delegated cgroup) covers this");
+        return;
+    }
+    attacks_are_contained(current_user(), "self", None);
 }
 
 #[test]
-fn attacks_are_contained_as_an_ordinary_user() {
-    attacks_are_contained(unprivileged_user(), "user");
+fn attacks_are_contained_as_an_ordinary_user_in_a_delegated_cgroup() {
+    let user = unprivileged_user();
+    let delegated = (current_user().uid == 0).then(|| Delegated::new(user, "attacks"));
+    attacks_are_contained(user, "user", delegated.as_ref());
+}
+
+/// MemAvailable of /proc/meminfo, bytes.
+fn available_memory() -> u64 {
+    let info = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kb: u64 = info.lines().find_map(|l| l.strip_prefix("MemAvailable:")).unwrap().trim().trim_end_matches("kB").trim().parse().unwrap();
+    kb * 1024
+}
+
+/// Memory held outside one address space — memfds, SysV shared memory, many processes — is bounded for the whole
+/// sample: each attack is killed at the limit, and the host's available memory never drops by much more than it.
+#[test]
+fn memory_attacks_are_killed_at_the_limit_and_the_host_keeps_its_memory() {
+    if current_user().uid != 0 {
+        eprintln!("not root: no cgroup to test here without a delegation");
+        return;
+    }
+    let _one_at_a_time = exclusive();
+    let limit = hnet_gpt::sandbox::Limits::default().memory_bytes;
+    let attacks: [(&str, String); 3] = [
+        (
+            "memfd",
+            // 16 MiB each: the file-size limit applies to a memfd, but not to how many there are.
+            "import os\nfds = []\nfor i in range(192):\n    fd = os.memfd_create(f'm{i}')\n    assert os.write(fd, b'x' * (16 << 20)) == 16 << 20\n    \
+             fds.append(fd)"
+                .to_string(),
+        ),
+        (
+            "sysv-shm",
+            // Each segment filled and detached: it stays in memory, out of every address space.
+            "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\nfor i in range(24):\n    \
+             sid = libc.shmget(0, 128 << 20, 0o1600)\n    assert sid >= 0, ctypes.get_errno()\n    addr = libc.shmat(sid, None, 0)\n    \
+             assert addr not in (None, ctypes.c_void_p(-1).value)\n    ctypes.memset(addr, 1, 128 << 20)\n    libc.shmdt(ctypes.c_void_p(addr))"
+                .to_string(),
+        ),
+        (
+            "many-processes",
+            "import os, time\nkids = []\nfor i in range(8):\n    pid = os.fork()\n    if pid == 0:\n        b = bytearray(900 << 20)\n        \
+             b[::4096] = b'x' * len(b[::4096])\n        time.sleep(30)\n        os._exit(0)\n    kids.append(pid)\ntime.sleep(3)\n\
+             assert all(os.waitpid(k, os.WNOHANG) == (0, 0) for k in kids)"
+                .to_string(),
+        ),
+    ];
+    let user = unprivileged_user();
+    let delegated = Delegated::new(user, "memory");
+    for (who, cgroup) in [(current_user(), None), (user, Some(&delegated))] {
+        for (name, code) in &attacks {
+            let dir = tmp(&format!("mem-{name}-{}", who.uid));
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            let file = dir.join("s.jsonl");
+            std::fs::write(&file, sample(code) + "\n").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let bin = cli_for(&dir);
+            let before = available_memory();
+            let low = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
+            let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watcher = {
+                let (low, done) = (low.clone(), done.clone());
+                std::thread::spawn(move || {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        low.fetch_min(available_memory(), std::sync::atomic::Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                })
+            };
+            let args = ["humaneval", "--completions", file.to_str().unwrap(), "--json", "--timeout", "20"];
+            let (out, _) = run_in(who, cgroup, &bin, &dir, &args, PATH);
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            watcher.join().unwrap();
+            let what = format!("{name} as uid {}", who.uid);
+            assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+            let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(report["memory_bound"], "cgroup", "{what}");
+            let r = &report["samples"][0];
+            assert_eq!(r["passed"], false, "{what}: the sample held more than the limit: {r}");
+            assert!(r["detail"].as_str().unwrap().contains("memory limit"), "{what}: {r}");
+            let drop = before.saturating_sub(low.load(std::sync::atomic::Ordering::Relaxed));
+            // The limit, plus the interpreters and the CLI's own memory.
+            assert!(drop < limit + (384 << 20), "{what}: the host's available memory dropped by {} MiB", drop >> 20);
+        }
+    }
+}
+
+/// Where no control group can be made, the sandbox refuses unless told to run with per-process limits only, and the
+/// report says which bound held.
+#[test]
+fn without_a_cgroup_it_refuses_unless_told_and_then_says_so() {
+    let user = unprivileged_user();
+    if user.uid == current_user().uid {
+        eprintln!("the tests do not run as root: no second user to try this with");
+        return;
+    }
+    let dir = tmp("no-cgroup");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = dir.join("s.jsonl");
+    std::fs::write(&file, sample("") + "\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let bin = cli_for(&dir);
+    let args = ["humaneval", "--completions", file.to_str().unwrap(), "--json"];
+    let (out, _) = run_as(user, &bin, &dir, &args, PATH);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot bound a sample's memory as a whole") && err.contains("--sandbox-without-cgroup"), "{err}");
+    let (out, _) = run_as(user, &bin, &dir, &[&args[..], &["--sandbox-without-cgroup"]].concat(), PATH);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not all of a sample's together"));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["sandboxed"].clone(), report["memory_bound"].clone(), report["passed"].clone()),
+        (true.into(), "per-process".into(), 1.into())
+    );
 }
 
 /// A sample that leaves a file on the host if it ever runs unconfined.
@@ -257,8 +499,11 @@ fn fake_bwrap(dir: &Path, body: &str) -> String {
     let bin = dir.join("fake-bin");
     std::fs::create_dir(&bin).unwrap();
     let script = bin.join("bwrap");
-    std::fs::write(&script, format!("#!/bin/sh\nif [ \"$1\" = --help ]; then echo '--size --disable-userns'; exit 0; fi\n{body}\n"))
-        .unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nif [ \"$1\" = --help ]; then echo '--size --disable-userns --add-seccomp-fd'; exit 0; fi\n{body}\n"),
+    )
+    .unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     format!("{}:/usr/bin:/bin", bin.display())
 }
@@ -335,20 +580,63 @@ fn canonical_humaneval_solutions_pass_and_broken_ones_fail() {
 }
 
 #[test]
-fn the_sandbox_api_reports_exit_status_output_and_limits() {
-    use hnet_gpt::sandbox::{default_python, Limits, Sandbox, Verdict};
-    let sandbox = Sandbox::new(&default_python(), Limits { timeout: Duration::from_secs(3), cpu_seconds: 3, ..Limits::default() }).unwrap();
-    let ok = sandbox.run("print(sum(range(10)))");
-    assert_eq!((ok.verdict, ok.stdout.trim()), (Verdict::Exited(0), "45"));
-    assert_eq!(sandbox.run("assert 1 == 2").verdict, Verdict::Exited(1));
+fn the_sandbox_api_reports_exit_status_output_report_and_limits() {
+    use hnet_gpt::sandbox::{default_python, Limits, MemoryBound, Sandbox, Verdict};
+    let bound = if current_user().uid == 0 { MemoryBound::Cgroup } else { MemoryBound::PerProcess };
+    let limits = Limits { timeout: Duration::from_secs(3), cpu_seconds: 3, ..Limits::default() };
+    let sandbox = Sandbox::new(&default_python(), limits, bound).unwrap();
+    let ok = sandbox.run("print(sum(range(10)))", b"");
+    assert_eq!((ok.verdict, ok.stdout.trim(), ok.report.as_str()), (Verdict::Exited(0), "45", ""));
+    assert_eq!(sandbox.run("assert 1 == 2", b"").verdict, Verdict::Exited(1));
+    // The report channel is fd 3, after the launcher's own `started` line; the input arrives on standard input.
+    let report = sandbox.run("import os, sys\nos.write(3, sys.stdin.buffer.read().upper())", b"passed\n");
+    assert_eq!(report.report, "PASSED\n");
     // The CPU limit stops a busy loop before the wall clock when it is lower.
-    let cpu = Sandbox::new(&default_python(), Limits { timeout: Duration::from_secs(20), cpu_seconds: 1, ..Limits::default() }).unwrap();
-    let out = cpu.run("while True:\n    pass\n");
+    let cpu =
+        Sandbox::new(&default_python(), Limits { timeout: Duration::from_secs(20), cpu_seconds: 1, ..Limits::default() }, bound).unwrap();
+    let out = cpu.run("while True:\n    pass\n", b"");
     assert!(out.elapsed < Duration::from_secs(10) && out.verdict != Verdict::TimedOut, "{:?} after {:?}", out.verdict, out.elapsed);
-    // Output beyond 64 KiB keeps its end (where the harness's nonce is).
-    let long = sandbox.run("for i in range(100000):\n    print(i)\nprint('END')\n");
+    // Output beyond 64 KiB keeps its end.
+    let long = sandbox.run("for i in range(100000):\n    print(i)\nprint('END')\n", b"");
     assert!(long.stdout.ends_with("END\n") && long.stdout.len() <= 64 * 1024, "{}", long.stdout.len());
-    // Standard input is the program: reading it gets nothing.
-    let stdin = sandbox.run("import sys\nprint(repr(sys.stdin.read()))");
-    assert_eq!(stdin.stdout.trim(), "''");
+    // The seccomp filter: each of these fails with EPERM (clone3 with ENOSYS, so that glibc falls back to clone).
+    let calls = [
+        ("ptrace", libc::SYS_ptrace),
+        ("process_vm_readv", libc::SYS_process_vm_readv),
+        ("io_uring_setup", libc::SYS_io_uring_setup),
+        ("keyctl", libc::SYS_keyctl),
+        ("mount", libc::SYS_mount),
+        ("unshare", libc::SYS_unshare),
+        ("setns", libc::SYS_setns),
+        ("bpf", libc::SYS_bpf),
+        ("perf_event_open", libc::SYS_perf_event_open),
+        ("userfaultfd", libc::SYS_userfaultfd),
+    ];
+    let program = format!(
+        "import ctypes, json\nlibc = ctypes.CDLL(None, use_errno=True)\nout = {{}}\nfor name, nr in {calls:?}:\n    ctypes.set_errno(0)\n    \
+         out[name] = ctypes.get_errno() if libc.syscall(nr, 0, 0, 0, 0, 0) == -1 else 0\nctypes.set_errno(0)\n\
+         out['clone3'] = ctypes.get_errno() if libc.syscall({clone3}, 0, 0) == -1 else 0\n\
+         out['clone-newuser'] = ctypes.get_errno() if libc.syscall({clone}, {newuser}, 0, 0, 0, 0) == -1 else 0\n\
+         print(json.dumps(out))",
+        clone3 = libc::SYS_clone3,
+        clone = libc::SYS_clone,
+        newuser = libc::CLONE_NEWUSER | libc::SIGCHLD,
+    );
+    let out = sandbox.run(&program, b"");
+    let errnos: Value = serde_json::from_str(out.stdout.trim()).unwrap_or_else(|_| panic!("{out:?}"));
+    for (name, _) in calls {
+        assert_eq!(errnos[name], libc::EPERM, "{name}: {errnos}");
+    }
+    assert_eq!((errnos["clone3"].clone(), errnos["clone-newuser"].clone()), (libc::ENOSYS.into(), libc::EPERM.into()), "{errnos}");
+    // An undumpable process (the HumanEval checker makes itself one) keeps its report channel and memory from the
+    // other processes of the sandbox, though they run as the same user.
+    let guard = "import ctypes, os\nassert ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0\nif os.fork() == 0:\n    os.closerange(3, 64)\n    \
+                 for path in (f'/proc/{os.getppid()}/fd/3', f'/proc/{os.getppid()}/mem'):\n        try:\n            \
+                 os.open(path, os.O_WRONLY)\n            print('opened', path, flush=True)\n        except OSError as e:\n            \
+                 print('refused', e.errno, flush=True)\n    os._exit(0)\nos.wait()";
+    let out = sandbox.run(guard, b"");
+    assert_eq!(out.stdout, format!("refused {}\nrefused {}\n", libc::EACCES, libc::EACCES), "{out:?}");
+    // Threads and subprocesses still work (clone without namespace flags).
+    let ok = sandbox.run("import subprocess, threading\nt = threading.Thread(target=print)\nt.start(); t.join()\nprint(subprocess.run(['/bin/echo', 'ok'], capture_output=True).stdout.decode())", b"");
+    assert_eq!((ok.verdict.clone(), ok.stdout.trim()), (Verdict::Exited(0), "ok"), "{ok:?}");
 }

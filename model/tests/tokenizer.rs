@@ -96,3 +96,33 @@ fn text_stream_holds_back_partial_characters_and_stops_at_stop_strings() {
     out += &stream.finish().unwrap();
     assert_eq!(out, "a\n\nb");
 }
+
+#[test]
+fn a_bpe_trained_on_code_merges_indentation_and_round_trips() {
+    use hnet_gpt_model::io::tokenizer::{train_bpe, EOS_TEXT};
+    let module = |i: usize| {
+        format!(
+            "class Stack{i}:\n    def push(self, item):\n        if item is None:\n            raise ValueError('no item')\n        \
+             self.items.append(item)\n\n    def pop(self):\n        return self.items.pop()\n"
+        )
+    };
+    let texts: Vec<String> = (0..200).map(module).collect();
+    let json = train_bpe(texts.clone().into_iter(), 400).unwrap();
+    let tok = Tokenizer::from_json_bytes(json.as_bytes()).unwrap();
+    // At most the size asked for (training stops early when no pair occurs twice more).
+    assert!((300..=400).contains(&tok.vocab_size()), "{}", tok.vocab_size());
+    assert_eq!(tok.token_str(tok.eos_id()).as_deref(), Some(EOS_TEXT));
+    // Exact round trips, the end-of-text token kept whole.
+    for text in [texts[7].as_str(), "héllo\t\twörld 🦀\r\n", "x<|endoftext|>y"] {
+        let ids = tok.encode(text).unwrap();
+        assert_eq!(tok.decode(&ids).unwrap(), text);
+    }
+    assert!(tok.encode("a<|endoftext|>b").unwrap().contains(&tok.eos_id()));
+    // Eight spaces of indentation take fewer tokens than GPT-2 spends (one per space after the first).
+    let line = "\n        return self.items.pop()";
+    let (ours, gpt2) = (tok.encode(line).unwrap().len(), tokenizer().encode(line).unwrap().len());
+    assert!(ours < gpt2, "{ours} tokens vs GPT-2's {gpt2}");
+    // The same texts train the same tokenizer; a vocabulary too small to hold the bytes is refused.
+    assert_eq!(train_bpe(texts.into_iter(), 400).unwrap(), json);
+    assert!(train_bpe(std::iter::empty(), 100).is_err());
+}

@@ -46,7 +46,8 @@ export async function serve(root = DIST) {
 /**
  * A stand-in for the Hugging Face Hub on 127.0.0.1: `/{owner}/{repo}/resolve/{revision}/{file}` from the tiny
  * repositories in cli/tests/fixtures/hub (GPT-2's tokenizer.json for those without their own), with CORS as the Hub
- * sends it. `extra` maps "owner/repo/file" to bytes (more repositories for a test); `requests` counts what was asked.
+ * sends it. `extra` maps "owner/repo/file" to bytes (more repositories for a test) or to a function
+ * `(req, res, cors)` that answers itself (a hostile server); `requests` counts what was asked.
  */
 export async function serveHub(extra = {}) {
   const fixtures = join(ROOT, "cli/tests/fixtures/hub");
@@ -64,6 +65,7 @@ export async function serveHub(extra = {}) {
       body = await readFile(join(fixtures, repo, normalize(file))).catch(() => undefined);
       if (body === undefined && file === "tokenizer.json" && repo === "tiny-gpt2") body = await readFile(join(ROOT, "public/tokenizer.json"));
     }
+    if (typeof body === "function") return body(req, res, cors);
     if (body === undefined) return res.writeHead(404, cors).end("Entry not found");
     // What the hf-hub client (the CLI's `pull`) needs besides the bytes: an ETag, the commit, byte ranges.
     const headers = { ...cors, "content-type": "application/octet-stream", etag: `"${owner}-${repo}-${file}-${body.length}"`,

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { join } from "node:path";
-import { serve, serveHub, launch, open, screenshot, scratch } from "./harness.mjs";
+import { readFileSync } from "node:fs";
+import { serve, serveHub, launch, open, screenshot, scratch, ROOT } from "./harness.mjs";
 
 const LOAD = 240_000;
 const WORK = 300_000;
@@ -21,7 +22,15 @@ const BIG = JSON.stringify({ architectures: ["GPT2LMHeadModel"], model_type: "gp
 let server, hub, browser;
 before(async () => {
   server = await serve();
-  hub = await serveHub({ "hnet-test/big/config.json": Buffer.from(BIG) });
+  const fixture = (f) => readFileSync(join(ROOT, "cli/tests/fixtures/hub/tiny-gpt2", f));
+  hub = await serveHub({
+    "hnet-test/big/config.json": Buffer.from(BIG),
+    // Hostile servers: one that answers and then never sends the body; one that declares 5 GiB of weights.
+    "hnet-test/stalled/config.json": (req, res, cors) => { res.writeHead(200, { ...cors, "content-length": 4096 }); res.write("{"); },
+    "hnet-test/oversized/config.json": fixture("config.json"),
+    "hnet-test/oversized/tokenizer.json": readFileSync(join(ROOT, "public/tokenizer.json")),
+    "hnet-test/oversized/model.safetensors": (req, res, cors) => { res.writeHead(200, { ...cors, "content-length": 5 * 2 ** 30 }); res.write("x"); },
+  });
   browser = await launch({ webgpu: true });
 });
 after(async () => { await browser?.close(); await hub?.close(); await server?.close(); });
@@ -105,6 +114,16 @@ test("a Hub model with a fresh H-Net encoder: progress per file, chunks, complet
   await second.page.getByTestId("hub-load").click();
   await second.page.getByTestId("error").waitFor({ timeout: WORK });
   assert.match(await second.page.getByTestId("error").textContent(), /no model `hnet-test\/nope` at revision `main`.*previous model is still loaded/);
+  assert.equal(await modelText(second.page), loaded);
+  // A server that stalls is given up on with a message; one that declares more than the page can hold is refused
+  // before the body is read. The loaded model stays either way.
+  await second.page.getByTestId("hub-repo").fill("hnet-test/stalled");
+  await second.page.getByTestId("hub-load").click();
+  await second.page.waitForFunction(() => /no data for 30 s; the server stalled/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""), null, { timeout: 60_000 });
+  assert.equal(await modelText(second.page), loaded);
+  await second.page.getByTestId("hub-repo").fill("hnet-test/oversized");
+  await second.page.getByTestId("hub-load").click();
+  await second.page.waitForFunction(() => /declares 5368709120 bytes, over this page's limit/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""), null, { timeout: WORK });
   assert.equal(await modelText(second.page), loaded);
   // The stand-in Hub's 404s are expected (no model.safetensors in a sharded repository, the missing repository).
   assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);

@@ -20,7 +20,8 @@ pub fn file_url(endpoint: &str, repo: &str, revision: &str, file: &str) -> Strin
 /// A repository's file with its own progress bar, through the Cache API (a Hub file at a revision does not change).
 async fn fetch(job: JobId, endpoint: &str, repo: &str, revision: &str, file: &str) -> Result<Vec<u8>, FetchError> {
     let name = file.to_string();
-    web::fetch_progress(&file_url(endpoint, repo, revision, file), true, |received, total| {
+    let bounds = if file.ends_with(".json") { web::Bounds::METADATA } else { web::Bounds::WEIGHTS };
+    web::fetch_progress(&file_url(endpoint, repo, revision, file), true, bounds, |received, total| {
         post(job, Reply::Download { file: name.clone(), received, total }, None)
     })
     .await

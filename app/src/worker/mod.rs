@@ -257,7 +257,7 @@ impl Worker {
             return Ok(t);
         }
         post(job, Reply::Status("Loading the tokenizer…".into()), None);
-        let bytes = web::fetch_progress(TOKENIZER_URL, false, |received, total| {
+        let bytes = web::fetch_progress(TOKENIZER_URL, false, web::Bounds::METADATA, |received, total| {
             post(job, Reply::Download { file: "tokenizer".into(), received, total }, None)
         })
         .await
@@ -395,5 +395,5 @@ impl Worker {
 /// Fetches a checkpoint with progress; other sites' files go through the Cache API, this site's do not.
 async fn fetch_model(url: &str, progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
     let cached = url != MODEL_URL && !url.starts_with("public/");
-    web::fetch_progress(url, cached, progress).await.map_err(|e| format!("Could not load the model: {e}"))
+    web::fetch_progress(url, cached, web::Bounds::WEIGHTS, progress).await.map_err(|e| format!("Could not load the model: {e}"))
 }

@@ -228,6 +228,44 @@ pub fn build_gpt2_tokenizer_json(encoder_json: &[u8], vocab_bpe: &str) -> Result
     tokenizer.to_string(false).map_err(tok_err)
 }
 
+/// Trains a byte-level BPE of `vocab_size` entries (end-of-text included) on `texts`, in GPT-2's form: the same
+/// pre-tokenizer regex, byte alphabet and decoder, `<|endoftext|>` as its one special token (id 0). Trained on
+/// code, its merges include runs of spaces and newline-plus-indentation, which GPT-2's vocabulary spends one token
+/// per space on. Returns the `tokenizer.json` text.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn train_bpe<I>(texts: I, vocab_size: usize) -> Result<String, ModelError>
+where
+    I: Iterator<Item = String> + Send,
+{
+    use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+    use tokenizers::{AddedToken, TokenizerBuilder};
+
+    // 256 byte tokens + the special token + at least one merge.
+    if !(258..=1 << 20).contains(&vocab_size) {
+        return Err(ModelError::Tokenizer(format!("a BPE vocabulary needs 258 to 1048576 entries, not {vocab_size}")));
+    }
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .show_progress(false)
+        .special_tokens(vec![AddedToken::from(EOS_TEXT, true)])
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let mut tokenizer = TokenizerBuilder::new()
+        .with_model(BPE::default())
+        .with_pre_tokenizer(Some(ByteLevel::new(false, true, true)))
+        .with_decoder(Some(ByteLevel::new(false, true, true)))
+        .with_post_processor(Some(ByteLevel::new(true, false, true)))
+        .with_normalizer(None::<tokenizers::NormalizerWrapper>)
+        .build()
+        .map_err(tok_err)?;
+    tokenizer.train(&mut trainer, texts).map_err(tok_err)?;
+    let mut tokenizer: tokenizers::Tokenizer = tokenizer.into();
+    tokenizer.add_special_tokens([AddedToken::from(EOS_TEXT, true)]).map_err(tok_err)?;
+    tokenizer.to_string(false).map_err(tok_err)
+}
+
 /// Turns generated ids into text deltas as they arrive, holding back partial characters and anything that might
 /// be the start of a stop string, and stopping at the first stop string (which is not emitted).
 pub struct TextStream<'t> {

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use prepare::{prepare, Phase, PrepareOptions};
+pub use prepare::{prepare, CorpusTokenizer, Phase, PrepareOptions};
 pub use shards::{MappedTokens, ShardInfo, Width};
 
 use super::{Record, Split};
 use crate::error::ModelError;
-use crate::io::tokenizer::Tokenizer;
+use crate::io::tokenizer::{Tokenizer, TokenizerSpec};
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "hnet-gpt-corpus/1";
@@ -31,6 +31,8 @@ pub const FORMAT: &str = "hnet-gpt-corpus/1";
 pub const MANIFEST: &str = "manifest.json";
 /// The per-document index's file name.
 pub const FILES: &str = "files.jsonl";
+/// The corpus's own tokenizer, when it is not GPT-2's.
+pub const TOKENIZER: &str = "tokenizer.json";
 
 /// What can go wrong preparing or opening a corpus.
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +266,19 @@ impl Prepared {
             });
         }
         Ok(())
+    }
+
+    /// The tokenizer the shards were written with when it is not GPT-2's (`tokenizer.json` beside them), checked
+    /// against the manifest.
+    pub fn tokenizer(&self) -> Result<Option<TokenizerSpec>, CorpusError> {
+        let path = self.dir.join(TOKENIZER);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let json = std::fs::read_to_string(&path).map_err(|source| CorpusError::Io { path: path.clone(), source })?;
+        let spec = TokenizerSpec::Embedded(json.into());
+        self.check_tokenizer(&spec.load()?)?;
+        Ok(Some(spec))
     }
 
     /// A split's tokens, memory-mapped.

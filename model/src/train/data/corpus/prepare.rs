@@ -23,8 +23,17 @@ use super::near_dup::{signature, NearDuplicates};
 use super::packages::{discover, PathSkips};
 use super::shards::{ShardWriter, Width};
 use super::*;
-use crate::io::tokenizer::Tokenizer;
+use crate::io::tokenizer::{train_bpe, TokenizerSpec};
 use crate::train::data::split::{assign_split, fnv1a};
+
+/// The tokenizer a corpus is written with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CorpusTokenizer {
+    /// An existing one: GPT-2's, or a model's own (`data prepare --checkpoint` or `--tokenizer`).
+    Use(TokenizerSpec),
+    /// A byte-level BPE of this many entries trained on the training split's files (`--tokenizer-vocab`).
+    Train(usize),
+}
 
 /// Settings of a preparation.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +73,8 @@ impl Default for PrepareOptions {
 pub enum Phase {
     /// Reading, filtering and hashing files.
     Reading,
+    /// Training the corpus's own tokenizer (`done` 0 then 1: the trainer reports no progress of its own).
+    TrainingTokenizer,
     /// Tokenising and writing shards.
     Tokenising,
 }
@@ -105,13 +116,13 @@ fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + 
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Prepares a corpus from `roots` into `out` (which must not exist). `kind` names the tokenizer (its spec's id);
+/// Prepares a corpus from `roots` into `out` (which must not exist), tokenised with `tokenizer` (a tokenizer other
+/// than GPT-2's is written beside the shards as `tokenizer.json`, so the corpus names its own);
 /// `progress(phase, done, total)` is called from worker threads.
 pub fn prepare(
     roots: &[PathBuf],
     out: &Path,
-    tok: &Tokenizer,
-    kind: &str,
+    tokenizer: &CorpusTokenizer,
     opts: &PrepareOptions,
     progress: &(dyn Fn(Phase, usize, usize) + Sync),
 ) -> Result<Manifest, CorpusError> {
@@ -209,7 +220,26 @@ pub fn prepare(
     valid_packages.sort();
     let sides: Vec<String> = order.iter().zip(&assignment.valid).map(|(&p, v)| format!("{}\t{}", *v as u8, entries[p].name)).collect();
 
-    // 4. Tokenise and write, split by split, in parallel batches kept in order.
+    // 4. The tokenizer: given, or trained on the training side's files (never on validation's).
+    let read_kept = |i: usize, sha: &[u8; 32]| -> Option<String> {
+        // Read again: a file changed since the first pass is passed over, not trained on unchecked.
+        let text = String::from_utf8(std::fs::read(path_of(&candidates[i])).ok()?).ok()?;
+        (<[u8; 32]>::from(Sha256::digest(text.as_bytes())) == *sha).then_some(text)
+    };
+    let spec = match tokenizer {
+        CorpusTokenizer::Use(spec) => spec.clone(),
+        CorpusTokenizer::Train(vocab_size) => {
+            progress(Phase::TrainingTokenizer, 0, 1);
+            let train_files = kept.iter().filter(|(i, _, _)| entries[candidates[*i].package].split == Some(Split::Train));
+            let json = train_bpe(train_files.filter_map(|(i, sha, _)| read_kept(*i, sha)), *vocab_size)?;
+            progress(Phase::TrainingTokenizer, 1, 1);
+            TokenizerSpec::Embedded(json.into())
+        }
+    };
+    let tok = &spec.load()?;
+    let kind = spec.id();
+
+    // 5. Tokenise and write, split by split, in parallel batches kept in order.
     let partial = PathBuf::from(format!("{}.partial", out.display()));
     let _ = std::fs::remove_dir_all(&partial);
     std::fs::create_dir_all(&partial).map_err(|source| CorpusError::Io { path: partial.clone(), source })?;
@@ -229,12 +259,7 @@ pub fn prepare(
                 batch,
                 opts.threads,
                 |&&(i, sha, _)| -> Result<Option<(Vec<u32>, usize)>, ModelError> {
-                    // Read again: a file changed since the first pass is passed over, not trained on unchecked.
-                    let Ok(text) = std::fs::read(path_of(&candidates[i])).map(String::from_utf8) else { return Ok(None) };
-                    let Ok(text) = text else { return Ok(None) };
-                    if <[u8; 32]>::from(Sha256::digest(text.as_bytes())) != sha {
-                        return Ok(None);
-                    }
+                    let Some(text) = read_kept(i, &sha) else { return Ok(None) };
                     Ok(Some((tok.encode(&text)?, text.len())))
                 },
                 || progress(Phase::Tokenising, done.fetch_add(1, Ordering::Relaxed) + 1, total),
@@ -305,6 +330,9 @@ pub fn prepare(
         std::fs::write(&path, text).map_err(|source| CorpusError::Io { path, source })
     };
     write(FILES, &files_jsonl)?;
+    if let TokenizerSpec::Embedded(json) = &spec {
+        write(TOKENIZER, json)?;
+    }
     write(MANIFEST, &serde_json::to_string_pretty(&manifest).expect("the manifest serialises"))?;
     std::fs::rename(&partial, out).map_err(|source| CorpusError::Io { path: out.to_path_buf(), source })?;
     Ok(manifest)
@@ -313,6 +341,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::tokenizer::Tokenizer;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -351,10 +380,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         site_packages(&dir.join("site-packages"));
         let tok = Tokenizer::gpt2().unwrap();
+        let gpt2 = CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe);
         let opts = PrepareOptions { valid_fraction: 0.3, min_valid_bytes: 1000, shard_tokens: 1000, threads: 2, ..Default::default() };
         let out = dir.join("corpus");
         let calls = AtomicUsize::new(0);
-        let m = prepare(&[dir.join("site-packages")], &out, &tok, "gpt2", &opts, &|_, _, _| {
+        let m = prepare(&[dir.join("site-packages")], &out, &gpt2, &opts, &|_, _, _| {
             calls.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();
@@ -392,7 +422,8 @@ mod tests {
         assert_eq!(mapped.len(), train.tokens);
         assert_eq!(mapped.range(0, mapped.len()).iter().filter(|&&t| t == tok.eos_id()).count(), train.files);
         // Nothing is overwritten; a wrong format or tokenizer is a clear error.
-        assert!(matches!(prepare(&[dir.join("site-packages")], &out, &tok, "gpt2", &opts, &|_, _, _| {}), Err(CorpusError::Exists(_))));
+        assert!(matches!(prepare(&[dir.join("site-packages")], &out, &gpt2, &opts, &|_, _, _| {}), Err(CorpusError::Exists(_))));
+        assert_eq!(corpus.tokenizer().unwrap(), None, "GPT-2's tokenizer is named, not written");
         let other =
             Tokenizer::from_json_bytes(include_bytes!("../../../../../cli/tests/fixtures/hub/tiny-codegpt/tokenizer.json")).unwrap();
         assert!(corpus.check_tokenizer(&other).unwrap_err().to_string().contains("another tokenizer"));
@@ -406,10 +437,30 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hnet-prepare-empty-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         write(&dir.join("tree/proj/a.py"), "x = 1\n"); // no licence anywhere
-        let tok = Tokenizer::gpt2().unwrap();
-        let err = prepare(&[dir.join("tree")], &dir.join("out"), &tok, "gpt2", &PrepareOptions::default(), &|_, _, _| {}).unwrap_err();
+        let gpt2 = CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe);
+        let err = prepare(&[dir.join("tree")], &dir.join("out"), &gpt2, &PrepareOptions::default(), &|_, _, _| {}).unwrap_err();
         assert!(matches!(err, CorpusError::Empty(_)), "{err}");
         assert!(!dir.join("out").exists() && !dir.join("out.partial").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_corpus_can_train_its_own_tokenizer_on_its_training_side() {
+        let dir = std::env::temp_dir().join(format!("hnet-prepare-bpe-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        site_packages(&dir.join("site-packages"));
+        let opts = PrepareOptions { valid_fraction: 0.3, min_valid_bytes: 1000, threads: 2, ..Default::default() };
+        let out = dir.join("corpus");
+        let m = prepare(&[dir.join("site-packages")], &out, &CorpusTokenizer::Train(300), &opts, &|_, _, _| {}).unwrap();
+        assert_eq!((m.tokenizer.id.as_str(), m.tokenizer.vocab_size), ("embedded", 300));
+        let corpus = Prepared::open(&out).unwrap();
+        let spec = corpus.tokenizer().unwrap().expect("the corpus names its own tokenizer");
+        let tok = spec.load().unwrap();
+        corpus.check_tokenizer(&tok).unwrap();
+        // Both splits decode back exactly with it.
+        for r in corpus.records(None, &tok).unwrap() {
+            assert_eq!(r.code, std::fs::read_to_string(dir.join("site-packages").join(&r.path)).unwrap());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

