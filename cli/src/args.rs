@@ -138,10 +138,10 @@ pub enum Command {
         all: bool,
         /// For a checkpoint outside a run directory (nothing recorded about its training): the fraction of files
         /// the hash split holds out.
-        #[arg(long, default_value_t = 0.05)]
+        #[arg(long, default_value_t = 0.05, value_parser = fraction)]
         valid_fraction: f64,
         /// At most this many tokens are scored for perplexity.
-        #[arg(long, default_value_t = 20_000)]
+        #[arg(long, default_value_t = 20_000, value_parser = count)]
         max_tokens: usize,
         /// Score whole files of a prepared corpus (each one document; files from every package in turn, totals per
         /// package in the JSON), instead of its functions and classes.
@@ -154,7 +154,7 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         humaneval: usize,
         /// HumanEval samples per problem (pass@k for k ≤ samples).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = count)]
         samples: usize,
         /// Seed of sampled generations.
         #[arg(long, default_value_t = 0)]
@@ -180,10 +180,10 @@ pub enum Command {
         #[arg(long)]
         canonical: bool,
         /// Problems to run (the first N of 164; with --checkpoint or --canonical).
-        #[arg(long, default_value_t = 164)]
+        #[arg(long, default_value_t = 164, value_parser = count)]
         problems: usize,
         /// Completions per problem (with --checkpoint).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = count)]
         samples: usize,
         /// Seed of sampled generations.
         #[arg(long, default_value_t = 0)]
@@ -224,13 +224,13 @@ pub struct BenchArgs {
     #[arg(long, default_value = "small")]
     pub preset: String,
     /// Sequences per training step.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = count)]
     pub batch_size: usize,
     /// Tokens per training sequence.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = count)]
     pub seq_len: usize,
     /// Timed training steps (0 = no training benchmark).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = count)]
     pub train_steps: usize,
     /// The LM head's and linear layers' products in f32 or bf16 while training (as `train --precision`).
     #[arg(long, default_value = "f32")]
@@ -248,10 +248,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 256)]
     pub new_tokens: usize,
     /// Generation runs (the fastest is reported).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = count)]
     pub gen_runs: usize,
     /// Side of the square matmuls that measure the peak.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024, value_parser = count)]
     pub matmul_size: usize,
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
@@ -289,25 +289,25 @@ pub struct PrepareArgs {
     #[arg(long)]
     pub tokenizer_vocab: Option<usize>,
     /// Target fraction of packages held out for validation.
-    #[arg(long, default_value_t = PrepareOptions::default().valid_fraction)]
+    #[arg(long, default_value_t = PrepareOptions::default().valid_fraction, value_parser = fraction)]
     pub valid_fraction: f64,
     /// Validation holds at least this many bytes of source (packages nearest the threshold move to it).
     #[arg(long, default_value_t = PrepareOptions::default().min_valid_bytes)]
     pub min_valid_bytes: usize,
     /// Skip files larger than this many bytes.
-    #[arg(long, default_value_t = PrepareOptions::default().limits.max_bytes)]
+    #[arg(long, default_value_t = PrepareOptions::default().limits.max_bytes, value_parser = count)]
     pub max_file_bytes: usize,
     /// Skip files with a line longer than this (minified code, data).
-    #[arg(long, default_value_t = PrepareOptions::default().limits.max_line_bytes)]
+    #[arg(long, default_value_t = PrepareOptions::default().limits.max_line_bytes, value_parser = count)]
     pub max_line_bytes: usize,
     /// Estimated Jaccard similarity (MinHash over 5-word shingles) at which a file is a near-duplicate.
-    #[arg(long, default_value_t = PrepareOptions::default().near_threshold)]
+    #[arg(long, default_value_t = PrepareOptions::default().near_threshold, value_parser = unit)]
     pub near_dup: f64,
     /// Most tokens per shard file.
-    #[arg(long, default_value_t = PrepareOptions::default().shard_tokens)]
+    #[arg(long, default_value_t = PrepareOptions::default().shard_tokens, value_parser = count)]
     pub shard_tokens: usize,
     /// Worker threads (default: every core).
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub threads: Option<usize>,
     /// Keep packages whose metadata states no licence (you vouch for the data).
     #[arg(long)]
@@ -343,25 +343,25 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     /// Optimizer steps in the whole run (the schedule spans them).
-    #[arg(long, default_value_t = TrainConfig::STEPS)]
+    #[arg(long, default_value_t = TrainConfig::STEPS, value_parser = count)]
     pub steps: usize,
     /// Stop after this step, leaving the run resumable (the schedule still targets --steps).
     #[arg(long)]
     pub stop_at: Option<usize>,
     /// Sequences per micro-batch.
-    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE)]
+    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE, value_parser = count)]
     pub batch_size: usize,
     /// Tokens per sequence (default: 128, at most the context).
-    #[arg(long)]
+    #[arg(long, value_parser = count)]
     pub seq_len: Option<usize>,
     /// Micro-batches per optimizer step.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count)]
     pub grad_accum: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = TrainConfig::LR)]
+    #[arg(long, default_value_t = TrainConfig::LR, value_parser = positive)]
     pub lr: f64,
     /// Final learning rate as a fraction of the peak.
-    #[arg(long, default_value_t = TrainConfig::MIN_LR_RATIO)]
+    #[arg(long, default_value_t = TrainConfig::MIN_LR_RATIO, value_parser = unit)]
     pub min_lr_ratio: f64,
     /// Warmup steps.
     #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
@@ -374,19 +374,19 @@ pub struct TrainArgs {
     #[arg(long, default_value = "f32")]
     pub precision: Precision,
     /// AdamW weight decay (matrices only; never norms, biases or embeddings).
-    #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY)]
+    #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY, value_parser = non_negative)]
     pub weight_decay: f64,
     /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = AdamWConfig::GRAD_CLIP)]
+    #[arg(long, default_value_t = AdamWConfig::GRAD_CLIP, value_parser = non_negative)]
     pub grad_clip: f64,
     /// Weight α of the H-Net ratio loss.
-    #[arg(long, default_value_t = TrainConfig::RATIO_LOSS_WEIGHT)]
+    #[arg(long, default_value_t = TrainConfig::RATIO_LOSS_WEIGHT, value_parser = non_negative)]
     pub ratio_weight: f64,
     /// Target compression N of the ratio loss (tokens per chunk).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub ratio_target: Option<f64>,
     /// Learning-rate multipliers λ⁰,λ¹ of the outer stage and the main network (H-Net LR modulation).
-    #[arg(long, default_value = "1,1", value_delimiter = ',')]
+    #[arg(long, default_value = "1,1", value_delimiter = ',', value_parser = positive)]
     pub stage_lr: Vec<f64>,
     /// Start the hybrid's GPT-2 embeddings and blocks from this gpt2 checkpoint (trained here or import-hf'd).
     #[arg(long)]
@@ -398,25 +398,25 @@ pub struct TrainArgs {
     #[arg(long)]
     pub unfreeze_all_at: Option<usize>,
     /// Validate every this many steps.
-    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY, value_parser = count)]
     pub eval_every: usize,
     /// Validation batches per evaluation.
-    #[arg(long, default_value_t = TrainConfig::EVAL_BATCHES)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_BATCHES, value_parser = count)]
     pub eval_batches: usize,
     /// Write a checkpoint every this many steps (and always at the end).
-    #[arg(long, default_value_t = RunConfig::CHECKPOINT_EVERY)]
+    #[arg(long, default_value_t = RunConfig::CHECKPOINT_EVERY, value_parser = count)]
     pub checkpoint_every: usize,
     /// Keep this many recent checkpoints (the best one is kept separately).
-    #[arg(long, default_value_t = RunConfig::KEEP_LAST)]
+    #[arg(long, default_value_t = RunConfig::KEEP_LAST, value_parser = count)]
     pub keep_last: usize,
     /// Abort after this many consecutive steps with a non-finite loss (each is skipped).
-    #[arg(long, default_value_t = RunConfig::MAX_BAD_STEPS)]
+    #[arg(long, default_value_t = RunConfig::MAX_BAD_STEPS, value_parser = count)]
     pub max_bad_steps: usize,
     /// Seed of initialisation and data order.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Fraction of files held out for validation (by hash of repo/path).
-    #[arg(long, default_value_t = RunConfig::VALID_FRACTION)]
+    #[arg(long, default_value_t = RunConfig::VALID_FRACTION, value_parser = fraction)]
     pub valid_fraction: f64,
     /// Train on the seed's prompt template `# Task: {docstring}\n\n# Solution:\n{code}` instead of plain code.
     #[arg(long)]
@@ -427,7 +427,7 @@ pub struct TrainArgs {
     /// Train data-parallel on this many devices of the --device backend (burn's collective all-reduce): cpu
     /// runs one replica per device in its own thread; wgpu and cuda use GPUs 0..N. --batch-size is the global
     /// batch and must be a multiple of N.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = count)]
     pub devices: usize,
     /// No progress bar (metrics still go to metrics.jsonl).
     #[arg(long)]
@@ -441,10 +441,10 @@ pub struct CompareArgs {
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Seeds per architecture.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = count)]
     pub seeds: usize,
     /// Training steps per run.
-    #[arg(long, default_value_t = TrainConfig::STEPS)]
+    #[arg(long, default_value_t = TrainConfig::STEPS, value_parser = count)]
     pub steps: usize,
     /// Training data (as for `train`); without it, the built-in corpus.
     #[arg(long = "data")]
@@ -453,22 +453,22 @@ pub struct CompareArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Sequences per batch.
-    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE)]
+    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE, value_parser = count)]
     pub batch_size: usize,
     /// Tokens per sequence.
-    #[arg(long, default_value_t = TrainConfig::SEQ_LEN)]
+    #[arg(long, default_value_t = TrainConfig::SEQ_LEN, value_parser = count)]
     pub seq_len: usize,
     /// Peak learning rate.
-    #[arg(long, default_value_t = TrainConfig::LR)]
+    #[arg(long, default_value_t = TrainConfig::LR, value_parser = positive)]
     pub lr: f64,
     /// Warmup steps.
     #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
     pub warmup: usize,
     /// Validate every this many steps.
-    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY)]
+    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY, value_parser = count)]
     pub eval_every: usize,
     /// Tokens scored for the final perplexity.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 20_000, value_parser = count)]
     pub eval_tokens: usize,
     /// Held-out function headers completed per model.
     #[arg(long, default_value_t = 20)]
@@ -481,6 +481,49 @@ pub struct CompareArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+}
+
+/// A count that must be at least 1.
+fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err("must be a finite number".into())
+    }
+}
+
+/// A finite number above 0.
+fn positive(s: &str) -> Result<f64, String> {
+    number(s).and_then(|x| if x > 0.0 { Ok(x) } else { Err("must be above 0".into()) })
+}
+
+/// A finite number of at least 0.
+fn non_negative(s: &str) -> Result<f64, String> {
+    number(s).and_then(|x| if x >= 0.0 { Ok(x) } else { Err("must be at least 0".into()) })
+}
+
+/// A fraction in [0, 1).
+fn fraction(s: &str) -> Result<f64, String> {
+    number(s).and_then(|x| if (0.0..1.0).contains(&x) { Ok(x) } else { Err("must be in [0, 1)".into()) })
+}
+
+/// A number in [0, 1].
+fn unit(s: &str) -> Result<f64, String> {
+    number(s).and_then(|x| if (0.0..=1.0).contains(&x) { Ok(x) } else { Err("must be in [0, 1]".into()) })
+}
+
+/// A probability mass in (0, 1].
+fn probability(s: &str) -> Result<f32, String> {
+    number(s).and_then(|x| if x > 0.0 && x <= 1.0 { Ok(x as f32) } else { Err("must be in (0, 1]".into()) })
 }
 
 /// Which compute device runs the model.
@@ -510,16 +553,16 @@ pub struct SamplingArgs {
     #[arg(long, default_value_t = 64)]
     pub max_new_tokens: usize,
     /// Temperature; 0 = greedy.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, value_parser = |s: &str| non_negative(s).map(|x| x as f32))]
     pub temperature: f32,
     /// Keep the k most likely tokens (0 = all).
     #[arg(long, default_value_t = 40)]
     pub top_k: usize,
     /// Nucleus threshold in (0, 1].
-    #[arg(long, default_value_t = 0.95)]
+    #[arg(long, default_value_t = 0.95, value_parser = probability)]
     pub top_p: f32,
     /// Repetition penalty (1 = off).
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = 1.1, value_parser = |s: &str| positive(s).map(|x| x as f32))]
     pub repetition_penalty: f32,
     /// How many recent tokens the repetition penalty looks at.
     #[arg(long, default_value_t = 64)]

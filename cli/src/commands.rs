@@ -20,16 +20,13 @@ use hnet_gpt::sandbox::Sandbox;
 
 use crate::args::{Cli, Command, SamplingArgs};
 use crate::backend::with_backend;
-use crate::input::{file_arg, text_arg, tokenizer};
+use crate::input::{checkpoint_info, file_arg, text_arg, tokenizer};
 
 pub fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Tokenize { ids, checkpoint, text } => {
             let tok = match checkpoint {
-                Some(path) => {
-                    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-                    checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer.load()?
-                }
+                Some(path) => checkpoint_info(&path)?.1.tokenizer.load()?,
                 None => tokenizer()?,
             };
             tokenize(&tok, &text_arg(&text)?, ids)
@@ -116,7 +113,7 @@ fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &
             if arch != Arch::Hybrid {
                 bail!("--decoder-from builds a hybrid: add --arch hybrid");
             }
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let bytes = checkpoint::read_file(path)?;
             let name = path.display().to_string();
             (checkpoint::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
         }
@@ -128,7 +125,7 @@ fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &
     }
     checkpoint::save(&model, out, &extra)?;
     eprintln!("wrote {} ({} {what}, {} parameters)", out.display(), model.config.arch, model.num_params());
-    let info = checkpoint::read_info(&std::fs::read(out)?, &out.display().to_string())?;
+    let (_, info) = checkpoint_info(out)?;
     let parts: Vec<String> = info.components.iter().map(|(c, n)| format!("{c} {n}")).collect();
     eprintln!("  {} · lm head tied to the embedding", parts.join(" · "));
     Ok(())
@@ -146,8 +143,7 @@ fn import_hf(dir: &Path, out: &Path) -> Result<()> {
 
 fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
     type B = crate::backend::Cpu;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+    let (bytes, info) = checkpoint_info(path)?;
     let model = checkpoint::from_bytes::<B>(bytes, &path.display().to_string(), &Default::default())?;
     // Keep the provenance metadata (training step, source) next to the weights.
     let extra: Vec<(&str, &str)> = info
@@ -163,8 +159,7 @@ fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
 }
 
 fn info(path: &Path, json_out: bool) -> Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+    let (_, info) = checkpoint_info(path)?;
     if json_out {
         let extra: serde_json::Map<String, serde_json::Value> =
             info.metadata.iter().filter(|(k, _)| !matches!(k.as_str(), "config" | "format")).map(|(k, v)| (k.clone(), json!(v))).collect();

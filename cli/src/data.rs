@@ -1,8 +1,7 @@
 //! `hnet-gpt data prepare`: source trees to a prepared corpus (the library's [`corpus`]), with progress bars and a
 //! summary of what was kept, skipped and split.
 
-use anyhow::{Context, Result};
-use hnet_gpt_model::io::checkpoint;
+use anyhow::Result;
 use hnet_gpt_model::io::tokenizer::TokenizerSpec;
 use hnet_gpt_model::train::data::corpus::filters::FileLimits;
 use hnet_gpt_model::train::data::corpus::{self, CorpusTokenizer, Phase, PrepareOptions};
@@ -16,17 +15,9 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
     for root in &args.data {
         anyhow::ensure!(root.is_dir(), "--data {}: not a directory", root.display());
     }
-    anyhow::ensure!((0.0..1.0).contains(&args.valid_fraction), "--valid-fraction must be in [0, 1)");
-    anyhow::ensure!((0.0..=1.0).contains(&args.near_dup), "--near-dup must be in [0, 1]");
     let tokenizer = match (&args.checkpoint, &args.tokenizer, args.tokenizer_vocab) {
-        (Some(path), _, _) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            CorpusTokenizer::Use(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer)
-        }
-        (_, Some(path), _) => {
-            let json = std::fs::read_to_string(path).with_context(|| format!("reading --tokenizer {}", path.display()))?;
-            CorpusTokenizer::Use(TokenizerSpec::for_json(&json)?)
-        }
+        (Some(path), _, _) => CorpusTokenizer::Use(crate::input::checkpoint_info(path)?.1.tokenizer),
+        (_, Some(path), _) => CorpusTokenizer::Use(TokenizerSpec::for_json(&crate::input::json_file(path, "--tokenizer")?)?),
         (_, _, Some(n)) => CorpusTokenizer::Train(n),
         _ => CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe),
     };

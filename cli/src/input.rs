@@ -4,7 +4,11 @@
 
 use std::io::Read;
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
+use hnet_gpt_model::io::checkpoint::{self, CheckpointInfo};
+use hnet_gpt_model::io::files::{read_regular, MAX_JSON_BYTES};
 use hnet_gpt_model::io::tokenizer::Tokenizer;
 
 /// GPT-2's tokenizer (for commands without a checkpoint).
@@ -27,7 +31,20 @@ pub fn file_arg(path: &str) -> Result<String> {
     if path == "-" {
         return text_arg(path);
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    let bytes = read_regular(Path::new(path), 1 << 30).with_context(|| format!("cannot read {path}"))?;
     String::from_utf8(bytes)
         .map_err(|e| anyhow::anyhow!("{path} is not valid UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))
+}
+
+/// A checkpoint's bytes and what its header says (architecture, config, tokenizer), read once.
+pub fn checkpoint_info(path: &Path) -> Result<(Vec<u8>, CheckpointInfo)> {
+    let bytes = checkpoint::read_file(path)?;
+    let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+    Ok((bytes, info))
+}
+
+/// A JSON file of ours or the user's (a config, a run's state) as text, with an error naming it.
+pub fn json_file(path: &Path, what: &str) -> Result<String> {
+    let bytes = read_regular(path, MAX_JSON_BYTES).with_context(|| format!("reading {what} {}", path.display()))?;
+    String::from_utf8(bytes).with_context(|| format!("{what} {} is not UTF-8", path.display()))
 }

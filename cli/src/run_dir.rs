@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use hnet_gpt_model::io::checkpoint::{self, write_atomic};
+use hnet_gpt_model::io::files::{read_regular, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
 use hnet_gpt_model::train::data::DataPosition;
 use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::TrainConfig;
@@ -130,7 +131,7 @@ pub struct SplitRecord {
 /// The settings of the run in `run` (its `config.json`).
 pub fn read_config(run: &Path) -> Result<RunConfig> {
     let path = run.join("config.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("{} is not a run directory (no config.json)", run.display()))?;
+    let bytes = read_regular(&path, MAX_JSON_BYTES).with_context(|| format!("{} is not a run directory (no config.json)", run.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
 }
 
@@ -194,6 +195,8 @@ pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
 /// Writes a checkpoint directory atomically: files into a temporary sibling, then one rename.
 pub fn save_checkpoint<A: AutodiffBackend>(run: &Path, name: &str, model: &Model<A>, opt: &AdamW<A>, state: &TrainerState) -> Result<()> {
     let dir = checkpoints_dir(run);
+    // A write killed mid-way left its temporary directory: gone before this one starts.
+    hnet_gpt_model::io::files::remove_stale_temporaries(&dir);
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
@@ -232,8 +235,8 @@ pub fn prune_checkpoints(run: &Path, keep: usize) {
 
 pub fn load_checkpoint<A: AutodiffBackend>(dir: &Path, opt: &mut AdamW<A>, device: &A::Device) -> Result<(Model<A>, TrainerState)> {
     let model = checkpoint::load::<A>(&dir.join("model.safetensors"), device).with_context(|| format!("loading {}", dir.display()))?;
-    let state: TrainerState = serde_json::from_slice(&std::fs::read(dir.join("trainer.json"))?)?;
-    let bytes = std::fs::read(dir.join("optimizer.safetensors"))?;
+    let state: TrainerState = serde_json::from_slice(&read_regular(&dir.join("trainer.json"), MAX_JSON_BYTES)?)?;
+    let bytes = read_regular(&dir.join("optimizer.safetensors"), MAX_CHECKPOINT_BYTES)?;
     let st = safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("reading {}/optimizer.safetensors", dir.display()))?;
     let tensors = st
         .tensors()

@@ -23,6 +23,7 @@ use serde_json::json;
 
 use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
+use crate::input::{checkpoint_info, json_file};
 use crate::parallel::{self, Peers};
 use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, process_cpu_seconds, prune_checkpoints, read_config,
@@ -78,8 +79,7 @@ pub fn execute(job: &Job) -> Result<()> {
 /// has one, else GPT-2's.
 fn run_tokenizer(rc: &RunConfig) -> Result<TokenizerSpec> {
     if let Some(path) = &rc.decoder_from {
-        let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
-        return Ok(checkpoint::read_info(&bytes, &path.display().to_string())?.tokenizer);
+        return Ok(checkpoint_info(path).context("--decoder-from")?.1.tokenizer);
     }
     match rc.data.as_slice() {
         [dir] if data::corpus::is_prepared(dir) => Ok(data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default()),
@@ -94,13 +94,13 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
             if args.arch != Arch::Hybrid {
                 bail!("--decoder-from starts a hybrid's GPT-2 part: add --arch hybrid");
             }
-            let bytes = std::fs::read(path).with_context(|| format!("reading --decoder-from {}", path.display()))?;
-            let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
+            let (bytes, info) = checkpoint_info(path).context("--decoder-from")?;
+            checkpoint::check_declared_size(&info.config, bytes.len(), &path.display().to_string())?;
             ModelConfig::hybrid_on(&info.config.gpt2)?
         }
         None => match &args.model_config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading --model-config {}", path.display()))?;
+                let text = json_file(path, "--model-config")?;
                 let config: ModelConfig = serde_json::from_str(&text).with_context(|| format!("--model-config {}", path.display()))?;
                 anyhow::ensure!(
                     config.arch == args.arch,
@@ -160,9 +160,6 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         bail!("--unfreeze-* only makes sense with --decoder-from");
     }
     t.validate()?;
-    if !(0.0..1.0).contains(&args.valid_fraction) {
-        bail!("--valid-fraction must be in [0, 1)");
-    }
     rc.train = t;
     Ok(rc)
 }
@@ -410,12 +407,7 @@ where
             }
             rc
         }
-        None => {
-            // Written only now that the data has been checked: a failed start leaves no run behind to block --out.
-            let rc = RunConfig { split: Some(split), ..rc };
-            write_config(&run, &rc)?;
-            rc
-        }
+        None => RunConfig { split: Some(split), ..rc },
     };
 
     let mut opt = AdamW::<A>::new(c.adamw.clone(), c.groups_at(0));
@@ -427,18 +419,22 @@ where
             (model, state)
         }
         None => {
+            // Weights, gradients and AdamW's two moments in f32: refused here, not by an abort on allocation.
+            checkpoint::check_host_memory(c.model.param_count(), 16, "training this model")?;
             A::seed(device, c.seed);
             let mut model = Model::<A>::init(&c.model, device)?;
             model.tokenizer = run_tokenizer(&rc)?;
             model.materialize();
             if let Some(path) = &rc.decoder_from {
-                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let bytes = checkpoint::read_file(path)?;
                 checkpoint::load_gpt2_decoder(&mut model, &bytes, &path.display().to_string())?;
                 eprintln!("hybrid decoder initialised from {}", path.display());
             }
             let state = TrainerState::default();
-            // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint.
+            // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint. The run's
+            // config goes last, once data, model and checkpoint exist: a start that fails leaves no run to block --out.
             save_checkpoint(&run, &step_name(0), &model, &opt, &state)?;
+            write_config(&run, &rc)?;
             (model, state)
         }
     };

@@ -56,6 +56,26 @@ pub enum LoadError {
     /// The checkpoint names an unsupported `model_type` / architecture.
     #[error("unsupported model_type `{0}` (only `gpt2` checkpoints can be imported)")]
     UnsupportedModelType(String),
+    /// A tensor holds NaN or infinite values.
+    #[error("tensor `{name}` holds {count} NaN or infinite values: the model is broken (a diverged run?) and is not loaded")]
+    NonFinite {
+        /// The tensor's name.
+        name: String,
+        /// How many values.
+        count: usize,
+    },
+    /// The model would not fit in this machine's memory.
+    #[error("{what} needs about {needed_gb:.1} GB of memory ({params} parameters), and this machine has {available_gb:.1} GB available")]
+    TooLarge {
+        /// What was being built.
+        what: String,
+        /// Its parameters.
+        params: usize,
+        /// Estimated need.
+        needed_gb: f64,
+        /// MemAvailable.
+        available_gb: f64,
+    },
     /// Anything else burn-store reported while applying tensors.
     #[error("could not apply the checkpoint: {0}")]
     Apply(String),

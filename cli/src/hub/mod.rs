@@ -42,7 +42,11 @@ impl Hub {
     fn read<T>(&self, file: &str, kind: FileKind, parse: impl Fn(Vec<u8>) -> Result<T>) -> Result<T> {
         let path =
             self.fetch(file, kind)?.ok_or_else(|| anyhow!("`{}` has no `{file}` at revision `{}`", self.repo.repo, self.repo.revision))?;
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let limit = match kind {
+            FileKind::Metadata => hnet_gpt_model::io::files::MAX_JSON_BYTES,
+            FileKind::Weights => hnet_gpt_model::io::files::MAX_CHECKPOINT_BYTES,
+        };
+        let bytes = hnet_gpt_model::io::files::read_regular(&path, limit).with_context(|| format!("reading {}", path.display()))?;
         parse(bytes).with_context(|| format!("{file} of `{}`", self.repo.repo))
     }
 }

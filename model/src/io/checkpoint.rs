@@ -179,6 +179,7 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
 pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
     let info = read_info(&bytes, what)?;
     check_declared_size(&info.config, bytes.len(), what)?;
+    check_host_memory(info.config.param_count(), 4, what)?;
     let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
     model.tokenizer = info.tokenizer;
     apply_weights(&mut model, bytes, what)?;
@@ -188,7 +189,7 @@ pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) ->
 /// A config in the metadata is a promise about the weights that follow: refuse before allocating a model whose
 /// parameters could not fit in the file even at two bytes each (a corrupt or hostile header that declares a
 /// billion-wide model must not make us allocate it).
-fn check_declared_size(config: &ModelConfig, file_bytes: usize, what: &str) -> Result<(), LoadError> {
+pub fn check_declared_size(config: &ModelConfig, file_bytes: usize, what: &str) -> Result<(), LoadError> {
     let params = config.param_count();
     if params.saturating_mul(2) > file_bytes {
         return Err(LoadError::Config {
@@ -228,7 +229,40 @@ fn apply_weights_under<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &
     Ok(())
 }
 
-/// Rewrites f16/bf16 tensors as f32 (exact); other dtypes are an error naming the tensor.
+/// Refuses a tensor holding NaN or ±∞ (f32, little-endian): such a model computes nothing but NaN, and would
+/// generate garbage without a word.
+fn check_finite(name: &str, f32_bytes: &[u8]) -> Result<(), LoadError> {
+    let bad = f32_bytes.chunks_exact(4).filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).count();
+    if bad > 0 {
+        return Err(LoadError::NonFinite { name: name.to_string(), count: bad });
+    }
+    Ok(())
+}
+
+/// Refuses to build a model of `params` parameters at `bytes_per_param` bytes each (4 for f32 weights, about 16 to
+/// train with AdamW: weights, gradients and two moments) when this machine's available memory (Linux's
+/// MemAvailable) cannot hold it: a clear error instead of an abort on allocation. Elsewhere it checks nothing.
+pub fn check_host_memory(params: usize, bytes_per_param: usize, what: &str) -> Result<(), LoadError> {
+    #[cfg(target_os = "linux")]
+    {
+        let available_kb = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:").map(|v| v.trim().trim_end_matches("kB").trim().to_string())))
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(kb) = available_kb {
+            let needed = params as f64 * bytes_per_param as f64;
+            let available = kb as f64 * 1024.0;
+            if needed > available {
+                return Err(LoadError::TooLarge { what: what.to_string(), params, needed_gb: needed / 1e9, available_gb: available / 1e9 });
+            }
+        }
+    }
+    let _ = (params, bytes_per_param, what);
+    Ok(())
+}
+
+/// Rewrites f16/bf16 tensors as f32 (exact); other dtypes are an error naming the tensor; a tensor with NaN or ∞ is
+/// refused.
 fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
     let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
     let mut names = tensors.names();
@@ -243,12 +277,19 @@ fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
         }
     }
     if all_f32 {
+        for name in &names {
+            check_finite(name, tensors.tensor(name).map_err(|e| format_err(what, e))?.data())?;
+        }
         return Ok(bytes);
     }
     let widened: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .tensors()
         .into_iter()
-        .map(|(name, view)| Ok((name.clone(), view.shape().to_vec(), crate::io::half::to_f32_bytes(&name, view.dtype(), view.data())?)))
+        .map(|(name, view)| {
+            let data = crate::io::half::to_f32_bytes(&name, view.dtype(), view.data())?;
+            check_finite(&name, &data)?;
+            Ok((name.clone(), view.shape().to_vec(), data))
+        })
         .collect::<Result<_, LoadError>>()?;
     let views = widened
         .iter()
@@ -304,37 +345,18 @@ pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &
 pub fn hybrid_from_decoder<B: Backend>(decoder: &[u8], what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
     let info = read_info(decoder, what)?;
     let config_err = |e: crate::error::ModelError| LoadError::Config { field: "config".into(), reason: e.to_string() };
+    // The decoder's header is a promise about its weights: kept (as when it is loaded alone) before anything the
+    // size of the model it declares is allocated.
+    check_declared_size(&info.config, decoder.len(), what)?;
     let config = ModelConfig::hybrid_on(&info.config.gpt2).map_err(config_err)?;
+    check_host_memory(config.param_count(), 4, &format!("a hybrid around {what}"))?;
     let mut model = Model::init(&config, device).map_err(config_err)?;
     load_gpt2_decoder(&mut model, decoder, what)?;
     Ok(model)
 }
 
-/// Writes bytes atomically: a temporary sibling file, flushed to disk, then renamed over `path`. A crash at any
-/// moment leaves either the old file or the new one, never a torn one.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+pub use crate::io::files::write_atomic;
 
 /// Saves a checkpoint file atomically.
 #[cfg(not(target_arch = "wasm32"))]
@@ -343,11 +365,17 @@ pub fn save<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str
     write_atomic(path, &bytes).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
 }
 
+/// A checkpoint file's bytes (a regular file within [`MAX_CHECKPOINT_BYTES`](crate::io::files::MAX_CHECKPOINT_BYTES)).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
+    crate::io::files::read_regular(path, crate::io::files::MAX_CHECKPOINT_BYTES)
+        .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
+}
+
 /// Loads a checkpoint file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<Model<B>, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })?;
-    from_bytes(bytes, &path.display().to_string(), device)
+    from_bytes(read_file(path)?, &path.display().to_string(), device)
 }
 
 #[cfg(test)]

@@ -238,7 +238,8 @@ fn check_against_config(config: &ModelConfig, tensors: &BTreeMap<String, (Vec<us
 pub fn import_hf_dir<B: Backend>(dir: &std::path::Path, device: &B::Device) -> Result<Model<B>, LoadError> {
     let read = |name: &str| {
         let path = dir.join(name);
-        std::fs::read(&path).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
+        crate::io::files::read_regular(&path, crate::io::files::MAX_CHECKPOINT_BYTES)
+            .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
     };
     let config = String::from_utf8(read("config.json")?).map_err(|e| config_err("config.json", e.to_string()))?;
     from_hf_bytes(&config, &read("model.safetensors")?, device)

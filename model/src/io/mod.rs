@@ -3,6 +3,8 @@
 //! components, named once) and [`tokenizer`] (GPT-2 BPE). Checkpoint names appear here and nowhere else.
 
 pub mod checkpoint;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod files;
 pub mod half;
 pub mod hf;
 pub mod params;

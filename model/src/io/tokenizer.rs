@@ -134,8 +134,10 @@ impl Tokenizer {
     }
 
     /// Loads a `tokenizer.json` file.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(path: &std::path::Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|e| ModelError::Tokenizer(format!("cannot read {}: {e}", path.display())))?;
+        let bytes = crate::io::files::read_regular(path, crate::io::files::MAX_JSON_BYTES)
+            .map_err(|e| ModelError::Tokenizer(format!("cannot read {}: {e}", path.display())))?;
         Self::from_json_bytes(&bytes)
     }
 

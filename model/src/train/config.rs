@@ -182,8 +182,18 @@ impl TrainConfig {
         if self.batch_size == 0 || self.grad_accum == 0 || self.steps == 0 || self.eval_every == 0 {
             return Err("batch_size, grad_accum, steps and eval_every must be positive".into());
         }
-        if !(self.lr > 0.0) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
+        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
             return Err(format!("lr must be positive and min_lr_ratio in [0, 1] (got {}, {})", self.lr, self.min_lr_ratio));
+        }
+        let non_negative = |x: f64| x >= 0.0 && x.is_finite();
+        if !non_negative(self.adamw.weight_decay) || !non_negative(self.adamw.grad_clip) || !non_negative(self.ratio_loss_weight) {
+            return Err(format!(
+                "weight_decay, grad_clip and the ratio loss weight must be finite and ≥ 0 (got {}, {}, {})",
+                self.adamw.weight_decay, self.adamw.grad_clip, self.ratio_loss_weight
+            ));
+        }
+        if !self.stage_lr.iter().all(|&m| m > 0.0 && m.is_finite()) {
+            return Err(format!("stage learning-rate multipliers must be finite and positive, got {:?}", self.stage_lr));
         }
         if let Some(u) = &self.unfreeze {
             if self.model.arch != crate::Arch::Hybrid {

@@ -2,8 +2,10 @@
 //! source trees (walked in a fixed order, link loops and non-regular files passed over) and single source files.
 //! Everything that cannot be read becomes a [`Skipped`] with its location and reason; nothing here stops a run.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use crate::io::files::{open_regular, read_regular, BoundedLines};
 
 use super::python::python_records;
 use super::Record;
@@ -41,6 +43,13 @@ pub const EXTENSIONS: [(&str, &str); 9] = [
     ("hpp", "cpp"),
 ];
 
+/// The largest source file read from a tree (larger ones are skipped with a warning).
+pub const MAX_SOURCE_BYTES: u64 = 8 << 20;
+/// The longest JSONL line read (a CodeSearchNet record is a few KB).
+pub const MAX_JSONL_LINE_BYTES: usize = 16 << 20;
+/// The most a JSONL file may hold, decompressed: a gzip stream that expands past it is cut off with a warning.
+pub const MAX_JSONL_BYTES: u64 = 16 << 30;
+
 /// Loads a `--data` argument: a `.jsonl` / `.jsonl.gz` file, a directory of source code, or one source file.
 pub fn load_path(path: &Path) -> Loaded {
     let mut loaded = Loaded::default();
@@ -66,16 +75,17 @@ fn skip(loaded: &mut Loaded, location: String, reason: impl Into<String>) {
     loaded.skipped.push(Skipped { location, reason: reason.into() });
 }
 
-/// Reads CodeSearchNet JSONL (plain or gzip). A malformed line is skipped with its `file:line`.
+/// Reads CodeSearchNet JSONL (plain or gzip). A malformed line is skipped with its `file:line`; a line over
+/// [`MAX_JSONL_LINE_BYTES`] or a file (decompressed) over [`MAX_JSONL_BYTES`] stops reading the file with a warning.
 pub fn load_jsonl(path: &Path, loaded: &mut Loaded) {
     let name = path.display().to_string();
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let file = match open_regular(path) {
+        Ok((f, _)) => f,
         Err(e) => return skip(loaded, name, format!("cannot open: {e}")),
     };
     let reader: Box<dyn Read> = if name.ends_with(".gz") { Box::new(flate2::read::MultiGzDecoder::new(file)) } else { Box::new(file) };
     loaded.files += 1;
-    for (n, line) in BufReader::new(reader).lines().enumerate() {
+    for (n, line) in BoundedLines::new(BufReader::new(reader), MAX_JSONL_LINE_BYTES, MAX_JSONL_BYTES).enumerate() {
         let location = format!("{name}:{}", n + 1);
         let line = match line {
             Ok(l) => l,
@@ -147,14 +157,9 @@ fn walk(root: &Path, dir: &Path, visited: &mut std::collections::HashSet<PathBuf
 /// Reads one source file into records; what cannot be read is a warning naming the file and why.
 fn load_source(root: &Path, path: &Path, language: &str, loaded: &mut Loaded) {
     let name = path.display().to_string();
-    match std::fs::metadata(path) {
-        Ok(m) if !m.is_file() => return skip(loaded, name, "not a regular file"),
-        Ok(_) => {}
-        Err(e) => return skip(loaded, name, format!("unreadable: {e}")),
-    }
-    let bytes = match std::fs::read(path) {
+    let bytes = match read_regular(path, MAX_SOURCE_BYTES) {
         Ok(b) => b,
-        Err(e) => return skip(loaded, name, format!("unreadable: {e}")),
+        Err(e) => return skip(loaded, name, format!("skipped: {e}")),
     };
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return skip(loaded, name, format!("binary, not source code (a NUL byte at offset {at})"));

@@ -34,6 +34,11 @@ const TEST_DATA: [&str; 4] = ["testdata", "test_data", "fixtures", "data"];
 /// What a tree walk passed over on purpose, by reason.
 pub type PathSkips = BTreeMap<&'static str, usize>;
 
+/// A metadata or licence file's text: a regular file of at most 16 MiB (a FIFO named `METADATA` is not waited on).
+fn read_text(path: &Path) -> Result<String, crate::io::files::ReadError> {
+    crate::io::files::read_regular_text(path, 16 << 20)
+}
+
 /// Finds the packages of a tree (see the module's documentation for the three kinds).
 pub fn discover(root: &Path, skips: &mut PathSkips) -> std::io::Result<Vec<Package>> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(root)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
@@ -44,7 +49,7 @@ pub fn discover(root: &Path, skips: &mut PathSkips) -> std::io::Result<Vec<Packa
     let mut packages: BTreeMap<String, Package> = BTreeMap::new();
     let mut owner: BTreeMap<String, String> = BTreeMap::new(); // top-level module -> package name
     for d in &dists {
-        let meta = std::fs::read_to_string(d.join("METADATA")).unwrap_or_default();
+        let meta = read_text(&d.join("METADATA")).unwrap_or_default();
         let m = Metadata::parse(&meta);
         let Some(name) = m.name.as_deref().map(normalise) else { continue };
         let (licence, source) = m.licence();
@@ -167,13 +172,13 @@ pub fn normalise(name: &str) -> String {
 
 /// The top-level modules a distribution installs: `top_level.txt`, else the first path component of each `RECORD` row.
 fn top_levels(dist_info: &Path) -> Vec<String> {
-    if let Ok(text) = std::fs::read_to_string(dist_info.join("top_level.txt")) {
+    if let Ok(text) = read_text(&dist_info.join("top_level.txt")) {
         let tops: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
         if !tops.is_empty() {
             return tops;
         }
     }
-    let record = std::fs::read_to_string(dist_info.join("RECORD")).unwrap_or_default();
+    let record = read_text(&dist_info.join("RECORD")).unwrap_or_default();
     let mut tops: Vec<String> = record
         .lines()
         .filter_map(|l| l.split(',').next())
@@ -193,7 +198,7 @@ fn licence_file(dir: &Path) -> Option<String> {
     names.iter().filter(|p| p.is_file()).find_map(|p| {
         let n = p.file_name()?.to_string_lossy().to_uppercase();
         if n.starts_with("LICENSE") || n.starts_with("LICENCE") || n.starts_with("COPYING") {
-            super::licence::from_licence_file(&std::fs::read_to_string(p).ok()?)
+            super::licence::from_licence_file(&read_text(p).ok()?)
         } else {
             None
         }

@@ -23,6 +23,7 @@ use super::near_dup::{signature, NearDuplicates};
 use super::packages::{discover, PathSkips};
 use super::shards::{ShardWriter, Width};
 use super::*;
+use crate::io::files::ReadError;
 use crate::io::tokenizer::{train_bpe, TokenizerSpec};
 use crate::train::data::split::{assign_split, fnv1a};
 
@@ -90,6 +91,17 @@ struct Candidate {
 enum Seen {
     Kept { sha: [u8; 32], sig: Box<super::near_dup::Signature>, bytes: usize },
     Rejected(&'static str),
+}
+
+/// A candidate file's bytes: special files (a FIFO named `*.py`) are passed over without being opened for a blocking
+/// read, and the size limit is checked from its metadata before reading and held while reading.
+fn read_candidate(path: &Path, limits: &FileLimits) -> Result<Vec<u8>, &'static str> {
+    match crate::io::files::read_regular(path, limits.max_bytes as u64) {
+        Ok(b) => Ok(b),
+        Err(ReadError::TooLarge { .. }) => Err(super::filters::Reject::TooLarge.reason()),
+        Err(ReadError::NotRegular(_)) => Err("not a regular file (a FIFO, socket or device)"),
+        Err(ReadError::Io(_)) => Err("unreadable"),
+    }
 }
 
 /// Maps `f` over `items` on `threads` threads, results in order; `tick` after each item.
@@ -173,7 +185,7 @@ pub fn prepare(
     let seen = par_map(
         &candidates,
         opts.threads,
-        |c| match std::fs::read(path_of(c)).map_err(|_| "unreadable").and_then(|b| accept(b, &opts.limits).map_err(|r| r.reason())) {
+        |c| match read_candidate(&path_of(c), &opts.limits).and_then(|b| accept(b, &opts.limits).map_err(|r| r.reason())) {
             Ok(text) => Seen::Kept { sha: Sha256::digest(text.as_bytes()).into(), sig: Box::new(signature(&text)), bytes: text.len() },
             Err(why) => Seen::Rejected(why),
         },
@@ -223,7 +235,7 @@ pub fn prepare(
     // 4. The tokenizer: given, or trained on the training side's files (never on validation's).
     let read_kept = |i: usize, sha: &[u8; 32]| -> Option<String> {
         // Read again: a file changed since the first pass is passed over, not trained on unchecked.
-        let text = String::from_utf8(std::fs::read(path_of(&candidates[i])).ok()?).ok()?;
+        let text = String::from_utf8(read_candidate(&path_of(&candidates[i]), &opts.limits).ok()?).ok()?;
         (<[u8; 32]>::from(Sha256::digest(text.as_bytes())) == *sha).then_some(text)
     };
     let spec = match tokenizer {
