@@ -14,7 +14,7 @@ use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
-use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::train::{Precision, TrainConfig};
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::{json, Value};
 
@@ -130,7 +130,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
         "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
         "parameters": params, "step_seconds": times, "median_step_seconds": median(&times),
         "tokens_per_second": tokens / mean, "median_phase_seconds": phase_medians, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
-        "precision": tc.precision, "amx": hnet_gpt_model::host::bf16::amx(),
+        "precision": tc.precision, "amx": Precision::cpu_has_amx(),
     }))
 }
 

@@ -131,7 +131,8 @@ pub struct SplitRecord {
 /// The settings of the run in `run` (its `config.json`).
 pub fn read_config(run: &Path) -> Result<RunConfig> {
     let path = run.join("config.json");
-    let bytes = read_regular(&path, MAX_JSON_BYTES).with_context(|| format!("{} is not a run directory (no config.json)", run.display()))?;
+    let bytes =
+        read_regular(&path, MAX_JSON_BYTES).with_context(|| format!("{} is not a run directory (no config.json)", run.display()))?;
     serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))
 }
 

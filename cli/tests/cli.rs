@@ -110,8 +110,10 @@ fn bad_input_gives_clear_errors() {
     assert!(e.contains("/nonexistent/x.safetensors"), "{e}");
     let e = err(&run(&["init", "--preset", "enormous", "--out", dir.join("x").to_str().unwrap()]));
     assert!(e.contains("unknown preset"), "{e}");
-    let e = err(&run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--top-p", "0"]));
-    assert!(e.contains("top_p"), "{e}");
+    // A flag out of range is a usage error (exit 2), before the checkpoint is read.
+    let out = run(&["generate", "--checkpoint", &ckpt, "--prompt", "x", "--top-p", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--top-p"), "{out:?}");
 }
 
 #[test]

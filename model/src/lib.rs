@@ -22,7 +22,7 @@ pub mod error;
 pub mod eval;
 pub mod generate;
 pub mod hnet;
-pub mod host;
+pub(crate) mod host;
 pub mod io;
 pub mod nn;
 pub mod train;

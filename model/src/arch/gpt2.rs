@@ -6,17 +6,16 @@
 //! burn's `Linear` stores its weight as `[d_in, d_out]`, which is exactly GPT-2's Conv1D layout: no transpose.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::sigmoid;
+use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, LinearConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::host::vector::{self, simd};
-use crate::host::{self, gemm::rows_times_transpose};
+use crate::nn::activation::gelu_new;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
-use crate::nn::linear::{self, FEW_ROWS};
+use crate::nn::head::tied_head;
+use crate::nn::linear::Linear;
 
 /// Sizes of a GPT-2 decoder (the fields of Hugging Face's `GPT2Config` that matter for inference).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,7 +57,7 @@ impl Gpt2Config {
         let normal = |std: f64| Initializer::Normal { mean: 0.0, std };
         let resid_std = 0.02 / ((2 * self.n_layer) as f64).sqrt();
         let linear = |d_in, d_out, std| {
-            let mut l: Linear<B> = LinearConfig::new(d_in, d_out).with_initializer(normal(std)).init(device);
+            let mut l: Linear<B> = LinearConfig::new(d_in, d_out).with_initializer(normal(std)).init(device).into();
             l.bias = l.bias.map(|b| b.map(|t| t.zeros_like()));
             l
         };
@@ -99,54 +98,9 @@ impl<B: Backend> CausalSelfAttention<B> {
     /// - `x`: `[B, T, C]` — the new positions, which sit after the `cache.len()` cached ones;
     /// - returns `[B, T, C]`.
     pub fn forward(&self, x: Tensor<B, 3>, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [q, k, v] = split_heads(linear::forward(&self.c_attn, x), self.n_head); // [B, nh, T, hs] each
-        linear::forward(&self.c_proj, causal_attention(q, k, v, 0, cache))
+        let [q, k, v] = split_heads(self.c_attn.forward(x), self.n_head); // [B, nh, T, hs] each
+        self.c_proj.forward(causal_attention(q, k, v, 0, cache))
     }
-}
-
-/// GPT-2's "gelu_new": the tanh approximation of GELU, which the released weights were trained with,
-/// `0.5·x·(1 + tanh(u))` with `u = √(2/π)·(x + 0.044715·x³)`.
-///
-/// Computed as `x·σ(2u)`, the same function (`(1 + tanh u) / 2 = σ(2u)`), because backends have a sigmoid op with
-/// its own fused backward and an exp-based kernel, where `tanh` on the CPU is a libm call several times slower, and
-/// `x³` as `x·x²` rather than a `powf`.
-///
-/// On the host (burn's Flex backend) the function and its derivative are one vectorised pass
-/// ([`gelu_new_on_host`]), attached to autodiff by [`host::attach_elementwise`].
-pub fn gelu_new<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if host::all_f32_on_host(&[&x]) {
-        return host::attach_elementwise(x, gelu_new_on_host);
-    }
-    gelu_new_with_tensor_ops(x)
-}
-
-/// `√(2/π)`, GELU's tanh-approximation constant, and its cubic term's coefficient.
-const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
-const CUBIC: f64 = 0.044715;
-
-/// [`gelu_new`] as tensor operations (every backend).
-fn gelu_new_with_tensor_ops<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let two_u = ((x.clone() * x.clone()).mul_scalar(CUBIC).add_scalar(1.0) * x.clone()).mul_scalar(2.0 * SQRT_2_OVER_PI);
-    x * sigmoid(two_u)
-}
-
-/// `gelu_new(x)` and its derivative over a slice: with `s = σ(2u)`, `y = x·s` and
-/// `y′ = s + x·s·(1 − s)·2u′`, `u′ = √(2/π)·(1 + 3·0.044715·x²)`.
-fn gelu_new_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    let (k, cubic) = ((2.0 * SQRT_2_OVER_PI) as f32, CUBIC as f32);
-    host::map2(x, |x, y, dy| {
-        simd(
-            #[inline(always)]
-            || {
-                for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
-                    let x2 = x * x;
-                    let s = vector::sigmoid(k * (x + cubic * x2 * x));
-                    *y = x * s;
-                    *dy = s + x * s * (1.0 - s) * k * (1.0 + 3.0 * cubic * x2);
-                }
-            },
-        )
-    })
 }
 
 /// The position-wise MLP: `c_proj(gelu_new(c_fc(x)))`, 4× wide.
@@ -162,7 +116,7 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// `[B, T, C]` → `[B, T, C]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        linear::forward(&self.c_proj, gelu_new(linear::forward(&self.c_fc, x)))
+        self.c_proj.forward(gelu_new(self.c_fc.forward(x)))
     }
 }
 
@@ -199,24 +153,6 @@ pub struct Gpt2<B: Backend> {
     pub h: Vec<Block<B>>,
     /// Final LayerNorm.
     pub ln_f: LayerNorm<B>,
-}
-
-/// The LM head tied to the token embedding `w` (GPT-2's, and every architecture's here): hidden states → logits.
-///
-/// # Shapes
-/// `w: [V, C]`, `h: [B, T, C]` → `[B, T, V]`.
-pub(crate) fn tied_head<B: Backend>(w: Tensor<B, 2>, h: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [b, t, c] = h.dims();
-    let v = w.dims()[0];
-    let device = h.device();
-    // Decoding on the host (a token or a few at a time, no gradients): gemm would read the whole embedding on one
-    // core per token; the host kernel splits it over all of them.
-    if b * t <= FEW_ROWS && !B::ad_enabled(&device) {
-        if let (Some(wv), Some(hv)) = (host::view(&w), host::view(&h)) {
-            return host::from_vec(rows_times_transpose(hv.as_slice(), wv.as_slice(), c), [b, t, v], &device);
-        }
-    }
-    h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
 }
 
 impl<B: Backend> Gpt2<B> {
@@ -278,32 +214,6 @@ impl<B: Backend> Gpt2<B> {
 mod tests {
     use super::*;
     use crate::TestBackend;
-    use burn::tensor::TensorData;
-
-    #[test]
-    fn gelu_new_on_the_host_is_the_tensor_form_in_value_and_gradient() {
-        host::assert_elementwise_matches("gelu_new", gelu_new, gelu_new_with_tensor_ops, -12.0, 12.0);
-    }
-
-    #[test]
-    fn gelu_new_matches_hand_values() {
-        let x = Tensor::<TestBackend, 1>::from_floats([-1.0, 0.0, 1.0, 3.0], &Default::default());
-        // 0.5·x·(1 + tanh(√(2/π)(x + 0.044715x³))) computed by hand.
-        let expected = TensorData::from([-0.158_808_f32, 0.0, 0.841_192, 2.996_363]);
-        gelu_new(x).into_data().assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::absolute(1e-5));
-    }
-
-    #[test]
-    fn gelu_new_is_the_tanh_form_over_the_range_activations_take() {
-        // x·σ(2u) against Hugging Face's 0.5·x·(1 + tanh(u)) in f64, from -12 to 12 (σ saturates at both ends).
-        let xs: Vec<f32> = (-240..=240).map(|i| i as f32 * 0.05).collect();
-        let got = gelu_new(Tensor::<TestBackend, 1>::from_floats(xs.as_slice(), &Default::default())).into_data().to_vec::<f32>().unwrap();
-        for (&x, g) in xs.iter().zip(got) {
-            let x = x as f64;
-            let want = 0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh());
-            assert!((g as f64 - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu_new({x}) = {g}, want {want}");
-        }
-    }
 
     #[test]
     fn parameter_counts_of_the_presets() {

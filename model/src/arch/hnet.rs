@@ -11,11 +11,11 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::arch::gpt2::tied_head;
 use crate::error::ModelError;
 use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::hnet::routing::Routing;
 use crate::nn::cache::KvCache;
+use crate::nn::head::tied_head;
 use crate::nn::isotropic::{Isotropic, IsotropicConfig};
 
 /// The H-Net parts of an `hnet` or `hybrid` model.

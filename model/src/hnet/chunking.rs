@@ -10,7 +10,7 @@
 //!   over chunks, and the last EMA value carries over (spec §6).
 
 use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::LinearConfig;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
@@ -21,7 +21,7 @@ use crate::hnet::routing::{Routing, RoutingModule};
 use crate::hnet::ste::ste;
 use crate::nn::cache::KvCache;
 use crate::nn::isotropic::{Isotropic, IsotropicConfig};
-use crate::nn::linear;
+use crate::nn::linear::Linear;
 
 /// Routing, the main network over chunks, and the residual path of one stage.
 #[derive(Module, Debug)]
@@ -66,7 +66,7 @@ impl<B: Backend> StageState<B> {
 impl<B: Backend> DynamicChunking<B> {
     /// A stage of width `d` with the given main network.
     pub fn init(d: usize, main: &IsotropicConfig, device: &B::Device) -> Self {
-        let mut residual_proj: Linear<B> = LinearConfig::new(d, d).init(device);
+        let mut residual_proj: Linear<B> = LinearConfig::new(d, d).init(device).into();
         residual_proj.weight = residual_proj.weight.map(|w| w.zeros_like());
         Self { routing: RoutingModule::new(d, device), main: main.init(device), residual_proj }
     }
@@ -98,7 +98,7 @@ impl<B: Backend> DynamicChunking<B> {
     /// `z = z̃ · STE(c) + residual_proj(x̂)`.
     fn combine(&self, z_tilde: Tensor<B, 3>, x: Tensor<B, 3>, c: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, l] = c.dims();
-        z_tilde * ste(c).reshape([b, l, 1]) + linear::forward(&self.residual_proj, x)
+        z_tilde * ste(c).reshape([b, l, 1]) + self.residual_proj.forward(x)
     }
 
     /// Cached pass over the next positions of one sequence (batch size 1).

@@ -7,12 +7,12 @@
 //! so the fusion is causal.
 
 use burn::module::Module;
-use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::nn::{Initializer, LinearConfig};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::nn::linear;
+use crate::nn::linear::Linear;
 
 /// Initial gate bias.
 pub const GATE_BIAS_INIT: f64 = -2.0;
@@ -30,8 +30,8 @@ impl<B: Backend> Fusion<B> {
     /// A fusion of width `d`.
     pub fn init(d: usize, device: &B::Device) -> Self {
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
-        let proj = LinearConfig::new(d, d).with_initializer(normal.clone()).init(device);
-        let mut gate: Linear<B> = LinearConfig::new(2 * d, d).with_initializer(normal).init(device);
+        let proj = LinearConfig::new(d, d).with_initializer(normal.clone()).init(device).into();
+        let mut gate: Linear<B> = LinearConfig::new(2 * d, d).with_initializer(normal).init(device).into();
         gate.bias = gate.bias.map(|b| b.map(|t| t.zeros_like() + GATE_BIAS_INIT));
         Self { proj, gate }
     }
@@ -46,8 +46,8 @@ impl<B: Backend> Fusion<B> {
     /// # Shapes
     /// `h, z: [B, T, D]` → `([B, T, D], g: [B, T, D])`.
     pub fn forward(&self, h: Tensor<B, 3>, z: Tensor<B, 3>) -> (Tensor<B, 3>, Tensor<B, 3>) {
-        let hier = linear::forward(&self.proj, z);
-        let g = sigmoid(linear::forward(&self.gate, Tensor::cat(vec![h.clone(), hier.clone()], 2)));
+        let hier = self.proj.forward(z);
+        let g = sigmoid(self.gate.forward(Tensor::cat(vec![h.clone(), hier.clone()], 2)));
         let gated = g.clone() * hier + (g.clone().neg() + 1.0) * h.clone();
         let alpha = g.clone().mean_dim(2) * 0.2 + 0.8; // [B, T, 1]
         (alpha.clone() * h + (alpha.neg() + 1.0) * gated, g)

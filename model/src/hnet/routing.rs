@@ -5,13 +5,11 @@
 //! code), confidence `c_t = max(p_t, 1 − p_t)`. `W_q`, `W_k` start as the identity, so at initialisation a boundary
 //! fires exactly where consecutive states point in more than orthogonal directions.
 
-use burn::module::{Module, Param};
-use burn::nn::Linear;
+use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor};
 
-use crate::host::autocast;
-use crate::nn::linear;
+use crate::nn::linear::{self, Linear};
 
 /// The router's per-position outputs.
 #[derive(Debug, Clone)]
@@ -34,7 +32,7 @@ pub struct RoutingModule<B: Backend> {
 }
 
 fn identity_linear<B: Backend>(d: usize, device: &B::Device) -> Linear<B> {
-    Linear { weight: Param::from_tensor(Tensor::eye(d, device)), bias: None }
+    Linear::from_weight(Tensor::eye(d, device))
 }
 
 fn normalize<B: Backend>(v: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -67,9 +65,7 @@ impl<B: Backend> RoutingModule<B> {
             let n = before.dims()[1];
             // In f32 even within a bf16 step: boundaries are a threshold on the cosine, and bf16's rounding of q
             // and k would move the ones near it.
-            let (q, k) = autocast::scope(false, || {
-                (linear::forward(&self.q_proj, before), linear::forward(&self.k_proj, x.clone().narrow(1, l - n, n)))
-            });
+            let (q, k) = linear::autocast(false, || (self.q_proj.forward(before), self.k_proj.forward(x.clone().narrow(1, l - n, n))));
             let (q, k) = (normalize(q), normalize(k));
             let cos = (q * k).sum_dim(2).reshape([b, n]); // [B, n]
             ((cos.neg() + 1.0) / 2.0).clamp(0.0, 1.0)

@@ -1,5 +1,5 @@
 //! Mixed precision for the linear layers of a training step on the host (`--precision bf16`), the way PyTorch's
-//! `torch.autocast` does it: within [`scope`], every `x·W` of a linear layer ([`crate::nn::linear::forward`])
+//! `torch.autocast` does it: within [`scope`], every `x·W` of a linear layer ([`crate::nn::linear::Linear`])
 //! multiplies bf16 operands, rounded from the f32 activations and weights, with f32 sums — on AMX through
 //! [`bf16::matmul`] — and so do its two products in the backward pass (`∂x = ∂y·Wᵀ`, `∂W = xᵀ·∂y`). Weights,
 //! gradients, biases, norms, attention and the optimiser stay f32.
@@ -123,9 +123,10 @@ fn matrix(values: &Values, [rows, cols]: [usize; 2], transposed: bool) -> Matrix
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::linear::Linear;
     use crate::{TestAutodiffBackend as A, TestBackend};
     use burn::module::Param;
-    use burn::nn::{Linear, LinearConfig};
+    use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 
     /// Values rounded to bf16: what the bf16 products see, so that f32 autodiff over them is the reference.
@@ -193,10 +194,10 @@ mod tests {
     #[test]
     fn the_scope_turns_linear_layers_to_bf16_and_back_even_after_a_panic() {
         let d = Default::default();
-        let linear: Linear<A> = LinearConfig::new(24, 40).init(&d);
+        let linear: Linear<A> = LinearConfig::new(24, 40).init(&d).into();
         let x = Tensor::<A, 3>::random([2, 5, 24], Distribution::Normal(0.0, 1.0), &d);
-        let f32_out = crate::nn::linear::forward(&linear, x.clone());
-        let bf16_out = scope(true, || crate::nn::linear::forward(&linear, x.clone()));
+        let f32_out = linear.forward(x.clone());
+        let bf16_out = scope(true, || linear.forward(x.clone()));
         assert!(!enabled());
         let diff = max_diff(bf16_out.inner(), f32_out.clone().inner());
         // bf16 operands: each product off by up to ~2⁻⁸ of itself; the bias added in f32.

@@ -247,7 +247,9 @@ pub fn check_host_memory(params: usize, bytes_per_param: usize, what: &str) -> R
     {
         let available_kb = std::fs::read_to_string("/proc/meminfo")
             .ok()
-            .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemAvailable:").map(|v| v.trim().trim_end_matches("kB").trim().to_string())))
+            .and_then(|m| {
+                m.lines().find_map(|l| l.strip_prefix("MemAvailable:").map(|v| v.trim().trim_end_matches("kB").trim().to_string()))
+            })
             .and_then(|v| v.parse::<u64>().ok());
         if let Some(kb) = available_kb {
             let needed = params as f64 * bytes_per_param as f64;

@@ -7,16 +7,16 @@
 //! Positions are explicit so the main network can run over chunk indices.
 
 use burn::module::Module;
-use burn::nn::{Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Initializer, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::host::{self, vector};
+use crate::nn::activation::silu;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
-use crate::nn::linear;
+use crate::nn::linear::Linear;
 use crate::nn::rope::apply_rope;
 
 /// Sizes of one isotropic stack.
@@ -57,8 +57,9 @@ impl IsotropicConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Isotropic<B> {
         let d = self.d_model;
         let out_std = 0.02 / ((2 * self.n_layer.max(1)) as f64).sqrt();
-        let linear =
-            |i, o, std| LinearConfig::new(i, o).with_bias(false).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device);
+        let linear = |i, o, std| -> Linear<B> {
+            LinearConfig::new(i, o).with_bias(false).with_initializer(Initializer::Normal { mean: 0.0, std }).init(device).into()
+        };
         let layers = (0..self.n_layer)
             .map(|_| TBlock {
                 norm1: RmsNormConfig::new(d).with_epsilon(1e-5).init(device),
@@ -94,9 +95,9 @@ impl<B: Backend> Attention<B> {
     /// # Shapes
     /// `x: [B, T, D]` at positions `start..start+T` (the cache, if any, holds positions `0..start`) → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>, start: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [q, k, v] = split_heads(linear::forward(&self.wqkv, x), self.n_head); // [B, nh, T, hs] each
+        let [q, k, v] = split_heads(self.wqkv.forward(x), self.n_head); // [B, nh, T, hs] each
         let (q, k) = (apply_rope(q, start), apply_rope(k, start));
-        linear::forward(&self.out_proj, causal_attention(q, k, v, self.window, cache))
+        self.out_proj.forward(causal_attention(q, k, v, self.window, cache))
     }
 }
 
@@ -112,35 +113,10 @@ pub struct SwiGlu<B: Backend> {
 impl<B: Backend> SwiGlu<B> {
     /// `[B, T, D]` → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = linear::forward(&self.fc1, x);
+        let h = self.fc1.forward(x);
         let width = h.dims()[2] / 2;
-        linear::forward(&self.fc2, silu(h.clone().narrow(2, 0, width)) * h.narrow(2, width, width))
+        self.fc2.forward(silu(h.clone().narrow(2, 0, width)) * h.narrow(2, width, width))
     }
-}
-
-/// SiLU, `x·σ(x)`. On the host (burn's Flex backend) the function and its derivative `σ(x)·(1 + x·(1 − σ(x)))` are
-/// one vectorised pass, attached to autodiff by [`host::attach_elementwise`]; elsewhere burn's `silu`.
-pub fn silu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    if !host::all_f32_on_host(&[&x]) {
-        return burn::tensor::activation::silu(x);
-    }
-    host::attach_elementwise(x, silu_on_host)
-}
-
-/// `silu(x)` and its derivative over a slice.
-fn silu_on_host(x: &[f32]) -> (Vec<f32>, Vec<f32>) {
-    host::map2(x, |x, y, dy| {
-        vector::simd(
-            #[inline(always)]
-            || {
-                for ((&x, y), dy) in x.iter().zip(y).zip(dy) {
-                    let s = vector::sigmoid(x);
-                    *y = x * s;
-                    *dy = s * (1.0 + x * (1.0 - s));
-                }
-            },
-        )
-    })
 }
 
 /// A pre-norm block: attention, then (optionally) SwiGLU.
@@ -191,11 +167,6 @@ mod tests {
     use super::*;
     use crate::TestBackend;
     use burn::tensor::Distribution;
-
-    #[test]
-    fn silu_on_the_host_is_burns_in_value_and_gradient() {
-        host::assert_elementwise_matches("silu", silu, burn::tensor::activation::silu, -20.0, 20.0);
-    }
 
     #[test]
     fn cached_steps_equal_the_full_pass() {

@@ -46,6 +46,11 @@ impl std::str::FromStr for Precision {
 }
 
 impl Precision {
+    /// Whether this CPU has AMX, which bf16 training needs to be worth it.
+    pub fn cpu_has_amx() -> bool {
+        crate::host::bf16::amx()
+    }
+
     /// Whether a training step on backend `B`, on this machine, can run in this precision (the reason when not).
     pub fn check<B: burn::tensor::backend::Backend>(self) -> Result<(), String> {
         match self {
@@ -182,7 +187,7 @@ impl TrainConfig {
         if self.batch_size == 0 || self.grad_accum == 0 || self.steps == 0 || self.eval_every == 0 {
             return Err("batch_size, grad_accum, steps and eval_every must be positive".into());
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(0.0..=1.0).contains(&self.min_lr_ratio) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && (0.0..=1.0).contains(&self.min_lr_ratio)) {
             return Err(format!("lr must be positive and min_lr_ratio in [0, 1] (got {}, {})", self.lr, self.min_lr_ratio));
         }
         let non_negative = |x: f64| x >= 0.0 && x.is_finite();

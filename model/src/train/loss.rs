@@ -59,7 +59,7 @@ pub fn loss<B: Backend>(
     let mask = mask.unwrap_or_else(|| Tensor::from_data(TensorData::new(vec![true; b * l], [b, l]), &inputs.device()));
     // Mixed precision reaches the linear layers through the thread's autocast scope (the head takes it directly).
     let bf16 = objective.precision == crate::train::Precision::Bf16;
-    let (h, aux) = crate::host::autocast::scope(bf16, || model.forward_hidden(inputs, mask.clone(), None));
+    let (h, aux) = crate::nn::linear::autocast(bf16, || model.forward_hidden(inputs, mask.clone(), None));
     let c = h.dims()[2];
     let ce = head_cross_entropy(
         h.reshape([b * l, c]),

@@ -5,7 +5,7 @@
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::io::files::{open_regular, read_regular, BoundedLines};
+use crate::io::files::{open_regular, read_regular, BoundedLines, ReadError};
 
 use super::python::python_records;
 use super::Record;
@@ -159,7 +159,8 @@ fn load_source(root: &Path, path: &Path, language: &str, loaded: &mut Loaded) {
     let name = path.display().to_string();
     let bytes = match read_regular(path, MAX_SOURCE_BYTES) {
         Ok(b) => b,
-        Err(e) => return skip(loaded, name, format!("skipped: {e}")),
+        Err(e @ ReadError::Io(_)) => return skip(loaded, name, format!("unreadable: {e}")),
+        Err(e) => return skip(loaded, name, e.to_string()),
     };
     if let Some(at) = bytes.iter().position(|&b| b == 0) {
         return skip(loaded, name, format!("binary, not source code (a NUL byte at offset {at})"));

@@ -239,7 +239,8 @@ impl Prepared {
     /// Reads the manifest of `dir`.
     pub fn open(dir: &Path) -> Result<Self, CorpusError> {
         let path = dir.join(MANIFEST);
-        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2).map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
+        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+            .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| CorpusError::NotACorpus { path: dir.into(), why: format!("{MANIFEST}: {e}") })?;
         let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
@@ -275,7 +276,8 @@ impl Prepared {
         if !path.exists() {
             return Ok(None);
         }
-        let json = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2).map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
+        let json = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+            .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let spec = TokenizerSpec::Embedded(json.into());
         self.check_tokenizer(&spec.load()?)?;
         Ok(Some(spec))
@@ -289,7 +291,8 @@ impl Prepared {
     /// The documents of `files.jsonl` (of one split, or all).
     pub fn files(&self, split: Option<Split>) -> Result<Vec<FileEntry>, CorpusError> {
         let path = self.dir.join(FILES);
-        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2).map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
+        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+            .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
             let e: FileEntry =
