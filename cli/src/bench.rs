@@ -90,7 +90,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
     let params = model.num_params();
     let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
     let mut rng = Rng::new(0);
-    let vocab = config.gpt2.vocab_size;
+    let vocab = config.decoder.vocab_size;
     let n_seq = args.batch_size * 4;
     let stream: Vec<u32> = (0..n_seq * args.seq_len + 1).map(|_| rng.below(vocab) as u32).collect();
     let data = Packed::new([(stream, 0)], args.seq_len, 0);
@@ -138,7 +138,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
 fn generate<B: Backend>(model: &Model<B>, args: &BenchArgs) -> Result<Value> {
     // The prompt: the reference tool passes the same ids (a fixed pseudo-random sequence).
     let mut rng = Rng::new(1);
-    let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| rng.below(model.config.gpt2.vocab_size) as u32).collect();
+    let prompt: Vec<u32> = (0..args.prompt_tokens).map(|_| rng.below(model.config.decoder.vocab_size) as u32).collect();
     let params = GenerateParams { sampling: SamplingParams::greedy(), max_new_tokens: args.new_tokens, seed: 0, stop_tokens: vec![] };
     let mut runs = Vec::new();
     let mut tokens = Vec::new();

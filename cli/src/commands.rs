@@ -113,7 +113,7 @@ fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &
             if arch != Arch::Hybrid {
                 bail!("--decoder-from builds a hybrid: add --arch hybrid");
             }
-            let bytes = checkpoint::read_file(path)?;
+            let bytes = checkpoint::map_file(path)?;
             let name = path.display().to_string();
             (checkpoint::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
         }
@@ -144,7 +144,7 @@ fn import_hf(dir: &Path, out: &Path) -> Result<()> {
 fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
     type B = crate::backend::Cpu;
     let (bytes, info) = checkpoint_info(path)?;
-    let model = checkpoint::from_bytes::<B>(bytes, &path.display().to_string(), &Default::default())?;
+    let model = checkpoint::from_bytes::<B>(&bytes, &path.display().to_string(), &Default::default())?;
     // Keep the provenance metadata (training step, source) next to the weights.
     let extra: Vec<(&str, &str)> = info
         .metadata

@@ -37,8 +37,8 @@ pub fn file_arg(path: &str) -> Result<String> {
 }
 
 /// A checkpoint's bytes and what its header says (architecture, config, tokenizer), read once.
-pub fn checkpoint_info(path: &Path) -> Result<(Vec<u8>, CheckpointInfo)> {
-    let bytes = checkpoint::read_file(path)?;
+pub fn checkpoint_info(path: &Path) -> Result<(memmap2::Mmap, CheckpointInfo)> {
+    let bytes = checkpoint::map_file(path)?;
     let info = checkpoint::read_info(&bytes, &path.display().to_string())?;
     Ok((bytes, info))
 }

@@ -96,7 +96,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
             }
             let (bytes, info) = checkpoint_info(path).context("--decoder-from")?;
             checkpoint::check_declared_size(&info.config, bytes.len(), &path.display().to_string())?;
-            ModelConfig::hybrid_on(&info.config.gpt2)?
+            ModelConfig::hybrid_on(&info.config.decoder)?
         }
         None => match &args.model_config {
             Some(path) => {
@@ -131,7 +131,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     };
     // A fresh model's vocabulary is its tokenizer's (a corpus with its own BPE); a decoder brings both.
     if args.decoder_from.is_none() {
-        model.gpt2.vocab_size = run_tokenizer(&rc)?.load()?.vocab_size();
+        model.decoder.vocab_size = run_tokenizer(&rc)?.load()?.vocab_size();
         model.validate()?;
     }
     let mut t = TrainConfig::new(model);
@@ -426,8 +426,7 @@ where
             model.tokenizer = run_tokenizer(&rc)?;
             model.materialize();
             if let Some(path) = &rc.decoder_from {
-                let bytes = checkpoint::read_file(path)?;
-                checkpoint::load_gpt2_decoder(&mut model, &bytes, &path.display().to_string())?;
+                model = checkpoint::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
                 eprintln!("hybrid decoder initialised from {}", path.display());
             }
             let state = TrainerState::default();

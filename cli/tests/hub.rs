@@ -223,11 +223,11 @@ fn hub() -> Hub {
     let weights = bytes_of(&gpt2["model.safetensors"]);
     truncated.insert("model.safetensors".into(), Served::Bytes(weights[..weights.len() * 2 / 3].to_vec()));
     repos.insert("hnet-test/truncated".into(), truncated);
-    // Another architecture.
-    let mut llama = gpt2.clone();
-    let config = String::from_utf8(bytes_of(&gpt2["config.json"])).unwrap().replace("\"gpt2\"", "\"llama\"");
-    llama.insert("config.json".into(), Served::Bytes(config.into_bytes()));
-    repos.insert("hnet-test/llama".into(), llama);
+    // An architecture none of the families has.
+    let mut mistral = gpt2.clone();
+    let config = String::from_utf8(bytes_of(&gpt2["config.json"])).unwrap().replace("\"gpt2\"", "\"mistral\"");
+    mistral.insert("config.json".into(), Served::Bytes(config.into_bytes()));
+    repos.insert("hnet-test/mistral".into(), mistral);
     // GPT-2's tokenizer (50257 tokens) with the 400-token model.
     let mut mismatch = code.clone();
     mismatch.insert("tokenizer.json".into(), Served::Bytes(std::fs::read(GPT2_TOKENIZER).unwrap()));
@@ -414,7 +414,7 @@ fn pull_errors_are_clear_and_leave_nothing_behind() {
         ("hnet-test/no-safetensors", "has no safetensors weights"),
         ("hnet-test/cut-off", "model.safetensors"),
         ("hnet-test/truncated", "not a valid safetensors file"),
-        ("hnet-test/llama", "unsupported model_type `llama`"),
+        ("hnet-test/mistral", "unsupported model_type `mistral`"),
         ("hnet-test/tokenizer-mismatch", "the tokenizer has 50257 tokens but the model only 400"),
     ];
     for (repo, message) in cases {

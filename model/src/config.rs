@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::gpt2::Gpt2Config;
+use crate::arch::decoder::DecoderConfig;
 use crate::arch::hnet::HNetConfig;
 use crate::error::ModelError;
 use crate::nn::isotropic::IsotropicConfig;
@@ -57,9 +57,11 @@ impl std::fmt::Display for Arch {
 pub struct ModelConfig {
     /// Which architecture this is.
     pub arch: Arch,
-    /// GPT-2 sizes. `gpt2`: the whole model. `hybrid`: its embeddings and decoder blocks. `hnet`: only the
-    /// vocabulary, context and width are used (`n_layer` is 0).
-    pub gpt2: Gpt2Config,
+    /// The decoder (any family). `gpt2`: the whole model. `hybrid`: its embeddings, blocks and head. `hnet`: only the
+    /// vocabulary, context and width are used (`n_layer` is 0). Saved under `gpt2`, its name from before the
+    /// families.
+    #[serde(rename = "gpt2")]
+    pub decoder: DecoderConfig,
     /// The H-Net parts (`hnet`, `hybrid`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hnet: Option<HNetConfig>,
@@ -85,13 +87,13 @@ impl ModelConfig {
     /// | base | 768 | 12 blocks (= HF `gpt2`) | 1 / 10 / 1 | 12 + 1 / 1 (attention-only) | ≈124–133M |
     pub fn preset(arch: Arch, name: &str) -> Result<Self, ModelError> {
         let (gpt2, d, heads, hidden) = match name {
-            "tiny" => (Gpt2Config::tiny(), 64, 4, 128),
-            "small" => (Gpt2Config::small(), 256, 8, 512),
-            "base" | "gpt2" => (Gpt2Config::gpt2(), 768, 12, 2048),
+            "tiny" => (DecoderConfig::tiny(), 64, 4, 128),
+            "small" => (DecoderConfig::small(), 256, 8, 512),
+            "base" | "gpt2" => (DecoderConfig::gpt2(), 768, 12, 2048),
             other => return Err(ModelError::InvalidConfig(format!("unknown preset `{other}` (expected one of: {})", PRESETS.join(", ")))),
         };
         let config = match arch {
-            Arch::Gpt2 => ModelConfig { arch, gpt2, hnet: None },
+            Arch::Gpt2 => ModelConfig { arch, decoder: gpt2, hnet: None },
             Arch::Hnet => {
                 let main_layers = match name {
                     "tiny" => 2,
@@ -104,7 +106,7 @@ impl ModelConfig {
                     decoder: iso(d, 1, heads, hidden),
                     ratio_target: DEFAULT_RATIO_TARGET,
                 };
-                ModelConfig { arch, gpt2: Gpt2Config { n_layer: 0, ..gpt2 }, hnet: Some(hnet) }
+                ModelConfig { arch, decoder: DecoderConfig { n_layer: 0, ..gpt2 }, hnet: Some(hnet) }
             }
             Arch::Hybrid => {
                 // `base` keeps all 12 GPT-2 blocks so Hugging Face `gpt2` weights fit; its H-Net layers are
@@ -120,7 +122,7 @@ impl ModelConfig {
                     decoder: iso(d, 0, heads, 0),
                     ratio_target: DEFAULT_RATIO_TARGET,
                 };
-                ModelConfig { arch, gpt2: Gpt2Config { n_layer: blocks, ..gpt2 }, hnet: Some(hnet) }
+                ModelConfig { arch, decoder: DecoderConfig { n_layer: blocks, ..gpt2 }, hnet: Some(hnet) }
             }
         };
         config.validate()?;
@@ -128,10 +130,10 @@ impl ModelConfig {
     }
 
     /// The context length in tokens.
-    /// A hybrid built around a given GPT-2 decoder (`--decoder-from`, a model pulled from the Hub): the GPT-2 part
-    /// is exactly `decoder` (width, depth, vocabulary, context), and the H-Net encoder and main network run at the
-    /// decoder's width with its head count, one layer each with an MLP twice as wide, as the presets do.
-    pub fn hybrid_on(decoder: &Gpt2Config) -> Result<Self, ModelError> {
+    /// A hybrid built around a given decoder of any family (`--decoder-from`, a model pulled from the Hub): the
+    /// decoder is exactly `decoder` (width, depth, vocabulary, context), and the H-Net encoder and main network run
+    /// at its width with its head count, one layer each with an MLP twice as wide, as the presets do.
+    pub fn hybrid_on(decoder: &DecoderConfig) -> Result<Self, ModelError> {
         let (d, heads) = (decoder.n_embd, decoder.n_head.max(1));
         let hnet = HNetConfig {
             encoder: iso(d, 1, heads, 2 * d),
@@ -139,23 +141,23 @@ impl ModelConfig {
             decoder: iso(d, 0, heads, 0),
             ratio_target: DEFAULT_RATIO_TARGET,
         };
-        let config = ModelConfig { arch: Arch::Hybrid, gpt2: decoder.clone(), hnet: Some(hnet) };
+        let config = ModelConfig { arch: Arch::Hybrid, decoder: decoder.clone(), hnet: Some(hnet) };
         config.validate()?;
         Ok(config)
     }
 
     pub fn n_ctx(&self) -> usize {
-        self.gpt2.n_positions
+        self.decoder.n_positions
     }
 
     /// The vocabulary size.
     pub fn vocab_size(&self) -> usize {
-        self.gpt2.vocab_size
+        self.decoder.vocab_size
     }
 
     /// Checks the invariants a model needs, so that bad configs fail with a message instead of a panic.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let g = &self.gpt2;
+        let g = &self.decoder;
         let bad = |msg: String| Err(ModelError::InvalidConfig(msg));
         if g.vocab_size == 0 || g.n_positions == 0 || g.n_embd == 0 {
             return bad(format!("vocab_size, n_positions and n_embd must be positive: {g:?}"));
@@ -163,7 +165,9 @@ impl ModelConfig {
         // Bounds far beyond any real model, so that a corrupt or hostile config is refused before sizes multiply
         // (param_count) or tensors are allocated.
         let widths = [g.n_embd].into_iter().chain(self.hnet.iter().flat_map(|h| [h.encoder.d_model, h.main.d_model, h.decoder.d_model]));
-        let hidden = self.hnet.iter().flat_map(|h| [h.encoder.d_intermediate, h.main.d_intermediate, h.decoder.d_intermediate]);
+        let hidden = [g.d_intermediate.unwrap_or(0)]
+            .into_iter()
+            .chain(self.hnet.iter().flat_map(|h| [h.encoder.d_intermediate, h.main.d_intermediate, h.decoder.d_intermediate]));
         let layers = [g.n_layer].into_iter().chain(self.hnet.iter().flat_map(|h| [h.encoder.n_layer, h.main.n_layer, h.decoder.n_layer]));
         if g.vocab_size > 1 << 22
             || g.n_positions > 1 << 20
@@ -175,11 +179,9 @@ impl ModelConfig {
                 "sizes out of range (vocabulary ≤ 4M, context ≤ 1M, width ≤ 65536, hidden ≤ 262144, layers ≤ 1024): {g:?}"
             ));
         }
-        let needs_blocks = self.arch != Arch::Hnet;
-        if needs_blocks && (g.n_layer == 0 || g.n_head == 0 || !g.n_embd.is_multiple_of(g.n_head)) {
-            return bad(format!("n_layer must be positive and n_embd ({}) divisible by n_head ({})", g.n_embd, g.n_head));
-        }
-        if !(g.layer_norm_epsilon > 0.0) {
+        if self.arch != Arch::Hnet {
+            g.check().map_err(ModelError::InvalidConfig)?;
+        } else if !(g.layer_norm_epsilon > 0.0) {
             return bad(format!("layer_norm_epsilon must be positive, got {}", g.layer_norm_epsilon));
         }
         match (&self.hnet, self.arch) {
@@ -192,7 +194,7 @@ impl ModelConfig {
                     return bad(format!("the H-Net width ({}) must equal n_embd ({})", h.encoder.d_model, g.n_embd));
                 }
                 if arch == Arch::Hybrid && h.decoder.n_layer != 0 {
-                    return bad("the hybrid's decoder is its GPT-2 blocks: hnet.decoder.n_layer must be 0".into());
+                    return bad("the hybrid's decoder is its decoder's blocks: hnet.decoder.n_layer must be 0".into());
                 }
                 Ok(())
             }
@@ -201,17 +203,14 @@ impl ModelConfig {
 
     /// Number of parameters the config describes, computed from the sizes alone (no model is built).
     pub fn param_count(&self) -> usize {
-        let g = &self.gpt2;
-        let c = g.n_embd;
-        let gpt2_blocks = g.n_layer * (12 * c * c + 13 * c);
-        let gpt2_embeddings = g.vocab_size * c + g.n_positions * c;
+        let g = &self.decoder;
         let iso = |i: &IsotropicConfig| {
             let d = i.d_model;
             let mlp = if i.d_intermediate > 0 { 3 * d * i.d_intermediate + d } else { 0 };
             i.n_layer * (4 * d * d + d + mlp) + d
         };
         match (&self.hnet, self.arch) {
-            (_, Arch::Gpt2) | (None, _) => gpt2_embeddings + gpt2_blocks + 2 * c,
+            (_, Arch::Gpt2) | (None, _) => g.param_count(),
             (Some(h), arch) => {
                 let d = h.encoder.d_model;
                 // router (2 D×D) + residual projection (D×D + D) + encoder + main
@@ -219,7 +218,7 @@ impl ModelConfig {
                 match arch {
                     Arch::Hnet => g.vocab_size * d + stage + iso(&h.decoder),
                     // + fusion: proj (D×D + D) and gate (2D×D + D)
-                    _ => gpt2_embeddings + gpt2_blocks + 2 * c + stage + 3 * d * d + 2 * d,
+                    _ => g.param_count() + stage + 3 * d * d + 2 * d,
                 }
             }
         }
@@ -287,7 +286,7 @@ mod tests {
     #[test]
     fn bad_configs_are_rejected_with_a_message() {
         let mut c = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
-        c.gpt2.n_head = 3;
+        c.decoder.n_head = 3;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("divisible"), "{err}");
         assert!(ModelConfig::preset(Arch::Gpt2, "huge").is_err());

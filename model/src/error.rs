@@ -54,7 +54,7 @@ pub enum LoadError {
         reason: String,
     },
     /// The checkpoint names an unsupported `model_type` / architecture.
-    #[error("unsupported model_type `{0}` (only `gpt2` checkpoints can be imported)")]
+    #[error("unsupported model_type `{0}` (supported: gpt2, gpt_bigcode, llama, qwen2)")]
     UnsupportedModelType(String),
     /// A tensor holds NaN or infinite values.
     #[error("tensor `{name}` holds {count} NaN or infinite values: the model is broken (a diverged run?) and is not loaded")]

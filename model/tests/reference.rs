@@ -77,7 +77,9 @@ fn a_transposed_c_proj_would_be_caught() {
     let model: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
     let case = &reference().cases[0];
     let mut broken = model.clone();
-    let hnet_gpt_model::arch::model::Net::Gpt2(g) = &mut broken.net else { panic!("imported a gpt2") };
+    let hnet_gpt_model::arch::model::Net::Decoder(hnet_gpt_model::arch::decoder::Decoder::Gpt2(g)) = &mut broken.net else {
+        panic!("imported a gpt2")
+    };
     g.h[0].attn.c_proj.weight = g.h[0].attn.c_proj.weight.clone().map(|w| w.transpose());
     let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
     assert!(max_abs_diff(&logits_of(&broken, &case.ids), &theirs) > 1e-2);
@@ -132,7 +134,7 @@ fn import_errors_name_the_tensor_or_field() {
     // A truncated file.
     assert!(matches!(write(&config, &weights[..weights.len() - 100]), LoadError::Format { .. }));
     // An unknown model type.
-    assert!(matches!(write(&config.replace("\"gpt2\"", "\"llama\""), &weights), LoadError::UnsupportedModelType(t) if t == "llama"));
+    assert!(matches!(write(&config.replace("\"gpt2\"", "\"mistral\""), &weights), LoadError::UnsupportedModelType(t) if t == "mistral"));
     // A config that disagrees with the tensors.
     let more_layers = config.replace("\"n_layer\": 2", "\"n_layer\": 3");
     assert_ne!(more_layers, config, "fixture config format changed");

@@ -69,7 +69,7 @@ async fn warm_up<B: Backend>(model: &Model<B>) -> Result<(), String> {
 }
 
 fn load_on<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Model<B>, String> {
-    checkpoint::from_bytes(bytes.to_vec(), "checkpoint", device).map_err(|e| e.to_string())
+    checkpoint::from_bytes(bytes, "checkpoint", device).map_err(|e| e.to_string())
 }
 
 /// Marks WebGPU as unusable for the rest of the session.
@@ -92,7 +92,7 @@ impl Engine {
             web::probe_webgpu().await
         };
         // The largest weight must fit one storage-buffer binding (GPT-2's token embedding is 154 MB in f32).
-        let largest = 4.0 * (info.config.vocab_size().max(info.config.n_ctx()) * info.config.gpt2.n_embd) as f64;
+        let largest = 4.0 * (info.config.vocab_size().max(info.config.n_ctx()) * info.config.decoder.n_embd) as f64;
         let probe = probe.and_then(|adapter| match adapter.max_binding {
             Some(limit) if largest > limit => Err(format!(
                 "the largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB), so the model \

@@ -46,7 +46,7 @@ pub async fn info(job: JobId, endpoint: &str, repo: &str, revision: &str) -> Res
     let json = config(job, endpoint, repo, revision).await?;
     let config = hf::config_from_hf_json(&json).map_err(|e| format!("`{repo}` is not a model this page can run: {e}"))?;
     let params = config.param_count();
-    let g = &config.gpt2;
+    let g = &config.decoder;
     Ok(HubInfo {
         params,
         f32_bytes: 4 * params,

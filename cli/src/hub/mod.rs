@@ -108,8 +108,8 @@ pub fn pull(spec: &str, out: &Path) -> Result<()> {
         out.display(),
         source,
         model.num_params(),
-        config.gpt2.n_layer,
-        config.gpt2.n_embd,
+        config.decoder.n_layer,
+        config.decoder.n_embd,
         model.tokenizer,
         started.elapsed().as_secs_f64()
     );

@@ -1,15 +1,17 @@
-//! The hybrid: an H-Net dynamic-chunking encoder in front of a GPT-2 decoder, joined by the seed's gated fusion:
-//! `GPT-2 embeddings h → encoder → dynamic chunking → z; fusion(h, z) → GPT-2 blocks → ln_f → tied head`.
+//! The hybrid: an H-Net dynamic-chunking encoder in front of a decoder (GPT-2 in the seed; here any family), joined
+//! by the seed's gated fusion: `decoder embeddings h → encoder → dynamic chunking → z; fusion(h, z) → decoder blocks
+//! → final norm → LM head`.
 //!
-//! The GPT-2 part keeps Hugging Face's names under `gpt2.` so a pretrained GPT-2 (imported or trained here) can
-//! initialise it. Unlike the seed's hybrid, every step is causal: chunks come from the learned router with causal
+//! The decoder keeps its family's names under `gpt2.` — the field's name from when GPT-2 was the only decoder, kept so
+//! that every hybrid checkpoint names its weights alike — so a pretrained decoder (imported, pulled or trained here)
+//! can initialise it. Unlike the seed's hybrid, every step is causal: chunks come from the learned router with causal
 //! plug-back, not from means over spans that reach into the future.
 
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::arch::gpt2::{Gpt2, Gpt2Config};
+use crate::arch::decoder::{Decoder, DecoderConfig};
 use crate::arch::hnet::HNetConfig;
 use crate::error::ModelError;
 use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
@@ -21,8 +23,8 @@ use crate::nn::isotropic::Isotropic;
 /// The hybrid model.
 #[derive(Module, Debug)]
 pub struct Hybrid<B: Backend> {
-    /// GPT-2: embeddings, blocks (the decoder), final norm, tied head.
-    pub gpt2: Gpt2<B>,
+    /// The decoder (any family): embeddings, blocks, final norm, LM head.
+    pub gpt2: Decoder<B>,
     /// H-Net encoder over the GPT-2 embeddings.
     pub encoder: Isotropic<B>,
     /// Routing, main network, dechunk.
@@ -40,12 +42,12 @@ pub struct HybridState<B: Backend> {
 }
 
 /// Builds a hybrid.
-pub fn init_hybrid<B: Backend>(gpt2: &Gpt2Config, hnet: &HNetConfig, device: &B::Device) -> Hybrid<B> {
+pub fn init_hybrid<B: Backend>(decoder: &DecoderConfig, hnet: &HNetConfig, device: &B::Device) -> Hybrid<B> {
     Hybrid {
-        gpt2: gpt2.init(device),
+        gpt2: decoder.init(device),
         encoder: hnet.encoder.init(device),
-        stage: DynamicChunking::init(gpt2.n_embd, &hnet.main, device),
-        fusion: Fusion::init(gpt2.n_embd, device),
+        stage: DynamicChunking::init(decoder.n_embd, &hnet.main, device),
+        fusion: Fusion::init(decoder.n_embd, device),
     }
 }
 
@@ -59,12 +61,12 @@ impl<B: Backend> Hybrid<B> {
         let x = self.encoder.forward(h.clone(), 0, None);
         let (z, aux) = self.stage.forward(x, mask, m);
         let (fused, _) = self.fusion.forward(h, z);
-        (self.gpt2.blocks(fused, None), aux)
+        (self.gpt2.blocks(fused, 0, None), aux)
     }
 
     /// A fresh decoding state.
     pub fn new_state(&self) -> HybridState<B> {
-        HybridState { encoder: self.encoder.new_cache(), stage: self.stage.new_state(), decoder: KvCache::new(self.gpt2.h.len()) }
+        HybridState { encoder: self.encoder.new_cache(), stage: self.stage.new_state(), decoder: self.gpt2.new_cache() }
     }
 
     /// Cached pass over the next tokens: hidden states `[1, T, C]` and the router's outputs.
@@ -78,6 +80,6 @@ impl<B: Backend> Hybrid<B> {
         let x = self.encoder.forward(h.clone(), start, Some(&mut state.encoder));
         let (z, routing) = self.stage.forward_cached(x, &mut state.stage).await?;
         let (fused, _) = self.fusion.forward(h, z);
-        Ok((self.gpt2.blocks(fused, Some(&mut state.decoder)), routing))
+        Ok((self.gpt2.blocks(fused, start, Some(&mut state.decoder)), routing))
     }
 }

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
-use crate::arch::gpt2::Gpt2;
+use crate::arch::decoder::Decoder;
 use crate::arch::hnet::{HNet, HNetState};
 use crate::arch::hybrid::{init_hybrid, Hybrid, HybridState};
 use crate::config::{Arch, ModelConfig};
@@ -22,8 +22,8 @@ use crate::nn::head::tied_head;
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)]
 pub enum Net<B: Backend> {
-    /// A plain GPT-2 decoder.
-    Gpt2(Gpt2<B>),
+    /// A plain decoder (any family).
+    Decoder(Decoder<B>),
     /// A pure H-Net.
     HNet(HNet<B>),
     /// The hybrid.
@@ -63,7 +63,7 @@ pub struct StepOutput<B: Backend> {
 
 #[derive(Debug, Clone)]
 enum StateKind<B: Backend> {
-    Gpt2(KvCache<B>),
+    Decoder(KvCache<B>),
     HNet(Box<HNetState<B>>),
     Hybrid(Box<HybridState<B>>),
 }
@@ -87,7 +87,7 @@ impl<B: Backend> State<B> {
     /// Chunks formed so far (`hnet`, `hybrid`).
     pub fn n_chunks(&self) -> Option<usize> {
         match &self.kind {
-            StateKind::Gpt2(_) => None,
+            StateKind::Decoder(_) => None,
             StateKind::HNet(s) => Some(s.stage.n_chunks()),
             StateKind::Hybrid(s) => Some(s.stage.n_chunks()),
         }
@@ -99,9 +99,9 @@ impl<B: Backend> Model<B> {
     pub fn init(config: &ModelConfig, device: &B::Device) -> Result<Self, ModelError> {
         config.validate()?;
         let net = match (config.arch, &config.hnet) {
-            (Arch::Gpt2, _) => Net::Gpt2(config.gpt2.init(device)),
+            (Arch::Gpt2, _) => Net::Decoder(config.decoder.init(device)),
             (Arch::Hnet, Some(h)) => Net::HNet(h.init_hnet(config.vocab_size(), device)),
-            (Arch::Hybrid, Some(h)) => Net::Hybrid(init_hybrid(&config.gpt2, h, device)),
+            (Arch::Hybrid, Some(h)) => Net::Hybrid(init_hybrid(&config.decoder, h, device)),
             (_, None) => unreachable!("validate() requires an hnet section"),
         };
         Ok(Self { net, config: config.clone(), tokenizer: TokenizerSpec::default() })
@@ -128,9 +128,9 @@ impl<B: Backend> Model<B> {
     /// The device the weights live on.
     pub fn device(&self) -> B::Device {
         match &self.net {
-            Net::Gpt2(m) => m.wte.weight.device(),
+            Net::Decoder(m) => m.device(),
             Net::HNet(m) => m.wte.weight.device(),
-            Net::Hybrid(m) => m.gpt2.wte.weight.device(),
+            Net::Hybrid(m) => m.gpt2.device(),
         }
     }
 
@@ -168,7 +168,7 @@ impl<B: Backend> Model<B> {
         chunk_slots: Option<usize>,
     ) -> (Tensor<B, 3>, Option<StageAux<B>>) {
         match &self.net {
-            Net::Gpt2(m) => (m.blocks(m.embed(tokens, 0), None), None),
+            Net::Decoder(m) => (m.blocks(m.embed(tokens, 0), 0, None), None),
             Net::HNet(m) => {
                 let (h, aux) = m.forward(tokens, mask, chunk_slots);
                 (h, Some(aux))
@@ -183,9 +183,9 @@ impl<B: Backend> Model<B> {
     /// The LM head's matrix, tied to the token embedding in every architecture. `[V, C]`.
     pub fn head_weight(&self) -> Tensor<B, 2> {
         match &self.net {
-            Net::Gpt2(m) => m.wte.weight.val(),
+            Net::Decoder(m) => m.head_weight(),
             Net::HNet(m) => m.wte.weight.val(),
-            Net::Hybrid(m) => m.gpt2.wte.weight.val(),
+            Net::Hybrid(m) => m.gpt2.head_weight(),
         }
     }
 
@@ -197,7 +197,7 @@ impl<B: Backend> Model<B> {
     /// `tokens, mask: [B, T]` → boundary probability and mask `[B, T]`.
     pub fn route(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>) -> Option<Routing<B>> {
         match &self.net {
-            Net::Gpt2(_) => None,
+            Net::Decoder(_) => None,
             Net::HNet(m) => {
                 let x = m.encoder.forward(m.wte.forward(tokens), 0, None);
                 Some(m.stage.routing.forward(x, None, mask))
@@ -218,7 +218,7 @@ impl<B: Backend> Model<B> {
     /// A fresh decoding state.
     pub fn new_state(&self) -> State<B> {
         let kind = match &self.net {
-            Net::Gpt2(m) => StateKind::Gpt2(KvCache::new(m.h.len())),
+            Net::Decoder(m) => StateKind::Decoder(m.new_cache()),
             Net::HNet(m) => StateKind::HNet(Box::new(m.new_state())),
             Net::Hybrid(m) => StateKind::Hybrid(Box::new(m.new_state())),
         };
@@ -245,7 +245,9 @@ impl<B: Backend> Model<B> {
         }
         let last = |h: Tensor<B, 3>| if last_only { h.narrow(1, t - 1, 1) } else { h };
         let out = match (&self.net, &mut state.kind) {
-            (Net::Gpt2(m), StateKind::Gpt2(kv)) => StepOutput { logits: m.lm_head(last(m.forward_cached(tokens, kv))), routing: None },
+            (Net::Decoder(m), StateKind::Decoder(kv)) => {
+                StepOutput { logits: m.lm_head(last(m.forward_cached(tokens, kv))), routing: None }
+            }
             (Net::HNet(m), StateKind::HNet(s)) => {
                 let (h, routing) = m.forward_cached(tokens, s).await?;
                 StepOutput { logits: m.lm_head(last(h)), routing: Some(routing) }

@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn windowed_scoring_matches_a_single_window_and_scores_each_token_once() {
         let mut config = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
-        config.gpt2.n_positions = 8;
+        config.decoder.n_positions = 8;
         let small: Model<TestBackend> = Model::init(&config, &Default::default()).unwrap();
         let ids: Vec<u32> = (0..21).map(|i| (i * 37 % 500) as u32).collect();
         let lp = token_logprobs(&small, &ids).unwrap();

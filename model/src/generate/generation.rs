@@ -204,7 +204,7 @@ mod tests {
 
     fn tiny() -> Model<TestBackend> {
         let mut config = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
-        config.gpt2.n_positions = 16;
+        config.decoder.n_positions = 16;
         Model::init(&config, &Default::default()).unwrap()
     }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use burn::tensor::backend::Backend;
-use burn_store::{ApplyError, ModuleSnapshot, SafetensorsStore};
+use burn_store::{ModuleSnapshot, SafetensorsStore};
 use safetensors::SafeTensors;
 
 use crate::arch::model::Model;
@@ -16,6 +16,7 @@ use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::io::params::{Component, Part, ROOT};
 use crate::io::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
+use crate::io::weights::{load_into, Named};
 
 /// Format tag written into every checkpoint.
 pub const FORMAT: &str = "hnet-gpt/1";
@@ -175,15 +176,14 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
     }
 }
 
-/// Builds the model a checkpoint describes and loads its weights.
-pub fn from_bytes<B: Backend>(bytes: Vec<u8>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
-    let info = read_info(&bytes, what)?;
+/// Builds the model a checkpoint describes and loads its weights, one tensor at a time (see [`crate::io::weights`]).
+pub fn from_bytes<B: Backend>(bytes: &[u8], what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
+    let info = read_info(bytes, what)?;
     check_declared_size(&info.config, bytes.len(), what)?;
     check_host_memory(info.config.param_count(), 4, what)?;
     let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
     model.tokenizer = info.tokenizer;
-    apply_weights(&mut model, bytes, what)?;
-    Ok(model)
+    load_into(model, &mut Named::new(bytes, what)?, ROOT, false)
 }
 
 /// A config in the metadata is a promise about the weights that follow: refuse before allocating a model whose
@@ -196,45 +196,6 @@ pub fn check_declared_size(config: &ModelConfig, file_bytes: usize, what: &str) 
             field: "config".into(),
             reason: format!("{what} declares a model of {params} parameters but holds only {file_bytes} bytes"),
         });
-    }
-    Ok(())
-}
-
-/// Loads safetensors bytes whose names are the model's own paths into `model`, checking that every parameter is
-/// present with the right shape and dtype (f32) and that nothing is left over.
-pub(crate) fn apply_weights<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str) -> Result<(), LoadError> {
-    apply_weights_under(model, bytes, what, "")
-}
-
-/// Like [`apply_weights`], but only parameters whose path starts with `prefix` must be present.
-fn apply_weights_under<B: Backend>(model: &mut Model<B>, bytes: Vec<u8>, what: &str, prefix: &str) -> Result<(), LoadError> {
-    let bytes = widen_to_f32(bytes, what)?;
-    let mut store = SafetensorsStore::from_bytes(Some(bytes)).skip_enum_variants(true).validate(false).allow_partial(true);
-    let result = model.load_from(&mut store).map_err(|e| LoadError::Apply(e.to_string()))?;
-    if let Some(error) = result.errors.first() {
-        return Err(match error {
-            ApplyError::ShapeMismatch { path, expected, found } => {
-                LoadError::ShapeMismatch { name: path.clone(), expected: expected.to_vec(), found: found.to_vec() }
-            }
-            ApplyError::DTypeMismatch { path, found, .. } => LoadError::Dtype { name: path.clone(), dtype: format!("{found:?}") },
-            other => LoadError::Apply(other.to_string()),
-        });
-    }
-    if let Some((name, _)) = result.missing.iter().find(|(name, _)| name.starts_with(prefix)) {
-        return Err(LoadError::MissingTensor(name.clone()));
-    }
-    if let Some(name) = result.unused.first() {
-        return Err(LoadError::UnexpectedTensor(name.clone()));
-    }
-    Ok(())
-}
-
-/// Refuses a tensor holding NaN or ±∞ (f32, little-endian): such a model computes nothing but NaN, and would
-/// generate garbage without a word.
-fn check_finite(name: &str, f32_bytes: &[u8]) -> Result<(), LoadError> {
-    let bad = f32_bytes.chunks_exact(4).filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).count();
-    if bad > 0 {
-        return Err(LoadError::NonFinite { name: name.to_string(), count: bad });
     }
     Ok(())
 }
@@ -263,83 +224,50 @@ pub fn check_host_memory(params: usize, bytes_per_param: usize, what: &str) -> R
     Ok(())
 }
 
-/// Rewrites f16/bf16 tensors as f32 (exact); other dtypes are an error naming the tensor; a tensor with NaN or ∞ is
-/// refused.
-fn widen_to_f32(bytes: Vec<u8>, what: &str) -> Result<Vec<u8>, LoadError> {
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err(what, e))?;
-    let mut names = tensors.names();
-    names.sort();
-    let mut all_f32 = true;
-    for name in &names {
-        let dtype = tensors.tensor(name).map_err(|e| format_err(what, e))?.dtype();
-        match dtype {
-            safetensors::Dtype::F32 => {}
-            safetensors::Dtype::F16 | safetensors::Dtype::BF16 => all_f32 = false,
-            other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
-        }
-    }
-    if all_f32 {
-        for name in &names {
-            check_finite(name, tensors.tensor(name).map_err(|e| format_err(what, e))?.data())?;
-        }
-        return Ok(bytes);
-    }
-    let widened: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = crate::io::half::to_f32_bytes(&name, view.dtype(), view.data())?;
-            check_finite(&name, &data)?;
-            Ok((name.clone(), view.shape().to_vec(), data))
-        })
-        .collect::<Result<_, LoadError>>()?;
-    let views = widened
-        .iter()
-        .map(|(n, shape, data)| safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).map(|v| (n.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format_err(what, e))?;
-    safetensors::serialize(views, None).map_err(|e| LoadError::Apply(e.to_string()))
-}
-
-/// Starts a hybrid's GPT-2 part (embeddings, blocks, final norm) from a `gpt2` checkpoint of the same shape —
-/// one trained here, imported with `import-hf` or pulled from the Hub — and takes its tokenizer. The fusion's
+/// Starts a hybrid's decoder (embeddings, blocks, final norm, head) from a decoder checkpoint of the same family and
+/// shape — one trained here, imported with `import-hf` or pulled from the Hub — and takes its tokenizer. The fusion's
 /// projection of the hierarchical features starts at zero, so the fresh hybrid computes (nearly) what the decoder
 /// does: the gate still mixes `h` with `(1 − g) h`, a factor `1 − 0.2 g (1 − g)` ≈ 0.98 per dimension at the
-/// seed's initial gate, which GPT-2's first layer norm mostly absorbs. Training then moves it away from the
+/// seed's initial gate, which the decoder's first norm mostly absorbs. Training then moves it away from the
 /// decoder's quality instead of from noise.
-pub fn load_gpt2_decoder<B: Backend>(model: &mut Model<B>, bytes: &[u8], what: &str) -> Result<(), LoadError> {
+pub fn load_decoder<B: Backend>(model: Model<B>, bytes: &[u8], what: &str) -> Result<Model<B>, LoadError> {
     let info = read_info(bytes, what)?;
     let config_err = |field: &str, reason: String| LoadError::Config { field: field.into(), reason };
     if info.config.arch != crate::Arch::Gpt2 {
-        return Err(config_err("arch", format!("{what} is a {} checkpoint; the decoder comes from a gpt2 one", info.config.arch)));
+        return Err(config_err(
+            "arch",
+            format!("{what} is a {} checkpoint; the decoder comes from a plain decoder (gpt2) one", info.config.arch),
+        ));
     }
     if model.config.arch != crate::Arch::Hybrid {
-        return Err(config_err("arch", format!("only the hybrid has a GPT-2 decoder to initialise, not {}", model.config.arch)));
+        return Err(config_err("arch", format!("only the hybrid has a decoder to initialise, not {}", model.config.arch)));
     }
-    let (ours, theirs) = (&model.config.gpt2, &info.config.gpt2);
+    let (ours, theirs) = (&model.config.decoder, &info.config.decoder);
+    if ours.family != theirs.family {
+        return Err(config_err("family", format!("the hybrid's decoder is {}, {what} is {}", ours.family, theirs.family)));
+    }
     for (field, a, b) in [
         ("vocab_size", ours.vocab_size, theirs.vocab_size),
         ("n_positions", ours.n_positions, theirs.n_positions),
         ("n_embd", ours.n_embd, theirs.n_embd),
         ("n_layer", ours.n_layer, theirs.n_layer),
         ("n_head", ours.n_head, theirs.n_head),
+        ("n_kv_head", ours.kv_heads(), theirs.kv_heads()),
+        ("d_intermediate", ours.hidden(), theirs.hidden()),
     ] {
         if a != b {
             return Err(config_err(field, format!("the hybrid has {a}, {what} has {b}")));
         }
     }
-    // A gpt2 model's `net.X` is the hybrid's `net.gpt2.X`: rename, and load only that part.
-    let tensors = SafeTensors::deserialize(bytes).map_err(|e| format_err(what, e))?;
+    // A decoder's `net.X` is the hybrid's `net.gpt2.X`: load only that part, each tensor under its old name.
     let part = Part::HybridGpt2.prefix();
-    let renamed: Vec<(String, safetensors::tensor::TensorView)> =
-        tensors.tensors().into_iter().map(|(name, view)| (name.replacen(ROOT, &part, 1), view)).collect();
-    let blob = safetensors::serialize(renamed, None).map_err(|e| LoadError::Apply(e.to_string()))?;
-    apply_weights_under(model, blob, what, &part)?;
+    let mut source = Named::renamed(bytes, what, |path| path.replacen(&part, ROOT, 1))?;
+    let mut model = load_into(model, &mut source, &part, false)?;
     model.tokenizer = info.tokenizer;
     if let crate::arch::model::Net::Hybrid(h) = &mut model.net {
         h.fusion.zero_projection();
     }
-    Ok(())
+    Ok(model)
 }
 
 /// A fresh hybrid around a gpt2 checkpoint (`init --decoder-from`, the playground's "GPT-2 + H-Net encoder"): the
@@ -350,11 +278,10 @@ pub fn hybrid_from_decoder<B: Backend>(decoder: &[u8], what: &str, device: &B::D
     // The decoder's header is a promise about its weights: kept (as when it is loaded alone) before anything the
     // size of the model it declares is allocated.
     check_declared_size(&info.config, decoder.len(), what)?;
-    let config = ModelConfig::hybrid_on(&info.config.gpt2).map_err(config_err)?;
+    let config = ModelConfig::hybrid_on(&info.config.decoder).map_err(config_err)?;
     check_host_memory(config.param_count(), 4, &format!("a hybrid around {what}"))?;
-    let mut model = Model::init(&config, device).map_err(config_err)?;
-    load_gpt2_decoder(&mut model, decoder, what)?;
-    Ok(model)
+    let model = Model::init(&config, device).map_err(config_err)?;
+    load_decoder(model, decoder, what)
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -367,6 +294,15 @@ pub fn save<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str
     write_atomic(path, &bytes).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
 }
 
+/// A checkpoint file, memory-mapped (a regular file within
+/// [`MAX_CHECKPOINT_BYTES`](crate::io::files::MAX_CHECKPOINT_BYTES)): what loading, converting and inspecting read,
+/// so that a large model's bytes are never copied whole into memory.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn map_file(path: &std::path::Path) -> Result<memmap2::Mmap, LoadError> {
+    crate::io::files::map_regular(path, crate::io::files::MAX_CHECKPOINT_BYTES)
+        .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
+}
+
 /// A checkpoint file's bytes (a regular file within [`MAX_CHECKPOINT_BYTES`](crate::io::files::MAX_CHECKPOINT_BYTES)).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
@@ -374,10 +310,10 @@ pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
         .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
 }
 
-/// Loads a checkpoint file.
+/// Loads a checkpoint file, memory-mapped (its bytes are read as the weights are filled in, never copied whole).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<Model<B>, LoadError> {
-    from_bytes(read_file(path)?, &path.display().to_string(), device)
+    from_bytes(&map_file(path)?, &path.display().to_string(), device)
 }
 
 #[cfg(test)]
@@ -400,7 +336,7 @@ mod tests {
         assert_eq!(info.tokenizer, TokenizerSpec::Gpt2Bpe);
         assert_eq!(info.metadata["note"], "test");
         assert_eq!(info.num_params, burn::module::Module::num_params(&model));
-        let loaded: Model<TestBackend> = from_bytes(bytes, "mem", &Default::default()).unwrap();
+        let loaded: Model<TestBackend> = from_bytes(&bytes, "mem", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
         model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
     }
@@ -408,9 +344,9 @@ mod tests {
     #[test]
     fn parameters_are_counted_per_component() {
         let expect: [(Arch, &[&str]); 3] = [
-            (Arch::Gpt2, &["embeddings", "gpt2 blocks"]),
+            (Arch::Gpt2, &["embeddings", "blocks"]),
             (Arch::Hnet, &["embeddings", "encoder", "routing", "main", "decoder"]),
-            (Arch::Hybrid, &["embeddings", "encoder", "routing", "main", "fusion", "gpt2 blocks"]),
+            (Arch::Hybrid, &["embeddings", "encoder", "routing", "main", "fusion", "blocks"]),
         ];
         for (arch, components) in expect {
             let model = Model::<TestBackend>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
@@ -445,7 +381,7 @@ mod tests {
         let model = tiny();
         let half = to_bytes_as(&model, &[], true).unwrap();
         assert!(half.len() < to_bytes(&model, &[]).unwrap().len() * 6 / 10);
-        let loaded: Model<TestBackend> = from_bytes(half, "half", &Default::default()).unwrap();
+        let loaded: Model<TestBackend> = from_bytes(&half, "half", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3]], &Default::default());
         let (a, b) = (
             model.forward(tokens.clone()).into_data().to_vec::<f32>().unwrap(),
@@ -459,24 +395,24 @@ mod tests {
     fn truncated_and_garbage_files_are_format_errors() {
         let bytes = to_bytes(&tiny(), &[]).unwrap();
         let cut = bytes[..bytes.len() / 2].to_vec();
-        assert!(matches!(from_bytes::<TestBackend>(cut, "cut", &Default::default()), Err(LoadError::Format { .. })));
+        assert!(matches!(from_bytes::<TestBackend>(&cut, "cut", &Default::default()), Err(LoadError::Format { .. })));
         let garbage = b"this is not a checkpoint".to_vec();
-        assert!(matches!(from_bytes::<TestBackend>(garbage, "junk", &Default::default()), Err(LoadError::Format { .. })));
+        assert!(matches!(from_bytes::<TestBackend>(&garbage, "junk", &Default::default()), Err(LoadError::Format { .. })));
     }
 
     /// A model of a few thousand parameters, so that every byte offset of its checkpoint can be tried.
     fn micro() -> Model<TestBackend> {
         let mut config = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
-        config.gpt2.vocab_size = 40;
-        config.gpt2.n_positions = 16;
-        config.gpt2.n_embd = 8;
-        config.gpt2.n_head = 2;
-        config.gpt2.n_layer = 1;
+        config.decoder.vocab_size = 40;
+        config.decoder.n_positions = 16;
+        config.decoder.n_embd = 8;
+        config.decoder.n_head = 2;
+        config.decoder.n_layer = 1;
         Model::init(&config, &Default::default()).unwrap()
     }
 
     fn load_bytes(bytes: Vec<u8>) -> Result<Model<TestBackend>, LoadError> {
-        from_bytes::<TestBackend>(bytes, "fuzz", &Default::default())
+        from_bytes::<TestBackend>(&bytes, "fuzz", &Default::default())
     }
 
     #[test]
@@ -499,8 +435,8 @@ mod tests {
         // The config claims a model far larger than the file: refused by size, not by running out of memory.
         let model = micro();
         let mut config = model.config.clone();
-        config.gpt2.n_embd = 1 << 12;
-        config.gpt2.vocab_size = 1 << 20;
+        config.decoder.n_embd = 1 << 12;
+        config.decoder.vocab_size = 1 << 20;
         let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
         match load_bytes(bytes) {
             Err(LoadError::Config { reason, .. }) => assert!(reason.contains("parameters but holds only"), "{reason}"),
@@ -509,7 +445,7 @@ mod tests {
         // Sizes beyond any real model are refused as a config error before anything multiplies them.
         let model = micro();
         let mut config = model.config.clone();
-        config.gpt2.n_layer = usize::MAX / 2;
+        config.decoder.n_layer = usize::MAX / 2;
         let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
         assert!(matches!(load_bytes(bytes), Err(LoadError::Config { reason, .. }) if reason.contains("out of range")));
     }
@@ -562,11 +498,11 @@ mod tests {
         // Build a checkpoint with 2 layers, then claim 3 in its config: layer 2's tensors are missing.
         let model = tiny();
         let mut config = model.config.clone();
-        config.gpt2.n_layer = 3;
+        config.decoder.n_layer = 3;
         let relabelled = Model { net: model.net, config, tokenizer: Default::default() };
         let bytes = to_bytes(&relabelled, &[]).unwrap();
         // `relabelled` still has 2 layers of weights; the metadata says 3.
-        match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
+        match from_bytes::<TestBackend>(&bytes, "mem", &Default::default()) {
             Err(LoadError::MissingTensor(name)) => assert!(name.starts_with("net.h.2."), "{name}"),
             other => panic!("expected a missing tensor, got {other:?}"),
         }
@@ -576,9 +512,9 @@ mod tests {
     fn a_wrong_width_is_a_shape_error_naming_the_tensor() {
         let model = tiny();
         let mut config = model.config.clone();
-        config.gpt2.n_embd = 32;
+        config.decoder.n_embd = 32;
         let bytes = to_bytes(&Model { net: model.net, config, tokenizer: Default::default() }, &[]).unwrap();
-        match from_bytes::<TestBackend>(bytes, "mem", &Default::default()) {
+        match from_bytes::<TestBackend>(&bytes, "mem", &Default::default()) {
             Err(LoadError::ShapeMismatch { name, .. }) => assert!(name.starts_with("net."), "{name}"),
             other => panic!("expected a shape mismatch, got {other:?}"),
         }
@@ -586,20 +522,24 @@ mod tests {
 
     #[test]
     fn a_hybrid_decoder_starts_from_a_gpt2_checkpoint() {
+        use crate::arch::decoder::Decoder;
         let device = Default::default();
         let gpt2: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
         let bytes = to_bytes(&gpt2, &[]).unwrap();
-        let mut hybrid: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "tiny").unwrap(), &device).unwrap();
-        load_gpt2_decoder(&mut hybrid, &bytes, "gpt2").unwrap();
-        let (crate::arch::model::Net::Gpt2(g), crate::arch::model::Net::Hybrid(h)) = (&gpt2.net, &hybrid.net) else { unreachable!() };
-        g.h[1].mlp.c_proj.weight.val().into_data().assert_eq(&h.gpt2.h[1].mlp.c_proj.weight.val().into_data(), true);
-        g.wte.weight.val().into_data().assert_eq(&h.gpt2.wte.weight.val().into_data(), true);
+        let hybrid: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "tiny").unwrap(), &device).unwrap();
+        let hybrid = load_decoder(hybrid, &bytes, "gpt2").unwrap();
+        let (crate::arch::model::Net::Decoder(Decoder::Gpt2(g)), crate::arch::model::Net::Hybrid(h)) = (&gpt2.net, &hybrid.net) else {
+            unreachable!()
+        };
+        let Decoder::Gpt2(hg) = &h.gpt2 else { unreachable!() };
+        g.h[1].mlp.c_proj.weight.val().into_data().assert_eq(&hg.h[1].mlp.c_proj.weight.val().into_data(), true);
+        g.wte.weight.val().into_data().assert_eq(&hg.wte.weight.val().into_data(), true);
         // Shape disagreements name the field; a non-gpt2 source is refused.
-        let mut small: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "small").unwrap(), &device).unwrap();
-        assert!(matches!(load_gpt2_decoder(&mut small, &bytes, "gpt2"), Err(LoadError::Config { field, .. }) if field == "n_positions"));
+        let small: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "small").unwrap(), &device).unwrap();
+        assert!(matches!(load_decoder(small, &bytes, "gpt2"), Err(LoadError::Config { field, .. }) if field == "n_positions"));
         let hnet_bytes =
             to_bytes(&Model::<TestBackend>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &device).unwrap(), &[]).unwrap();
-        assert!(matches!(load_gpt2_decoder(&mut hybrid, &hnet_bytes, "hnet"), Err(LoadError::Config { field, .. }) if field == "arch"));
+        assert!(matches!(load_decoder(hybrid, &hnet_bytes, "hnet"), Err(LoadError::Config { field, .. }) if field == "arch"));
     }
 
     #[test]

@@ -93,6 +93,18 @@ pub fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     read_bounded(file, limit)
 }
 
+/// Maps a regular file of at most `limit` bytes into memory (read-only): large weights are read where they lie, as
+/// they are used, instead of copied into the heap first. The map is private to this process; a file changed by
+/// someone else while mapped is the caller's risk, as with any reader.
+pub fn map_regular(path: &Path, limit: u64) -> Result<memmap2::Mmap, ReadError> {
+    let (file, size) = open_regular(path)?;
+    if size > limit {
+        return Err(ReadError::TooLarge { size, limit });
+    }
+    // SAFETY: a read-only private mapping of a regular file we opened; its bytes are only read.
+    Ok(unsafe { memmap2::Mmap::map(&file)? })
+}
+
 /// [`read_regular`] as UTF-8 text (invalid sequences are an error).
 pub fn read_regular_text(path: &Path, limit: u64) -> Result<String, ReadError> {
     String::from_utf8(read_regular(path, limit)?)

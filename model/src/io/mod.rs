@@ -1,6 +1,8 @@
-//! What crosses the crate's edge: [`checkpoint`] (the project's safetensors format), [`hf`] (Hugging Face GPT-2
-//! import: every name quirk in one place), [`half`] (the f16/bf16 codec both use), [`params`] (parameter paths and
-//! components, named once) and [`tokenizer`] (GPT-2 BPE). Checkpoint names appear here and nowhere else.
+//! What crosses the crate's edge: [`checkpoint`] (the project's safetensors format), [`hf`] (Hugging Face import of
+//! every decoder family: every name quirk in one place), `weights` (filling a model tensor by tensor from either),
+//! [`half`] (the f16/bf16 codec), [`params`] (parameter paths and components, named once), [`tokenizer`] (GPT-2's
+//! BPE or a model's own, fill-in-the-middle tokens) and [`files`] (reading what may be anything, writing
+//! atomically). Checkpoint names appear here and nowhere else.
 
 pub mod checkpoint;
 #[cfg(not(target_arch = "wasm32"))]
@@ -9,3 +11,4 @@ pub mod half;
 pub mod hf;
 pub mod params;
 pub mod tokenizer;
+pub(crate) mod weights;

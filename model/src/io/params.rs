@@ -15,11 +15,11 @@ pub enum Part {
     All,
     /// H-Net's main network (the one over chunks).
     Main,
-    /// The hybrid's GPT-2 part: embeddings, blocks, final norm.
+    /// The hybrid's decoder (kept under `gpt2.`, whatever its family): embeddings, blocks, final norm, head.
     HybridGpt2,
-    /// The hybrid's GPT-2 embeddings (`wte`, `wpe`).
+    /// The hybrid's decoder's embeddings (`wte`, `wpe`; `embed_tokens`).
     HybridGpt2Embeddings,
-    /// One of the hybrid's GPT-2 blocks.
+    /// One of the hybrid's decoder blocks (`h.{i}`; `layers.{i}`).
     HybridGpt2Block(usize),
 }
 
@@ -30,8 +30,8 @@ impl Part {
             Part::All => vec![ROOT.into()],
             Part::Main => vec![format!("{ROOT}stage.main.")],
             Part::HybridGpt2 => vec![format!("{ROOT}gpt2.")],
-            Part::HybridGpt2Embeddings => vec![format!("{ROOT}gpt2.wte."), format!("{ROOT}gpt2.wpe.")],
-            Part::HybridGpt2Block(i) => vec![format!("{ROOT}gpt2.h.{i}.")],
+            Part::HybridGpt2Embeddings => vec![format!("{ROOT}gpt2.wte."), format!("{ROOT}gpt2.wpe."), format!("{ROOT}gpt2.embed_tokens.")],
+            Part::HybridGpt2Block(i) => vec![format!("{ROOT}gpt2.h.{i}."), format!("{ROOT}gpt2.layers.{i}.")],
         }
     }
 
@@ -46,8 +46,8 @@ impl Part {
     }
 }
 
-/// The components parameters are counted under. The LM head is tied to the token embedding in every
-/// architecture, so it has no parameters of its own.
+/// The components parameters are counted under. The LM head is usually tied to the token embedding, and then has no
+/// parameters of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Component {
     Embeddings,
@@ -57,11 +57,12 @@ pub enum Component {
     Fusion,
     Decoder,
     Gpt2Blocks,
+    Head,
 }
 
 impl Component {
     /// Every component, in the order reports list them.
-    pub const ALL: [Component; 7] = [
+    pub const ALL: [Component; 8] = [
         Component::Embeddings,
         Component::Encoder,
         Component::Routing,
@@ -69,6 +70,7 @@ impl Component {
         Component::Fusion,
         Component::Decoder,
         Component::Gpt2Blocks,
+        Component::Head,
     ];
 
     /// Its name in reports.
@@ -80,18 +82,21 @@ impl Component {
             Component::Main => "main",
             Component::Fusion => "fusion",
             Component::Decoder => "decoder",
-            Component::Gpt2Blocks => "gpt2 blocks",
+            Component::Gpt2Blocks => "blocks",
+            Component::Head => "lm head",
         }
     }
 
     /// Which component a parameter path belongs to.
     pub fn of(path: &str) -> Component {
         let p = path.strip_prefix(ROOT).unwrap_or(path);
-        // The hybrid keeps GPT-2 under `gpt2.`: its blocks and final norm count as GPT-2 blocks, its embeddings
-        // as embeddings.
-        let p = p.strip_prefix("gpt2.").map_or(p, |rest| if rest.starts_with("h.") || rest.starts_with("ln_f.") { "blocks" } else { rest });
+        // The hybrid keeps its decoder under `gpt2.`: its blocks and final norm count as decoder blocks, its
+        // embeddings as embeddings.
+        let blocks = |rest: &str| ["h.", "ln_f.", "layers.", "norm."].iter().any(|b| rest.starts_with(b));
+        let p = p.strip_prefix("gpt2.").map_or(p, |rest| if blocks(rest) { "blocks" } else { rest });
         match p.split('.').next().unwrap_or("") {
-            "wte" | "wpe" => Component::Embeddings,
+            "wte" | "wpe" | "embed_tokens" => Component::Embeddings,
+            "lm_head" => Component::Head,
             "encoder" => Component::Encoder,
             "stage" if Part::Main.contains(path) => Component::Main,
             "stage" => Component::Routing,

@@ -13,11 +13,11 @@ use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-use crate::nn::activation::silu;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
 use crate::nn::linear::Linear;
 use crate::nn::rope::apply_rope;
+use crate::nn::swiglu::SwiGlu;
 
 /// Sizes of one isotropic stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,27 +95,9 @@ impl<B: Backend> Attention<B> {
     /// # Shapes
     /// `x: [B, T, D]` at positions `start..start+T` (the cache, if any, holds positions `0..start`) → `[B, T, D]`.
     pub fn forward(&self, x: Tensor<B, 3>, start: usize, cache: Option<&mut LayerKv<B>>) -> Tensor<B, 3> {
-        let [q, k, v] = split_heads(self.wqkv.forward(x), self.n_head); // [B, nh, T, hs] each
+        let [q, k, v] = split_heads(self.wqkv.forward(x), self.n_head, self.n_head); // [B, nh, T, hs] each
         let (q, k) = (apply_rope(q, start), apply_rope(k, start));
         self.out_proj.forward(causal_attention(q, k, v, self.window, cache))
-    }
-}
-
-/// SwiGLU MLP: `fc2(silu(a) ⊙ g)` with `[a | g] = fc1(x)`.
-#[derive(Module, Debug)]
-pub struct SwiGlu<B: Backend> {
-    /// `[D, 2H]`.
-    pub fc1: Linear<B>,
-    /// `[H, D]`.
-    pub fc2: Linear<B>,
-}
-
-impl<B: Backend> SwiGlu<B> {
-    /// `[B, T, D]` → `[B, T, D]`.
-    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let h = self.fc1.forward(x);
-        let width = h.dims()[2] / 2;
-        self.fc2.forward(silu(h.clone().narrow(2, 0, width)) * h.narrow(2, width, width))
     }
 }
 

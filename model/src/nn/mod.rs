@@ -1,6 +1,7 @@
-//! Neural-network building blocks shared by the architectures: the one causal attention core and its mask,
-//! the isotropic (pre-norm, rotary) transformer stacks H-Net runs at every stage, rotary positions, and the KV
-//! cache that cached decoding appends to.
+//! Neural-network building blocks shared by the architectures: the linear layer, activations and the tied LM head
+//! (each with its CPU fast path beside it), the one causal attention core and its mask (grouped and multi-query
+//! heads included), rotary positions, the SwiGLU MLP, the isotropic (pre-norm, rotary) transformer stacks H-Net
+//! runs at every stage, and the KV cache that cached decoding appends to.
 
 pub mod activation;
 pub mod attention;
@@ -9,3 +10,4 @@ pub mod head;
 pub mod isotropic;
 pub mod linear;
 pub mod rope;
+pub mod swiglu;

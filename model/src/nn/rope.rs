@@ -7,21 +7,30 @@
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
-/// RoPE base frequency.
+/// RoPE base frequency of H-Net's stacks (RoFormer's); Llama-family decoders bring their own (`rope_theta`).
 pub const THETA: f64 = 10_000.0;
 
-/// Rotates `x` by the angles of positions `start..start + T`.
+/// Rotates `x` by the angles of positions `start..start + T` at base frequency [`THETA`].
 ///
 /// # Shapes
 /// `x: [B, nh, T, hs]` (hs even) → `[B, nh, T, hs]`.
 pub fn apply_rope<B: Backend>(x: Tensor<B, 4>, start: usize) -> Tensor<B, 4> {
+    apply_rope_with(x, start, THETA)
+}
+
+/// Rotates `x` by the angles of positions `start..start + T` at base frequency `theta`: dimension pair
+/// `(i, i + hs/2)` turns by `p·θ^(−2i/hs)`, as Hugging Face's Llama `rotate_half` does.
+///
+/// # Shapes
+/// `x: [B, nh, T, hs]` (hs even) → `[B, nh, T, hs]`.
+pub fn apply_rope_with<B: Backend>(x: Tensor<B, 4>, start: usize, theta: f64) -> Tensor<B, 4> {
     let [_, _, t, hs] = x.dims();
     let half = hs / 2;
     let mut cos = Vec::with_capacity(t * hs);
     let mut sin = Vec::with_capacity(t * hs);
     for p in start..start + t {
         for i in 0..hs {
-            let freq = THETA.powf(-2.0 * (i % half) as f64 / hs as f64);
+            let freq = theta.powf(-2.0 * (i % half) as f64 / hs as f64);
             let angle = p as f64 * freq;
             cos.push(angle.cos() as f32);
             sin.push(angle.sin() as f32);

@@ -218,7 +218,7 @@ impl TrainConfig {
             frozen: vec![],
         };
         if let Some(u) = &self.unfreeze {
-            let n = self.model.gpt2.n_layer;
+            let n = self.model.decoder.n_layer;
             if step < u.top_half_at {
                 groups.frozen.extend(Part::HybridGpt2.prefixes());
             } else if step < u.all_at {

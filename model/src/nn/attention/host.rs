@@ -29,6 +29,8 @@ use crate::host::{all_f32_on_host, from_vec};
 pub(crate) struct Dims {
     pub b: usize,
     pub nh: usize,
+    /// Key/value heads; each serves `nh / nkv` consecutive query heads.
+    pub nkv: usize,
     /// New (query) positions.
     pub t: usize,
     /// Key positions (cached and new); query `i` sits at position `tk − t + i`.
@@ -49,16 +51,22 @@ impl Dims {
     fn scale(&self) -> f32 {
         1.0 / (self.hs as f32).sqrt()
     }
+
+    /// The key/value head (over `B·nkv`) that query head `h` (over `B·nh`) reads.
+    fn kv_of(&self, h: usize) -> usize {
+        (h / self.nh) * self.nkv + (h % self.nh) / (self.nh / self.nkv)
+    }
 }
 
-/// Forward: `q [B, nh, T, hs]`, `k, v [B, nh, Tk, hs]` (row-major) → `y [B, T, nh·hs]` (heads merged) and the
+/// Forward: `q [B, nh, T, hs]`, `k, v [B, nkv, Tk, hs]` (row-major) → `y [B, T, nh·hs]` (heads merged) and the
 /// probabilities `p [B, nh, T, Tk]` (zero where hidden).
 pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims) -> (Vec<f32>, Vec<f32>) {
     let (heads, t, tk, hs) = (d.b * d.nh, d.t, d.tk, d.hs);
     let mut p = vec![0.0f32; heads * t * tk];
     let mut y_heads = vec![0.0f32; heads * t * hs];
     let head = |h: usize, p: &mut [f32], y: &mut [f32]| {
-        let (qh, kh, vh) = (&q[h * t * hs..][..t * hs], &k[h * tk * hs..][..tk * hs], &v[h * tk * hs..][..tk * hs]);
+        let kv = d.kv_of(h);
+        let (qh, kh, vh) = (&q[h * t * hs..][..t * hs], &k[kv * tk * hs..][..tk * hs], &v[kv * tk * hs..][..tk * hs]);
         let s = matmul(Matrix::row_major(qh, t, hs), Matrix::row_major(kh, tk, hs).t()); // [T, Tk]
         simd(
             #[inline(always)]
@@ -83,13 +91,14 @@ pub(crate) fn forward(q: &[f32], k: &[f32], v: &[f32], d: &Dims) -> (Vec<f32>, V
 }
 
 /// Backward: from `∂y [B, T, nh·hs]` and the forward's inputs and probabilities, `(∂q, ∂k, ∂v)` in the inputs'
-/// layouts.
+/// layouts (a key/value head's gradient sums those of the query heads it serves).
 pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], p: &[f32], dy: &[f32], d: &Dims) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (heads, t, tk, hs, c) = (d.b * d.nh, d.t, d.tk, d.hs, d.nh * d.hs);
     let (mut dq, mut dk, mut dv) = (vec![0.0f32; heads * t * hs], vec![0.0f32; heads * tk * hs], vec![0.0f32; heads * tk * hs]);
     let work = |h: usize, dq: &mut [f32], dk: &mut [f32], dv: &mut [f32]| {
         let (bi, hi) = (h / d.nh, h % d.nh);
-        let (qh, kh, vh) = (&q[h * t * hs..][..t * hs], &k[h * tk * hs..][..tk * hs], &v[h * tk * hs..][..tk * hs]);
+        let kv = d.kv_of(h);
+        let (qh, kh, vh) = (&q[h * t * hs..][..t * hs], &k[kv * tk * hs..][..tk * hs], &v[kv * tk * hs..][..tk * hs]);
         let ph = Matrix::row_major(&p[h * t * tk..][..t * tk], t, tk);
         // This head's ∂Y, gathered from the merged layout: [T, hs].
         let dyh: Vec<f32> = (0..t).flat_map(|i| &dy[(bi * t + i) * c + hi * hs..][..hs]).copied().collect();
@@ -114,7 +123,18 @@ pub(crate) fn backward(q: &[f32], k: &[f32], v: &[f32], p: &[f32], dy: &[f32], d
     };
     let heads = dq.chunks_mut(t * hs).zip(dk.chunks_mut(tk * hs)).zip(dv.chunks_mut(tk * hs));
     team::for_each(heads.collect(), |h, ((dq, dk), dv)| work(h, dq, dk, dv));
-    (dq, dk, dv)
+    if d.nkv == d.nh {
+        return (dq, dk, dv);
+    }
+    // Each key/value head collects the gradients of its group's query heads, in head order.
+    let group = |per_head: Vec<f32>| {
+        let mut out = vec![0.0f32; d.b * d.nkv * tk * hs];
+        for (h, part) in per_head.chunks_exact(tk * hs).enumerate() {
+            out[d.kv_of(h) * tk * hs..][..tk * hs].iter_mut().zip(part).for_each(|(o, x)| *o += x);
+        }
+        out
+    };
+    (dq, group(dk), group(dv))
 }
 
 /// `[B, nh, T, hs]` → `[B, T, nh·hs]`.
@@ -151,10 +171,10 @@ impl Backward<Flex, 3> for HostAttention {
         let s = ops.state;
         let dy = values(grads.consume::<Flex>(&ops.node));
         let (dq, dk, dv) = backward(&s.q, &s.k, &s.v, &s.p, &dy, &s.dims);
-        let Dims { b, nh, t, tk, hs, .. } = s.dims;
-        for ((parent, g), rows) in ops.parents.into_iter().zip([dq, dk, dv]).zip([t, tk, tk]) {
+        let Dims { b, nh, nkv, t, tk, hs, .. } = s.dims;
+        for ((parent, g), shape) in ops.parents.into_iter().zip([dq, dk, dv]).zip([[b, nh, t, hs], [b, nkv, tk, hs], [b, nkv, tk, hs]]) {
             if let Some(node) = parent {
-                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, [b, nh, rows, hs])));
+                grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, shape)));
             }
         }
     }
@@ -210,6 +230,7 @@ fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
     let mut y_heads = vec![0.0f32; d.b * d.nh * t * hs];
     team::for_each(y_heads.chunks_mut(t * hs).collect(), |h, y: &mut [f32]| {
         let (batch, head) = (h / d.nh, h % d.nh);
+        let kv_head = head / (d.nh / d.nkv);
         let mut p = vec![0.0f32; tk];
         simd(
             #[inline(always)]
@@ -219,14 +240,14 @@ fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
                     let qi = q.row(batch, head, i);
                     let seen = &mut p[lo..hi];
                     for (j, s) in (lo..).zip(seen.iter_mut()) {
-                        *s = dot(qi, k.row(batch, head, j));
+                        *s = dot(qi, k.row(batch, kv_head, j));
                     }
                     scale_in_place(seen, d.scale());
                     let top = max(seen);
                     let inv = (1.0 / exp_shifted_in_place(seen, top)) as f32;
                     for (j, &pj) in (lo..).zip(seen.iter()) {
                         let w = pj * inv;
-                        yi.iter_mut().zip(v.row(batch, head, j)).for_each(|(y, v)| *y = w.mul_add(*v, *y));
+                        yi.iter_mut().zip(v.row(batch, kv_head, j)).for_each(|(y, v)| *y = w.mul_add(*v, *y));
                     }
                 }
             },
@@ -240,13 +261,13 @@ fn decode(q: &Rows, k: &Rows, v: &Rows, d: &Dims) -> Vec<f32> {
 /// in place ([`decode`]). `None` for any other backend or dtype, and for layouts the host path does not read.
 ///
 /// # Shapes
-/// `q: [B, nh, T, hs]`, `k, v: [B, nh, Tk, hs]` → `[B, T, nh·hs]`.
+/// `q: [B, nh, T, hs]`, `k, v: [B, nkv, Tk, hs]` → `[B, T, nh·hs]`.
 pub(crate) fn causal_attention<B: Backend>(q: &Tensor<B, 4>, k: &Tensor<B, 4>, v: &Tensor<B, 4>, window: usize) -> Option<Tensor<B, 3>> {
     if !all_f32_on_host(&[q, k, v]) {
         return None;
     }
-    let ([b, nh, t, hs], tk, device) = (q.dims(), k.dims()[2], q.device());
-    let dims = Dims { b, nh, t, tk, hs, window };
+    let ([b, nh, t, hs], [_, nkv, tk, _], device) = (q.dims(), k.dims(), q.device());
+    let dims = Dims { b, nh, nkv, t, tk, hs, window };
     let primitive = |x: &Tensor<B, 4>| match x.clone().into_primitive() {
         TensorPrimitive::Float(p) => Some(p),
         TensorPrimitive::QFloat(_) => None,

@@ -385,7 +385,7 @@ mod tests {
     fn one_step_by_hand_with_decay_and_clipping() {
         let device = Default::default();
         let mut model = Model::<AD>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
-        let crate::arch::model::Net::Gpt2(g) = &mut model.net else { unreachable!() };
+        let crate::arch::model::Net::Decoder(crate::arch::decoder::Decoder::Gpt2(g)) = &mut model.net else { unreachable!() };
         let w = g.h[0].attn.c_proj.weight.val();
         let before = w.clone().inner().into_data().to_vec::<f32>().unwrap();
         // Loss = 3·Σw over one matrix: its gradient is 3 everywhere.
@@ -395,7 +395,7 @@ mod tests {
         let (model, norm) = opt.step(model, grads, 0.01);
         let n = before.len() as f32;
         assert!((norm.unwrap().into_scalar() - 3.0 * n.sqrt()).abs() < 1e-2);
-        let crate::arch::model::Net::Gpt2(g) = &model.net else { unreachable!() };
+        let crate::arch::model::Net::Decoder(crate::arch::decoder::Decoder::Gpt2(g)) = &model.net else { unreachable!() };
         let after = g.h[0].attn.c_proj.weight.val().inner().into_data().to_vec::<f32>().unwrap();
         for (b, a) in before.iter().zip(&after) {
             let expected = b * (1.0 - 0.01 * 0.5) - 0.01 * 3.0 / (3.0 + 1e-8);
@@ -432,7 +432,7 @@ mod tests {
         let device = Default::default();
         let model = Model::<AD>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &device).unwrap();
         let snapshot = |m: &Model<AD>| -> (Vec<f32>, Vec<f32>) {
-            let crate::arch::model::Net::Gpt2(g) = &m.net else { unreachable!() };
+            let crate::arch::model::Net::Decoder(crate::arch::decoder::Decoder::Gpt2(g)) = &m.net else { unreachable!() };
             (
                 g.h[0].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(),
                 g.h[1].mlp.c_fc.weight.val().inner().into_data().to_vec().unwrap(),

@@ -1,0 +1,153 @@
+//! Putting weights into a model one tensor at a time, so that loading holds at most one extra copy of them: the
+//! model's parameters are still lazy when it is built (no random weights are drawn), and each is replaced by its
+//! values as soon as they are read — from a memory-mapped file, widened from f16/bf16 when stored so, checked for
+//! NaN and ∞ — before the next one is read.
+//!
+//! A [`Source`] answers "the values of our parameter `net.h.0.attn.c_attn.weight`": our checkpoints by name
+//! ([`Named`]), Hugging Face checkpoints through each family's renames, transposes and joins ([`crate::io::hf`]).
+
+use std::collections::BTreeSet;
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::LoadError;
+
+/// Values of one parameter: its shape and its values, row-major f32.
+pub(crate) type Values = (Vec<usize>, Vec<f32>);
+
+/// Where parameters' values come from.
+pub(crate) trait Source {
+    /// The values of our parameter `path`; `Ok(None)` when the source has no such tensor.
+    fn take(&mut self, path: &str) -> Result<Option<Values>, LoadError>;
+
+    /// The source's tensors no parameter took, by their names in the source.
+    fn leftovers(&self) -> Vec<String>;
+
+    /// The name the source gives parameter `path` (what errors name: the one a user can find in their file).
+    fn name_of(&self, path: &str) -> String {
+        path.to_string()
+    }
+}
+
+/// A tensor of a safetensors file as f32 values (f16 and bf16 widened exactly); other dtypes, and NaN or ∞, are
+/// errors naming it.
+pub(crate) fn f32_values(tensors: &SafeTensors, name: &str, what: &str) -> Result<Values, LoadError> {
+    let view = tensors.tensor(name).map_err(|e| LoadError::Format { what: what.into(), reason: e.to_string() })?;
+    let data = view.data();
+    let values: Vec<f32> = match view.dtype() {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| crate::io::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
+        other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
+    };
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    if bad > 0 {
+        return Err(LoadError::NonFinite { name: name.to_string(), count: bad });
+    }
+    Ok((view.shape().to_vec(), values))
+}
+
+/// A safetensors file whose tensors carry our parameters' names (our checkpoint format), optionally renamed: the
+/// parameter `path` is the tensor `rename(path)`.
+pub(crate) struct Named<'a> {
+    tensors: SafeTensors<'a>,
+    what: String,
+    taken: BTreeSet<String>,
+    rename: Box<dyn Fn(&str) -> String + 'a>,
+}
+
+impl<'a> Named<'a> {
+    /// Over `bytes` (a safetensors file), tensors named as the parameters.
+    pub(crate) fn new(bytes: &'a [u8], what: &str) -> Result<Self, LoadError> {
+        Self::renamed(bytes, what, |p| p.to_string())
+    }
+
+    /// Over `bytes`, the parameter `path` stored as `rename(path)`.
+    pub(crate) fn renamed(bytes: &'a [u8], what: &str, rename: impl Fn(&str) -> String + 'a) -> Result<Self, LoadError> {
+        let tensors = SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format { what: what.into(), reason: e.to_string() })?;
+        Ok(Self { tensors, what: what.into(), taken: BTreeSet::new(), rename: Box::new(rename) })
+    }
+}
+
+impl Source for Named<'_> {
+    fn take(&mut self, path: &str) -> Result<Option<Values>, LoadError> {
+        let name = (self.rename)(path);
+        if self.tensors.tensor(&name).is_err() {
+            return Ok(None);
+        }
+        self.taken.insert(name.clone());
+        f32_values(&self.tensors, &name, &self.what).map(Some)
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        self.tensors.names().into_iter().filter(|n| !self.taken.contains(*n)).map(str::to_string).collect()
+    }
+}
+
+/// Fills `module`'s float parameters from `source`: those whose path starts with `prefix` must be there with their
+/// module's shape; the others keep what they hold. Every tensor of the source must be taken, unless `partial`.
+pub(crate) fn load_into<B: Backend, M: Module<B>>(module: M, source: &mut dyn Source, prefix: &str, partial: bool) -> Result<M, LoadError> {
+    let mut fill = Fill { source, prefix, path: Vec::new(), error: None };
+    let module = module.map(&mut fill);
+    if let Some(e) = fill.error {
+        return Err(e);
+    }
+    if !partial {
+        if let Some(name) = fill.source.leftovers().into_iter().next() {
+            return Err(LoadError::UnexpectedTensor(name));
+        }
+    }
+    Ok(module)
+}
+
+/// The mapper: tracks the parameter path as burn's derive walks the module (enum variants are not part of a path,
+/// as in our checkpoints' names), and replaces each parameter it is asked for.
+struct Fill<'s> {
+    source: &'s mut dyn Source,
+    prefix: &'s str,
+    path: Vec<String>,
+    error: Option<LoadError>,
+}
+
+impl<B: Backend> ModuleMapper<B> for Fill<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.push(name.to_string());
+        }
+    }
+
+    fn exit_module(&mut self, _name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.path.pop();
+        }
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let path = self.path.join(".");
+        if self.error.is_some() || !path.starts_with(self.prefix) {
+            return param;
+        }
+        let expected = param.lazy_shape().dims::<D>().to_vec();
+        match self.source.take(&path) {
+            Ok(Some((shape, values))) if shape == expected => {
+                let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device());
+                Param::initialized(param.id, tensor)
+            }
+            Ok(Some((found, _))) => {
+                self.error = Some(LoadError::ShapeMismatch { name: self.source.name_of(&path), expected, found });
+                param
+            }
+            Ok(None) => {
+                self.error = Some(LoadError::MissingTensor(path));
+                param
+            }
+            Err(e) => {
+                self.error = Some(e);
+                param
+            }
+        }
+    }
+}
