@@ -9,6 +9,7 @@ agreement is then a real check, and a wrongly transposed square matrix (attn.c_p
 The vocabulary is 1000 tokens so the fixtures stay small (< 2 MB); the prompt ids are real GPT-2 ids below 1000.
 
 Run through scripts/gen-reference.sh, which makes the venv (torch CPU + transformers from PyPI).
+`gen_reference.py --families DIR` writes the tiny Llama, Qwen2 and GPTBigCode parity fixtures (scripts/gen_families.py).
 `gen_reference.py --hub DIR` writes the tiny Hub repositories the `pull` tests serve instead (numpy, safetensors
 and tokenizers only; scripts/hub_fixtures.py). `gen_reference.py --gpt2-small DIR` writes a GPT-2-small-shaped
 random repository there (for measurements, never committed).
@@ -21,6 +22,12 @@ if len(sys.argv) > 2 and sys.argv[1] == "--gpt2-small":
     # GPT-2 small's shapes, random weights, in the Hub's layout (scripts/browser-gpt2-small.sh); numpy only.
     import hub_fixtures
     hub_fixtures.gpt2_small(sys.argv[2])
+    sys.exit(0)
+
+if len(sys.argv) > 2 and sys.argv[1] == "--families":
+    # Tiny Llama, Qwen2 and GPTBigCode repositories and their transformers outputs (scripts/gen_families.py).
+    import gen_families
+    gen_families.main(sys.argv[2])
     sys.exit(0)
 
 if len(sys.argv) > 1 and sys.argv[1] == "--hub":

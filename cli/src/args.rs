@@ -202,13 +202,18 @@ pub enum Command {
     /// Measure training and generation speed and the backend's matmul peak (JSON); `scripts/bench.sh` runs it beside
     /// PyTorch and writes docs/results/bench/.
     Bench(BenchArgs),
-    /// Generate a continuation of a prompt, streamed to standard output.
+    /// Generate a continuation of a prompt, streamed to standard output — or, with --suffix, the middle between the
+    /// prompt and the suffix (fill-in-the-middle, for models whose tokenizer has FIM tokens).
     Generate {
         #[command(flatten)]
         model: ModelArgs,
-        /// The prompt text (`-` reads standard input).
+        /// The prompt text (`-` reads standard input): the text before the cursor.
         #[arg(long)]
         prompt: String,
+        /// The text after the cursor: generate the middle between --prompt and it (Qwen2.5-Coder's
+        /// `<|fim_prefix|>…<|fim_suffix|>…<|fim_middle|>`, StarCoder's `<fim_prefix>…`, found in the model's tokenizer).
+        #[arg(long)]
+        suffix: Option<String>,
         #[command(flatten)]
         sampling: SamplingArgs,
     },

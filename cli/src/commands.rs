@@ -8,7 +8,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::eval::inspect::inspect_chunks_windowed_blocking;
 use hnet_gpt_model::eval::score::score_text;
-use hnet_gpt_model::generate::complete::complete;
+use hnet_gpt_model::generate::complete::complete_ids;
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
@@ -82,9 +82,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Compare(args) => with_backend!(args.device, |device: B| crate::compare::run::<B>(&args, &device)),
         Command::Bench(args) => crate::bench::run(&args),
         Command::Plot { run_dir } => crate::plot::plot_run(&run_dir),
-        Command::Generate { model, prompt, sampling } => {
+        Command::Generate { model, prompt, suffix, sampling } => {
             let prompt = text_arg(&prompt)?;
-            with_backend!(model.device, |device: B| generate::<B>(&model.checkpoint, &device, &prompt, &sampling))
+            with_backend!(model.device, |device: B| generate::<B>(&model.checkpoint, &device, &prompt, suffix.as_deref(), &sampling))
         }
     }
 }
@@ -250,10 +250,13 @@ fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: boo
     Ok(())
 }
 
-fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &SamplingArgs) -> Result<()> {
+fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, suffix: Option<&str>, s: &SamplingArgs) -> Result<()> {
     let model = load_model::<B>(path, device)?;
     let tok = model.tokenizer.load()?;
-    let ids = tok.encode(prompt)?;
+    let ids = match suffix {
+        Some(suffix) => tok.fim_prompt(prompt, suffix)?,
+        None => tok.encode(prompt)?,
+    };
     if ids.is_empty() {
         bail!("the prompt is empty: give at least one token of text");
     }
@@ -267,14 +270,14 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, s: &Sampl
         },
         max_new_tokens: s.max_new_tokens,
         seed: s.seed,
-        stop_tokens: vec![tok.eos_id()],
+        stop_tokens: tok.stop_tokens(),
     };
     if ids.len() > model.n_ctx() {
         eprintln!("note: the prompt is longer than the context; kept its last {} tokens", model.n_ctx());
     }
     let mut stdout = std::io::stdout().lock();
     let mut failed = None;
-    complete(&model, &tok, prompt, params, &s.stop, |piece| {
+    complete_ids(&model, &tok, &ids, params, &s.stop, |piece| {
         if failed.is_none() {
             failed = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()).err();
         }

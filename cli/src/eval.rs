@@ -290,7 +290,7 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
             sampling: SamplingParams { temperature: 0.2, top_k: 40, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
             max_new_tokens: 64,
             seed: seed.wrapping_add(i as u64),
-            stop_tokens: vec![tok.eos_id()],
+            stop_tokens: tok.stop_tokens(),
         };
         let stop: Vec<String> = ["\ndef ", "\nclass ", "\nif __name__"].map(String::from).to_vec();
         let (completion, _) = complete(model, tok, header, params, &stop, |_| {})?;
@@ -330,7 +330,7 @@ pub fn humaneval_completions<B: Backend>(
                 sampling: SamplingParams { temperature, top_k: 0, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
                 max_new_tokens: 128,
                 seed: seed.wrapping_add((i * samples + s) as u64),
-                stop_tokens: vec![tok.eos_id()],
+                stop_tokens: tok.stop_tokens(),
             };
             let (completion, _) = complete(model, tok, &p.prompt, params, &stop, |_| {})?;
             out.push(Sample { task_id: p.task_id.clone(), completion });

@@ -16,6 +16,9 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hub");
+/// The decoder families' parity fixtures (scripts/gen_reference.py --families): Hub repositories as transformers
+/// saved them.
+const FAMILY_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../model/tests/fixtures");
 const GPT2_TOKENIZER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../public/tokenizer.json");
 
 /// What the server answers for one file.
@@ -195,6 +198,61 @@ fn repo_files(name: &str) -> HashMap<String, Served> {
     files
 }
 
+/// A family fixture's repository files (its reference outputs are not part of the repository).
+fn family_files(name: &str) -> HashMap<String, Served> {
+    std::fs::read_dir(Path::new(FAMILY_FIXTURES).join(name))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name() != "reference.json")
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), Served::Bytes(std::fs::read(e.path()).unwrap())))
+        .collect()
+}
+
+/// The same weights in bf16 (what Qwen2.5-Coder and SmolLM2 ship), rounded to nearest even.
+fn to_bf16(weights: &[u8]) -> Vec<u8> {
+    let st = safetensors::SafeTensors::deserialize(weights).unwrap();
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| {
+            let data = v
+                .data()
+                .chunks_exact(4)
+                .flat_map(|b| {
+                    let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    (((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16).to_le_bytes()
+                })
+                .collect();
+            (n, v.shape().to_vec(), data)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::BF16, s.clone(), d).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// The same weights as two shards and an index, as `save_pretrained(max_shard_size=…)` writes them.
+fn sharded(files: &mut HashMap<String, Served>) {
+    let weights = bytes_of(&files.remove("model.safetensors").unwrap());
+    let st = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let half = names.len() / 2;
+    let mut map = serde_json::Map::new();
+    for (i, part) in [&names[..half], &names[half..]].into_iter().enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", i + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView)> = part.iter().map(|n| (n.clone(), st.tensor(n).unwrap())).collect();
+        files.insert(file.clone(), Served::Bytes(safetensors::serialize(views, None).unwrap()));
+        for n in part {
+            map.insert(n.clone(), file.clone().into());
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    files.insert("model.safetensors.index.json".into(), Served::Bytes(index.to_string().into_bytes()));
+}
+
 fn bytes_of(s: &Served) -> Vec<u8> {
     match s {
         Served::Bytes(b) | Served::CutOff(b) => b.clone(),
@@ -232,6 +290,15 @@ fn hub() -> Hub {
     let mut mismatch = code.clone();
     mismatch.insert("tokenizer.json".into(), Served::Bytes(std::fs::read(GPT2_TOKENIZER).unwrap()));
     repos.insert("hnet-test/tokenizer-mismatch".into(), mismatch);
+    // The other decoder families, one of them in bf16 and one sharded.
+    repos.insert("hnet-test/tiny-llama".into(), family_files("hf-tiny-llama"));
+    let mut qwen = family_files("hf-tiny-qwen2");
+    let bf16 = to_bf16(&bytes_of(&qwen["model.safetensors"]));
+    qwen.insert("model.safetensors".into(), Served::Bytes(bf16));
+    repos.insert("hnet-test/tiny-qwen2-bf16".into(), qwen);
+    let mut bigcode = family_files("hf-tiny-gpt-bigcode");
+    sharded(&mut bigcode);
+    repos.insert("hnet-test/tiny-bigcode-sharded".into(), bigcode);
     // Hostile servers: config.json is the first file a pull asks for; the weights for the size attacks.
     for h in [Hostile::TraversingEtag, Hostile::TraversingCommit, Hostile::AbsoluteEtag, Hostile::Silent, Hostile::RedirectToFile] {
         let mut repo = gpt2.clone();
@@ -485,4 +552,99 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// Every decoder family pulls from the Hub (a bf16 repository and a sharded one among them), computes what the same
+/// files imported directly compute, fills in the middle when its tokenizer has FIM tokens (and says so when not),
+/// and a fresh hybrid around it starts at its quality: perplexity within 5%, the same greedy output.
+#[test]
+fn every_decoder_family_pulls_completes_and_wraps_in_a_hybrid() {
+    let hub = hub();
+    let dir = tmp("families");
+    let home = dir.join("hf-home");
+    let text = dir.join("text.py");
+    std::fs::write(&text, TEXT).unwrap();
+    for (repo, family, fim) in [
+        ("hnet-test/tiny-llama", "llama", false),
+        ("hnet-test/tiny-qwen2-bf16", "qwen2", true),
+        ("hnet-test/tiny-bigcode-sharded", "gpt_bigcode", true),
+    ] {
+        let ckpt = dir.join(format!("{family}.safetensors"));
+        let c = ckpt.to_str().unwrap();
+        ok(run(&hub, &home, &["pull", repo, "--out", c]));
+        let info = json(&ok(run(&hub, &home, &["info", "--checkpoint", c, "--json"])));
+        assert_eq!((info["arch"].as_str(), info["config"]["gpt2"]["family"].as_str()), (Some("gpt2"), Some(family)), "{info}");
+        assert_eq!(info["metadata"]["tokenizer"], "embedded", "{repo}: the family's tokenizer travels with it");
+        let score = |ckpt: &str| json(&ok(run(&hub, &home, &["score", "--checkpoint", ckpt, "--json", text.to_str().unwrap()])));
+        let ppl = score(c)["perplexity"].as_f64().unwrap();
+        assert!(ppl.is_finite() && ppl > 1.0, "{repo}: {ppl}");
+        // Fill in the middle, or a clear refusal.
+        let args = [
+            "generate",
+            "--checkpoint",
+            c,
+            "--prompt",
+            "def add(a, b):\n    ",
+            "--suffix",
+            "\n    return x\n",
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "6",
+        ];
+        let out = run(&hub, &home, &args);
+        if fim {
+            assert!(out.status.success(), "{repo}: {}", String::from_utf8_lossy(&out.stderr));
+        } else {
+            assert!(err(out).contains("no fill-in-the-middle tokens"), "{repo}");
+        }
+        // A fresh hybrid around it starts from its quality.
+        let hybrid = dir.join(format!("{family}-hybrid.safetensors"));
+        let h = hybrid.to_str().unwrap();
+        ok(run(&hub, &home, &["init", "--arch", "hybrid", "--decoder-from", c, "--seed", "1", "--out", h]));
+        let hppl = score(h)["perplexity"].as_f64().unwrap();
+        assert!((hppl / ppl - 1.0).abs() <= 0.05, "{repo}: fresh hybrid perplexity {hppl} vs the decoder's {ppl}");
+        for prompt in ["def add(a, b):", "class Stack:\n    def"] {
+            assert_eq!(greedy(&hub, &home, h, prompt), greedy(&hub, &home, c, prompt), "{repo}: greedy output of {prompt:?}");
+        }
+        let chunks = json(&ok(run(&hub, &home, &["chunks", "--checkpoint", h, "--json", text.to_str().unwrap()])));
+        assert!(!chunks["tokens"].as_array().unwrap().is_empty());
+        // f16 for the browser: half the size, the same model within f16's rounding.
+        let half = dir.join(format!("{family}-f16.safetensors"));
+        ok(run(&hub, &home, &["convert", "--checkpoint", c, "--out", half.to_str().unwrap(), "--half"]));
+        let hppl = score(half.to_str().unwrap())["perplexity"].as_f64().unwrap();
+        assert!((hppl / ppl - 1.0).abs() <= 0.02, "{repo}: f16 perplexity {hppl} vs {ppl}");
+        // Fine-tuning the hybrid around it: the decoder frozen, then unfrozen (layers by their family's names).
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for i in 0..6 {
+            std::fs::write(data.join(format!("m{i}.py")), TEXT.replace("add", &format!("add{i}"))).unwrap();
+        }
+        let run_dir = dir.join(format!("{family}-run"));
+        let train = [
+            "train",
+            "--arch",
+            "hybrid",
+            "--decoder-from",
+            c,
+            "--data",
+            data.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "24",
+            "--eval-every",
+            "2",
+            "--lr",
+            "1e-3",
+            "--quiet",
+            "--out",
+            run_dir.to_str().unwrap(),
+        ];
+        ok(run(&hub, &home, &train));
+        let summary = json(&std::fs::read_to_string(run_dir.join("summary.json")).unwrap());
+        assert_eq!(summary["steps"], 4, "{repo}: {summary}");
+    }
 }

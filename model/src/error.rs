@@ -87,6 +87,12 @@ pub enum ModelError {
     /// A configuration that cannot build a model.
     #[error("invalid config: {0}")]
     InvalidConfig(String),
+    /// Fill-in-the-middle asked of a model whose tokenizer has no FIM tokens.
+    #[error(
+        "this model's tokenizer has no fill-in-the-middle tokens (<|fim_prefix|>… or <fim_prefix>…): it completes left to \
+         right only; drop the text after the cursor (--suffix)"
+    )]
+    NoFim,
     /// The prompt has no tokens.
     #[error("the prompt is empty: give at least one token of text")]
     EmptyPrompt,

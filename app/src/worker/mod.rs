@@ -369,7 +369,7 @@ impl Worker {
             },
             max_new_tokens: s.max_tokens.clamp(1, 512),
             seed: s.seed,
-            stop_tokens: vec![tokenizer.eos_id()],
+            stop_tokens: tokenizer.stop_tokens(),
         };
         let result = engine
             .complete(&tokenizer, prompt, params, cancel, |delta, tokens| post(job, Reply::Text { delta: delta.to_string(), tokens }, None))

@@ -26,6 +26,7 @@ pub enum Family {
     #[default]
     Gpt2,
     /// GPTBigCode: GPT-2 with multi-query attention (StarCoder, SantaCoder).
+    #[serde(rename = "gpt_bigcode")]
     GptBigCode,
     /// Llama.
     Llama,

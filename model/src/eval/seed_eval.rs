@@ -167,7 +167,7 @@ pub fn run<B: burn::tensor::backend::Backend>(
                 sampling,
                 max_new_tokens: MAX_NEW_TOKENS,
                 seed: seed.wrapping_add((i * 3 + j) as u64),
-                stop_tokens: vec![tokenizer.eos_id()],
+                stop_tokens: tokenizer.stop_tokens(),
             };
             let mut generator = Generator::new(model, &ids, params)?;
             while generator.next_token()?.is_some() {

@@ -1,4 +1,5 @@
-//! Text in, text out: a completion of a prompt that stops at stop strings — the glue between the tokenizer and the
+//! Text in, text out: a completion of a prompt — left to right, or fill-in-the-middle between a prefix and a suffix
+//! for models whose tokenizer has FIM tokens — that stops at stop strings: the glue between the tokenizer and the
 //! token-level [`Generator`], shared by the CLI's `generate`, the evaluations and the playground.
 
 use burn::tensor::backend::Backend;
@@ -17,10 +18,37 @@ pub fn complete<B: Backend>(
     prompt: &str,
     params: GenerateParams,
     stop: &[String],
+    on_text: impl FnMut(&str),
+) -> Result<(String, usize), ModelError> {
+    complete_ids(model, tokenizer, &tokenizer.encode(prompt)?, params, stop, on_text)
+}
+
+/// [`complete`] of the text between `prefix` and `suffix` ([`Tokenizer::fim_prompt`]); an error for a model without
+/// FIM tokens. The completion is the middle.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn complete_middle<B: Backend>(
+    model: &Model<B>,
+    tokenizer: &Tokenizer,
+    prefix: &str,
+    suffix: &str,
+    params: GenerateParams,
+    stop: &[String],
+    on_text: impl FnMut(&str),
+) -> Result<(String, usize), ModelError> {
+    complete_ids(model, tokenizer, &tokenizer.fim_prompt(prefix, suffix)?, params, stop, on_text)
+}
+
+/// [`complete`] from prompt token ids.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn complete_ids<B: Backend>(
+    model: &Model<B>,
+    tokenizer: &Tokenizer,
+    ids: &[u32],
+    params: GenerateParams,
+    stop: &[String],
     mut on_text: impl FnMut(&str),
 ) -> Result<(String, usize), ModelError> {
-    let ids = tokenizer.encode(prompt)?;
-    let mut generator = Generator::new(model, &ids, params)?;
+    let mut generator = Generator::new(model, ids, params)?;
     let mut stream = TextStream::new(tokenizer, stop);
     let mut text = String::new();
     let mut n = 0;

@@ -76,6 +76,9 @@ struct HfConfig {
     rms_norm_eps: Option<f64>,
     rope_theta: Option<f64>,
     rope_scaling: Option<serde_json::Value>,
+    /// transformers 5's form of the two above: `{"rope_theta": …, "rope_type": "default"}`.
+    rope_parameters: Option<serde_json::Value>,
+    layer_types: Option<Vec<String>>,
     hidden_act: Option<String>,
     attention_bias: Option<bool>,
     mlp_bias: Option<bool>,
@@ -164,8 +167,21 @@ fn llama_config(hf: &HfConfig, family: Family) -> Result<DecoderConfig, LoadErro
     if let Some(scaling) = hf.rope_scaling.as_ref().filter(|v| !v.is_null()) {
         return Err(config_err("rope_scaling", format!("{scaling} is not supported (plain rotary positions only)")));
     }
+    let mut rope_theta = hf.rope_theta;
+    if let Some(params) = hf.rope_parameters.as_ref().filter(|v| !v.is_null()) {
+        match params.get("rope_type").and_then(|t| t.as_str()).unwrap_or("default") {
+            "default" => {}
+            other => {
+                return Err(config_err("rope_parameters.rope_type", format!("`{other}` is not supported (plain rotary positions only)")))
+            }
+        }
+        rope_theta = rope_theta.or_else(|| params.get("rope_theta").and_then(|t| t.as_f64()));
+    }
     if hf.use_sliding_window == Some(true) {
         return Err(config_err("use_sliding_window", "true is not supported (global attention only)"));
+    }
+    if let Some(kind) = hf.layer_types.iter().flatten().find(|t| *t != "full_attention") {
+        return Err(config_err("layer_types", format!("`{kind}` layers are not supported (global attention only)")));
     }
     if let Some(act) = hf.hidden_act.as_deref().filter(|&a| a != "silu") {
         return Err(config_err("hidden_act", format!("`{act}` is not supported (SwiGLU with silu)")));
@@ -194,7 +210,7 @@ fn llama_config(hf: &HfConfig, family: Family) -> Result<DecoderConfig, LoadErro
         n_kv_head: Some(hf.num_key_value_heads.unwrap_or(heads)),
         d_intermediate: Some(need(hf.intermediate_size, "intermediate_size")?),
         layer_norm_epsilon: hf.rms_norm_eps.unwrap_or(1e-6),
-        rope_theta: Some(hf.rope_theta.unwrap_or(10_000.0)),
+        rope_theta: Some(rope_theta.unwrap_or(10_000.0)),
         // transformers' LlamaConfig and Qwen2Config default to an untied head.
         tie_word_embeddings: hf.tie_word_embeddings.unwrap_or(false),
         attention_bias,
@@ -545,6 +561,11 @@ mod tests {
             assert!(matches!(err(&json), LoadError::Config { field: f, .. } if f == field), "{field}");
         }
         assert!(config_from_hf_json(&llama.replace('}', r#","rope_scaling":null}"#)).is_ok());
+        // transformers 5 writes rope_theta inside rope_parameters.
+        let v5 = llama.replace(r#""rope_theta":100000.0"#, r#""rope_parameters":{"rope_theta":1000000.0,"rope_type":"default"}"#);
+        assert_eq!(config_from_hf_json(&v5).unwrap().decoder.rope_theta, Some(1e6));
+        let yarn = v5.replace(r#""rope_type":"default""#, r#""rope_type":"yarn""#);
+        assert!(matches!(err(&yarn), LoadError::Config { field, .. } if field == "rope_parameters.rope_type"));
         let qwen = config_from_hf_json(&llama.replace("llama", "qwen2")).unwrap().decoder;
         assert!(qwen.attention_bias, "Qwen2 has q/k/v biases");
         let bigcode = r#"{"model_type":"gpt_bigcode","vocab_size":100,"n_positions":16,"n_embd":8,"n_layer":1,"n_head":2,"multi_query":true,"activation_function":"gelu_pytorch_tanh"}"#;

@@ -25,6 +25,49 @@ pub const EMBEDDED_ID: &str = "embedded";
 pub const TOKENIZER_JSON_KEY: &str = "tokenizer.json";
 /// End-of-document tokens, in the order they are looked for (GPT-2 style first).
 const EOS_CANDIDATES: [&str; 3] = [EOS_TEXT, "</s>", "<eos>"];
+/// Fill-in-the-middle tokens as the families spell them: prefix, suffix, middle (Qwen2.5-Coder; StarCoder and
+/// SmolLM2; SantaCoder).
+const FIM_NAMES: [[&str; 3]; 3] = [
+    ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"],
+    ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"],
+    ["<fim-prefix>", "<fim-suffix>", "<fim-middle>"],
+];
+/// Tokens after which nothing of a completion follows, beside end-of-document: a chat turn's end and the
+/// fill-in-the-middle and repository markers (Qwen2.5-Coder's examples stop on these; a model that emits one has
+/// left the text it was completing).
+const STOP_NAMES: [&str; 20] = [
+    EOS_TEXT,
+    "</s>",
+    "<eos>",
+    "<|im_end|>",
+    "<|fim_prefix|>",
+    "<|fim_suffix|>",
+    "<|fim_middle|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<fim_prefix>",
+    "<fim_suffix>",
+    "<fim_middle>",
+    "<fim_pad>",
+    "<file_sep>",
+    "<filename>",
+    "<fim-prefix>",
+    "<fim-suffix>",
+    "<fim-middle>",
+    "<fim-pad>",
+];
+
+/// A tokenizer's fill-in-the-middle tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fim {
+    /// Before the text ahead of the cursor.
+    pub prefix: u32,
+    /// Before the text after the cursor.
+    pub suffix: u32,
+    /// After both: the model writes the middle from here.
+    pub middle: u32,
+}
 
 /// Which tokenizer a model uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -156,6 +199,37 @@ impl Tokenizer {
     pub fn encode_with_offsets(&self, text: &str) -> Result<Vec<Token>, ModelError> {
         let enc = self.inner.encode(text, false).map_err(tok_err)?;
         Ok(enc.get_ids().iter().zip(enc.get_offsets()).map(|(&id, &(s, e))| Token { id, span: s..e }).collect())
+    }
+
+    /// The fill-in-the-middle tokens, found by their names in the vocabulary (not by the model's name), when the
+    /// tokenizer has them.
+    pub fn fim(&self) -> Option<Fim> {
+        FIM_NAMES.iter().find_map(|[p, s, m]| {
+            Some(Fim { prefix: self.inner.token_to_id(p)?, suffix: self.inner.token_to_id(s)?, middle: self.inner.token_to_id(m)? })
+        })
+    }
+
+    /// The prompt that asks for the text between `prefix` and `suffix`, in the families' prefix-suffix-middle order:
+    /// `<fim_prefix>` prefix `<fim_suffix>` suffix `<fim_middle>` — the same ids the tokenizer gives that text
+    /// with the tokens spelled out. An error when the tokenizer has no such tokens.
+    pub fn fim_prompt(&self, prefix: &str, suffix: &str) -> Result<Vec<u32>, ModelError> {
+        let fim = self.fim().ok_or(ModelError::NoFim)?;
+        let mut ids = vec![fim.prefix];
+        ids.extend(self.encode(prefix)?);
+        ids.push(fim.suffix);
+        ids.extend(self.encode(suffix)?);
+        ids.push(fim.middle);
+        Ok(ids)
+    }
+
+    /// The tokens that end a completion: end-of-document, and the family's chat-end, fill-in-the-middle and
+    /// repository markers that its vocabulary has.
+    pub fn stop_tokens(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = STOP_NAMES.iter().filter_map(|t| self.inner.token_to_id(t)).collect();
+        ids.push(self.eos);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Text of token ids. Byte sequences that are not valid UTF-8 (a partial character) decode to U+FFFD.

@@ -1,0 +1,130 @@
+//! Parity of every decoder family with Hugging Face transformers: tiny random Llama (grouped heads 4:2, untied
+//! head), Qwen2 (4:2, q/k/v biases, tied) and GPTBigCode (multi-query) repositories written by
+//! `scripts/gen_reference.py --families` are imported as a user's download would be, and must give transformers'
+//! logits within 1e-4 at every position, its greedy `generate` token for token, the same logits cached as uncached,
+//! their own tokenizer's ids, and fill-in-the-middle prompts equal to the tokenizer's encoding of the spelled-out
+//! tokens (a clear error for the family fixture without FIM tokens).
+
+use std::path::PathBuf;
+
+use hnet_gpt_model::arch::decoder::Family;
+use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::{generate, GenerateParams};
+use hnet_gpt_model::io::hf::import_hf_dir;
+use hnet_gpt_model::{Model, ModelError};
+use serde::Deserialize;
+
+type Cpu = burn::backend::Flex;
+
+#[derive(Deserialize)]
+struct Reference {
+    family: String,
+    cases: Vec<Case>,
+    fim: Vec<FimCase>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    text: String,
+    ids: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct FimCase {
+    prefix: String,
+    suffix: String,
+    ids: Vec<u32>,
+}
+
+const FAMILIES: [(&str, Family); 3] =
+    [("hf-tiny-llama", Family::Llama), ("hf-tiny-qwen2", Family::Qwen2), ("hf-tiny-gpt-bigcode", Family::GptBigCode)];
+
+fn dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn reference(name: &str) -> Reference {
+    serde_json::from_slice(&std::fs::read(dir(name).join("reference.json")).unwrap()).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn load(name: &str) -> Model<Cpu> {
+    import_hf_dir(&dir(name), &Default::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn every_family_gives_transformers_logits_and_its_own_tokenizers_ids() {
+    for (name, family) in FAMILIES {
+        let model = load(name);
+        let r = reference(name);
+        assert_eq!(model.config.decoder.family, family);
+        assert_eq!(r.family, family.name());
+        let tok = model.tokenizer.load().unwrap();
+        for case in &r.cases {
+            assert_eq!(tok.encode(&case.text).unwrap(), case.ids, "{name}: the tokenizer travels with the model");
+            let ours = model.forward(model.tokens_tensor(&case.ids).unwrap()).into_data().to_vec::<f32>().unwrap();
+            let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+            let diff = max_abs_diff(&ours, &theirs);
+            assert!(diff <= 1e-4, "{name}: logits differ from transformers by {diff} ({} positions)", case.ids.len());
+        }
+    }
+}
+
+#[test]
+fn every_family_decodes_greedily_as_transformers_generate() {
+    for (name, _) in FAMILIES {
+        let model = load(name);
+        for case in reference(name).cases {
+            let params =
+                GenerateParams { sampling: SamplingParams::greedy(), max_new_tokens: case.greedy.len(), seed: 0, stop_tokens: vec![] };
+            assert_eq!(generate(&model, &case.ids, params, |_| true).unwrap(), case.greedy, "{name}: {:?}", case.text);
+        }
+    }
+}
+
+#[test]
+fn every_family_decodes_cached_as_uncached() {
+    for (name, _) in FAMILIES {
+        let model = load(name);
+        let ids = &reference(name).cases[2].ids;
+        let full = model.forward(model.tokens_tensor(ids).unwrap()).into_data().to_vec::<f32>().unwrap();
+        let v = model.config.vocab_size();
+        let mut state = model.new_state();
+        let prefill = model.forward_cached_blocking(model.tokens_tensor(&ids[..5]).unwrap(), &mut state, false).unwrap().logits;
+        assert!(max_abs_diff(&prefill.into_data().to_vec::<f32>().unwrap(), &full[..5 * v]) <= 1e-4, "{name}: prefill");
+        for t in 5..ids.len() {
+            let step = model.forward_cached_blocking(model.tokens_tensor(&ids[t..t + 1]).unwrap(), &mut state, true).unwrap().logits;
+            let diff = max_abs_diff(&step.into_data().to_vec::<f32>().unwrap(), &full[t * v..(t + 1) * v]);
+            assert!(diff <= 1e-4, "{name}: step {t}: cached vs uncached {diff}");
+        }
+    }
+}
+
+#[test]
+fn fill_in_the_middle_prompts_are_the_tokenizers_own_encoding() {
+    for (name, family) in FAMILIES {
+        let tok = load(name).tokenizer.load().unwrap();
+        let r = reference(name);
+        match family {
+            Family::Llama => {
+                assert!(r.fim.is_empty() && tok.fim().is_none());
+                assert!(matches!(tok.fim_prompt("a", "b"), Err(ModelError::NoFim)));
+            }
+            _ => {
+                assert!(!r.fim.is_empty());
+                for case in &r.fim {
+                    assert_eq!(tok.fim_prompt(&case.prefix, &case.suffix).unwrap(), case.ids, "{name}");
+                }
+                let fim = tok.fim().unwrap();
+                let stops = tok.stop_tokens();
+                assert!(stops.contains(&tok.eos_id()) && [fim.prefix, fim.suffix, fim.middle].iter().all(|t| stops.contains(t)), "{name}");
+            }
+        }
+    }
+}
