@@ -1,117 +1,330 @@
 """The last step of scripts/train-default.sh: docs/results/default-model.md from the recipe's run directory, the
-better model bundled as public/models/default.safetensors, both listed in public/models/models.json.
+better model bundled as public/models/default.safetensors (the other, if any, as default-<arch>.safetensors), all
+listed in public/models/models.json.
 
-    python default_model_report.py --out runs/default --recipe runs/default/recipe.log \
-        --report docs/results/default-model.md --models public/models
+    python3 scripts/default_model_report.py --out runs/default --recipe runs/default/recipe.log \
+        --report docs/results/default-model.md --models public/models --archs hybrid [gpt2]
+
+Everything in the report is read from the run directory; nothing is typed in. Standard library only (the recipe runs
+on a bare machine's python3).
 """
 import argparse
 import json
 import lzma
+import math
 import os
+import platform
+import re
 import shutil
 import subprocess
 
-import math
+STDLIB = "python-stdlib/"
+TARGET_BPB = 1.4
 
 
 def load(path):
-    return json.load(open(path))
+    with open(path) as f:
+        return json.load(f)
 
 
-def compressor_bpb(paths):
-    """Per-file xz and zstd bits per byte (each file compressed alone, as the model scores each file alone)."""
-    total, xz, zs = 0, 0, 0
-    for p in paths:
-        data = open(p, "rb").read()
-        if not data:
-            continue
-        total += len(data)
-        xz += len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
-        zs += len(subprocess.run(["zstd", "-19", "-c", p], capture_output=True, check=True).stdout)
-    return (8 * xz / total, 8 * zs / total, len(paths), total) if total else (None, None, 0, 0)
+def jsonl(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def fmt(x, d=3):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
 
 
+def bpb(nll_nats, n_bytes):
+    return nll_nats / math.log(2) / n_bytes if n_bytes else None
+
+
+class Corpus:
+    """The prepared corpus the chosen model trained on: its manifest and, for each scored file, its bytes on disk."""
+
+    def __init__(self, path):
+        self.manifest = load(os.path.join(path, "manifest.json"))
+        self.roots = self.manifest["roots"]
+        self.files = {(r["package"], r["path"]): r for r in jsonl(os.path.join(path, "files.jsonl"))}
+
+    def source(self, package, path):
+        """The file's bytes as `data prepare` read them (stdlib modules live under the second root). A file whose
+        size no longer matches the manifest is an error: the compressors must see exactly what the model scored."""
+        root = self.roots[1] if package.startswith(STDLIB) and len(self.roots) > 1 else self.roots[0]
+        with open(os.path.join(root, path), "rb") as f:
+            data = f.read()
+        expected = self.files[(package, path)]["bytes"]
+        if len(data) != expected:
+            raise SystemExit(f"{root}/{path}: {len(data)} bytes on disk, {expected} when the corpus was prepared")
+        return data
+
+
+def compressed_bits(data):
+    """xz -9e and zstd -19 sizes of one file, compressed alone (as the model scores each file alone), in bits."""
+    xz = len(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+    zs = len(subprocess.run(["zstd", "-19", "-c", "-q"], input=data, capture_output=True, check=True).stdout)
+    return 8 * xz, 8 * zs
+
+
+def held_out(corpus, files_eval):
+    """Per held-out package and per group (site-packages, stdlib): the model's bits per byte over whole files and the
+    compressors' over exactly the same files."""
+    rows = []
+    for package, p in sorted(files_eval["perplexity"]["by_package"].items()):
+        xz = zs = 0
+        for path in p["files"]:
+            a, b = compressed_bits(corpus.source(package, path))
+            xz, zs = xz + a, zs + b
+        rows.append(dict(package=package, files=len(p["files"]), bytes=p["bytes"], tokens=p["tokens"], nll=p["nll"],
+                         xz=xz, zstd=zs))
+    groups = {}
+    for name, pick in [("site-packages", lambda r: not r["package"].startswith(STDLIB)),
+                       ("CPython stdlib", lambda r: r["package"].startswith(STDLIB)), ("all", lambda r: True)]:
+        rs = [r for r in rows if pick(r)]
+        n = sum(r["bytes"] for r in rs)
+        groups[name] = dict(packages=len(rs), files=sum(r["files"] for r in rs), bytes=n,
+                            tokens=sum(r["tokens"] for r in rs), model=bpb(sum(r["nll"] for r in rs), n),
+                            xz=sum(r["xz"] for r in rs) / n if n else None,
+                            zstd=sum(r["zstd"] for r in rs) / n if n else None)
+    return rows, groups
+
+
+def sweeps(out, recipe_log):
+    """The choices at equal compute, as the recipe logged them, with each run's own summary."""
+    found = []
+    pattern = re.compile(r"^sweep (\S+): (\S+) (\S+) (\S+) lr (\S+), (\d+) steps: (\S+) bits/byte$")
+    with open(recipe_log) as f:
+        for line in f:
+            m = pattern.match(line.strip())
+            if not m or any(s["name"] == m.group(1) for s in found):
+                continue
+            name, arch, shape, corpus, lr, steps, b = m.groups()
+            summary = load(os.path.join(out, "sweep", name, "summary.json"))
+            found.append(dict(name=name, arch=arch, shape=shape, corpus=corpus, lr=lr, steps=int(steps), bpb=float(b),
+                              tokens=summary["tokens"], cpu=summary.get("cpu_seconds"), params=summary["parameters"]))
+    return found
+
+
+def fit_power_law(xs, ys):
+    """Least squares of y = a + b·x^(−c) over c on a grid (a and b closed-form for each c): the usual shape of a loss
+    curve against compute."""
+    best = None
+    for i in range(1, 300):
+        c = i / 200
+        us = [x ** -c for x in xs]
+        n, su, sy = len(xs), sum(us), sum(ys)
+        suu, suy = sum(u * u for u in us), sum(u * y for u, y in zip(us, ys))
+        den = n * suu - su * su
+        if den <= 0:
+            continue
+        b = (n * suy - su * sy) / den
+        a = (sy - b * su) / n
+        err = sum((a + b * u - y) ** 2 for u, y in zip(us, ys))
+        if b > 0 and (best is None or err < best[0]):
+            best = (err, a, b, c)
+    return None if best is None else dict(a=best[1], b=best[2], c=best[3], rmse=math.sqrt(best[0] / len(xs)))
+
+
+def loss_curve(run):
+    """The long run's validation bits per byte against CPU seconds; a power law fitted on the stable phase (before
+    the WSD decay, the last 20% of steps) predicts what more CPU time gives at the same learning rate, and the gain
+    the final decay measured is added on top."""
+    summary = load(os.path.join(run, "summary.json"))
+    valid = [r for r in jsonl(os.path.join(run, "metrics.jsonl")) if r["kind"] == "valid" and r.get("cpu_seconds")]
+    stable = [r for r in valid if r["step"] <= 0.8 * summary["target_steps"] and r["step"] >= 0.1 * summary["target_steps"]]
+    fit = fit_power_law([r["cpu_seconds"] for r in stable], [r["bits_per_byte"] for r in stable]) if len(stable) >= 4 else None
+    out = dict(points=[(r["step"], r["tokens"], r["cpu_seconds"], r["bits_per_byte"]) for r in valid], fit=fit)
+    if fit:
+        f = lambda t: fit["a"] + fit["b"] * t ** -fit["c"]
+        end = valid[-1]
+        decay_gain = f(end["cpu_seconds"]) - end["bits_per_byte"]
+        out["decay_gain"] = decay_gain
+        out["predictions"] = [(k, k * end["cpu_seconds"], f(k * end["cpu_seconds"]) - decay_gain) for k in (2, 4, 10)]
+        # CPU seconds until the fitted curve (with the same decay gain) reaches the target, if it ever does.
+        goal = TARGET_BPB + decay_gain
+        out["to_target"] = ((fit["b"] / (goal - fit["a"])) ** (1 / fit["c"])) if goal > fit["a"] else None
+    return out
+
+
+def package_families(manifest):
+    """Tokens per package family: the standard library and the site-packages distributions (the largest named)."""
+    packs = [p for p in manifest["packages"] if not p.get("excluded")]
+    std = [p for p in packs if p["name"].startswith(STDLIB)]
+    site = sorted((p for p in packs if not p["name"].startswith(STDLIB)), key=lambda p: -p["tokens"])
+    excluded = [p for p in manifest["packages"] if p.get("excluded")]
+    return std, site, excluded
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
+
+
+def sanitise(text, out, corpus):
+    """The recipe log without this machine's paths."""
+    for path, name in [(os.path.realpath(out), "$OUT"), (out, "$OUT")] + [
+            (r, f"$ROOT{i}") for i, r in enumerate(corpus.roots)]:
+        text = text.replace(path, name)
+    return re.sub(r"/(root|home/[^/\s]+)/", "~/", text)
+
+
 def main():
     a = argparse.ArgumentParser()
-    a.add_argument("--out", required=True)
-    a.add_argument("--recipe", required=True)
+    a.add_argument("--out", required=True, help="the recipe's run directory")
+    a.add_argument("--recipe", required=True, help="its log")
     a.add_argument("--report", required=True)
-    a.add_argument("--models", required=True)
+    a.add_argument("--models", required=True, help="public/models")
+    a.add_argument("--archs", nargs="+", default=["hybrid"])
     args = a.parse_args()
-    out = args.out
-    manifest = load(os.path.join(out, "corpus", "manifest.json"))
-    root = manifest["roots"][0]
-    valid_files = [os.path.join(root, json.loads(l)["path"]) for l in open(os.path.join(out, "corpus", "files.jsonl"))
-                   if json.loads(l)["split"] == "valid"]
-    xz, zs, n_files, n_bytes = compressor_bpb([p for p in valid_files if os.path.exists(p)])
-    rows, models = {}, []
-    for arch in ["gpt2", "hybrid"]:
-        ev, std = load(os.path.join(out, f"{arch}-eval.json")), load(os.path.join(out, f"{arch}-stdlib.json"))
-        summary = load(os.path.join(out, arch, "summary.json"))
-        samples = [json.loads(l) for l in open(os.path.join(out, f"{arch}-samples.jsonl"))]
-        size = os.path.getsize(os.path.join(out, f"{arch}.safetensors"))
-        rows[arch] = dict(ev=ev, std=std, summary=summary, samples=samples, size=size)
-        subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, arch)], check=False)
-    best = min(rows, key=lambda k: rows[k]["ev"]["perplexity"]["bits_per_byte"])
-    os.makedirs(os.path.join(os.path.dirname(args.report), "default-model"), exist_ok=True)
-    for arch in rows:
+    out, docs = args.out, os.path.dirname(args.report)
+    assets = os.path.join(docs, "default-model")
+    os.makedirs(assets, exist_ok=True)
+    choice = load(os.path.join(out, "choice.json"))
+    corpus = Corpus(os.path.join(out, choice["corpus"]))
+    manifest = corpus.manifest
+    sw = sweeps(out, args.recipe)
+
+    rows = {}
+    for arch in args.archs:
+        r = dict(summary=load(os.path.join(out, arch, "summary.json")), eval=load(os.path.join(out, f"{arch}-eval.json")),
+                 files=load(os.path.join(out, f"{arch}-files.json")), samples=jsonl(os.path.join(out, f"{arch}-samples.jsonl")),
+                 size=os.path.getsize(os.path.join(out, f"{arch}.safetensors")), curve=loss_curve(os.path.join(out, arch)))
+        r["packages"], r["groups"] = held_out(corpus, r["files"])
+        rows[arch] = r
+        subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, arch)], check=False,
+                       stdout=subprocess.DEVNULL)
         svg = os.path.join(out, arch, "loss.svg")
         if os.path.exists(svg):
-            shutil.copy(svg, os.path.join(os.path.dirname(args.report), "default-model", f"{arch}-loss.svg"))
+            shutil.copy(svg, os.path.join(assets, f"{arch}-loss.svg"))
+    best = min(rows, key=lambda k: rows[k]["groups"]["site-packages"]["model"])
+
+    # The bundle and its list.
+    models = []
+    for arch, r in sorted(rows.items(), key=lambda kv: kv[0] != best):
         dest = "default.safetensors" if arch == best else f"default-{arch}.safetensors"
         shutil.copy(os.path.join(out, f"{arch}.safetensors"), os.path.join(args.models, dest))
-        r = rows[arch]
-        ppl = r["ev"]["perplexity"]
-        about = (f"{r['summary']['parameters'] / 1e6:.1f}M-parameter {arch} trained for {r['summary']['steps']} steps "
-                 f"({r['summary']['tokens'] / 1e6:.0f}M tokens) on {manifest['splits']['train']['packages']} permissively licensed "
-                 f"Python packages; {ppl['bits_per_byte']:.2f} bits per byte on {manifest['splits']['valid']['packages']} packages "
-                 f"it never saw (docs/results/default-model.md).")
-        models.append({"arch": arch, "label": f"{arch} · {r['ev']['parameters'] / 1e6:.0f}M · Python packages",
-                       "url": f"public/models/{dest}", "about": about, "default": arch == best})
-    models.sort(key=lambda m: not m["default"])
-    for m in models:
-        m.pop("default")
-    json.dump({"models": models}, open(os.path.join(args.models, "models.json"), "w"), indent=2)
+        s, g = r["summary"], r["groups"]
+        about = (f"A {s['parameters'] / 1e6:.1f}M-parameter {arch} ({r['size'] / 2**20:.0f} MB) trained on this project's CPU "
+                 f"for {s['cpu_seconds'] / 3600:.1f} CPU-hours: {s['tokens'] / 1e6:.0f}M tokens of "
+                 f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
+                 f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
+                 f"It shows how H-Net chunks code and writes Python-shaped text; for real completions load "
+                 f"Qwen2.5-Coder or SmolLM2 from the Hub.")
+        models.append({"arch": arch, "label": f"{arch} · {s['parameters'] / 1e6:.0f}M · Python packages (bundled)",
+                       "url": f"public/models/{dest}", "about": about})
+    with open(os.path.join(args.models, "models.json"), "w") as f:
+        json.dump({"models": models}, f, indent=2)
+        f.write("\n")
 
+    train, valid = manifest["splits"]["train"], manifest["splits"]["valid"]
+    std, site, excluded = package_families(manifest)
     L = ["# The bundled model", "",
-         f"Made by `scripts/train-default.sh` (log: `default-model/recipe.log`). Corpus: `hnet-gpt data prepare` of a "
-         f"Python environment's site-packages — {manifest['splits']['train']['tokens'] + manifest['splits']['valid']['tokens']:,} "
-         f"tokens from {manifest['splits']['train']['files'] + manifest['splits']['valid']['files']:,} files of "
-         f"{manifest['splits']['train']['packages'] + manifest['splits']['valid']['packages']} packages "
-         f"({sum(1 for p in manifest['packages'] if p.get('excluded'))} left out), split by package: validation is "
-         f"{manifest['splits']['valid']['tokens']:,} tokens of {manifest['splits']['valid']['packages']} packages never trained on "
-         f"({', '.join(manifest['split']['valid_packages'][:12])}{', …' if len(manifest['split']['valid_packages']) > 12 else ''}). "
-         f"The CPython standard library is a second held-out set. Bundled: **{best}** (lower bits per byte on the held-out packages).", "",
-         "| measure | gpt2 | hybrid |", "|---|---:|---:|"]
-    g, h = rows["gpt2"], rows["hybrid"]
-    def both(f, d=3):
-        return f"| {{}} | {fmt(f(g), d)} | {fmt(f(h), d)} |"
-    L.append(both(lambda r: r["summary"]["parameters"] / 1e6, 1).format("parameters, millions"))
-    L.append(both(lambda r: r["size"] / 2**20, 1).format("download, MiB (f16)"))
-    L.append(both(lambda r: r["summary"]["tokens"] / 1e6, 1).format("training tokens, millions"))
-    L.append(both(lambda r: r["ev"]["perplexity"]["bits_per_byte"]).format("bits per byte, held-out packages"))
-    L.append(both(lambda r: r["ev"]["perplexity"]["perplexity"], 2).format("perplexity, held-out packages"))
-    L.append(both(lambda r: r["std"]["perplexity"]["bits_per_byte"]).format("bits per byte, CPython stdlib"))
-    L.append(both(lambda r: r["std"]["perplexity"]["perplexity"], 2).format("perplexity, CPython stdlib"))
-    L.append(both(lambda r: (r["ev"].get("header_syntax") or {}).get("rate")).format("header completions that parse"))
-    for k in ["pass@1", "pass@10"]:
-        L.append(both(lambda r, k=k: (r["ev"].get("humaneval") or {}).get(k)).format(f"HumanEval {k}"))
-    L += [f"| xz -9e, per file (floor) | {fmt(xz)} | |", f"| zstd -19, per file (floor) | {fmt(zs)} | |", "",
-          f"Compressors: the same {n_files} validation files ({n_bytes:,} bytes), each compressed alone.", "",
-          "## Sample completions, as they come out", ""]
-    for arch in rows:
-        L.append(f"### {arch}")
-        for s in rows[arch]["samples"]:
-            L += ["", f"`{s['prompt']!r}` ({s['mode']}):", "```python", s["prompt"] + s["completion"], "```"]
-        L.append("")
-    L += ["## The seed's five prompts", "", "```json", json.dumps(rows[best]["ev"]["seed_five_prompts"], indent=1)[:4000], "```", ""]
-    open(args.report, "w").write("\n".join(L))
-    shutil.copy(args.recipe, os.path.join(os.path.dirname(args.report), "default-model", "recipe.log"))
-    print("\n".join(L[:30]))
+         f"Made by `DEVICE=cpu scripts/train-default.sh` on {machine()}; every number below is read from that run by "
+         f"`scripts/default_model_report.py` (the recipe's log, paths elided: [`default-model/recipe.log`](default-model/recipe.log)). "
+         f"Bundled: **{best}** as `public/models/default.safetensors`.", ""]
+
+    L += ["## Corpus", "",
+          f"`hnet-gpt data prepare` of a Python environment's site-packages (one package per distribution; permissive "
+          f"licences only) and the CPython standard library (one package per top-level module), split by package. "
+          f"Tokenizer: **{choice['tokenizer']}** (chosen below). Training split: {train['tokens']:,} tokens, {train['bytes']:,} "
+          f"bytes, {train['files']:,} files of {train['packages']} packages. Held out: {valid['tokens']:,} tokens of "
+          f"{valid['packages']} packages never trained on. {len(excluded)} packages left out (licence or size).", "",
+          "| package family | packages | tokens (train) | tokens (held out) |", "|---|---:|---:|---:|"]
+    def fam(name, ps):
+        t = sum(p["tokens"] for p in ps if p["split"] == "train")
+        v = sum(p["tokens"] for p in ps if p["split"] == "valid")
+        return f"| {name} | {len(ps)} | {t:,} | {v:,} |"
+    L.append(fam("CPython standard library", std))
+    for p in site[:12]:
+        L.append(fam(f"{p['name']} {p['version']}", [p]))
+    L.append(fam(f"{len(site) - 12} other site-packages distributions", site[12:]))
+    L += ["", "## Choices at equal CPU time", "",
+          "Each run below got the same CPU time (the recipe's `SWEEP_S`, converted to steps from a short probe of each "
+          "configuration's tokens per CPU second), warmup-stable-decay, and is compared on the held-out packages' "
+          "validation batches in bits per byte (which does not depend on the tokenizer).", "",
+          "| run | arch | shape | tokenizer corpus | lr | params | steps | tokens | CPU s | bits/byte |",
+          "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for s in sw:
+        L.append(f"| {s['name']} | {s['arch']} | {s['shape']} | {s['corpus']} | {s['lr']} | {s['params'] / 1e6:.1f}M | "
+                 f"{s['steps']} | {s['tokens']:,} | {fmt(s['cpu'], 0)} | {s['bpb']:.3f} |")
+    L += ["", f"Chosen: tokenizer {choice['tokenizer']}, shape {choice['shape']}, learning rate {choice['lr']}.", ""]
+
+    for arch, r in rows.items():
+        s, g, c = r["summary"], r["groups"], r["curve"]
+        ev = r["eval"]
+        L += [f"## The long run: {arch}", "",
+              f"{s['parameters']:,} parameters; {s['steps']:,} steps, {s['tokens']:,} tokens seen "
+              f"({s['tokens'] / train['tokens']:.2f} epochs of the training split); {s['cpu_seconds'] / 3600:.2f} CPU-hours "
+              f"({s['seconds'] / 3600:.2f} h of wall clock, the machine shared with other work). Bundled in f16: "
+              f"{r['size']:,} bytes ({r['size'] / 2**20:.1f} MiB to download in the browser).", "",
+              f"![validation loss]({'default-model/' + arch + '-loss.svg'})", "",
+              "### Held-out bits per byte", "",
+              f"Whole files of the held-out packages (`hnet-gpt eval --whole-files`, files taken in turns across "
+              f"packages up to the token cap), against xz and zstd compressing exactly the same files, each alone.", "",
+              "| held out | packages | files | bytes | model | xz -9e | zstd -19 |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, x in g.items():
+            L.append(f"| {name} | {x['packages']} | {x['files']} | {x['bytes']:,} | {fmt(x['model'])} | {fmt(x['xz'])} | {fmt(x['zstd'])} |")
+        target = g["site-packages"]["model"]
+        L += ["", f"Target: ≤ {TARGET_BPB} bits per byte on held-out packages. Reached: {fmt(target)} — "
+              + ("**met**." if target is not None and target <= TARGET_BPB else "**not met**."), "",
+              "<details><summary>Per package</summary>", "", "| package | files | bytes | model | xz | zstd |",
+              "|---|---:|---:|---:|---:|---:|"]
+        for p in r["packages"]:
+            L.append(f"| {p['package']} | {p['files']} | {p['bytes']:,} | {fmt(bpb(p['nll'], p['bytes']))} | "
+                     f"{fmt(p['xz'] / p['bytes'])} | {fmt(p['zstd'] / p['bytes'])} |")
+        L += ["", "</details>", "", "### Loss curve and what more CPU time buys", ""]
+        L += ["| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
+        L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in c["points"]]
+        if c.get("fit"):
+            f = c["fit"]
+            L += ["", f"Fit on the stable phase (10–80% of steps): bits/byte ≈ {f['a']:.3f} + {f['b']:.3g} · (CPU s)^−{f['c']:.3f} "
+                  f"(RMS error {f['rmse']:.3f}); the final decay gained {c['decay_gain']:.3f} over the fit's value at the end. "
+                  "Same recipe with more CPU time, predicted (an extrapolation of a few points, so a rough guide):", ""]
+            for k, secs, pred in c["predictions"]:
+                L.append(f"- {k}× the CPU time ({secs / 3600:.1f} CPU-hours): ≈ {pred:.2f} bits per byte")
+            L.append(f"- {TARGET_BPB} bits per byte: " + (f"≈ {c['to_target'] / 3600:.0f} CPU-hours" if c.get("to_target")
+                     else "not reached by this curve at any CPU time (its asymptote is above it): it needs a larger model or a GPU"))
+        he = ev.get("humaneval")
+        hs = ev.get("header_syntax") or {}
+        seed = ev.get("seed_five_prompts") or {}
+        L += ["", "### Quality", "",
+              f"- Header completions that parse (the model completes {hs.get('completions', 0)} held-out function headers; "
+              f"a completion counts when it adds at least one complete line and those lines parse): "
+              f"{hs.get('valid', 0)} of {hs.get('with_code', 0)} ({fmt(hs.get('rate'))}); "
+              f"{hs.get('completions', 0) - hs.get('with_code', 0)} added no complete line.",
+              f"- The seed's five prompts: syntax {fmt(seed.get('syntax'))}, pattern {fmt(seed.get('pattern'))}, "
+              f"code tokens {fmt(seed.get('code_token'))}, overall {fmt(seed.get('overall'))}.",
+              "- HumanEval pass@1: " + (f"{fmt(he.get('pass@1'))} over {he.get('problems')} problems × {he.get('samples')} "
+                                         f"sample (sandboxed: {he.get('sandboxed')}); solved: {', '.join(he.get('solved') or []) or 'none'}."
+                                         + (" Zero, as expected of a model this size trained this briefly." if not he.get('pass@1') else "")
+                                         if he else "not run (no working sandbox on the machine that made this report)."),
+              ]
+        if ev.get("chunks"):
+            ch = ev["chunks"]
+            L.append(f"- Chunks: {fmt(ch['mean_chunk_tokens'], 2)} tokens ({fmt(ch['mean_chunk_bytes'], 1)} bytes) on average; "
+                     f"boundaries at line starts: precision {fmt(ch['line_starts']['precision'])} "
+                     f"(chance {fmt(ch['line_starts']['chance_precision'])}).")
+        L += ["", "### Completions, as they come out", "",
+              "Greedy and sampled (temperature 0.8) continuations of 96 tokens at most, stopped at two blank lines.", ""]
+        for smp in r["samples"]:
+            L += [f"`{smp['prompt']!r}` ({smp['mode']}):", "", "```python", smp["prompt"] + smp["completion"], "```", ""]
+        L += ["### The seed's five prompts", "", "```json", json.dumps(seed, indent=1), "```", ""]
+    with open(args.report, "w") as f:
+        f.write("\n".join(L))
+    with open(args.recipe) as f:
+        log = sanitise(f.read(), out, corpus)
+    with open(os.path.join(assets, "recipe.log"), "w") as f:
+        f.write(log)
+    print(f"wrote {args.report}; bundled {best}")
 
 
 if __name__ == "__main__":

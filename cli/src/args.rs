@@ -235,7 +235,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 128, value_parser = count)]
     pub seq_len: usize,
     /// Timed training steps (0 = no training benchmark).
-    #[arg(long, default_value_t = 10, value_parser = count)]
+    #[arg(long, default_value_t = 10)]
     pub train_steps: usize,
     /// The LM head's and linear layers' products in f32 or bf16 while training (as `train --precision`).
     #[arg(long, default_value = "f32")]

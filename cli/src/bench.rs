@@ -55,6 +55,7 @@ fn bench<A: AutodiffBackend>(args: &BenchArgs, device: &A::Device) -> Result<Val
         };
         out["generate"] = generate(&model, args)?;
         out["parameters"] = json!(model.num_params());
+        out["config"] = json!(model.config);
     }
     Ok(out)
 }

@@ -152,9 +152,9 @@ fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
         .filter(|(k, _)| !matches!(k.as_str(), "format" | "config" | "tokenizer"))
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let out_bytes = checkpoint::to_bytes_as(&model, &extra, half)?;
-    checkpoint::write_atomic(out, &out_bytes).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("wrote {} ({} bytes, {})", out.display(), out_bytes.len(), if half { "f16" } else { "f32" });
+    checkpoint::save_as(&model, out, &extra, half).with_context(|| format!("writing {}", out.display()))?;
+    let size = std::fs::metadata(out).map_or(0, |m| m.len());
+    eprintln!("wrote {} ({size} bytes, {})", out.display(), if half { "f16" } else { "f32" });
     Ok(())
 }
 

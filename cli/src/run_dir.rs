@@ -202,8 +202,7 @@ pub fn save_checkpoint<A: AutodiffBackend>(run: &Path, name: &str, model: &Model
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;
     let step = state.step.to_string();
-    let model_bytes = checkpoint::to_bytes(model, &[("step", &step)])?;
-    write_atomic(&tmp.join("model.safetensors"), &model_bytes)?;
+    checkpoint::save(model, &tmp.join("model.safetensors"), &[("step", &step)])?;
     let (tensors, steps) = opt.state_tensors();
     let views = tensors
         .iter()

@@ -248,3 +248,37 @@ fn routing_alone_gives_the_boundaries_of_the_full_pass() {
     }
     assert!(model(Arch::Gpt2, 61).route(tokens(&[1, 2]), all_true(2)).is_none());
 }
+
+/// Names the float parameters that do not require a gradient.
+struct Untrainable(Vec<String>);
+impl<Bk: Backend> burn::module::ModuleVisitor<Bk> for Untrainable {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<Bk, D>>) {
+        if !param.val().is_require_grad() {
+            self.0.push(format!("{:?} {:?}", param.id, param.val().shape()));
+        }
+    }
+}
+
+/// burn's `Param::map` takes `require_grad` from the tensor it is given, so a parameter re-initialised with
+/// `zeros_like` silently stops training unless the new tensor asks for a gradient: every architecture and every
+/// decoder family must come out of `init` with all its parameters trainable.
+#[test]
+fn every_initialised_parameter_requires_a_gradient() {
+    use hnet_gpt_model::arch::decoder::Family;
+    type A = burn::backend::Autodiff<B>;
+    let device = Default::default();
+    for arch in Arch::ALL {
+        for family in [Family::Gpt2, Family::GptBigCode, Family::Llama, Family::Qwen2] {
+            let mut config = ModelConfig::preset(arch, "tiny").unwrap();
+            config.decoder.family = family;
+            if matches!(family, Family::Llama | Family::Qwen2) {
+                config.decoder.rope_theta = Some(10_000.0);
+            }
+            config.decoder.attention_bias = family == Family::Qwen2;
+            let Ok(model) = Model::<A>::init(&config, &device) else { continue };
+            let mut found = Untrainable(Vec::new());
+            model.visit(&mut found);
+            assert!(found.0.is_empty(), "{arch:?} / {family:?}: {} frozen at init: {:?}", found.0.len(), found.0);
+        }
+    }
+}

@@ -103,7 +103,7 @@ impl<B: Backend> Gpt2<B> {
         let resid_std = 0.02 / ((2 * c.n_layer) as f64).sqrt();
         let linear = |d_in, d_out, std| {
             let mut l: Linear<B> = LinearConfig::new(d_in, d_out).with_initializer(normal(std)).init(device).into();
-            l.bias = l.bias.map(|b| b.map(|t| t.zeros_like()));
+            l.bias = l.bias.map(|b| b.map(|t| t.zeros_like().require_grad()));
             l
         };
         let ln = || LayerNormConfig::new(c.n_embd).with_epsilon(c.layer_norm_epsilon).init(device);

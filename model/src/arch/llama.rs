@@ -88,7 +88,7 @@ impl<B: Backend> Llama<B> {
         let theta = c.rope_theta.expect("a Llama-family config has rope_theta (DecoderConfig::check)");
         let linear = |d_in, d_out, bias: bool| {
             let mut l: Linear<B> = LinearConfig::new(d_in, d_out).with_bias(bias).with_initializer(normal.clone()).init(device).into();
-            l.bias = l.bias.map(|b| b.map(|t| t.zeros_like()));
+            l.bias = l.bias.map(|b| b.map(|t| t.zeros_like().require_grad()));
             l
         };
         let norm = || RmsNormConfig::new(c.n_embd).with_epsilon(c.layer_norm_epsilon).init(device);

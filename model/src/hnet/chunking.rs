@@ -67,7 +67,7 @@ impl<B: Backend> DynamicChunking<B> {
     /// A stage of width `d` with the given main network.
     pub fn init(d: usize, main: &IsotropicConfig, device: &B::Device) -> Self {
         let mut residual_proj: Linear<B> = LinearConfig::new(d, d).init(device).into();
-        residual_proj.weight = residual_proj.weight.map(|w| w.zeros_like());
+        residual_proj.weight = residual_proj.weight.map(|w| w.zeros_like().require_grad());
         Self { routing: RoutingModule::new(d, device), main: main.init(device), residual_proj }
     }
 

@@ -32,15 +32,15 @@ impl<B: Backend> Fusion<B> {
         let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
         let proj = LinearConfig::new(d, d).with_initializer(normal.clone()).init(device).into();
         let mut gate: Linear<B> = LinearConfig::new(2 * d, d).with_initializer(normal).init(device).into();
-        gate.bias = gate.bias.map(|b| b.map(|t| t.zeros_like() + GATE_BIAS_INIT));
+        gate.bias = gate.bias.map(|b| b.map(|t| (t.zeros_like() + GATE_BIAS_INIT).require_grad()));
         Self { proj, gate }
     }
 
     /// Sets `proj` to zero: the hierarchical features then add nothing until training moves them (a hybrid that
     /// starts from a pretrained decoder).
     pub fn zero_projection(&mut self) {
-        self.proj.weight = self.proj.weight.clone().map(|w| w.zeros_like());
-        self.proj.bias = self.proj.bias.clone().map(|b| b.map(|t| t.zeros_like()));
+        self.proj.weight = self.proj.weight.clone().map(|w| w.zeros_like().require_grad());
+        self.proj.bias = self.proj.bias.clone().map(|b| b.map(|t| t.zeros_like().require_grad()));
     }
 
     /// # Shapes

@@ -8,7 +8,6 @@
 use std::collections::HashMap;
 
 use burn::tensor::backend::Backend;
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 use safetensors::SafeTensors;
 
 use crate::arch::model::Model;
@@ -16,7 +15,7 @@ use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::io::params::{Component, Part, ROOT};
 use crate::io::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
-use crate::io::weights::{load_into, Named};
+use crate::io::weights::{load_into, write_safetensors, Named};
 
 /// Format tag written into every checkpoint.
 pub const FORMAT: &str = "hnet-gpt/1";
@@ -81,46 +80,26 @@ pub fn to_bytes<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<
 /// Like [`to_bytes`]; with `half`, weights are stored as f16 (half the size; loading widens them back to f32,
 /// which is exact). For shipping models to the browser.
 pub fn to_bytes_as<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: bool) -> Result<Vec<u8>, LoadError> {
-    let bytes = to_bytes_f32(model, extra)?;
-    if !half {
-        return Ok(bytes);
-    }
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format_err("serialised model", e))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format_err("serialised model", e))?;
-    let halves: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| {
-            let data = view
-                .data()
-                .chunks_exact(4)
-                .flat_map(|c| crate::io::half::f32_to_f16(f32::from_le_bytes([c[0], c[1], c[2], c[3]])).to_le_bytes())
-                .collect();
-            (name, view.shape().to_vec(), data)
-        })
-        .collect();
-    let views = halves
-        .iter()
-        .map(|(n, shape, data)| safetensors::tensor::TensorView::new(safetensors::Dtype::F16, shape.clone(), data).map(|v| (n.clone(), v)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LoadError::Apply(e.to_string()))?;
-    safetensors::serialize(views, header.metadata().clone()).map_err(|e| LoadError::Apply(e.to_string()))
+    let mut bytes = Vec::new();
+    write_to(model, extra, half, &mut bytes).map_err(|e| LoadError::Apply(e.to_string()))?;
+    Ok(bytes)
 }
 
-fn to_bytes_f32<B: Backend>(model: &Model<B>, extra: &[(&str, &str)]) -> Result<Vec<u8>, LoadError> {
-    let mut store = SafetensorsStore::from_bytes(None)
-        .skip_enum_variants(true)
-        .metadata("format", FORMAT)
-        .metadata("config", model.config.to_json())
-        .metadata("tokenizer", model.tokenizer.id());
+/// Writes a checkpoint — weights (f32, or f16 with `half`), config, tokenizer and `extra` metadata — to `out`, one
+/// tensor at a time ([`write_safetensors`]).
+pub fn write_to<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: bool, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    let mut metadata = std::collections::BTreeMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("config".to_string(), model.config.to_json()),
+        ("tokenizer".to_string(), model.tokenizer.id().to_string()),
+    ]);
     if let TokenizerSpec::Embedded(json) = &model.tokenizer {
-        store = store.metadata(TOKENIZER_JSON_KEY, json.to_string());
+        metadata.insert(TOKENIZER_JSON_KEY.to_string(), json.to_string());
     }
     for (k, v) in extra {
-        store = store.metadata(*k, *v);
+        metadata.insert(k.to_string(), v.to_string());
     }
-    model.save_into(&mut store).map_err(|e| LoadError::Apply(e.to_string()))?;
-    store.get_bytes().map_err(|e| LoadError::Apply(e.to_string()))
+    write_safetensors(model, &metadata, half, out)
 }
 
 /// Copies a model to backend `H` on `device`, reading each weight asynchronously: what backends that cannot read
@@ -290,8 +269,14 @@ pub use crate::io::files::write_atomic;
 /// Saves a checkpoint file atomically.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str, &str)]) -> Result<(), LoadError> {
-    let bytes = to_bytes(model, extra)?;
-    write_atomic(path, &bytes).map_err(|source| LoadError::Io { path: path.display().to_string(), source })
+    save_as(model, path, extra, false)
+}
+
+/// [`save`], with f16 weights when `half`: streamed to a temporary file, then renamed over `path`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn save_as<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str, &str)], half: bool) -> Result<(), LoadError> {
+    crate::io::files::write_atomic_with(path, |out| write_to(model, extra, half, out))
+        .map_err(|source| LoadError::Io { path: path.display().to_string(), source })
 }
 
 /// A checkpoint file, memory-mapped (a regular file within

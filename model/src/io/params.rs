@@ -4,6 +4,9 @@
 //! [`Component`]s below; no other file spells a path prefix.
 
 use crate::config::Arch;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 /// Every parameter path starts here (the model's `net` field).
 pub const ROOT: &str = "net.";
@@ -130,6 +133,52 @@ impl TrainScope {
             _ => vec![],
         }
     }
+}
+
+/// The path of the parameter a burn module walk is at, as our checkpoints name it: field names joined by `.`, enum
+/// variants left out (`net.gpt2.h.0…`, whichever `Net` variant holds it). Visitors and mappers call `enter`/`exit`
+/// from `enter_module`/`exit_module`.
+#[derive(Debug, Default)]
+pub(crate) struct ParamPath(Vec<String>);
+
+impl ParamPath {
+    pub fn enter(&mut self, name: &str, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.0.push(name.to_string());
+        }
+    }
+
+    pub fn exit(&mut self, container_type: &str) {
+        if !container_type.starts_with("Enum:") {
+            self.0.pop();
+        }
+    }
+
+    pub fn path(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+/// Every float parameter's path and shape, in module order.
+pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
+    struct Shapes {
+        path: ParamPath,
+        found: Vec<(String, Vec<usize>)>,
+    }
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _name: &str, container_type: &str) {
+            self.path.exit(container_type);
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.found.push((self.path.path(), param.lazy_shape().dims::<D>().to_vec()));
+        }
+    }
+    let mut shapes = Shapes { path: ParamPath::default(), found: Vec::new() };
+    module.visit(&mut shapes);
+    shapes.found
 }
 
 #[cfg(test)]

@@ -1,19 +1,23 @@
-//! Putting weights into a model one tensor at a time, so that loading holds at most one extra copy of them: the
+//! Moving weights between a model and a file one tensor at a time, so that neither loading nor saving holds more
+//! than one extra copy of them. Loading ([`load_into`]): the
 //! model's parameters are still lazy when it is built (no random weights are drawn), and each is replaced by its
 //! values as soon as they are read — from a memory-mapped file, widened from f16/bf16 when stored so, checked for
 //! NaN and ∞ — before the next one is read.
 //!
 //! A [`Source`] answers "the values of our parameter `net.h.0.attn.c_attn.weight`": our checkpoints by name
 //! ([`Named`]), Hugging Face checkpoints through each family's renames, transposes and joins ([`crate::io::hf`]).
+//! Saving ([`write_safetensors`]): the header from the parameters' shapes, then each tensor's bytes as it is read.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::LoadError;
+use crate::io::params::{parameter_shapes, ParamPath};
 
 /// Values of one parameter: its shape and its values, row-major f32.
 pub(crate) type Values = (Vec<usize>, Vec<f32>);
@@ -90,7 +94,7 @@ impl Source for Named<'_> {
 /// Fills `module`'s float parameters from `source`: those whose path starts with `prefix` must be there with their
 /// module's shape; the others keep what they hold. Every tensor of the source must be taken, unless `partial`.
 pub(crate) fn load_into<B: Backend, M: Module<B>>(module: M, source: &mut dyn Source, prefix: &str, partial: bool) -> Result<M, LoadError> {
-    let mut fill = Fill { source, prefix, path: Vec::new(), error: None };
+    let mut fill = Fill { source, prefix, path: ParamPath::default(), error: None };
     let module = module.map(&mut fill);
     if let Some(e) = fill.error {
         return Err(e);
@@ -108,32 +112,30 @@ pub(crate) fn load_into<B: Backend, M: Module<B>>(module: M, source: &mut dyn So
 struct Fill<'s> {
     source: &'s mut dyn Source,
     prefix: &'s str,
-    path: Vec<String>,
+    path: ParamPath,
     error: Option<LoadError>,
 }
 
 impl<B: Backend> ModuleMapper<B> for Fill<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.push(name.to_string());
-        }
+        self.path.enter(name, container_type);
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
-        if !container_type.starts_with("Enum:") {
-            self.path.pop();
-        }
+        self.path.exit(container_type);
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let path = self.path.join(".");
+        let path = self.path.path();
         if self.error.is_some() || !path.starts_with(self.prefix) {
             return param;
         }
         let expected = param.lazy_shape().dims::<D>().to_vec();
         match self.source.take(&path) {
             Ok(Some((shape, values))) if shape == expected => {
-                let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device());
+                // Trainable, as every parameter is built (a tensor made from data would not be, and under autodiff
+                // the optimiser would never see its gradient).
+                let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device()).require_grad();
                 Param::initialized(param.id, tensor)
             }
             Ok(Some((found, _))) => {
@@ -149,5 +151,61 @@ impl<B: Backend> ModuleMapper<B> for Fill<'_> {
                 param
             }
         }
+    }
+}
+
+/// Writes each float parameter's values, in module order.
+struct WriteValues<'w, W: Write> {
+    out: &'w mut W,
+    half: bool,
+    error: Option<std::io::Error>,
+}
+
+impl<B: Backend, W: Write> ModuleVisitor<B> for WriteValues<'_, W> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let data = param.val().into_data().convert::<f32>();
+        let values = data.as_slice::<f32>().expect("f32 after convert");
+        let bytes: Vec<u8> = if self.half {
+            values.iter().flat_map(|&v| crate::io::half::f32_to_f16(v).to_le_bytes()).collect()
+        } else {
+            values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        };
+        self.error = self.out.write_all(&bytes).err();
+    }
+}
+
+/// Writes `module` as a safetensors file — the parameters under their paths, f32 or (with `half`) f16, with
+/// `metadata` — one tensor at a time: no second copy of the weights is ever made in memory.
+pub(crate) fn write_safetensors<B: Backend, M: Module<B>, W: Write>(
+    module: &M,
+    metadata: &BTreeMap<String, String>,
+    half: bool,
+    out: &mut W,
+) -> std::io::Result<()> {
+    let shapes = parameter_shapes(module);
+    let (dtype, width) = if half { ("F16", 2) } else { ("F32", 4) };
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings serialise"));
+    let mut offset = 0usize;
+    for (name, shape) in &shapes {
+        let len = shape.iter().product::<usize>() * width;
+        header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len]}));
+        offset += len;
+    }
+    let mut text = serde_json::to_string(&header).expect("a header serialises");
+    // The data starts 8-byte aligned, the header padded with spaces, as the format's writers do.
+    while !text.len().is_multiple_of(8) {
+        text.push(' ');
+    }
+    out.write_all(&(text.len() as u64).to_le_bytes())?;
+    out.write_all(text.as_bytes())?;
+    let mut values = WriteValues { out, half, error: None };
+    module.visit(&mut values);
+    match values.error {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }

@@ -19,6 +19,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::host::{all_f32_on_host, from_vec, on_host, to_vec};
+use crate::io::params::ParamPath;
 
 mod host;
 
@@ -95,31 +96,11 @@ pub struct AdamW<B: AutodiffBackend> {
     state: HashMap<String, Moments<B::InnerBackend>>,
 }
 
-/// Tracks the dotted path of the parameter being visited, the way burn-store names tensors (enum variants skipped).
-#[derive(Default)]
-struct PathStack(Vec<String>);
-
-impl PathStack {
-    fn enter(&mut self, name: &str, container: &str) {
-        if !container.starts_with("Enum:") {
-            self.0.push(name.to_string());
-        }
-    }
-    fn exit(&mut self, container: &str) {
-        if !container.starts_with("Enum:") {
-            self.0.pop();
-        }
-    }
-    fn path(&self) -> String {
-        self.0.join(".")
-    }
-}
-
 /// Sums squared gradients of the trainable parameters.
 struct NormVisitor<'a, B: AutodiffBackend> {
     grads: &'a GradientsParams,
     groups: &'a ParamGroups,
-    path: PathStack,
+    path: ParamPath,
     total: Option<Tensor<B::InnerBackend, 1>>,
 }
 
@@ -150,7 +131,7 @@ struct StepMapper<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
     lr: f64,
     clip: Clip<B::InnerBackend>,
-    path: PathStack,
+    path: ParamPath,
 }
 
 impl<B: AutodiffBackend> ModuleMapper<B> for StepMapper<'_, B> {
@@ -253,31 +234,6 @@ impl Update {
     }
 }
 
-/// Collects parameter paths (for tests and reports).
-struct PathCollector {
-    path: PathStack,
-    out: Vec<(String, usize)>,
-}
-
-impl<B: Backend> ModuleVisitor<B> for PathCollector {
-    fn enter_module(&mut self, name: &str, container_type: &str) {
-        self.path.enter(name, container_type);
-    }
-    fn exit_module(&mut self, _name: &str, container_type: &str) {
-        self.path.exit(container_type);
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        self.out.push((self.path.path(), param.shape().num_elements()));
-    }
-}
-
-/// Every float parameter's path and size, in visiting order.
-pub fn parameter_paths<B: Backend, M: burn::module::Module<B>>(module: &M) -> Vec<(String, usize)> {
-    let mut c = PathCollector { path: PathStack::default(), out: Vec::new() };
-    module.visit(&mut c);
-    c.out
-}
-
 impl<B: AutodiffBackend> AdamW<B> {
     /// A fresh optimizer.
     pub fn new(config: AdamWConfig, groups: ParamGroups) -> Self {
@@ -286,7 +242,7 @@ impl<B: AutodiffBackend> AdamW<B> {
 
     /// The global gradient norm over trainable parameters, as a one-element tensor (not read back).
     pub fn grad_norm<M: AutodiffModule<B>>(&self, module: &M, grads: &GradientsParams) -> Option<Tensor<B::InnerBackend, 1>> {
-        let mut v = NormVisitor::<B> { grads, groups: &self.groups, path: PathStack::default(), total: None };
+        let mut v = NormVisitor::<B> { grads, groups: &self.groups, path: ParamPath::default(), total: None };
         module.visit(&mut v);
         v.total.map(|t| t.sqrt())
     }
@@ -316,7 +272,7 @@ impl<B: AutodiffBackend> AdamW<B> {
             None if on_host::<B::InnerBackend>() => Clip::OnHost(1.0),
             s => Clip::OnDevice(s),
         };
-        let mut mapper = StepMapper { opt: self, grads: &mut grads, lr, clip, path: PathStack::default() };
+        let mut mapper = StepMapper { opt: self, grads: &mut grads, lr, clip, path: ParamPath::default() };
         module.map(&mut mapper)
     }
 
@@ -375,7 +331,7 @@ mod tests {
     #[test]
     fn paths_match_the_checkpoint_names() {
         let model = Model::<TestBackend>::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &Default::default()).unwrap();
-        let paths: Vec<String> = parameter_paths(&model).into_iter().map(|(p, _)| p).collect();
+        let paths: Vec<String> = crate::io::params::parameter_shapes(&model).into_iter().map(|(p, _)| p).collect();
         assert!(paths.contains(&"net.h.1.mlp.c_fc.weight".to_string()), "{paths:?}");
         assert!(paths.contains(&"net.ln_f.gamma".to_string()));
     }
