@@ -178,7 +178,7 @@ for arch in "${archs[@]}"; do
     prompt=$(printf '%b' "$p")
     for mode in greedy sampled; do
       t=0.0; [ $mode = sampled ] && t=0.8
-      text=$("$BIN" generate --checkpoint "$ckpt" --device "$DEVICE" --prompt "$prompt" --max-new-tokens 96 --temperature $t --stop $'\n\n\n')
+      text=$("$BIN" generate --checkpoint "$ckpt" --device "$DEVICE" --prompt "$prompt" --max-new-tokens 96 --temperature $t --scope block)
       py "$prompt" "$mode" "$text" <<<'import json,sys; print(json.dumps({"prompt": sys.argv[1], "mode": sys.argv[2], "completion": sys.argv[3]}))' >> "$OUT/$arch-samples.jsonl"
     done
   done

@@ -10,6 +10,7 @@ import { python } from "@codemirror/lang-python";
 import { javascript } from "@codemirror/lang-javascript";
 import { cpp } from "@codemirror/lang-cpp";
 import { oneDark } from "@codemirror/theme-one-dark";
+import { indentUnit } from "@codemirror/language";
 
 const LANGUAGES = { python: () => python(), javascript: () => javascript({ typescript: true }), cpp: () => cpp() };
 
@@ -98,7 +99,9 @@ export function createEditor(parent, options) {
         language.of((LANGUAGES[options.language] ?? LANGUAGES.python)()),
         theme.of(themeFor()),
         ghostField,
+        // Python's four spaces, for what the editor indents and what the models were trained on (PEP 8).
         EditorState.tabSize.of(4),
+        indentUnit.of("    "),
         EditorView.contentAttributes.of({ "data-testid": "editor", "aria-label": "Code", spellcheck: "false", autocorrect: "off", autocapitalize: "off" }),
         EditorView.theme({ "&": { height: `calc(${rows} * 1.45em + 1.2rem)` }, ".cm-scroller": { overflow: "auto" } }),
         EditorView.updateListener.of((u) => { if (u.docChanged) options.onChange?.(u.state.doc.toString()); }),
@@ -122,6 +125,8 @@ export function createEditor(parent, options) {
     },
     /** The text before the cursor: what a completion continues. */
     prefix: () => view.state.sliceDoc(0, view.state.selection.main.head),
+    /** The text after the cursor: what a fill-in-the-middle completion leads into. */
+    suffix: () => view.state.sliceDoc(view.state.selection.main.head),
     /** Shows (or, streaming, grows) ghost text at the cursor. */
     setGhost: (text) => {
       const { box } = view.state.field(ghostField);
@@ -130,9 +135,13 @@ export function createEditor(parent, options) {
       } else if (!box) {
         view.dispatch({ effects: setGhost.of({ pos: view.state.selection.main.head, box: new GhostBox(text) }) });
       } else if (box.text !== text) {
+        const newLine = text.split("\n").length !== box.text.split("\n").length;
         box.text = text;
         if (box.dom) box.dom.textContent = text;
         view.requestMeasure();
+        // A ghost that grows a line may run below the visible area: keep its end in view (once per line, not per
+        // token).
+        if (newLine) requestAnimationFrame(() => box.dom?.scrollIntoView({ block: "nearest", inline: "nearest" }));
       }
     },
     ghost: () => ghostText(view.state),

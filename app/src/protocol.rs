@@ -69,6 +69,8 @@ pub struct CompleteSettings {
     pub max_tokens: usize,
     /// Sampler seed.
     pub seed: u64,
+    /// How much to write: the line, the block, or up to `max_tokens`.
+    pub scope: hnet_gpt_model::generate::stop::Scope,
 }
 
 /// What fine-tuning trains.
@@ -105,10 +107,13 @@ pub enum Request {
         /// Use the CPU backend even when WebGPU is there.
         force_cpu: bool,
     },
-    /// Stream a completion of `prompt`.
+    /// Stream a completion of `prompt` (the middle between `prompt` and `suffix` when the model has FIM tokens).
     Complete {
-        /// The text to continue.
+        /// The text before the cursor.
         prompt: String,
+        /// The text after the cursor: used by a model with fill-in-the-middle tokens, ignored by others.
+        #[serde(default)]
+        suffix: String,
         /// How to sample.
         settings: CompleteSettings,
     },

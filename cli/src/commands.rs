@@ -8,8 +8,9 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use hnet_gpt_model::eval::inspect::inspect_chunks_windowed_blocking;
 use hnet_gpt_model::eval::score::score_text;
-use hnet_gpt_model::generate::complete::complete_ids;
+use hnet_gpt_model::generate::complete::{complete, Prompt};
 use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::stop::{is_blank, StopRules};
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
@@ -253,10 +254,11 @@ fn chunks<B: Backend>(path: &Path, device: &B::Device, text: &str, json_out: boo
 fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, suffix: Option<&str>, s: &SamplingArgs) -> Result<()> {
     let model = load_model::<B>(path, device)?;
     let tok = model.tokenizer.load()?;
-    let ids = match suffix {
-        Some(suffix) => tok.fim_prompt(prompt, suffix)?,
-        None => tok.encode(prompt)?,
+    let prompt = match suffix {
+        Some(suffix) => Prompt::Middle { prefix: prompt, suffix },
+        None => Prompt::Text(prompt),
     };
+    let ids = prompt.ids(&tok, Prompt::budget(&model, s.max_new_tokens))?;
     if ids.is_empty() {
         bail!("the prompt is empty: give at least one token of text");
     }
@@ -277,13 +279,17 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, suffix: O
     }
     let mut stdout = std::io::stdout().lock();
     let mut failed = None;
-    complete_ids(&model, &tok, &ids, params, &s.stop, |piece| {
+    let rules = StopRules { scope: s.scope, strings: s.stop.clone() };
+    let (text, tokens) = complete(&model, &tok, prompt, params, &rules, |piece| {
         if failed.is_none() {
             failed = stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()).err();
         }
     })?;
     if let Some(e) = failed {
         return Err(e.into());
+    }
+    if is_blank(&text) {
+        eprintln!("no completion: the model wrote only whitespace ({tokens} tokens) before its {:?} scope ended", s.scope);
     }
     writeln!(stdout)?;
     Ok(())

@@ -13,8 +13,9 @@ use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::eval::pysyntax::{self, BoundaryMatch};
 use hnet_gpt_model::eval::score::token_logprobs;
 use hnet_gpt_model::eval::seed_eval;
-use hnet_gpt_model::generate::complete::complete;
+use hnet_gpt_model::generate::complete::{complete, Prompt};
 use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
@@ -292,8 +293,8 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
             seed: seed.wrapping_add(i as u64),
             stop_tokens: tok.stop_tokens(),
         };
-        let stop: Vec<String> = ["\ndef ", "\nclass ", "\nif __name__"].map(String::from).to_vec();
-        let (completion, _) = complete(model, tok, header, params, &stop, |_| {})?;
+        let stop = StopRules::strings(&["\ndef ", "\nclass ", "\nif __name__"].map(String::from));
+        let (completion, _) = complete(model, tok, Prompt::Text(header), params, &stop, |_| {})?;
         let closed = pysyntax::close_truncated(header, &completion);
         let ok = pysyntax::is_valid(&closed);
         let added = completion.rfind('\n').is_some_and(|i| !completion[..i].trim().is_empty());
@@ -321,7 +322,7 @@ pub fn humaneval_completions<B: Backend>(
     samples: usize,
     seed: u64,
 ) -> Result<Vec<Sample>> {
-    let stop: Vec<String> = humaneval::STOP.map(String::from).to_vec();
+    let stop = StopRules::strings(&humaneval::STOP.map(String::from));
     let temperature = humaneval_temperature(samples);
     let mut out = Vec::new();
     for (i, p) in humaneval::problems().iter().take(problems).enumerate() {
@@ -332,7 +333,7 @@ pub fn humaneval_completions<B: Backend>(
                 seed: seed.wrapping_add((i * samples + s) as u64),
                 stop_tokens: tok.stop_tokens(),
             };
-            let (completion, _) = complete(model, tok, &p.prompt, params, &stop, |_| {})?;
+            let (completion, _) = complete(model, tok, Prompt::Text(&p.prompt), params, &stop, |_| {})?;
             out.push(Sample { task_id: p.task_id.clone(), completion });
         }
     }

@@ -124,6 +124,17 @@ fn fill_in_the_middle_prompts_are_the_tokenizers_own_encoding() {
                 let fim = tok.fim().unwrap();
                 let stops = tok.stop_tokens();
                 assert!(stops.contains(&tok.eos_id()) && [fim.prefix, fim.suffix, fim.middle].iter().all(|t| stops.contains(t)), "{name}");
+                // Cut to a budget: the markers stay, the prefix keeps its end and the suffix its start.
+                let (prefix, suffix) = ("def a():\n    return 1\n".repeat(20), "\ndef b():\n    pass\n".repeat(20));
+                let (p, s) = (tok.encode(&prefix).unwrap(), tok.encode(&suffix).unwrap());
+                let cut = tok.fim_prompt_within(&prefix, &suffix, 40).unwrap();
+                assert_eq!(cut.len(), 40, "{name}");
+                let at = |t| cut.iter().position(|&x| x == t).unwrap();
+                let (i_s, i_m) = (at(fim.suffix), at(fim.middle));
+                assert_eq!((cut[0], i_m), (fim.prefix, cut.len() - 1), "{name}");
+                assert!(p.ends_with(&cut[1..i_s]) && s.starts_with(&cut[i_s + 1..i_m]), "{name}");
+                assert_eq!(i_m - i_s - 1, 37 / 4, "{name}: the suffix gets a quarter");
+                assert_eq!(tok.fim_prompt_within(&prefix, &suffix, usize::MAX).unwrap(), tok.fim_prompt(&prefix, &suffix).unwrap());
             }
         }
     }

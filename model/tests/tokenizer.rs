@@ -1,6 +1,8 @@
 //! The GPT-2 tokenizer shipped in `public/tokenizer.json`: exact ids, byte offsets, lossless round trips.
 
-use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer, EOS_ID};
+use hnet_gpt_model::generate::stop::{Scope, StopRules};
+use hnet_gpt_model::generate::stream::TextStream;
+use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
 use proptest::prelude::*;
 
 fn tokenizer() -> Tokenizer {
@@ -72,14 +74,14 @@ fn text_stream_holds_back_partial_characters_and_stops_at_stop_strings() {
     // An emoji is split over several byte-level tokens; nothing is shown until it is complete.
     let ids = tok.encode("a🙂b").unwrap();
     assert!(ids.len() > 3, "{ids:?}");
-    let mut stream = TextStream::new(&tok, &[]);
+    let mut stream = TextStream::new(&tok, &StopRules::none(), "");
     let pieces: Vec<String> = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
     assert!(pieces.iter().all(|p| !p.contains('\u{FFFD}')), "{pieces:?}");
     assert_eq!(pieces.concat() + &stream.finish().unwrap(), "a🙂b");
 
     // The stop string is not emitted, nor is anything after it; a partial match is held back until resolved.
     let ids = tok.encode("x = 1\n\ndef g():").unwrap();
-    let mut stream = TextStream::new(&tok, &["\n\ndef".to_string()]);
+    let mut stream = TextStream::new(&tok, &StopRules::strings(&["\n\ndef".to_string()]), "");
     let mut out = String::new();
     for &id in &ids {
         out += &stream.push(id).unwrap();
@@ -91,10 +93,35 @@ fn text_stream_holds_back_partial_characters_and_stops_at_stop_strings() {
     assert_eq!(out, "x = 1");
     // A held-back prefix that turns out not to be a stop string is released.
     let ids = tok.encode("a\n\nb").unwrap();
-    let mut stream = TextStream::new(&tok, &["\n\ndef".to_string()]);
+    let mut stream = TextStream::new(&tok, &StopRules::strings(&["\n\ndef".to_string()]), "");
     let mut out: String = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
     out += &stream.finish().unwrap();
     assert_eq!(out, "a\n\nb");
+}
+
+#[test]
+fn a_block_completion_streams_up_to_its_end_and_never_past_it() {
+    let tok = tokenizer();
+    let written = "\n    return n % 2 == 0\n\ndef is_odd(n):\n    return not is_even(n)\n";
+    for (scope, expected) in [(Scope::Block, "\n    return n % 2 == 0"), (Scope::Line, "\n    return n % 2 == 0"), (Scope::Free, written)] {
+        let mut stream = TextStream::new(&tok, &StopRules { scope, strings: vec![] }, "def is_even(n):");
+        let mut out = String::new();
+        for id in tok.encode(written).unwrap() {
+            out += &stream.push(id).unwrap();
+            // Whatever has been shown is part of the final completion.
+            assert!(expected.starts_with(&out), "{scope:?}: {out:?}");
+            if stream.stopped() {
+                break;
+            }
+        }
+        out += &stream.finish().unwrap();
+        assert_eq!(out, expected, "{scope:?}");
+    }
+    // A block that runs out of tokens on an indented blank line does not end in whitespace.
+    let mut stream = TextStream::new(&tok, &StopRules { scope: Scope::Block, strings: vec![] }, "def f():");
+    let mut out: String = tok.encode("\n    a = 1\n    ").unwrap().into_iter().map(|id| stream.push(id).unwrap()).collect();
+    out += &stream.finish().unwrap();
+    assert_eq!(out, "\n    a = 1");
 }
 
 #[test]

@@ -35,7 +35,10 @@ function editorText(page) {
   });
 }
 
-async function complete(page) {
+/** Completes at the cursor; `scope` "free" (the default here) runs to max tokens, so that streaming and Stop have
+ * tokens to see whatever the model writes. */
+async function complete(page, scope = "free") {
+  if (await page.locator("#scope").count()) await page.locator("#scope").selectOption(scope);
   await page.getByTestId("complete").click();
   await page.waitForFunction(() => {
     const n = parseInt(document.querySelector("[data-testid=token-count]")?.textContent ?? "0", 10);
@@ -239,6 +242,7 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     // Stop cancels the worker's job at its next token.
     await page.locator("#max-tokens").fill("512");
     await page.locator("#max-tokens").dispatchEvent("change");
+    await page.locator("#scope").selectOption("free");
     await page.getByTestId("complete").click();
     await page.waitForFunction(() => parseInt(document.querySelector("[data-testid=token-count]")?.textContent ?? "0", 10) >= 2, null, { timeout: WORK });
     await page.getByTestId("stop").click();

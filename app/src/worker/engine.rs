@@ -14,10 +14,12 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use hnet_gpt_model::eval::inspect::{inspect_chunks_windowed, ChunkReport, WindowCache};
 use hnet_gpt_model::eval::score::token_logprobs_async;
-use hnet_gpt_model::generate::{GenerateParams, Generator};
+use hnet_gpt_model::generate::complete::{Completion, Prompt};
+use hnet_gpt_model::generate::stop::StopRules;
+use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::TrainScope;
-use hnet_gpt_model::io::tokenizer::{TextStream, Tokenizer};
+use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
@@ -183,14 +185,15 @@ impl Engine {
     pub async fn complete(
         &self,
         tokenizer: &Tokenizer,
-        prompt: &str,
+        prompt: Prompt<'_>,
         params: GenerateParams,
+        rules: &StopRules,
         cancel: Rc<Cell<bool>>,
         on_text: impl FnMut(&str, usize),
-    ) -> Result<usize, String> {
+    ) -> Result<(String, usize), String> {
         match self {
-            Engine::Gpu(m) => complete_on(m, tokenizer, prompt, params, cancel, on_text).await,
-            Engine::Cpu(m) => complete_on(m, tokenizer, prompt, params, cancel, on_text).await,
+            Engine::Gpu(m) => complete_on(m, tokenizer, prompt, params, rules, cancel, on_text).await,
+            Engine::Cpu(m) => complete_on(m, tokenizer, prompt, params, rules, cancel, on_text).await,
         }
     }
 
@@ -279,31 +282,25 @@ impl Engine {
 async fn complete_on<B: Backend>(
     model: &Model<B>,
     tokenizer: &Tokenizer,
-    prompt: &str,
+    prompt: Prompt<'_>,
     params: GenerateParams,
+    rules: &StopRules,
     cancel: Rc<Cell<bool>>,
     mut on_text: impl FnMut(&str, usize),
-) -> Result<usize, String> {
+) -> Result<(String, usize), String> {
     web::mark("complete");
-    let ids = tokenizer.encode(prompt).map_err(|e| e.to_string())?;
-    let mut generator = Generator::new(model, &ids, params).map_err(|e| e.to_string())?;
-    let mut stream = TextStream::new(tokenizer, &[]);
-    let mut count = 0;
-    while let Some(token) = generator.next_token_async().await.map_err(|e| e.to_string())? {
-        count += 1;
-        let delta = stream.push(token).map_err(|e| e.to_string())?;
-        on_text(&delta, count);
+    let mut completion = Completion::new(model, tokenizer, prompt, params, rules).map_err(|e| e.to_string())?;
+    while let Some(delta) = completion.step_async().await.map_err(|e| e.to_string())? {
+        if !delta.is_empty() {
+            on_text(&delta, completion.tokens());
+        }
         if cancel.get() {
-            generator.stop();
+            completion.cancel();
         }
         // Let the page paint the token and handle clicks (Stop) before the next step.
         web::yield_now().await;
     }
-    let rest = stream.finish().map_err(|e| e.to_string())?;
-    if !rest.is_empty() {
-        on_text(&rest, count);
-    }
-    Ok(count)
+    Ok((completion.text().to_string(), completion.tokens()))
 }
 
 /// Fine-tuning settings, resolved.

@@ -15,7 +15,9 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use hnet_gpt_model::generate::complete::Prompt;
 use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::generate::stop::{is_blank, StopRules};
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
@@ -143,9 +145,9 @@ impl Worker {
                 self.begin(job, WorkerState::Loading);
                 self.load(job, source, extra).await
             }
-            Request::Complete { prompt, settings } => {
+            Request::Complete { prompt, suffix, settings } => {
                 let cancel = self.begin(job, WorkerState::Generating);
-                self.complete(job, &prompt, settings, cancel).await
+                self.complete(job, &prompt, &suffix, settings, cancel).await
             }
             Request::Chunks { text, surprisal, first_line } => {
                 let stop = self.begin(job, WorkerState::Chunking);
@@ -354,7 +356,14 @@ impl Worker {
         Ok(Some(Ok(view)))
     }
 
-    async fn complete(&self, job: JobId, prompt: &str, s: CompleteSettings, cancel: Rc<Cell<bool>>) -> Result<String, String> {
+    async fn complete(
+        &self,
+        job: JobId,
+        prompt: &str,
+        suffix: &str,
+        s: CompleteSettings,
+        cancel: Rc<Cell<bool>>,
+    ) -> Result<String, String> {
         if prompt.trim().is_empty() {
             return Err("Type or paste some code first: the prompt is empty.".into());
         }
@@ -371,11 +380,20 @@ impl Worker {
             seed: s.seed,
             stop_tokens: tokenizer.stop_tokens(),
         };
+        // Fill-in-the-middle when the model has the tokens for it and there is text after the cursor.
+        let prompt = match tokenizer.fim() {
+            Some(_) if !suffix.trim().is_empty() => Prompt::Middle { prefix: prompt, suffix },
+            _ => Prompt::Text(prompt),
+        };
+        let rules = StopRules { scope: s.scope, strings: Vec::new() };
         let result = engine
-            .complete(&tokenizer, prompt, params, cancel, |delta, tokens| post(job, Reply::Text { delta: delta.to_string(), tokens }, None))
+            .complete(&tokenizer, prompt, params, &rules, cancel, |delta, tokens| {
+                post(job, Reply::Text { delta: delta.to_string(), tokens }, None)
+            })
             .await;
         match result {
-            Ok(n) => Ok(format!("{n} tokens")),
+            Ok((text, n)) if is_blank(&text) => Ok(format!("no completion: only whitespace in {n} tokens")),
+            Ok((_, n)) => Ok(format!("{n} tokens")),
             Err(e) if engine.on_gpu() => {
                 // A lost or broken WebGPU device: move the model to the CPU and say so. The weights are read back
                 // first; when the device is gone they cannot be, and the bundled model is loaded instead.

@@ -213,11 +213,23 @@ impl Tokenizer {
     /// `<fim_prefix>` prefix `<fim_suffix>` suffix `<fim_middle>` — the same ids the tokenizer gives that text
     /// with the tokens spelled out. An error when the tokenizer has no such tokens.
     pub fn fim_prompt(&self, prefix: &str, suffix: &str) -> Result<Vec<u32>, ModelError> {
+        self.fim_prompt_within(prefix, suffix, usize::MAX)
+    }
+
+    /// [`fim_prompt`](Self::fim_prompt) in at most `budget` tokens (a model's context less room for the middle):
+    /// the suffix keeps its start (up to a quarter of the budget, what follows the cursor most closely), the prefix
+    /// its end, each cut at a token.
+    pub fn fim_prompt_within(&self, prefix: &str, suffix: &str, budget: usize) -> Result<Vec<u32>, ModelError> {
         let fim = self.fim().ok_or(ModelError::NoFim)?;
-        let mut ids = vec![fim.prefix];
-        ids.extend(self.encode(prefix)?);
+        let (prefix, suffix) = (self.encode(prefix)?, self.encode(suffix)?);
+        let room = budget.saturating_sub(3);
+        let suffix = &suffix[..suffix.len().min((room / 4).max(room.saturating_sub(prefix.len())))];
+        let prefix = &prefix[prefix.len() - prefix.len().min(room - suffix.len())..];
+        let mut ids = Vec::with_capacity(prefix.len() + suffix.len() + 3);
+        ids.push(fim.prefix);
+        ids.extend(prefix);
         ids.push(fim.suffix);
-        ids.extend(self.encode(suffix)?);
+        ids.extend(suffix);
         ids.push(fim.middle);
         Ok(ids)
     }
@@ -340,69 +352,4 @@ where
     let mut tokenizer: tokenizers::Tokenizer = tokenizer.into();
     tokenizer.add_special_tokens([AddedToken::from(EOS_TEXT, true)]).map_err(tok_err)?;
     tokenizer.to_string(false).map_err(tok_err)
-}
-
-/// Turns generated ids into text deltas as they arrive, holding back partial characters and anything that might
-/// be the start of a stop string, and stopping at the first stop string (which is not emitted).
-pub struct TextStream<'t> {
-    tokenizer: &'t Tokenizer,
-    ids: Vec<u32>,
-    stop_strings: Vec<String>,
-    emitted: usize,
-    stopped: bool,
-}
-
-impl<'t> TextStream<'t> {
-    /// A stream that stops at any of `stop_strings` (empty strings are ignored).
-    pub fn new(tokenizer: &'t Tokenizer, stop_strings: &[String]) -> Self {
-        let stop_strings = stop_strings.iter().filter(|s| !s.is_empty()).cloned().collect();
-        Self { tokenizer, ids: Vec::new(), stop_strings, emitted: 0, stopped: false }
-    }
-
-    /// True once a stop string has appeared.
-    pub fn stopped(&self) -> bool {
-        self.stopped
-    }
-
-    /// Adds a token; returns the text that is now safe to show.
-    pub fn push(&mut self, id: u32) -> Result<String, ModelError> {
-        if self.stopped {
-            return Ok(String::new());
-        }
-        self.ids.push(id);
-        let text = self.tokenizer.decode(&self.ids)?;
-        if let Some(at) = self.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {
-            self.stopped = true;
-            return Ok(self.take(&text, at.max(self.emitted)));
-        }
-        // Hold back an incomplete character (decoded as U+FFFD) and a suffix that could begin a stop string.
-        let base = text.trim_end_matches('\u{FFFD}').len();
-        let mut safe = base;
-        for stop in &self.stop_strings {
-            let prefix_ends: Vec<usize> = stop.char_indices().skip(1).map(|(i, _)| i).collect();
-            if let Some(i) = prefix_ends.into_iter().rev().find(|&i| text[..base].ends_with(&stop[..i])) {
-                safe = safe.min(base - i);
-            }
-        }
-        Ok(self.take(&text, safe))
-    }
-
-    /// The text held back at the end (call when generation ends without a stop string).
-    pub fn finish(&mut self) -> Result<String, ModelError> {
-        if self.stopped {
-            return Ok(String::new());
-        }
-        let text = self.tokenizer.decode(&self.ids)?;
-        Ok(self.take(&text, text.len()))
-    }
-
-    fn take(&mut self, text: &str, upto: usize) -> String {
-        let mut upto = upto.max(self.emitted);
-        while !text.is_char_boundary(upto) {
-            upto -= 1;
-        }
-        let out = text.get(self.emitted..upto).unwrap_or_default().to_string();
-        self.emitted = self.emitted.max(upto);
-        out
-    }
 }

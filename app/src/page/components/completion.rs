@@ -4,6 +4,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::page::state::{Busy, Playground};
+use hnet_gpt_model::generate::stop::Scope;
+
 use crate::protocol::{CompleteSettings, JobId, Reply, Request};
 use crate::web;
 
@@ -15,6 +17,7 @@ struct Controls {
     top_p: RwSignal<f32>,
     max_tokens: RwSignal<usize>,
     seed: RwSignal<u64>,
+    scope: RwSignal<Scope>,
 }
 
 impl Controls {
@@ -25,6 +28,7 @@ impl Controls {
             top_p: self.top_p.get_untracked(),
             max_tokens: self.max_tokens.get_untracked(),
             seed: self.seed.get_untracked(),
+            scope: self.scope.get_untracked(),
         }
     }
 }
@@ -48,12 +52,20 @@ fn number_input<T: std::str::FromStr + ToString + Copy + Send + Sync + 'static>(
 
 /// Starts a completion of the code before the editor's cursor (the button, Ctrl+Enter); the worker streams it into
 /// the ghost text.
-fn start(state: Playground, controls: Controls, tokens: RwSignal<usize>, speed: RwSignal<Option<f64>>, job: RwSignal<Option<JobId>>) {
+fn start(
+    state: Playground,
+    controls: Controls,
+    tokens: RwSignal<usize>,
+    speed: RwSignal<Option<f64>>,
+    note: RwSignal<String>,
+    job: RwSignal<Option<JobId>>,
+) {
     let Some(client) = state.client() else { return };
     if state.busy.get_untracked().is_some() || !state.model.with_untracked(Option::is_some) {
         return;
     }
     let prompt = state.editor.with_value(|e| e.as_ref().and_then(|e| e.prefix())).unwrap_or_else(|| state.code.get_untracked());
+    let suffix = state.editor.with_value(|e| e.as_ref().and_then(|e| e.suffix())).unwrap_or_default();
     if prompt.trim().is_empty() {
         state.error.set(Some("Type or paste some code first: the prompt is empty.".into()));
         return;
@@ -64,9 +76,10 @@ fn start(state: Playground, controls: Controls, tokens: RwSignal<usize>, speed: 
     ghost.set(String::new());
     tokens.set(0);
     speed.set(None);
+    note.set(String::new());
     web::mark("complete");
     let t0 = web::now_ms();
-    let (id, done) = client.call(Request::Complete { prompt, settings: controls.settings() }, None, move |reply, _| {
+    let (id, done) = client.call(Request::Complete { prompt, suffix, settings: controls.settings() }, None, move |reply, _| {
         if let Reply::Text { delta, tokens: n } = reply {
             ghost.update(|g| g.push_str(&delta));
             tokens.set(n);
@@ -78,8 +91,14 @@ fn start(state: Playground, controls: Controls, tokens: RwSignal<usize>, speed: 
         let result = done.await;
         job.set(None);
         state.busy.set(None);
-        if let Err(e) = result {
-            state.error.set(Some(e));
+        match result {
+            // A ghost of whitespace only is not shown: the panel says there was nothing to propose.
+            Ok(_) if ghost.with_untracked(|g| g.trim().is_empty()) => {
+                ghost.set(String::new());
+                note.set("no completion".into());
+            }
+            Ok(_) => {}
+            Err(e) => state.error.set(Some(e)),
         }
     });
 }
@@ -98,14 +117,16 @@ pub fn CompletionPanel(
         temperature: RwSignal::new(0.6),
         top_k: RwSignal::new(40),
         top_p: RwSignal::new(0.95),
-        max_tokens: RwSignal::new(48),
+        max_tokens: RwSignal::new(64),
         seed: RwSignal::new(0),
+        scope: RwSignal::new(Scope::Block),
     };
     let ghost = state.ghost;
     let tokens = RwSignal::new(0usize);
     let speed = RwSignal::new(None::<f64>);
     let job = RwSignal::new(None::<JobId>);
-    let run = move || start(state, controls, tokens, speed, job);
+    let note = RwSignal::new(String::new());
+    let run = move || start(state, controls, tokens, speed, note, job);
     let stop = move |_| {
         if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
             client.cancel(id);
@@ -138,6 +159,16 @@ pub fn CompletionPanel(
                     {number_input("top-p", "Top-p", controls.top_p, "0.05", "0.05", "1")}
                     {number_input("max-tokens", "Max tokens", controls.max_tokens, "1", "1", "512")}
                     {number_input("seed", "Seed", controls.seed, "1", "0", "4294967295")}
+                    <label class="control" for="scope">
+                        <span>"Complete"</span>
+                        <select id="scope" data-testid="scope" on:change=move |ev| {
+                            if let Ok(scope) = event_target_value(&ev).parse() { controls.scope.set(scope) }
+                        }>
+                            <option value="line">"the line"</option>
+                            <option value="block" selected>"the block"</option>
+                            <option value="free">"up to max tokens"</option>
+                        </select>
+                    </label>
                 </fieldset>
             })}
             <div class="row">
@@ -149,6 +180,7 @@ pub fn CompletionPanel(
                 <button class="secondary" data-testid="reject" on:click=move |_| ghost.set(String::new()) disabled=move || !idle_with_ghost()>"Reject"</button>
                 <span class="muted" data-testid="token-count">{move || format!("{} tokens", tokens.get())}</span>
                 <span class="muted" data-testid="speed">{move || speed.get().map(|s| format!("{s:.1} tokens/s")).unwrap_or_default()}</span>
+                <span class="muted" data-testid="completion-note" aria-live="polite">{move || note.get()}</span>
             </div>
             // The ghost text lives in the editor; this copy is for screen readers (and says what is proposed).
             <p class="sr-only" aria-live="polite">"Proposed completion: "<span data-testid="completion">{move || ghost.get()}</span></p>

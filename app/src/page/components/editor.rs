@@ -44,6 +44,11 @@ impl CodeEditor {
         self.call("prefix", &[]).as_string()
     }
 
+    /// The text after the cursor (what a fill-in-the-middle completion leads into).
+    pub fn suffix(&self) -> Option<String> {
+        self.call("suffix", &[]).as_string()
+    }
+
     /// Shows ghost text at the cursor (growing as tokens stream in).
     pub fn set_ghost(&self, text: &str) {
         self.call("setGhost", &[text.into()]);

@@ -1,0 +1,180 @@
+//! Where a code completion ends, as an editor's ghost text does: at the end of the line (`Line`), or at the end of
+//! the block being written (`Block`: a blank line, or a line indented less than the block's first line), or only at
+//! the token limit (`Free`). Stop strings and the tokenizer's stop tokens end every scope.
+//!
+//! The rule reads the completion text together with the prompt's last line (the line the cursor is on), so that a
+//! completion that goes on the cursor's line is indented as that line, and one that starts a new line after
+//! `def f():` takes the indentation of its first written line as the block's.
+
+use serde::{Deserialize, Serialize};
+
+/// How much a completion may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The rest of the line, or the next line when the cursor's line is done (after `def f():`).
+    Line,
+    /// The block being written: ends before a blank line or a line indented less than its first line.
+    #[default]
+    Block,
+    /// No rule: stop strings, stop tokens and the token limit only.
+    Free,
+}
+
+impl std::str::FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "line" => Ok(Scope::Line),
+            "block" => Ok(Scope::Block),
+            "free" | "none" => Ok(Scope::Free),
+            other => Err(format!("unknown scope `{other}` (expected line, block or free)")),
+        }
+    }
+}
+
+/// Everything that ends a completion besides the model's stop tokens.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopRules {
+    /// How much to write.
+    pub scope: Scope,
+    /// Strings that end the completion (not emitted); empty ones are ignored.
+    pub strings: Vec<String>,
+}
+
+impl StopRules {
+    /// No rule but `strings`.
+    pub fn strings(strings: &[String]) -> Self {
+        Self { scope: Scope::Free, strings: strings.to_vec() }
+    }
+
+    /// No rule at all: the token limit and the model's stop tokens end it.
+    pub fn none() -> Self {
+        Self::strings(&[])
+    }
+}
+
+/// What the scope rule says about a completion so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The completion ends at this byte offset (what follows is not part of it).
+    End(usize),
+    /// Not decided; text up to this offset is part of the completion whatever comes next.
+    Open(usize),
+}
+
+/// The indentation width of `line` (a tab to the next multiple of 8, as Python counts) and whether it has anything
+/// but whitespace.
+fn indentation(line: &str) -> (usize, bool) {
+    let mut width = 0;
+    for c in line.chars() {
+        match c {
+            ' ' => width += 1,
+            '\t' => width = (width / 8 + 1) * 8,
+            '\r' => {}
+            _ => return (width, true),
+        }
+    }
+    (width, false)
+}
+
+/// Applies `scope` to `text`, the completion so far, written after `cursor_line` (the prompt's text after its last
+/// newline).
+pub fn verdict(scope: Scope, cursor_line: &str, text: &str) -> Verdict {
+    if scope == Scope::Free {
+        return Verdict::Open(text.len());
+    }
+    let (cursor_indent, cursor_has_code) = indentation(cursor_line);
+    let mut block_indent: Option<usize> = None;
+    let mut written = false; // some of the completion's own text is not whitespace
+    let mut start = 0;
+    for (i, line) in text.split('\n').enumerate() {
+        let terminated = start + line.len() < text.len();
+        let (indent, has_code) = if i == 0 {
+            // The cursor's line: its indentation is the prompt's, unless the prompt's part is blank.
+            let (own, has_code) = indentation(line);
+            (if cursor_has_code { cursor_indent } else { cursor_indent + own }, has_code)
+        } else {
+            indentation(line)
+        };
+        // A blank line ends a line and a block, also before any code (then there is nothing to show).
+        if i > 0 && !has_code && terminated {
+            return Verdict::End(start - 1);
+        }
+        match scope {
+            Scope::Line if written && i > 0 => return Verdict::End(start - 1),
+            Scope::Block if has_code => match block_indent {
+                Some(b) if indent < b => return Verdict::End(start - 1),
+                None => block_indent = Some(indent),
+                _ => {}
+            },
+            _ => {}
+        }
+        written |= has_code;
+        if !terminated {
+            // The last line: undecided while it holds only whitespace (it may yet turn out blank or dedented), so
+            // it and the newline before it are held back.
+            let open = if has_code || i == 0 { text.len() } else { start - 1 };
+            return Verdict::Open(open);
+        }
+        start += line.len() + 1;
+    }
+    Verdict::Open(text.len())
+}
+
+/// True when a completion has nothing to show (whitespace only): the caller says "no completion" instead.
+pub fn is_blank(text: &str) -> bool {
+    text.trim().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The completion a scope keeps of `text` once it is all written.
+    fn kept(scope: Scope, cursor_line: &str, text: &str) -> String {
+        match verdict(scope, cursor_line, text) {
+            Verdict::End(at) => text[..at].to_string(),
+            Verdict::Open(_) => text.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_block_ends_before_a_blank_line_or_a_dedent() {
+        let body = "\n    return n % 2 == 0\n\ndef odd(n):\n";
+        assert_eq!(kept(Scope::Block, "def is_even(n):", body), "\n    return n % 2 == 0");
+        let dedent = "\n    if n:\n        return 1\n    return 0\ndef g():";
+        assert_eq!(kept(Scope::Block, "def f(n):", dedent), "\n    if n:\n        return 1\n    return 0");
+        // Written from inside an indented line: the line's indentation is the block's.
+        assert_eq!(kept(Scope::Block, "    x = foo(", "a, b)\n    y = 2\nz = 3"), "a, b)\n    y = 2");
+        // A blank line before any code also ends it: nothing to show.
+        assert!(is_blank(&kept(Scope::Block, "def f():", "\n\n\n    return 1")));
+        // The cursor at the start of an empty line: the first line's own indentation counts.
+        assert_eq!(kept(Scope::Block, "", "    y = 2\n    z = 3\nw"), "    y = 2\n    z = 3");
+        assert_eq!(kept(Scope::Block, "    ", "y = 2\nz = 3"), "y = 2");
+    }
+
+    #[test]
+    fn a_line_ends_at_the_first_newline_after_code() {
+        assert_eq!(kept(Scope::Line, "x = foo(", "a, b)\ny = 2"), "a, b)");
+        // After a finished line, the next one.
+        assert_eq!(kept(Scope::Line, "def is_even(n):", "\n    return n % 2 == 0\n    "), "\n    return n % 2 == 0");
+        assert_eq!(kept(Scope::Free, "def f():", "\n    a\n\nb"), "\n    a\n\nb");
+    }
+
+    #[test]
+    fn undecided_whitespace_is_held_back_and_code_is_not() {
+        // A trailing newline and indentation may be the start of a dedent: not shown yet.
+        assert_eq!(verdict(Scope::Block, "def f():", "\n    a = 1\n    "), Verdict::Open("\n    a = 1".len()));
+        assert_eq!(verdict(Scope::Block, "def f():", "\n    a = 1\n    b"), Verdict::Open("\n    a = 1\n    b".len()));
+        assert_eq!(verdict(Scope::Block, "def f():", "\n   "), Verdict::Open(0));
+        assert_eq!(verdict(Scope::Free, "", "\n\n"), Verdict::Open(2));
+    }
+
+    #[test]
+    fn tabs_count_to_the_next_multiple_of_eight() {
+        assert_eq!(indentation("\tx"), (8, true));
+        assert_eq!(indentation("  \t x"), (9, true));
+        assert_eq!(kept(Scope::Block, "def f():", "\n\tif a:\n\t\tb\n    c"), "\n\tif a:\n\t\tb");
+    }
+}
