@@ -3,28 +3,32 @@
 # exact shape and vocabulary (random weights at its initialisation scale, bf16 as shipped; scripts/bench_decoder.py),
 # greedy generation of 256 tokens after a 64-token prompt, time to first token for a 1,000-token prompt, and each
 # run's peak resident memory (GNU time) — hnet-gpt (imported from the bf16 repository), Hugging Face transformers
-# `generate` (f32, the same threads), and llama.cpp (f32 and f16 GGUF of the same weights) when llama-cpp-python and
-# gguf are installed in the venv. Interleaved rounds; the report gives medians. Writes docs/results/bench/decoder-0.5b.*
+# `generate` (f32, the same threads), and llama.cpp (f32 and f16 GGUF of the same weights) when llama-cpp-python is
+# installed in the venv (--llama-cpp installs it). Interleaved
+# rounds; the report gives medians. Writes docs/results/bench/decoder-0.5b.*
 #
-#   scripts/bench-decoder.sh [--rounds N]
+#   scripts/bench-decoder.sh [--rounds N] [--llama-cpp]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 rounds=3
+with_llama=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=$2; shift 2 ;;
+    --llama-cpp) with_llama=1; shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 out=docs/results/bench
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# On failure, the timed commands' own messages (in their GNU time files) before the scratch directory goes.
+trap 'status=$?; [ $status -eq 0 ] || tail -n 15 "$work"/*.time 2>/dev/null; rm -rf "$work"' EXIT
 mkdir -p "$out"
 log="$out/decoder-0.5b.log"
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1
 exec > >(sed -u "s|$work|\$WORK|g" | tee "$log") 2>&1
-echo "# scripts/bench-decoder.sh --rounds $rounds  ($(date -u +%Y-%m-%dT%H:%MZ))"
+echo "# scripts/bench-decoder.sh --rounds $rounds$([ $with_llama = 1 ] && echo " --llama-cpp")  ($(date -u +%Y-%m-%dT%H:%MZ))"
 venv="$HOME/.cache/hnet-gpt/bench-venv"
 if ! "$venv/bin/python" -c 'import torch, transformers, safetensors' 2>/dev/null; then
   python3 -m venv "$venv"
@@ -45,11 +49,18 @@ echo "import-hf: peak RSS $(peak "$work/import.time") kB"
 /usr/bin/time -v "$bin" info --checkpoint "$work/qwen.safetensors" > /dev/null 2> "$work/info.time"
 
 llama=""
-if "$py" -c 'import llama_cpp, gguf' 2>/dev/null && [ -n "${LLAMA_CPP_CONVERT:-}" ]; then
-  for t in f32 f16; do "$py" "$LLAMA_CPP_CONVERT" "$work/hf" --outtype "$t" --outfile "$work/qwen-$t.gguf" > /dev/null; done
+if [ "$with_llama" = 1 ] && ! "$py" -c 'import llama_cpp, gguf' 2>/dev/null; then
+  echo "==> installing llama-cpp-python (builds llama.cpp: about 15 minutes on 2 cores) and gguf"
+  "$venv/bin/pip" install --quiet llama-cpp-python gguf
+fi
+if "$py" -c 'import llama_cpp, gguf' 2>/dev/null; then
+  # The same weights as GGUF, written by llama.cpp's own writer library (scripts/bench_decoder.py says why not its
+  # converter).
+  for t in f32 f16; do "$py" scripts/bench_decoder.py gguf --hf "$work/hf" --type "$t" --out "$work/qwen-$t.gguf" > /dev/null; done
   llama="f32 f16"
+  echo "llama.cpp: llama-cpp-python $("$py" -c 'import llama_cpp; print(llama_cpp.__version__)'), GGUF f32 and f16 of the same weights"
 else
-  echo "note: llama.cpp row left out (needs llama-cpp-python and gguf in $venv, and LLAMA_CPP_CONVERT=…/convert_hf_to_gguf.py)"
+  echo "note: llama.cpp rows left out (run with --llama-cpp to install llama-cpp-python and gguf into $venv)"
 fi
 
 for round in $(seq 1 "$rounds"); do

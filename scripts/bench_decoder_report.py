@@ -13,6 +13,16 @@ def peak_kb(path):
     return int(m.group(1)) if m else None
 
 
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--dir", required=True)
@@ -46,13 +56,16 @@ def main():
          "151,936 tokens, tied head) with random weights at its initialisation scale, stored in bf16 as the real one is. "
          f"Greedy generation of {len(ours[5])} tokens after a {hnet['generate']['prompt_tokens']}-token prompt, and the time to the "
          "first token of a 1,000-token prompt; medians of the interleaved rounds; peak resident memory of each process "
-         f"(GNU time, the largest round). Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} threads for every tool.", "",
+         f"(GNU time, the largest round). Machine: {cpu_model()}, {os.cpu_count()} threads for every tool.", "",
          "| tool | tokens/s | ratio to transformers | first token, 1,000-token prompt (s) | peak RSS, generating (GiB) | peak RSS, 1,000-token prompt (GiB) |",
          "|---|---:|---:|---:|---:|---:|"]
     for label, speed, ttft, rss, rss_t, _ in rows:
         L.append(f"| {label} | {speed:.1f} | {speed / hf[1]:.2f}× | {ttft:.2f} | {rss:.2f} | {rss_t:.2f} |")
     L += ["", f"hnet-gpt and transformers agree on {same} of {len(ours[5])} greedy tokens (random weights give nearly flat "
           "distributions, where the last bits of a float sum can decide an argmax).",
+          *[f"llama.cpp ({label.split('(')[1].rstrip(')')}) decodes at {speed:.1f} tokens/s: hnet-gpt runs at "
+            f"{ours[1] / speed:.2f}× its speed; its first token comes {ttft:.2f} s after the prompt against our {ours[2]:.2f} s."
+            for label, speed, ttft, _, _, _ in rows[2:]],
           f"`hnet-gpt import-hf` of the bf16 repository: peak RSS {import_kb / 2**20:.2f} GiB (the model in f32 is "
           f"{4 * hnet['parameters'] / 2**30:.2f} GiB; the bf16 file, memory-mapped, {2 * hnet['parameters'] / 2**30:.2f} GiB).", ""]
     with open(os.path.join(args.out, "decoder-0.5b.md"), "w") as f:
