@@ -39,7 +39,8 @@ export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
 phase "cargo test (native: model + CLI, examples built too; clippy -D warnings as it compiles)"
-cargo test --no-fail-fast   # default members: model and cli (the app is tested in the browser)
+# Default members: model and cli (the app is tested in the browser); with the test hooks of tests/faults.rs.
+cargo test --no-fail-fast --features hnet-gpt/fault-injection
 
 phase "public/tokenizer.json is reproducible from OpenAI's GPT-2 files"
 # The example binary `cargo test` just built: no second feature set of burn for one check.

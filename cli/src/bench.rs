@@ -13,7 +13,7 @@ use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
 use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
-use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
+use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::{Precision, TrainConfig};
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::{json, Value};
@@ -109,7 +109,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
             std::future::ready(())
         };
         let micro = [idx];
-        let step_done = train_step(model, &mut opt, &data, &micro, tc.lr, tc.objective(), Fault::None, &mut mark);
+        let step_done = train_step(model, &mut opt, &data, &micro, tc.lr, tc.objective(), &mut mark);
         let (m, outcome) = futures_lite::future::block_on(step_done)?;
         model = m;
         let end = Instant::now();

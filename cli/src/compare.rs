@@ -32,14 +32,20 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
 /// A table row: its label, which direction is better ("" when neither), and how to read it from a run's row.
 type Metric = (&'static str, &'static str, fn(&Value) -> Option<f64>);
 
-/// Test hook: `HNET_FAULT_LEAKY_ARCH=<arch>` makes that architecture's causality check report a leak, so the
-/// refusal path can be tested without shipping a leaky model.
+/// Test hook (builds with the `fault-injection` feature only): `HNET_FAULT_LEAKY_ARCH=<arch>` makes that
+/// architecture's causality check report a leak, so the refusal path can be tested without shipping a leaky model.
+#[cfg(feature = "fault-injection")]
 fn injected_leak(arch: Arch) -> f32 {
     if std::env::var("HNET_FAULT_LEAKY_ARCH").is_ok_and(|a| a == arch.name()) {
         1.0
     } else {
         0.0
     }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn injected_leak(_: Arch) -> f32 {
+    0.0
 }
 
 /// Causality of freshly initialised models of every architecture.
@@ -68,6 +74,7 @@ fn run_config(args: &CompareArgs, arch: Arch, seed: u64, command: &str) -> Resul
     Ok(RunConfig { checkpoint_every: args.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })
 }
 
+/// `hnet-gpt compare`: causality and sizes checked, every architecture trained with every seed, evaluated, tabled.
 pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from(format!("runs/compare-{}", args.preset)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -79,36 +86,69 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     eprintln!("$ {command}\non {accelerator}");
     // HumanEval runs generated code: the sandbox is verified before hours of training, not after.
     let sandbox = if args.humaneval > 0 { Some(args.sandbox.sandbox()?) } else { None };
+    let checks = Checks::before_training::<B>(args, device)?;
+    let runs = train_all(args, &out, &command)?;
+    let rows = evaluate_all::<B>(args, &out, &runs, sandbox, device)?;
+    let (md, table) = tables(args, &command, &accelerator, &checks, &rows);
+    let results = json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows});
+    checkpoint::write_atomic(&out.join("results.md"), md.as_bytes())?;
+    checkpoint::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
+    plot::compare_plots(&out, &rows)?;
+    println!("{md}");
+    eprintln!("wrote {}", out.join("results.md").display());
+    Ok(())
+}
 
-    // 1. Causality, before anything is trained.
-    let fresh = check_fresh::<B>(&args.preset, device)?;
-    for (arch, leak) in &fresh {
-        eprintln!("causality ({arch}, fresh): max change at positions ≤ t = {leak:.2e}");
-        if *leak > causality::TOLERANCE {
-            bail!("{arch} fails the causality check ({leak:.2e} > {:.0e}): refusing to compare", causality::TOLERANCE);
+/// What is checked before anything is trained: causality of fresh models, parameter counts within 10%.
+struct Checks {
+    /// Each architecture's largest change at positions ≤ t (fresh weights).
+    fresh: Vec<(Arch, f32)>,
+    /// Each architecture's parameter count in the preset.
+    counts: Vec<(Arch, usize)>,
+}
+
+impl Checks {
+    fn before_training<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<Self> {
+        let fresh = check_fresh::<B>(&args.preset, device)?;
+        for (arch, leak) in &fresh {
+            eprintln!("causality ({arch}, fresh): max change at positions ≤ t = {leak:.2e}");
+            if *leak > causality::TOLERANCE {
+                bail!("{arch} fails the causality check ({leak:.2e} > {:.0e}): refusing to compare", causality::TOLERANCE);
+            }
         }
+        let counts: Vec<(Arch, usize)> =
+            Arch::ALL.iter().map(|&a| Ok((a, ModelConfig::preset(a, &args.preset)?.param_count()))).collect::<Result<_>>()?;
+        let (lo, hi) = counts.iter().fold((usize::MAX, 0), |(lo, hi), (_, c)| (lo.min(*c), hi.max(*c)));
+        if hi as f64 / lo as f64 > 1.10 {
+            bail!("parameter counts differ by more than 10% in preset {}: {counts:?}", args.preset);
+        }
+        Ok(Self { fresh, counts })
     }
-    let counts: Vec<(Arch, usize)> =
-        Arch::ALL.iter().map(|&a| Ok((a, ModelConfig::preset(a, &args.preset)?.param_count()))).collect::<Result<_>>()?;
-    let (lo, hi) = counts.iter().fold((usize::MAX, 0), |(lo, hi), (_, c)| (lo.min(*c), hi.max(*c)));
-    if hi as f64 / lo as f64 > 1.10 {
-        bail!("parameter counts differ by more than 10% in preset {}: {counts:?}", args.preset);
-    }
+}
 
-    // 2. Train every architecture with every seed, through the same training job `hnet-gpt train` runs.
-    let mut runs: Vec<(Arch, u64, PathBuf, RunConfig)> = Vec::new();
+/// One trained run of the comparison.
+struct Run {
+    arch: Arch,
+    seed: u64,
+    dir: PathBuf,
+    planned: RunConfig,
+}
+
+/// Trains every architecture with every seed, through the same training job `hnet-gpt train` runs. A run already
+/// there is reused only when it was trained with exactly these settings on this data; an interrupted one continues.
+fn train_all(args: &CompareArgs, out: &std::path::Path, command: &str) -> Result<Vec<Run>> {
+    let mut runs = Vec::new();
     for seed in 0..args.seeds as u64 {
         for arch in Arch::ALL {
             let name = format!("{arch}-seed{seed}");
-            let run = out.join(&name);
-            let planned = run_config(args, arch, seed, &command)?;
-            // A run already there is reused only when it was trained with exactly these settings on this data.
-            let recorded = run_dir::read_config(&run).ok();
+            let dir = out.join(&name);
+            let planned = run_config(args, arch, seed, command)?;
+            let recorded = run_dir::read_config(&dir).ok();
             let same = recorded.as_ref().is_some_and(|r| r.train == planned.train && r.data == planned.data);
-            let fresh = match (recorded.is_some(), same, run_dir::summary_file(&run).exists()) {
+            let fresh = match (recorded.is_some(), same, run_dir::summary_file(&dir).exists()) {
                 (true, true, true) => {
                     eprintln!("{name}: already trained with these settings, reusing it");
-                    runs.push((arch, seed, run, planned));
+                    runs.push(Run { arch, seed, dir, planned });
                     continue;
                 }
                 (true, true, false) => {
@@ -117,28 +157,31 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
                 }
                 (exists, _, _) => {
                     if exists {
-                        eprintln!("{name}: {} was trained with other settings or data: training it again", run.display());
+                        eprintln!("{name}: {} was trained with other settings or data: training it again", dir.display());
                     }
-                    if run.exists() {
-                        std::fs::remove_dir_all(&run).with_context(|| format!("removing {}", run.display()))?;
+                    if dir.exists() {
+                        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
                     }
                     eprintln!("training {name}");
                     Some(planned.clone())
                 }
             };
-            crate::train::execute(&crate::train::Job {
-                run: run.clone(),
-                fresh,
-                stop_at: None,
-                device: args.device,
-                devices: 1,
-                quiet: true,
-            })?;
-            runs.push((arch, seed, run, planned));
+            let job = crate::train::Job { run: dir.clone(), fresh, stop_at: None, device: args.device, devices: 1, quiet: true };
+            crate::train::execute(&job)?;
+            runs.push(Run { arch, seed, dir, planned });
         }
     }
+    Ok(runs)
+}
 
-    // 3. Evaluate every final checkpoint; check causality of the trained models too.
+/// Evaluates every final checkpoint (the trained models' causality checked too): one row per run.
+fn evaluate_all<B: Backend>(
+    args: &CompareArgs,
+    out: &std::path::Path,
+    runs: &[Run],
+    sandbox: Option<hnet_gpt::sandbox::Sandbox>,
+    device: &B::Device,
+) -> Result<Vec<Value>> {
     let settings = EvalSettings {
         data: args.data.clone(),
         valid_only: true,
@@ -153,9 +196,9 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     };
     let tok = crate::input::tokenizer()?;
     let mut rows = Vec::new();
-    for (arch, seed, run, planned) in &runs {
-        let summary: Value = serde_json::from_slice(&std::fs::read(run_dir::summary_file(run))?)?;
-        let ckpt = run_dir::model_file(&run_dir::step_dir(run, args.steps));
+    for Run { arch, seed, dir, planned } in runs {
+        let summary: Value = serde_json::from_slice(&std::fs::read(run_dir::summary_file(dir))?)?;
+        let ckpt = run_dir::model_file(&run_dir::step_dir(dir, args.steps));
         let model = checkpoint::load::<B>(&ckpt, device).with_context(|| format!("loading {}", ckpt.display()))?;
         let leak = causality::max_leak(&model, 20, 13 + seed).max(injected_leak(*arch));
         if leak > causality::TOLERANCE {
@@ -164,32 +207,43 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         eprintln!("evaluating {arch} seed {seed}");
         let mut eval = evaluate(&model, &tok, &settings, &ckpt)?;
         // Results name runs relative to the output directory: no machine's paths in them.
-        let name = run.strip_prefix(&out).unwrap_or(run).display().to_string();
+        let name = dir.strip_prefix(out).unwrap_or(dir).display().to_string();
         eval["checkpoint"] = json!(format!("{name}/checkpoints/{}/model.safetensors", run_dir::step_name(args.steps)));
         eval["scored"]["reason"] = json!(format!("the files {name} held out from training (its recorded split)"));
         let mut summary = summary;
         summary["run"] = json!(name);
         rows.push(json!({"arch": arch, "seed": seed, "run": name, "train_config": planned.train, "summary": summary, "eval": eval, "causality_max_change": leak}));
     }
+    Ok(rows)
+}
 
-    // 4. Tables and plots.
-    let metrics: [Metric; 15] = [
-        ("valid loss (nats/token)", "lower", |r| r["summary"]["best_valid_loss"].as_f64()),
-        ("perplexity", "lower", |r| r["eval"]["perplexity"]["perplexity"].as_f64()),
-        ("bits per byte", "lower", |r| r["eval"]["perplexity"]["bits_per_byte"].as_f64()),
-        ("mean chunk (tokens)", "", |r| r["eval"]["chunks"]["mean_chunk_tokens"].as_f64()),
-        ("statement-start precision", "higher", |r| r["eval"]["chunks"]["statement_starts"]["precision"].as_f64()),
-        ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_precision"].as_f64()),
-        ("statement-start recall", "higher", |r| r["eval"]["chunks"]["statement_starts"]["recall"].as_f64()),
-        ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_recall"].as_f64()),
-        ("header completions with ≥ 1 complete line (count)", "", |r| r["eval"]["header_syntax"]["with_code"].as_f64()),
-        ("…of those, share that parse", "higher", |r| r["eval"]["header_syntax"]["rate"].as_f64()),
-        ("seed 5-prompt syntax", "higher", |r| r["eval"]["seed_five_prompts"]["syntax"].as_f64()),
-        ("seed 5-prompt pattern", "higher", |r| r["eval"]["seed_five_prompts"]["pattern"].as_f64()),
-        ("seed 5-prompt overall", "higher", |r| r["eval"]["seed_five_prompts"]["overall"].as_f64()),
-        ("HumanEval pass@1", "higher", |r| r["eval"]["humaneval"]["pass@1"].as_f64()),
-        ("training tokens/s", "", |r| r["summary"]["tokens_per_s"].as_f64()),
-    ];
+/// The table's rows: a label, which direction is better, and how to read the value from a run's row.
+const METRICS: [Metric; 15] = [
+    ("valid loss (nats/token)", "lower", |r| r["summary"]["best_valid_loss"].as_f64()),
+    ("perplexity", "lower", |r| r["eval"]["perplexity"]["perplexity"].as_f64()),
+    ("bits per byte", "lower", |r| r["eval"]["perplexity"]["bits_per_byte"].as_f64()),
+    ("mean chunk (tokens)", "", |r| r["eval"]["chunks"]["mean_chunk_tokens"].as_f64()),
+    ("statement-start precision", "higher", |r| r["eval"]["chunks"]["statement_starts"]["precision"].as_f64()),
+    ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_precision"].as_f64()),
+    ("statement-start recall", "higher", |r| r["eval"]["chunks"]["statement_starts"]["recall"].as_f64()),
+    ("…at chance (as many random boundaries)", "", |r| r["eval"]["chunks"]["statement_starts"]["chance_recall"].as_f64()),
+    ("header completions with ≥ 1 complete line (count)", "", |r| r["eval"]["header_syntax"]["with_code"].as_f64()),
+    ("…of those, share that parse", "higher", |r| r["eval"]["header_syntax"]["rate"].as_f64()),
+    ("seed 5-prompt syntax", "higher", |r| r["eval"]["seed_five_prompts"]["syntax"].as_f64()),
+    ("seed 5-prompt pattern", "higher", |r| r["eval"]["seed_five_prompts"]["pattern"].as_f64()),
+    ("seed 5-prompt overall", "higher", |r| r["eval"]["seed_five_prompts"]["overall"].as_f64()),
+    ("HumanEval pass@1", "higher", |r| r["eval"]["humaneval"]["pass@1"].as_f64()),
+    ("training tokens/s", "", |r| r["summary"]["tokens_per_s"].as_f64()),
+];
+
+/// results.md and the table of results.json: each metric's mean ± standard deviation over seeds, per architecture.
+fn tables(
+    args: &CompareArgs,
+    command: &str,
+    accelerator: &str,
+    checks: &Checks,
+    rows: &[Value],
+) -> (String, serde_json::Map<String, Value>) {
     let mut md = format!(
         "# Three-way comparison, preset `{}`\n\nCommand: `{command}`\n\nDevice: {accelerator}\n\n\
          Each architecture trained {} steps × {} sequences × {} tokens = {} tokens per run, {} seeds, identical data \
@@ -201,13 +255,13 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
         args.seq_len,
         args.steps * args.batch_size * args.seq_len,
         args.seeds,
-        counts.iter().map(|(a, c)| format!("{a} {c}")).collect::<Vec<_>>().join(", "),
-        fresh.iter().map(|(a, l)| format!("{a} {l:.1e}")).collect::<Vec<_>>().join(", "),
+        checks.counts.iter().map(|(a, c)| format!("{a} {c}")).collect::<Vec<_>>().join(", "),
+        checks.fresh.iter().map(|(a, l)| format!("{a} {l:.1e}")).collect::<Vec<_>>().join(", "),
         Arch::ALL.map(|a| a.name()).join(" | "),
         "---|".repeat(3),
     );
     let mut table = serde_json::Map::new();
-    for (name, better, get) in metrics {
+    for (name, better, get) in METRICS {
         let mut cells = Vec::new();
         for arch in Arch::ALL {
             let runs = rows.iter().filter(|r| r["arch"] == arch.name()).count();
@@ -230,15 +284,5 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
          with a complete line, not run). Chance rows: the same number of boundaries placed at random among the same \
          tokens. Plots: `valid_loss.svg`, `chunk_lengths.svg`. Per-run data: `results.json`. Log: `compare.log`.\n",
     );
-    std::fs::write(out.join("results.md"), &md)?;
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(
-            &json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows}),
-        )?,
-    )?;
-    plot::compare_plots(&out, &rows)?;
-    println!("{md}");
-    eprintln!("wrote {}", out.join("results.md").display());
-    Ok(())
+    (md, table)
 }

@@ -24,7 +24,7 @@ use burn::tensor::{Tensor, TensorPrimitive};
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::AdamW;
-use hnet_gpt_model::train::step::{self, Fault, Gradients};
+use hnet_gpt_model::train::step::{self, Gradients};
 use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::Model;
 
@@ -173,7 +173,7 @@ fn worker<A: AutodiffBackend>(
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
         // The same step as peer 0's (the library's), with the all-reduce between its two phases.
-        let local = step::blocking::backward_pass(&model, data, &micro, c.objective(), Fault::None)?;
+        let local = step::blocking::backward_pass(&model, data, &micro, c.objective())?;
         let reduced = reduce::<A>(local, peer, n, device)?;
         model = step::blocking::optimizer_step(model, &mut opt, reduced, lr)?.0;
     }

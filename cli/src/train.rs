@@ -16,7 +16,7 @@ use burn::tensor::ElementConversion;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::data::{self, next_batch, render, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig};
-use hnet_gpt_model::train::step::{self, Fault, StepOutcome};
+use hnet_gpt_model::train::step::{self, StepOutcome};
 use hnet_gpt_model::train::{batch_tensor, loss, lr_at, Objective, Precision, TrainConfig, Unfreeze};
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::json;
@@ -172,56 +172,14 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
         anyhow::ensure!(rc.data.len() == 1, "a prepared corpus is its own split: give it as the only --data");
         return prepared_data(rc, &tok, quiet);
     }
-    let (mut records, mut files, mut skipped) = (Vec::new(), 0, Vec::new());
-    if rc.data.is_empty() {
-        records = data::builtin_records();
-        files = 1;
-    }
-    for path in &rc.data {
-        if !path.exists() {
-            bail!("--data {}: no such file or directory", path.display());
-        }
-        let loaded = data::load_path(path);
-        records.extend(loaded.records);
-        files += loaded.files;
-        skipped.extend(loaded.skipped);
-    }
-    for s in skipped.iter().take(20) {
-        eprintln!("warning: {}: {} (skipped)", s.location, s.reason);
-    }
-    if skipped.len() > 20 {
-        eprintln!("warning: … and {} more skipped lines or files", skipped.len() - 20);
-    }
+    let (mut records, files, skipped) = load_records(rc)?;
     let duplicates = data::dedup(&mut records);
     // The built-in corpus is tiny: hold out more of it so validation has something to measure.
     let fraction = if rc.data.is_empty() { rc.valid_fraction.max(0.15) } else { rc.valid_fraction };
     let seq_len = rc.train.seq_len;
-    // Tokenise every document and total the tokens per split key (a file's records stay together).
-    let mut docs: Vec<(String, Vec<u32>, usize)> = Vec::with_capacity(records.len());
-    let mut keys: Vec<(String, usize)> = Vec::new();
-    let mut key_index = HashMap::new();
-    for r in &records {
-        let text = render(r, rc.template);
-        let ids = tok.encode(&text)?;
-        let key = data::split_key(r);
-        let i = *key_index.entry(key.clone()).or_insert_with(|| {
-            keys.push((key.clone(), 0));
-            keys.len() - 1
-        });
-        keys[i].1 += ids.len() + 1; // + the separator
-        docs.push((key, ids, text.len()));
-    }
-    let assignment = data::assign_split(&keys, fraction, seq_len + 1);
+    let (keys, assignment, train_docs, valid_docs) = split_documents(&records, rc, &tok, fraction)?;
     let held: std::collections::HashSet<&str> =
         keys.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|((k, _), _)| k.as_str()).collect();
-    let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
-    for (key, ids, bytes) in docs {
-        if held.contains(key.as_str()) {
-            valid_docs.push((ids, bytes))
-        } else {
-            train_docs.push((ids, bytes))
-        }
-    }
     let (n_train, n_valid) = (train_docs.len(), valid_docs.len());
     let train = Packed::new(train_docs, seq_len, tok.eos_id());
     let valid = Packed::new(valid_docs, seq_len, tok.eos_id());
@@ -273,6 +231,69 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
         );
     }
     Ok((train, valid, summary, split))
+}
+
+/// The records of `--data` (the built-in corpus without it), the number of files read and what was skipped (the
+/// first 20 said as warnings).
+fn load_records(rc: &RunConfig) -> Result<(Vec<data::Record>, usize, Vec<data::Skipped>)> {
+    let (mut records, mut files, mut skipped) = (Vec::new(), 0, Vec::new());
+    if rc.data.is_empty() {
+        records = data::builtin_records();
+        files = 1;
+    }
+    for path in &rc.data {
+        if !path.exists() {
+            bail!("--data {}: no such file or directory", path.display());
+        }
+        let loaded = data::load_path(path);
+        records.extend(loaded.records);
+        files += loaded.files;
+        skipped.extend(loaded.skipped);
+    }
+    for s in skipped.iter().take(20) {
+        eprintln!("warning: {}: {} (skipped)", s.location, s.reason);
+    }
+    if skipped.len() > 20 {
+        eprintln!("warning: … and {} more skipped lines or files", skipped.len() - 20);
+    }
+    Ok((records, files, skipped))
+}
+
+/// Documents (token ids and source bytes) of each side of the split, a file's records kept together: the split keys
+/// with their token counts and the assignment of each key.
+#[allow(clippy::type_complexity)]
+fn split_documents(
+    records: &[data::Record],
+    rc: &RunConfig,
+    tok: &Tokenizer,
+    fraction: f64,
+) -> Result<(Vec<(String, usize)>, data::Assignment, Vec<(Vec<u32>, usize)>, Vec<(Vec<u32>, usize)>)> {
+    let mut docs: Vec<(String, Vec<u32>, usize)> = Vec::with_capacity(records.len());
+    let mut keys: Vec<(String, usize)> = Vec::new();
+    let mut key_index = HashMap::new();
+    for r in records {
+        let text = render(r, rc.template);
+        let ids = tok.encode(&text)?;
+        let key = data::split_key(r);
+        let i = *key_index.entry(key.clone()).or_insert_with(|| {
+            keys.push((key.clone(), 0));
+            keys.len() - 1
+        });
+        keys[i].1 += ids.len() + 1; // + the separator
+        docs.push((key, ids, text.len()));
+    }
+    let assignment = data::assign_split(&keys, fraction, rc.train.seq_len + 1);
+    let held: std::collections::HashSet<&str> =
+        keys.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|((k, _), _)| k.as_str()).collect();
+    let (mut train_docs, mut valid_docs) = (Vec::new(), Vec::new());
+    for (key, ids, bytes) in docs {
+        if held.contains(key.as_str()) {
+            valid_docs.push((ids, bytes))
+        } else {
+            train_docs.push((ids, bytes))
+        }
+    }
+    Ok((keys, assignment, train_docs, valid_docs))
 }
 
 /// A prepared corpus (`data prepare`): its shards memory-mapped, its package split as recorded in its manifest.
@@ -365,90 +386,356 @@ fn evaluate<B: Backend>(model: &Model<B>, valid: &Packed, c: &TrainConfig) -> (f
     (ce / count as f64, has_chunks.then(|| rate / count as f64))
 }
 
-/// Test hooks: steps (comma-separated, from `HNET_FAULT_NAN_STEPS` or `HNET_FAULT_INF_GRAD_STEPS`) whose loss is
-/// treated as NaN, or whose gradient norm is made to overflow.
-fn injected_steps(var: &str) -> Vec<usize> {
-    std::env::var(var).map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect()).unwrap_or_default()
+/// Phase 1 of a step, and the test hooks that corrupt it: only in builds with the `fault-injection` feature
+/// (tests/faults.rs), where `HNET_FAULT_NAN_STEPS` / `HNET_FAULT_INF_GRAD_STEPS` (comma-separated 1-based steps)
+/// make those steps' loss NaN or their gradient norm infinite.
+mod faults {
+    use super::*;
+    use hnet_gpt_model::train::config::Objective;
+    use hnet_gpt_model::train::data::Packed;
+    use hnet_gpt_model::train::step::Gradients;
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub fn backward_pass<A: AutodiffBackend>(
+        _step: usize,
+        model: &Model<A>,
+        data: &Packed,
+        micro: &[Vec<usize>],
+        objective: Objective,
+    ) -> Result<Gradients, hnet_gpt_model::train::step::ReadError> {
+        step::blocking::backward_pass(model, data, micro, objective)
+    }
+
+    #[cfg(feature = "fault-injection")]
+    pub fn backward_pass<A: AutodiffBackend>(
+        step: usize,
+        model: &Model<A>,
+        data: &Packed,
+        micro: &[Vec<usize>],
+        objective: Objective,
+    ) -> Result<Gradients, hnet_gpt_model::train::step::ReadError> {
+        use step::Fault;
+        let at = |var: &str| std::env::var(var).is_ok_and(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).any(|s: usize| s == step));
+        let fault = if at("HNET_FAULT_NAN_STEPS") {
+            Fault::NanLoss
+        } else if at("HNET_FAULT_INF_GRAD_STEPS") {
+            Fault::InfGrad
+        } else {
+            Fault::None
+        };
+        step::blocking::with_fault::backward_pass(model, data, micro, objective, fault)
+    }
 }
 
+/// Runs a job: a [`Trainer`] opened fresh or resumed, stepped to the job's last step, finished with a summary.
 fn train<A: AutodiffBackend>(job: &Job, devices: &[A::Device]) -> Result<()>
 where
     Model<A>: Send + 'static,
 {
-    let device = &devices[0];
-    let run = job.run.clone();
-    // Configuration: fresh, or the run's own when resuming.
-    let (rc, resume_from) = match &job.fresh {
-        None => {
-            let rc = read_config(&run)?;
-            let ckpt = latest_checkpoint(&run).with_context(|| format!("no complete checkpoint in {}", checkpoints_dir(&run).display()))?;
-            (rc, Some(ckpt))
-        }
-        Some(rc) => {
-            if run.join("config.json").exists() {
-                bail!("{} already holds a run: continue it with --resume {0}, or choose another --out", run.display());
-            }
-            (rc.clone(), None)
-        }
-    };
-    let c = rc.train.clone();
-    c.precision.check::<A>().map_err(anyhow::Error::msg)?;
-    let (train_data, valid_data, data_summary, split) = prepare_data(&rc, job.quiet)?;
-    let rc = match &resume_from {
-        Some(_) => {
-            if rc.split.as_ref().is_some_and(|s| s.hash != split.hash) {
-                eprintln!(
-                    "warning: the data now splits differently from when {} started (split {} then, {} now): files \
-                     held out before may now be trained on",
-                    run.display(),
-                    rc.split.as_ref().map_or("?", |s| s.hash.as_str()),
-                    split.hash
-                );
-            }
-            rc
-        }
-        None => RunConfig { split: Some(split), ..rc },
-    };
-
-    let mut opt = AdamW::<A>::new(c.adamw.clone(), c.groups_at(0));
-    let (mut model, mut state) = match &resume_from {
-        Some(dir) => {
-            let (model, state) = load_checkpoint::<A>(dir, &mut opt, device)?;
-            eprintln!("resuming {} from step {}", run.display(), state.step);
-            truncate_metrics(&metrics_file(&run), state.step)?;
-            (model, state)
-        }
-        None => {
-            // Weights, gradients and AdamW's two moments in f32: refused here, not by an abort on allocation.
-            checkpoint::check_host_memory(c.model.param_count(), 16, "training this model")?;
-            A::seed(device, c.seed);
-            let mut model = Model::<A>::init(&c.model, device)?;
-            model.tokenizer = run_tokenizer(&rc)?;
-            model.materialize();
-            if let Some(path) = &rc.decoder_from {
-                model = checkpoint::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
-                eprintln!("hybrid decoder initialised from {}", path.display());
-            }
-            let state = TrainerState::default();
-            // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint. The run's
-            // config goes last, once data, model and checkpoint exist: a start that fails leaves no run to block --out.
-            save_checkpoint(&run, &step_name(0), &model, &opt, &state)?;
-            write_config(&run, &rc)?;
-            (model, state)
-        }
-    };
-    let train_data = Arc::new(train_data);
-    let peers = match devices.len() {
-        1 => None,
-        n => {
-            eprintln!("data parallel over {n} devices: {} sequences per device per micro-batch", c.batch_size / n);
-            Some(Peers::start::<A>(devices, &model, &opt, &c, train_data.clone())?)
-        }
-    };
-    let stop_at = job.stop_at.unwrap_or(c.steps).min(c.steps);
+    let (mut trainer, mut model) = Trainer::open(job, devices)?;
     let interrupted = crate::interrupt::flag();
-    let mut metrics = std::fs::OpenOptions::new().create(true).append(true).open(metrics_file(&run))?;
-    let bar = if job.quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    while trainer.state.step < trainer.stop_at {
+        model = trainer.step(model)?;
+        let stop = interrupted.load(Ordering::SeqCst);
+        trainer.after_step(&model, stop)?;
+        if stop {
+            trainer.bar.abandon();
+            eprintln!(
+                "interrupted: checkpoint at step {} in {}; continue with --resume {}",
+                trainer.state.step,
+                checkpoints_dir(&trainer.run).display(),
+                trainer.run.display()
+            );
+            return Err(crate::interrupt::Interrupted.into());
+        }
+    }
+    trainer.finish(model)
+}
+
+/// The training data of a run, loaded once.
+struct Data {
+    train: Arc<Packed>,
+    valid: Option<Packed>,
+    /// What was loaded (for the summary).
+    summary: serde_json::Value,
+    /// Validation tokens per source byte (bits per byte from nats per token).
+    tokens_per_byte: f64,
+}
+
+/// A run in progress: its settings, optimizer, counters, data and outputs. The model travels beside it (each step
+/// consumes the model and returns the next).
+struct Trainer<A: AutodiffBackend> {
+    run: PathBuf,
+    rc: RunConfig,
+    c: TrainConfig,
+    opt: AdamW<A>,
+    state: TrainerState,
+    data: Data,
+    devices: Vec<A::Device>,
+    peers: Option<Peers>,
+    stop_at: usize,
+    metrics: std::fs::File,
+    bar: indicatif::ProgressBar,
+    clock: Clock,
+    consecutive_bad: usize,
+    last_loss: f64,
+}
+
+impl<A: AutodiffBackend> Trainer<A>
+where
+    Model<A>: Send + 'static,
+{
+    /// A fresh run (its step-0 checkpoint and config written) or the continuation of `job.run` from its latest
+    /// checkpoint, with its data loaded and its data-parallel peers started.
+    fn open(job: &Job, devices: &[A::Device]) -> Result<(Self, Model<A>)> {
+        let run = job.run.clone();
+        let (rc, resume_from) = Self::settings(job)?;
+        let c = rc.train.clone();
+        c.precision.check::<A>().map_err(anyhow::Error::msg)?;
+        let (train, valid, summary, split) = prepare_data(&rc, job.quiet)?;
+        let rc = match &resume_from {
+            Some(_) => {
+                if rc.split.as_ref().is_some_and(|s| s.hash != split.hash) {
+                    eprintln!(
+                        "warning: the data now splits differently from when {} started (split {} then, {} now): files \
+                         held out before may now be trained on",
+                        run.display(),
+                        rc.split.as_ref().map_or("?", |s| s.hash.as_str()),
+                        split.hash
+                    );
+                }
+                rc
+            }
+            None => RunConfig { split: Some(split), ..rc },
+        };
+        let mut opt = AdamW::<A>::new(c.adamw.clone(), c.groups_at(0));
+        let (model, state) = match &resume_from {
+            Some(dir) => {
+                let (model, state) = load_checkpoint::<A>(dir, &mut opt, &devices[0])?;
+                eprintln!("resuming {} from step {}", run.display(), state.step);
+                truncate_metrics(&metrics_file(&run), state.step)?;
+                (model, state)
+            }
+            None => Self::start(&run, &rc, &opt, &devices[0])?,
+        };
+        let tokens_per_byte = valid.as_ref().map_or(0.0, |v| v.stream.len() as f64 / v.bytes.max(1) as f64);
+        let data = Data { train: Arc::new(train), valid, summary, tokens_per_byte };
+        let peers = match devices.len() {
+            1 => None,
+            n => {
+                eprintln!("data parallel over {n} devices: {} sequences per device per micro-batch", c.batch_size / n);
+                Some(Peers::start::<A>(devices, &model, &opt, &c, data.train.clone())?)
+            }
+        };
+        let stop_at = job.stop_at.unwrap_or(c.steps).min(c.steps);
+        let metrics = std::fs::OpenOptions::new().create(true).append(true).open(metrics_file(&run))?;
+        let bar = progress_bar(job.quiet, stop_at, state.step);
+        let clock = Clock::start(&state);
+        let trainer = Self {
+            run,
+            rc,
+            c,
+            opt,
+            state,
+            data,
+            devices: devices.to_vec(),
+            peers,
+            stop_at,
+            metrics,
+            bar,
+            clock,
+            consecutive_bad: 0,
+            last_loss: f64::NAN,
+        };
+        Ok((trainer, model))
+    }
+
+    /// The run's settings: the job's for a fresh run, the run's own (and its latest checkpoint) when resuming.
+    fn settings(job: &Job) -> Result<(RunConfig, Option<PathBuf>)> {
+        let run = &job.run;
+        match &job.fresh {
+            None => {
+                let rc = read_config(run)?;
+                let ckpt =
+                    latest_checkpoint(run).with_context(|| format!("no complete checkpoint in {}", checkpoints_dir(run).display()))?;
+                Ok((rc, Some(ckpt)))
+            }
+            Some(rc) => {
+                if run.join("config.json").exists() {
+                    bail!("{} already holds a run: continue it with --resume {0}, or choose another --out", run.display());
+                }
+                Ok((rc.clone(), None))
+            }
+        }
+    }
+
+    /// A fresh model (from a decoder checkpoint when the run names one), saved as step 0 before anything else.
+    fn start(run: &std::path::Path, rc: &RunConfig, opt: &AdamW<A>, device: &A::Device) -> Result<(Model<A>, TrainerState)> {
+        let c = &rc.train;
+        // Weights, gradients and AdamW's two moments in f32: refused here, not by an abort on allocation.
+        checkpoint::check_host_memory(c.model.param_count(), 16, "training this model")?;
+        A::seed(device, c.seed);
+        let mut model = Model::<A>::init(&c.model, device)?;
+        model.tokenizer = run_tokenizer(rc)?;
+        model.materialize();
+        if let Some(path) = &rc.decoder_from {
+            model = checkpoint::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
+            eprintln!("hybrid decoder initialised from {}", path.display());
+        }
+        let state = TrainerState::default();
+        // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint. The run's
+        // config goes last, once data, model and checkpoint exist: a start that fails leaves no run to block --out.
+        save_checkpoint(run, &step_name(0), &model, opt, &state)?;
+        write_config(run, rc)?;
+        Ok((model, state))
+    }
+
+    /// One optimizer step (or a skipped one) on the next batch; its metrics line; the run stops after too many
+    /// skipped steps in a row.
+    fn step(&mut self, model: Model<A>) -> Result<Model<A>> {
+        let (c, step) = (&self.c, self.state.step);
+        let t0 = Instant::now();
+        self.opt.groups = c.groups_at(step);
+        let lr = lr_at(step, c);
+        let micro: Vec<Vec<usize>> =
+            (0..c.grad_accum).map(|_| next_batch(self.data.train.len(), c.seed, &mut self.state.data, c.batch_size)).collect();
+        let mut shares = parallel::shard(&micro, self.devices.len());
+        let mine = shares.remove(0);
+        if let Some(peers) = &self.peers {
+            peers.step(step, lr, shares)?;
+        }
+        // The library's step; with several devices, the gradients are averaged between its two phases.
+        let mut local = faults::backward_pass(step + 1, &model, &self.data.train, &mine, c.objective())?;
+        if self.devices.len() > 1 {
+            local = parallel::reduce::<A>(local, 0, self.devices.len(), &self.devices[0])?;
+        }
+        let (model, outcome) = step::blocking::optimizer_step(model, &mut self.opt, local, lr)?;
+        let tokens_per_step = (c.batch_size * c.seq_len * c.grad_accum) as u64;
+        self.state.step += 1;
+        self.state.tokens += tokens_per_step;
+        match outcome {
+            StepOutcome::Applied { loss, ce, grad_norm } => {
+                self.consecutive_bad = 0;
+                let tps = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
+                self.last_loss = loss;
+                self.clock.stamp(&mut self.state);
+                let s = &self.state;
+                writeln!(
+                    self.metrics,
+                    "{}",
+                    json!({"kind": "train", "step": s.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
+                           "tokens": s.tokens, "cpu_seconds": s.cpu_seconds})
+                )?;
+                self.bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
+            }
+            // A skipped step (non-finite loss or gradient norm) left weights and moments untouched.
+            StepOutcome::Skipped(why) => self.skipped(&model, &why.to_string())?,
+        }
+        self.bar.set_position(self.state.step as u64);
+        Ok(model)
+    }
+
+    /// Counts a skipped step; too many in a row end the run with a checkpoint and an error.
+    fn skipped(&mut self, model: &Model<A>, why: &str) -> Result<()> {
+        self.state.bad_steps += 1;
+        self.consecutive_bad += 1;
+        let (step, n) = (self.state.step, self.consecutive_bad);
+        self.bar.suspend(|| eprintln!("warning: step {step}: {why}, step skipped ({n} in a row)"));
+        writeln!(self.metrics, "{}", json!({"kind": "train", "step": step, "skipped": true, "reason": why}))?;
+        if n >= self.rc.max_bad_steps {
+            self.save(model, &step_name(step))?;
+            bail!(
+                "{n} consecutive steps were skipped (non-finite loss or gradient); stopped at step {step}. The last \
+                 checkpoint is in {} — lower --lr or check the data, then --resume",
+                checkpoints_dir(&self.run).display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Validation and checkpoints, after every step, skipped or not: a run whose last step was skipped still ends
+    /// with its final evaluation and checkpoint. `stop`: an interrupt asks for a checkpoint now.
+    fn after_step(&mut self, model: &Model<A>, stop: bool) -> Result<()> {
+        let step = self.state.step;
+        let last = step == self.stop_at;
+        if self.data.valid.is_some() && (step.is_multiple_of(self.c.eval_every) || last) {
+            self.validate(model)?;
+        }
+        if step.is_multiple_of(self.rc.checkpoint_every) || last || stop {
+            self.save(model, &step_name(step))?;
+            prune_checkpoints(&self.run, self.rc.keep_last);
+        }
+        Ok(())
+    }
+
+    /// The validation loss, bits per byte and chunk length; the best checkpoint when it improved.
+    fn validate(&mut self, model: &Model<A>) -> Result<()> {
+        let Some(valid) = &self.data.valid else { return Ok(()) };
+        let (vloss, rate) = evaluate(&model.valid(), valid, &self.c);
+        let bpb = vloss * self.data.tokens_per_byte / std::f64::consts::LN_2;
+        let chunk_len = rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
+        self.clock.stamp(&mut self.state);
+        let s = &self.state;
+        writeln!(
+            self.metrics,
+            "{}",
+            json!({"kind": "valid", "step": s.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb,
+                   "mean_chunk_tokens": chunk_len, "tokens": s.tokens, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds})
+        )?;
+        let (step, last_loss) = (s.step, self.last_loss);
+        self.bar.suspend(|| {
+            eprintln!(
+                "step {step:>6}  train {last_loss:.4}  valid {vloss:.4}  ppl {:.2}  bpb {bpb:.3}{}",
+                vloss.exp(),
+                chunk_len.map(|l| format!("  chunk {l:.2} tok")).unwrap_or_default()
+            )
+        });
+        if self.state.best_valid.is_none_or(|b| vloss < b) {
+            self.state.best_valid = Some(vloss);
+            self.save(model, "best")?;
+        }
+        Ok(())
+    }
+
+    /// A checkpoint of the model, optimizer and counters (clocks stamped first).
+    fn save(&mut self, model: &Model<A>, name: &str) -> Result<()> {
+        self.clock.stamp(&mut self.state);
+        save_checkpoint(&self.run, name, model, &self.opt, &self.state)
+    }
+
+    /// The peers' last word, then the run's summary.
+    fn finish(mut self, model: Model<A>) -> Result<()> {
+        self.bar.finish_and_clear();
+        if let Some(peers) = self.peers.take() {
+            peers.finish(&model)?;
+        }
+        self.clock.stamp(&mut self.state);
+        let (s, c) = (&self.state, &self.c);
+        let seconds = s.seconds;
+        let summary = json!({
+            "run": self.run, "arch": c.model.arch, "steps": s.step, "target_steps": c.steps, "tokens": s.tokens,
+            "seconds": seconds, "tokens_per_s": s.tokens as f64 / seconds.max(1e-9), "cpu_seconds": s.cpu_seconds,
+            "final_train_loss": self.last_loss, "best_valid_loss": s.best_valid,
+            "skipped_steps": s.bad_steps, "data": self.data.summary, "parameters": model.num_params(),
+        });
+        checkpoint::write_atomic(&summary_file(&self.run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        eprintln!(
+            "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · run {}",
+            s.step,
+            s.tokens,
+            seconds,
+            s.tokens as f64 / seconds.max(1e-9),
+            s.best_valid.map_or("–".into(), |v| format!("{v:.4}")),
+            s.bad_steps,
+            self.run.display()
+        );
+        Ok(())
+    }
+}
+
+/// The progress bar (hidden with --quiet or when stderr is not a terminal).
+fn progress_bar(quiet: bool, stop_at: usize, at: usize) -> indicatif::ProgressBar {
+    let bar = if quiet || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         indicatif::ProgressBar::hidden()
     } else {
         indicatif::ProgressBar::new(stop_at as u64)
@@ -457,145 +744,6 @@ where
         indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]")
             .expect("a valid template"),
     );
-    bar.set_position(state.step as u64);
-    let (nan_steps, inf_grad_steps) = (injected_steps("HNET_FAULT_NAN_STEPS"), injected_steps("HNET_FAULT_INF_GRAD_STEPS"));
-    let tokens_per_step = (c.batch_size * c.seq_len * c.grad_accum) as u64;
-    let tokens_per_byte = valid_data.as_ref().map_or(0.0, |v| v.stream.len() as f64 / v.bytes.max(1) as f64);
-    let mut consecutive_bad = 0;
-    let mut last_loss = f64::NAN;
-    let clock = Clock::start(&state);
-
-    while state.step < stop_at {
-        let step = state.step;
-        let t0 = Instant::now();
-        opt.groups = c.groups_at(step);
-        let lr = lr_at(step, &c);
-        let micro: Vec<Vec<usize>> =
-            (0..c.grad_accum).map(|_| next_batch(train_data.len(), c.seed, &mut state.data, c.batch_size)).collect();
-        let mut shares = parallel::shard(&micro, devices.len());
-        let mine = shares.remove(0);
-        if let Some(peers) = &peers {
-            peers.step(step, lr, shares)?;
-        }
-        let fault = match step + 1 {
-            s if nan_steps.contains(&s) => Fault::NanLoss,
-            s if inf_grad_steps.contains(&s) => Fault::InfGrad,
-            _ => Fault::None,
-        };
-        // The library's step; with several devices, the gradients are averaged between its two phases.
-        let (next, outcome) = if devices.len() == 1 {
-            step::blocking::train_step(model, &mut opt, &train_data, &mine, lr, c.objective(), fault)?
-        } else {
-            let local = step::blocking::backward_pass(&model, &train_data, &mine, c.objective(), fault)?;
-            let reduced = parallel::reduce::<A>(local, 0, devices.len(), device)?;
-            step::blocking::optimizer_step(model, &mut opt, reduced, lr)?
-        };
-        model = next;
-        state.step += 1;
-        state.tokens += tokens_per_step;
-        // A skipped step (non-finite loss or gradient norm) left weights and moments untouched.
-        let skipped = match outcome {
-            StepOutcome::Skipped(why) => Some(why.to_string()),
-            StepOutcome::Applied { loss, ce, grad_norm } => {
-                consecutive_bad = 0;
-                let tps = tokens_per_step as f64 / t0.elapsed().as_secs_f64();
-                last_loss = loss;
-                clock.stamp(&mut state);
-                writeln!(
-                    metrics,
-                    "{}",
-                    json!({"kind": "train", "step": state.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
-                           "tokens": state.tokens, "cpu_seconds": state.cpu_seconds})
-                )?;
-                bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
-                None
-            }
-        };
-        bar.set_position(state.step as u64);
-        if let Some(why) = skipped {
-            state.bad_steps += 1;
-            consecutive_bad += 1;
-            bar.suspend(|| eprintln!("warning: step {}: {why}, step skipped ({consecutive_bad} in a row)", state.step));
-            writeln!(metrics, "{}", json!({"kind": "train", "step": state.step, "skipped": true, "reason": why}))?;
-            if consecutive_bad >= rc.max_bad_steps {
-                clock.stamp(&mut state);
-                save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
-                bail!(
-                    "{consecutive_bad} consecutive steps were skipped (non-finite loss or gradient); stopped at step {}. \
-                     The last checkpoint is in {} — lower --lr or check the data, then --resume",
-                    state.step,
-                    checkpoints_dir(&run).display()
-                );
-            }
-        }
-
-        // Validation and checkpoints follow every step, skipped or not: a run whose last step was skipped still
-        // ends with its final evaluation and checkpoint.
-        let last = state.step == stop_at;
-        if let Some(valid_data) = valid_data.as_ref().filter(|_| state.step % c.eval_every == 0 || last) {
-            let (vloss, rate) = evaluate(&model.valid(), valid_data, &c);
-            let bpb = vloss * tokens_per_byte / std::f64::consts::LN_2;
-            let chunk_len = rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
-            clock.stamp(&mut state);
-            writeln!(
-                metrics,
-                "{}",
-                json!({"kind": "valid", "step": state.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb,
-                       "mean_chunk_tokens": chunk_len, "tokens": state.tokens, "seconds": state.seconds, "cpu_seconds": state.cpu_seconds})
-            )?;
-            bar.suspend(|| {
-                eprintln!(
-                    "step {:>6}  train {last_loss:.4}  valid {vloss:.4}  ppl {:.2}  bpb {bpb:.3}{}",
-                    state.step,
-                    vloss.exp(),
-                    chunk_len.map(|l| format!("  chunk {l:.2} tok")).unwrap_or_default()
-                )
-            });
-            if state.best_valid.is_none_or(|b| vloss < b) {
-                state.best_valid = Some(vloss);
-                clock.stamp(&mut state);
-                save_checkpoint(&run, "best", &model, &opt, &state)?;
-            }
-        }
-        let stop = interrupted.load(Ordering::SeqCst);
-        if state.step % rc.checkpoint_every == 0 || last || stop {
-            clock.stamp(&mut state);
-            save_checkpoint(&run, &step_name(state.step), &model, &opt, &state)?;
-            prune_checkpoints(&run, rc.keep_last);
-        }
-        if stop {
-            bar.abandon();
-            eprintln!(
-                "interrupted: checkpoint at step {} in {}; continue with --resume {}",
-                state.step,
-                checkpoints_dir(&run).display(),
-                run.display()
-            );
-            return Err(crate::interrupt::Interrupted.into());
-        }
-    }
-    bar.finish_and_clear();
-    if let Some(peers) = peers {
-        peers.finish(&model)?;
-    }
-    clock.stamp(&mut state);
-    let seconds = state.seconds;
-    let summary = json!({
-        "run": run, "arch": c.model.arch, "steps": state.step, "target_steps": c.steps, "tokens": state.tokens,
-        "seconds": seconds, "tokens_per_s": state.tokens as f64 / seconds.max(1e-9), "cpu_seconds": state.cpu_seconds,
-        "final_train_loss": last_loss, "best_valid_loss": state.best_valid,
-        "skipped_steps": state.bad_steps, "data": data_summary, "parameters": model.num_params(),
-    });
-    checkpoint::write_atomic(&summary_file(&run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
-    eprintln!(
-        "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · run {}",
-        state.step,
-        state.tokens,
-        seconds,
-        state.tokens as f64 / seconds.max(1e-9),
-        state.best_valid.map_or("–".into(), |v| format!("{v:.4}")),
-        state.bad_steps,
-        run.display()
-    );
-    Ok(())
+    bar.set_position(at as u64);
+    bar
 }

@@ -22,7 +22,7 @@ use hnet_gpt_model::io::params::TrainScope;
 use hnet_gpt_model::io::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
-use hnet_gpt_model::train::step::{train_step, Fault, StepOutcome};
+use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::{Objective, Precision, TrainConfig};
 use hnet_gpt_model::{Arch, Model};
 
@@ -351,7 +351,6 @@ impl<A: AutodiffBackend> Tuner<A> {
             &[idx],
             self.lr,
             Objective { ratio_weight: TrainConfig::RATIO_LOSS_WEIGHT, precision: Precision::F32 },
-            Fault::None,
             &mut phase,
         )
         .await

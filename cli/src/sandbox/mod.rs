@@ -355,6 +355,44 @@ impl Sandbox {
     }
 
     fn spawn_and_wait(&self, harness: &str, input: &[u8], start: Instant) -> std::io::Result<Outcome> {
+        let (mut child, group, report_read) = self.spawn(self.command(harness))?;
+        let pgid = child.id() as i32;
+        let mut stdin = child.stdin.take().expect("piped");
+        let source = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&source);
+        });
+        let out = Tail::read(child.stdout.take().expect("piped"));
+        let err = Tail::read(child.stderr.take().expect("piped"));
+        let report = Tail::read(std::fs::File::from(report_read));
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if start.elapsed() >= self.limits.timeout {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        kill_group(pgid, &mut child, status.is_none());
+        let _ = writer.join();
+        let memory_limit_hit = group.as_ref().is_some_and(RunGroup::hit_memory_limit);
+        if let Some(g) = group {
+            g.remove();
+        }
+        // A pipe may still be held open by an escaped process (unconfined only): take what arrived.
+        let (stdout, stderr, report) = (out.finish(), err.finish(), report.finish());
+        let (started, report) = match report.strip_prefix("started\n") {
+            Some(rest) => (true, rest.to_string()),
+            None => (false, report),
+        };
+        let verdict = self.verdict(status, started, &stderr);
+        Ok(Outcome { verdict, stdout, stderr, report, memory_limit_hit, elapsed: start.elapsed() })
+    }
+
+    /// The launcher's command line: bubblewrap's (when confined) or the interpreter's, with no inherited
+    /// environment.
+    fn command(&self, harness: &str) -> Command {
         let l = &self.limits;
         let numbers = [l.cpu_seconds, l.memory_bytes, l.file_bytes, l.processes].map(|n| n.to_string());
         let mut cmd = match &self.bwrap {
@@ -376,6 +414,14 @@ impl Sandbox {
         if self.bwrap.is_none() {
             cmd.env("PATH", "/usr/bin:/bin").env("HOME", std::env::temp_dir()).env("LANG", "C.UTF-8");
         }
+        cmd
+    }
+
+    /// Starts `cmd` in its own session and control group, with the report channel and the seccomp filters at
+    /// their fixed descriptors, as `nobody` when this process is root. Returns the child, its group and the
+    /// report's read end.
+    fn spawn(&self, mut cmd: Command) -> std::io::Result<(std::process::Child, Option<RunGroup>, OwnedFd)> {
+        let l = &self.limits;
         // The report channel, and the seccomp filters as pipes holding their bytes. Every end the child keeps sits
         // at a high number first, so that moving it to its fixed number never lands on another.
         let (report_read, report_write) = pipe()?;
@@ -420,70 +466,48 @@ impl Sandbox {
         }
         let spawned = cmd.spawn();
         drop(child_fds);
-        let mut child = match spawned {
-            Ok(c) => c,
+        match spawned {
+            Ok(child) => Ok((child, group, report_read)),
             Err(e) => {
                 if let Some(g) = group {
                     g.remove();
                 }
-                return Err(e);
+                Err(e)
             }
-        };
-        let pgid = child.id() as i32;
-        let mut stdin = child.stdin.take().expect("piped");
-        let source = input.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&source);
-        });
-        let out = Tail::read(child.stdout.take().expect("piped"));
-        let err = Tail::read(child.stderr.take().expect("piped"));
-        let report = Tail::read(std::fs::File::from(report_read));
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break Some(status);
-            }
-            if start.elapsed() >= self.limits.timeout {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // Kill the group either way. Inside bubblewrap this kills its monitor, whose death kills the namespace's
-        // init (--die-with-parent) and so every process in it. Unconfined, it is best effort: repeat until the
-        // group is gone (a fork bomb keeps adding to it).
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while unsafe { libc::killpg(pgid, libc::SIGKILL) } == 0 && Instant::now() < deadline {
-            let _ = child.try_wait();
-            std::thread::sleep(Duration::from_millis(10));
         }
-        if status.is_none() {
-            let _ = child.wait();
-        }
-        let _ = writer.join();
-        let memory_limit_hit = group.as_ref().is_some_and(RunGroup::hit_memory_limit);
-        if let Some(g) = group {
-            g.remove();
-        }
-        // A pipe may still be held open by an escaped process (unconfined only): take what arrived.
-        let (stdout, stderr, report) = (out.finish(), err.finish(), report.finish());
-        let (started, report) = match report.strip_prefix("started\n") {
-            Some(rest) => (true, rest.to_string()),
-            None => (false, report),
-        };
+    }
+
+    /// How the run ended, from its exit status (`None`: timed out).
+    fn verdict(&self, status: Option<std::process::ExitStatus>, started: bool, stderr: &str) -> Verdict {
         use std::os::unix::process::ExitStatusExt;
-        let verdict = match status {
+        match status {
             None => Verdict::TimedOut,
             Some(s) => match (s.code(), s.signal()) {
                 // bubblewrap reports its own failures as `bwrap: …` with exit status 1, before the launcher has run;
                 // once the launcher has said `started`, nothing the program writes makes a refusal.
                 (Some(1), _) if self.bwrap.is_some() && !started && stderr.starts_with("bwrap: ") => {
-                    Verdict::Refused(last_line(&stderr).to_string())
+                    Verdict::Refused(last_line(stderr).to_string())
                 }
                 (Some(c), _) => Verdict::Exited(c),
                 (None, Some(sig)) => Verdict::Signaled(sig),
                 (None, None) => Verdict::Exited(-1),
             },
-        };
-        Ok(Outcome { verdict, stdout, stderr, report, memory_limit_hit, elapsed: start.elapsed() })
+        }
+    }
+}
+
+/// Kills the run's process group whether it ended or not. Inside bubblewrap this kills its monitor, whose death
+/// kills the namespace's init (--die-with-parent) and so every process in it. Unconfined, it is best effort: repeat
+/// until the group is gone (a fork bomb keeps adding to it). `reap`: the child was not waited for yet.
+fn kill_group(pgid: i32, child: &mut std::process::Child, reap: bool) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    // SAFETY: killpg only sends a signal.
+    while unsafe { libc::killpg(pgid, libc::SIGKILL) } == 0 && Instant::now() < deadline {
+        let _ = child.try_wait();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if reap {
+        let _ = child.wait();
     }
 }
 

@@ -24,16 +24,26 @@ use crate::train::data::Packed;
 use crate::train::loss::{batch_tensor, loss};
 use crate::train::optim::AdamW;
 
-/// A fault injected into one step by the training loop's test hooks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Fault {
-    /// None.
-    #[default]
-    None,
-    /// The loss reads as NaN.
-    NanLoss,
-    /// The loss stays finite, but its gradient is scaled until the gradient norm overflows.
-    InfGrad,
+/// A fault injected into one step, for the training loop's tests: public only with the `fault-injection` feature
+/// (which the shipped binaries do not enable), so that no release build has a way to corrupt a step.
+#[cfg(feature = "fault-injection")]
+pub use injected::Fault;
+#[cfg(not(feature = "fault-injection"))]
+pub(crate) use injected::Fault;
+
+mod injected {
+    /// What to corrupt.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub enum Fault {
+        /// None.
+        #[default]
+        None,
+        /// The loss reads as NaN.
+        NanLoss,
+        /// The loss stays finite, but its gradient is scaled until the gradient norm overflows.
+        InfGrad,
+    }
 }
 
 /// The outcome of phase 1 on one device.
@@ -101,6 +111,22 @@ pub async fn backward_pass<A, F, Fut>(
     data: &Packed,
     micro: &[Vec<usize>],
     objective: Objective,
+    phase: &mut F,
+) -> Result<Gradients, ReadError>
+where
+    A: AutodiffBackend,
+    F: FnMut(&'static str) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    backward_pass_with(model, data, micro, objective, Fault::None, phase).await
+}
+
+/// [`backward_pass`] with a [`Fault`] injected.
+pub(crate) async fn backward_pass_with<A, F, Fut>(
+    model: &Model<A>,
+    data: &Packed,
+    micro: &[Vec<usize>],
+    objective: Objective,
     fault: Fault,
     phase: &mut F,
 ) -> Result<Gradients, ReadError>
@@ -163,7 +189,6 @@ where
 }
 
 /// One whole step on one device: [`backward_pass`], then [`optimizer_step`].
-#[allow(clippy::too_many_arguments)]
 pub async fn train_step<A, F, Fut>(
     model: Model<A>,
     opt: &mut AdamW<A>,
@@ -171,7 +196,6 @@ pub async fn train_step<A, F, Fut>(
     micro: &[Vec<usize>],
     lr: f64,
     objective: Objective,
-    fault: Fault,
     phase: &mut F,
 ) -> Result<(Model<A>, StepOutcome), ReadError>
 where
@@ -179,7 +203,7 @@ where
     F: FnMut(&'static str) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let g = backward_pass(&model, data, micro, objective, fault, phase).await?;
+    let g = backward_pass(&model, data, micro, objective, phase).await?;
     optimizer_step(model, opt, g, lr, phase).await
 }
 
@@ -198,9 +222,20 @@ pub mod blocking {
         data: &Packed,
         micro: &[Vec<usize>],
         objective: Objective,
+    ) -> Result<Gradients, ReadError> {
+        backward_pass_with_fault(model, data, micro, objective, Fault::None)
+    }
+
+    /// [`backward_pass`] with a [`Fault`] injected (tests of the training loop).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    pub(super) fn backward_pass_with_fault<A: AutodiffBackend>(
+        model: &Model<A>,
+        data: &Packed,
+        micro: &[Vec<usize>],
+        objective: Objective,
         fault: Fault,
     ) -> Result<Gradients, ReadError> {
-        futures_lite::future::block_on(super::backward_pass(model, data, micro, objective, fault, &mut no_yield))
+        futures_lite::future::block_on(super::backward_pass_with(model, data, micro, objective, fault, &mut no_yield))
     }
 
     /// [`super::optimizer_step`], driven to completion.
@@ -221,9 +256,40 @@ pub mod blocking {
         micro: &[Vec<usize>],
         lr: f64,
         objective: Objective,
-        fault: Fault,
     ) -> Result<(Model<A>, StepOutcome), ReadError> {
-        futures_lite::future::block_on(super::train_step(model, opt, data, micro, lr, objective, fault, &mut no_yield))
+        let g = backward_pass(&model, data, micro, objective)?;
+        optimizer_step(model, opt, g, lr)
+    }
+
+    /// The blocking steps with a fault injected: only in builds with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub mod with_fault {
+        use super::*;
+
+        /// [`super::backward_pass`] with `fault`.
+        pub fn backward_pass<A: AutodiffBackend>(
+            model: &Model<A>,
+            data: &Packed,
+            micro: &[Vec<usize>],
+            objective: Objective,
+            fault: Fault,
+        ) -> Result<Gradients, ReadError> {
+            backward_pass_with_fault(model, data, micro, objective, fault)
+        }
+
+        /// [`super::train_step`] with `fault`.
+        pub fn train_step<A: AutodiffBackend>(
+            model: Model<A>,
+            opt: &mut AdamW<A>,
+            data: &Packed,
+            micro: &[Vec<usize>],
+            lr: f64,
+            objective: Objective,
+            fault: Fault,
+        ) -> Result<(Model<A>, StepOutcome), ReadError> {
+            let g = backward_pass_with_fault(&model, data, micro, objective, fault)?;
+            optimizer_step(model, opt, g, lr)
+        }
     }
 }
 
@@ -261,10 +327,10 @@ mod tests {
     fn a_step_trains_and_accumulation_averages_micro_batches() {
         let (model, mut opt, data) = setup();
         let before = weights(&model);
-        let pass = |micro: &[Vec<usize>]| super::blocking::backward_pass(&model, &data, micro, OBJECTIVE, Fault::None).unwrap().loss;
+        let pass = |micro: &[Vec<usize>]| super::blocking::backward_pass(&model, &data, micro, OBJECTIVE).unwrap().loss;
         let (a, b, both) = (pass(&[vec![0, 1]]), pass(&[vec![2, 3]]), pass(&[vec![0, 1], vec![2, 3]]));
         assert!((both - (a + b) / 2.0).abs() < 1e-5, "{both} is not the mean of {a} and {b}");
-        let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1], vec![2, 3]], 1e-3, OBJECTIVE, Fault::None).unwrap();
+        let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1], vec![2, 3]], 1e-3, OBJECTIVE).unwrap();
         let StepOutcome::Applied { loss, ce, grad_norm } = outcome else { panic!("{outcome:?}") };
         assert!(loss.is_finite() && ce.is_finite() && loss >= ce - 1e-6, "{loss} {ce}");
         assert!(grad_norm.unwrap() > 0.0);
@@ -280,7 +346,7 @@ mod tests {
             let step = |precision| {
                 let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
                 let objective = Objective { precision, ..OBJECTIVE };
-                match train_step(model.clone(), &mut opt, &data, &[vec![0, 1, 2, 3]], 1e-3, objective, Fault::None).unwrap().1 {
+                match train_step(model.clone(), &mut opt, &data, &[vec![0, 1, 2, 3]], 1e-3, objective).unwrap().1 {
                     StepOutcome::Applied { ce, grad_norm, .. } => (ce, grad_norm.unwrap()),
                     other => panic!("{arch:?}: {other:?}"),
                 }
@@ -301,7 +367,8 @@ mod tests {
             let (model, mut opt, data) = setup();
             let before = weights(&model);
             assert!(weights(&model) == before, "reading the weights twice differs");
-            let (model, outcome) = train_step(model, &mut opt, &data, &[vec![0, 1]], 1e-3, OBJECTIVE, fault).unwrap();
+            let g = super::blocking::backward_pass_with_fault(&model, &data, &[vec![0, 1]], OBJECTIVE, fault).unwrap();
+            let (model, outcome) = super::blocking::optimizer_step(model, &mut opt, g, 1e-3).unwrap();
             match (outcome, expect) {
                 (StepOutcome::Skipped(Skip::NonFiniteGradNorm(n)), Skip::NonFiniteGradNorm(_)) => assert!(!n.is_finite()),
                 (StepOutcome::Skipped(s), e) => assert_eq!(s, e),

@@ -1,0 +1,107 @@
+//! The training loop's and the comparison's recovery paths, driven by test hooks that only a build with the
+//! `fault-injection` feature has (`cargo test --features hnet-gpt/fault-injection`, as scripts/test.sh runs it): a
+//! shipped binary reads no `HNET_FAULT_*` variable.
+
+mod common;
+use common::Scratch;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hnet-gpt"))
+}
+
+fn tmp(name: &str) -> Scratch {
+    Scratch::new("faults", name)
+}
+
+/// Small, fast settings shared by the tests.
+const TINY: &[&str] = &["--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--eval-batches", "2", "--warmup", "2", "--quiet"];
+
+fn ok(out: Output) -> String {
+    assert!(out.status.success(), "failed ({:?}): {}", out.status.code(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn summary(run: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(run.join("summary.json")).unwrap()).unwrap()
+}
+
+/// One tensor of a checkpoint, as raw bytes.
+fn tensor(path: &Path, name: &str) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor(name).unwrap().data().to_vec()
+}
+
+#[test]
+fn non_finite_losses_are_skipped_and_counted_then_abort() {
+    let dir = tmp("nan");
+    let run = dir.join("one");
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "5", "--eval-every", "5", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_NAN_STEPS", "3")
+        .output()
+        .unwrap();
+    let stderr = ok(out);
+    assert!(stderr.contains("step 3: non-finite loss, step skipped"), "{stderr}");
+    assert_eq!(summary(&run)["skipped_steps"], 1);
+    let run = dir.join("many");
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "10", "--max-bad-steps", "3", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_NAN_STEPS", "2,3,4")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 consecutive steps were skipped (non-finite loss or gradient); stopped at step 4"), "{stderr}");
+    assert!(run.join("checkpoints/step-000004/model.safetensors").is_file());
+}
+
+#[test]
+fn a_non_finite_gradient_norm_is_skipped_and_a_skipped_last_step_still_ends_the_run() {
+    let dir = tmp("infgrad");
+    let run = dir.join("run");
+    let out = bin()
+        .arg("train")
+        .args(TINY)
+        .args(["--steps", "4", "--eval-every", "4", "--checkpoint-every", "1", "--keep-last", "10", "--out", run.to_str().unwrap()])
+        .env("HNET_FAULT_INF_GRAD_STEPS", "2,4")
+        .output()
+        .unwrap();
+    let stderr = ok(out);
+    assert!(stderr.contains("step 2: non-finite gradient norm (inf), step skipped"), "{stderr}");
+    assert_eq!(summary(&run)["skipped_steps"], 2);
+    // The loss was finite, the step still changed nothing.
+    let at = |step: usize| tensor(&run.join(format!("checkpoints/step-{step:06}/model.safetensors")), "net.h.0.mlp.c_fc.weight");
+    assert_eq!(at(1), at(2));
+    assert_ne!(at(2), at(3));
+    assert_eq!(at(3), at(4));
+    // Step 4, skipped, is the last: the final validation and checkpoint happen anyway.
+    assert!(metrics(&run).iter().any(|m| m["kind"] == "valid" && m["step"] == 4));
+    assert_eq!(metrics(&run).iter().filter(|m| m["skipped"] == true).count(), 2);
+}
+
+#[test]
+fn a_leaking_architecture_stops_the_comparison_before_a_table_is_written() {
+    let dir = tmp("leak");
+    let refused = dir.join("refused");
+    let failed = bin()
+        .args(["compare", "--preset", "tiny", "--seeds", "1", "--steps", "2", "--batch-size", "4", "--seq-len", "32"])
+        .args(["--out", refused.to_str().unwrap()])
+        .env("HNET_FAULT_LEAKY_ARCH", "hybrid")
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("hybrid fails the causality check"));
+    assert!(!refused.join("results.md").exists());
+}
