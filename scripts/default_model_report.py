@@ -217,8 +217,8 @@ def main():
                  f"for {s['cpu_seconds'] / 3600:.1f} CPU-hours: {s['tokens'] / 1e6:.0f}M tokens of "
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
-                 f"It shows how H-Net chunks code and writes Python-shaped text; for real completions load "
-                 f"Qwen2.5-Coder or SmolLM2 from the Hub.")
+                 f"It shows how H-Net chunks code; for completions worth accepting load a pretrained model from the Hub "
+                 f"panel (CodeParrot small for Python, SmolLM2-135M).")
         models.append({"arch": arch, "label": f"{arch} · {s['parameters'] / 1e6:.0f}M · Python packages (bundled)",
                        "url": f"public/models/{dest}", "about": about})
     with open(os.path.join(args.models, "models.json"), "w") as f:
@@ -314,7 +314,7 @@ def main():
                      f"boundaries at line starts: precision {fmt(ch['line_starts']['precision'])} "
                      f"(chance {fmt(ch['line_starts']['chance_precision'])}).")
         L += ["", "### Completions, as they come out", "",
-              "Greedy and sampled (temperature 0.8) continuations of 96 tokens at most, ended as the editor ends them (`generate --scope block`: before a blank line or a line indented less than the block).", ""]
+              "Greedy and sampled (temperature 0.8) continuations of 96 tokens at most, ended as the editor ends them (`generate`'s default block scope: before a blank line or a line indented less than the block).", ""]
         for smp in r["samples"]:
             L += [f"`{smp['prompt']!r}` ({smp['mode']}):", "", "```python", smp["prompt"] + smp["completion"], "```", ""]
         L += ["### The seed's five prompts", "", "```json", json.dumps(seed, indent=1), "```", ""]

@@ -12,12 +12,15 @@ use crate::page::state::{format_bytes, format_count, hub_endpoint, BundledModel,
 use crate::protocol::{HubInfo, ModelSource, Reply, Request};
 use crate::web;
 
-/// A short list of GPT-2-architecture models on the Hub, with their download sizes (safetensors).
-const HUB_MODELS: [(&str, &str); 4] = [
+/// A short list of Hub models that fit the page (a model's f32 weights, its download and its converted checkpoint
+/// must fit wasm32's 4 GB heap at once), with their download sizes (safetensors). Any other repository of a
+/// supported family (GPT-2, GPTBigCode, Llama, Qwen2) can be typed in.
+const HUB_MODELS: [(&str, &str); 5] = [
     ("gpt2", "GPT-2 small · 124M parameters · 548 MB"),
     ("distilgpt2", "DistilGPT-2 · 82M parameters · 353 MB"),
     ("gpt2-medium", "GPT-2 medium · 355M parameters · 1.5 GB"),
     ("codeparrot/codeparrot-small", "CodeParrot small (Python, its own BPE) · 111M parameters · about 0.5 GB"),
+    ("HuggingFaceTB/SmolLM2-135M", "SmolLM2-135M (Llama family, Apache-2.0) · 135M parameters · about 270 MB (bf16)"),
 ];
 
 /// Downloads above this many bytes (of f32 weights) ask first.
