@@ -30,6 +30,9 @@ before(async () => {
     "hnet-test/oversized/config.json": fixture("config.json"),
     "hnet-test/oversized/tokenizer.json": readFileSync(join(ROOT, "public/tokenizer.json")),
     "hnet-test/oversized/model.safetensors": (req, res, cors) => { res.writeHead(200, { ...cors, "content-length": 5 * 2 ** 30 }); res.write("x"); },
+    // A Qwen2 of a few layers with fill-in-the-middle tokens (model/tests/fixtures, made by scripts/gen_families.py).
+    ...Object.fromEntries(["config.json", "model.safetensors", "tokenizer.json"].map((f) =>
+      [`hnet-test/tiny-qwen2/${f}`, readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-qwen2", f))])),
   });
   browser = await launch({ webgpu: true });
 });
@@ -137,4 +140,46 @@ test("embed mode names a Hub model in its URL", { timeout: LOAD + WORK }, async 
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=chunk]").length > 0, null, { timeout: LOAD + WORK });
   assert.match(await modelText(page), /hybrid .* hnet-test\/tiny-gpt2 from the Hub/);
   await screenshot(page, "22-embed-hub");
+});
+
+test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI's middle, typed indentation merged", { timeout: LOAD + WORK }, async (t) => {
+  const dir = scratch(t, "hnet-e2e-fim-");
+  const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(dir, "hf") };
+  const run = promisify(execFile);
+  const ckpt = join(dir, "qwen2.safetensors");
+  await run(CLI, ["pull", "hnet-test/tiny-qwen2", "--out", ckpt], { env });
+  // The cursor after the indentation the editor typed on the line under `def`, code after it.
+  const PREFIX = "def mul(a, b):\n    ";
+  const SUFFIX = "\n\nprint(mul(2, 3))\n";
+  const greedy = ["--temperature", "0", "--max-new-tokens", "64", "--scope", "free"];
+  const cli = (await run(CLI, ["generate", "--checkpoint", ckpt, "--prompt", PREFIX, "--suffix", SUFFIX, ...greedy])).stdout.replace(/\n$/, "");
+
+  const { page, problems } = await open(browser, `${server.url}?hub=${encodeURIComponent(hub.url)}`);
+  await ready(page);
+  await page.getByTestId("hub-repo").fill("hnet-test/tiny-qwen2");
+  await page.getByTestId("hub-hybrid").uncheck();
+  await page.getByTestId("hub-load").click();
+  await page.waitForFunction(() => /tiny-qwen2 from the Hub/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  await page.getByTestId("editor").fill(PREFIX + SUFFIX);
+  // From the end (the empty last line) up to the indented line, then to its end.
+  await page.keyboard.press("Control+End");
+  for (let i = 0; i < 3; i++) await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("End");
+  await page.locator("#temperature").fill("0");
+  await page.locator("#temperature").dispatchEvent("change");
+  await page.locator("#scope").selectOption("free");
+  await page.getByTestId("complete").click();
+  await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled && document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
+  assert.equal(await page.getByTestId("error").count(), 0);
+  const ghost = (await page.locator(".cm-ghost").count()) ? await page.locator(".cm-ghost").textContent() : "";
+  assert.equal(ghost, cli.trim() ? cli : "", "the page's middle is not the CLI's");
+  await screenshot(page, "23-fim");
+  if (ghost) {
+    // Tab puts the middle at the cursor, the code after it stays after it.
+    await page.getByTestId("editor").focus();
+    await page.keyboard.press("Tab");
+    const text = await page.evaluate(() => [...document.querySelectorAll(".cm-content .cm-line")].map((l) => l.textContent).join("\n"));
+    assert.equal(text, PREFIX + ghost + SUFFIX);
+  }
+  assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
 });

@@ -249,6 +249,15 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled, null, { timeout: WORK });
     const stopped = parseInt(await page.getByTestId("token-count").textContent(), 10);
     assert.ok(stopped < 512, `Stop did not stop the completion (${stopped} tokens)`);
+    // Esc in the editor while a completion streams: the ghost goes and the completion stops with it.
+    await page.getByTestId("complete").click();
+    await page.waitForFunction(() => parseInt(document.querySelector("[data-testid=token-count]")?.textContent ?? "0", 10) >= 2 && document.querySelector(".cm-ghost"), null, { timeout: WORK });
+    await page.getByTestId("editor").focus();
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled, null, { timeout: WORK });
+    const escaped = parseInt(await page.getByTestId("token-count").textContent(), 10);
+    assert.ok(escaped < 512, `Esc did not stop the completion (${escaped} tokens)`);
+    assert.equal(await page.locator(".cm-ghost").count(), 0, "a ghost came back after Esc");
     await page.waitForFunction(() => document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
     await screenshot(page, "10-cpu-fallback");
   } finally {

@@ -53,7 +53,7 @@ pub fn App() -> impl IntoView {
             <div class="grid">
                 <section class="card" aria-labelledby="code-title">
                     <h2 id="code-title">"Code"</h2>
-                    <Editor code=state.code ghost=state.ghost handle=state.editor top_line=state.top_line on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
+                    <Editor code=state.code ghost=state.ghost handle=state.editor top_line=state.top_line stop_completion=state.stop_completion on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
                     <CompletionPanel state=state trigger=trigger />
                 </section>
                 <ChunkView state=state />
@@ -79,7 +79,7 @@ pub fn Embed() -> impl IntoView {
         view! { <ChunkView state=state /> }.into_any()
     } else {
         view! {
-            <Editor code=state.code ghost=state.ghost handle=state.editor rows=8 on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
+            <Editor code=state.code ghost=state.ghost handle=state.editor rows=8 stop_completion=state.stop_completion on_complete=Callback::new(move |_| trigger.update(|t| *t += 1)) />
             <CompletionPanel state=state trigger=trigger compact=true />
         }
         .into_any()

@@ -65,6 +65,8 @@ pub struct Playground {
     pub top_line: RwSignal<usize>,
     /// The completion shown as ghost text at the editor's cursor.
     pub ghost: RwSignal<String>,
+    /// Bumped to stop the completion in flight (Esc in the editor drops its ghost and stops it).
+    pub stop_completion: RwSignal<u64>,
     /// The live code editor, once it has loaded.
     pub editor: StoredValue<Option<CodeEditor>, LocalStorage>,
     /// One-line status.
@@ -93,6 +95,7 @@ impl Playground {
             code: RwSignal::new(code),
             top_line: RwSignal::new(0),
             ghost: RwSignal::new(String::new()),
+            stop_completion: RwSignal::new(0),
             editor: StoredValue::new_local(None),
             status: RwSignal::new("Starting the model worker…".into()),
             error: RwSignal::new(None),

@@ -52,14 +52,19 @@ fn number_input<T: std::str::FromStr + ToString + Copy + Send + Sync + 'static>(
 
 /// Starts a completion of the code before the editor's cursor (the button, Ctrl+Enter); the worker streams it into
 /// the ghost text.
-fn start(
-    state: Playground,
-    controls: Controls,
+/// What the panel shows of the completion in flight.
+#[derive(Clone, Copy)]
+struct Live {
     tokens: RwSignal<usize>,
     speed: RwSignal<Option<f64>>,
     note: RwSignal<String>,
     job: RwSignal<Option<JobId>>,
-) {
+    /// Esc dropped the ghost: text still arriving from the stopped job is not shown.
+    dropped: RwSignal<bool>,
+}
+
+fn start(state: Playground, controls: Controls, live: Live) {
+    let Live { tokens, speed, note, job, dropped } = live;
     let Some(client) = state.client() else { return };
     if state.busy.get_untracked().is_some() || !state.model.with_untracked(Option::is_some) {
         return;
@@ -77,10 +82,14 @@ fn start(
     tokens.set(0);
     speed.set(None);
     note.set(String::new());
+    dropped.set(false);
     web::mark("complete");
     let t0 = web::now_ms();
     let (id, done) = client.call(Request::Complete { prompt, suffix, settings: controls.settings() }, None, move |reply, _| {
         if let Reply::Text { delta, tokens: n } = reply {
+            if dropped.get_untracked() {
+                return;
+            }
             ghost.update(|g| g.push_str(&delta));
             tokens.set(n);
             speed.set(Some(n as f64 / ((web::now_ms() - t0) / 1000.0).max(1e-3)));
@@ -93,6 +102,7 @@ fn start(
         state.busy.set(None);
         match result {
             // A ghost of whitespace only is not shown: the panel says there was nothing to propose.
+            Ok(_) if dropped.get_untracked() => ghost.set(String::new()),
             Ok(_) if ghost.with_untracked(|g| g.trim().is_empty()) => {
                 ghost.set(String::new());
                 note.set("no completion".into());
@@ -126,7 +136,8 @@ pub fn CompletionPanel(
     let speed = RwSignal::new(None::<f64>);
     let job = RwSignal::new(None::<JobId>);
     let note = RwSignal::new(String::new());
-    let run = move || start(state, controls, tokens, speed, note, job);
+    let live = Live { tokens, speed, note, job, dropped: RwSignal::new(false) };
+    let run = move || start(state, controls, live);
     let stop = move |_| {
         if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
             client.cancel(id);
@@ -136,6 +147,17 @@ pub fn CompletionPanel(
         let now = trigger.get();
         if prev.is_some_and(|p| p != now) {
             run();
+        }
+        now
+    });
+    // Esc in the editor dropped the ghost: the completion streaming into it stops too.
+    Effect::new(move |prev: Option<u64>| {
+        let now = state.stop_completion.get();
+        if prev.is_some_and(|p| p != now) {
+            if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
+                live.dropped.set(true);
+                client.cancel(id);
+            }
         }
         now
     });

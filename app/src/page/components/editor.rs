@@ -81,6 +81,8 @@ pub fn Editor(
     handle: StoredValue<Option<CodeEditor>, LocalStorage>,
     /// Called on Ctrl+Enter (or Cmd+Enter, Ctrl+Space).
     on_complete: Callback<()>,
+    /// Bumped when Esc drops the ghost: a completion still streaming stops.
+    stop_completion: RwSignal<u64>,
     /// Visible rows.
     #[prop(default = 14)]
     rows: usize,
@@ -114,7 +116,12 @@ pub fn Editor(
                     top.set(line as usize);
                 }
             });
-            let on_ghost_done = Closure::<dyn FnMut(bool)>::new(move |_accepted: bool| ghost.set(String::new()));
+            let on_ghost_done = Closure::<dyn FnMut(bool)>::new(move |accepted: bool| {
+                ghost.set(String::new());
+                if !accepted {
+                    stop_completion.update(|n| *n += 1);
+                }
+            });
             set("onChange", on_change.as_ref());
             set("onComplete", on_complete.as_ref());
             set("onTopLine", on_top.as_ref());
@@ -159,7 +166,7 @@ pub fn Editor(
         <div class="editor" node_ref=host data-testid="editor-host"></div>
         {move || failed.get().map(|e| view! { <p class="alert" role="alert">{e}</p> })}
         <div class="row editor-help">
-            <p class="muted" id="editor-help">"Ctrl+Enter completes · Tab accepts the grey completion, Esc rejects it · Ctrl+Z undoes."</p>
+            <p class="muted" id="editor-help">"Ctrl+Enter completes · Tab accepts the grey completion, Esc rejects (and stops) it · Esc then Tab leaves the editor · Ctrl+Z undoes."</p>
             <label class="control" for="language"><span>"Language"</span>
                 <select id="language" data-testid="language" on:change=on_language>
                     {LANGUAGES.iter().map(|(v, l)| view! { <option value=*v>{*l}</option> }).collect_view()}
