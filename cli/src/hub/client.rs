@@ -132,10 +132,11 @@ fn is_sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-/// An ETag as a blob's file name: quotes and a weak `W/` prefix dropped, then letters, digits, `-` and `_` only.
+/// An ETag as a blob's file name: quotes and a weak `W/` prefix dropped, then letters, digits, `-`, `_` and `.`, not
+/// starting with `.` (no hidden file, no `..`).
 fn blob_name(etag: &str) -> Result<String> {
     let e = etag.trim().trim_start_matches("W/").trim_matches('"');
-    if e.is_empty() || e.len() > 128 || !e.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+    if e.is_empty() || e.len() > 128 || e.starts_with('.') || !e.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
         bail!("the server sent an ETag that is not a plain name ({etag:?}); refusing to use it as a file name");
     }
     Ok(e.to_string())
@@ -466,7 +467,8 @@ mod tests {
         }
         assert_eq!(blob_name("\"abc123\"").unwrap(), "abc123");
         assert_eq!(blob_name("W/\"abc-1_2\"").unwrap(), "abc-1_2");
-        for bad in ["\"../../.bashrc\"", "\"a/b\"", "\"\"", "\".\"", &format!("\"{}\"", "a".repeat(200))] {
+        assert_eq!(blob_name("\"repo-config.json-555\"").unwrap(), "repo-config.json-555");
+        for bad in ["\"../../.bashrc\"", "\"a/b\"", "\"\"", "\".\"", "\"..\"", "\".hidden\"", &format!("\"{}\"", "a".repeat(200))] {
             assert!(blob_name(bad).is_err(), "{bad}");
         }
         assert!(is_commit("0123456789abcdef0123456789abcdef01234567"));
