@@ -59,7 +59,7 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   // What the CLI says about the snippet the chunk view will show — asked now, so that no CLI process competes with
   // the browser for these 2 cores while main-thread tasks are measured.
   const snippet = "def area(width, height):\n    \"\"\"Area of a rectangle.\"\"\"\n    if width < 0 or height < 0:\n        raise ValueError(\"negative\")\n    return width * height\n";
-  const snippetTokens = JSON.parse(execFileSync(CLI, ["tokenize", "--ids", "-"], { input: snippet })).length;
+  const snippetTokens = JSON.parse(execFileSync(CLI, ["tokenize", "--ids", "--checkpoint", MODEL, "-"], { input: snippet })).length;
   const dir = scratch(t, "hnet-e2e-");
   writeFileSync(join(dir, "snippet.py"), snippet);
   const cli = JSON.parse(execFileSync(CLI, ["chunks", "--checkpoint", MODEL, "--json", join(dir, "snippet.py")]));
