@@ -16,7 +16,8 @@
 #     On the CPU, equal compute is equal CPU time (a probe measures each configuration's tokens per CPU second), so
 #     other work on the machine slows a run without changing its budget. Compared on the held-out packages' bits
 #     per byte (tokenizer-independent).
-#  3. The long run: the chosen hybrid for BUDGET_S, warmup-stable-decay; converted to f16.
+#  3. The long run: the chosen hybrid for BUDGET_S (or LONG_STEPS steps, LONG_WARMUP of them warmup),
+#     warmup-stable-decay; converted to f16.
 #     With GPT2=1, a gpt2 of the same shape family gets the same budget and is bundled beside it.
 #  4. Evaluation (scripts/default_model_report.py writes the report and updates public/models/).
 set -euo pipefail
@@ -72,13 +73,13 @@ json.dump(mid, open(f"{out}/shape-mid.json", "w"), indent=1)
 PY
 rm -f "$OUT/small-init.safetensors" "$OUT/small-init.json"
 
-# Training: ARCH SHAPE CORPUS LR STEPS RUN; a run that exists and is unfinished is resumed.
+# Training: ARCH SHAPE CORPUS LR STEPS RUN [WARMUP]; a run that exists and is unfinished is resumed.
 train() {
   if [ -f "$6/summary.json" ]; then return; fi
   if [ -f "$6/config.json" ]; then
     "$BIN" train --resume "$6" --data "$OUT/$3" --device "$DEVICE" --quiet
   else
-    "$BIN" train --arch "$1" --model-config "$OUT/shape-$2.json" --lr "$4" --steps "$5" --warmup $(( $5 / 20 + 1 )) \
+    "$BIN" train --arch "$1" --model-config "$OUT/shape-$2.json" --lr "$4" --steps "$5" --warmup "${7:-$(( $5 / 20 + 1 ))}" \
       --schedule wsd --eval-every $(( $5 / 8 + 1 )) --eval-batches 16 --batch-size "$BATCH" --seq-len "$SEQ" \
       --data "$OUT/$3" --device "$DEVICE" --out "$6" --quiet
   fi
@@ -149,9 +150,9 @@ PY
   else
     s=$shape
   fi
-  steps=$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")
+  steps=${LONG_STEPS:-$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")}
   echo "$arch: $steps steps of $BATCH × $SEQ tokens"
-  train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch"
+  train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch" ${LONG_WARMUP:-}
   [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half
 done
 
