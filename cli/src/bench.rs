@@ -10,11 +10,12 @@ use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Tensor};
 use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
-use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::{Precision, TrainConfig};
+use hnet_gpt_model::util::rng::Rng;
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::{json, Value};
 

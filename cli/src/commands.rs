@@ -90,7 +90,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn tokenize(tok: &hnet_gpt_model::io::tokenizer::Tokenizer, text: &str, ids_only: bool) -> Result<()> {
+fn tokenize(tok: &hnet_gpt_model::tokenizer::Tokenizer, text: &str, ids_only: bool) -> Result<()> {
     let tokens = tok.encode_with_offsets(text)?;
     let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
     let out = if ids_only {

@@ -2,7 +2,7 @@
 //! summary of what was kept, skipped and split.
 
 use anyhow::Result;
-use hnet_gpt_model::io::tokenizer::TokenizerSpec;
+use hnet_gpt_model::tokenizer::TokenizerSpec;
 use hnet_gpt_model::train::data::corpus::filters::FileLimits;
 use hnet_gpt_model::train::data::corpus::{self, CorpusTokenizer, Phase, PrepareOptions};
 use hnet_gpt_model::train::data::Split;

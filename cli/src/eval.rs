@@ -17,7 +17,7 @@ use hnet_gpt_model::generate::complete::{complete, Prompt};
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{self, split_of_key, Record, Split};
 use hnet_gpt_model::Model;
 use serde::Serialize;

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hnet_gpt_model::io::checkpoint::{self, CheckpointInfo};
-use hnet_gpt_model::io::files::{read_regular, MAX_JSON_BYTES};
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::util::files::{read_regular, MAX_JSON_BYTES};
 
 /// GPT-2's tokenizer (for commands without a checkpoint).
 pub fn tokenizer() -> Result<Tokenizer> {

@@ -18,10 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use hnet_gpt_model::io::checkpoint::{self, write_atomic};
-use hnet_gpt_model::io::files::{read_regular, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
 use hnet_gpt_model::train::data::DataPosition;
 use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::util::files::{read_regular, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
 use hnet_gpt_model::Model;
 use serde::{Deserialize, Serialize};
 
@@ -197,7 +197,7 @@ pub fn latest_checkpoint(run: &Path) -> Option<PathBuf> {
 pub fn save_checkpoint<A: AutodiffBackend>(run: &Path, name: &str, model: &Model<A>, opt: &AdamW<A>, state: &TrainerState) -> Result<()> {
     let dir = checkpoints_dir(run);
     // A write killed mid-way left its temporary directory: gone before this one starts.
-    hnet_gpt_model::io::files::remove_stale_temporaries(&dir);
+    hnet_gpt_model::util::files::remove_stale_temporaries(&dir);
     let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp)?;

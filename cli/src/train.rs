@@ -17,7 +17,7 @@ use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::data::{self, next_batch, render, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig};
 use hnet_gpt_model::train::step::{self, StepOutcome};
-use hnet_gpt_model::train::{batch_tensor, loss, lr_at, Objective, Precision, TrainConfig, Unfreeze};
+use hnet_gpt_model::train::{batch_tensor, loss, Objective, Precision, TrainConfig, Unfreeze};
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::json;
 
@@ -29,7 +29,7 @@ use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, process_cpu_seconds, prune_checkpoints, read_config,
     save_checkpoint, step_name, summary_file, truncate_metrics, write_config, RunConfig, SplitRecord, TrainerState,
 };
-use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
+use hnet_gpt_model::tokenizer::{Tokenizer, TokenizerSpec};
 use hnet_gpt_model::Arch;
 
 /// One training job: a fresh run with its settings, or the continuation of one.
@@ -207,7 +207,7 @@ fn prepare_data(rc: &RunConfig, quiet: bool) -> Result<(Packed, Option<Packed>, 
         roots_resolved: rc.data.iter().map(|p| p.canonicalize().unwrap_or_else(|_| p.clone())).collect(),
         train_keys: keys.len() - valid_keys.len(),
         valid_keys,
-        hash: format!("{:016x}", data::fnv1a(sides.join("\n").as_bytes())),
+        hash: format!("{:016x}", hnet_gpt_model::util::hash::fnv1a(sides.join("\n").as_bytes())),
         duplicates_removed: duplicates,
         moved_to_valid: assignment.moved,
     };
@@ -596,7 +596,7 @@ where
         let (c, step) = (&self.c, self.state.step);
         let t0 = Instant::now();
         self.opt.groups = c.groups_at(step);
-        let lr = lr_at(step, c);
+        let lr = c.lr_at(step);
         let micro: Vec<Vec<usize>> =
             (0..c.grad_accum).map(|_| next_batch(self.data.train.len(), c.seed, &mut self.state.data, c.batch_size)).collect();
         let mut shares = parallel::shard(&micro, self.devices.len());

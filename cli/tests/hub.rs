@@ -400,8 +400,8 @@ fn pulled_models_score_generate_chunk_as_a_hybrid_and_fine_tune() {
         // The model's own tokenizer tokenizes for it.
         let ids = json(&ok(run(&hub, &home, &["tokenize", "--ids", "--checkpoint", ckpt_s, TEXT])));
         let expected = match tokenizer {
-            "gpt2-bpe" => hnet_gpt_model::io::tokenizer::Tokenizer::gpt2().unwrap(),
-            _ => hnet_gpt_model::io::tokenizer::Tokenizer::from_file(&Path::new(FIXTURES).join(name).join("tokenizer.json")).unwrap(),
+            "gpt2-bpe" => hnet_gpt_model::tokenizer::Tokenizer::gpt2().unwrap(),
+            _ => hnet_gpt_model::tokenizer::Tokenizer::from_file(&Path::new(FIXTURES).join(name).join("tokenizer.json")).unwrap(),
         };
         assert_eq!(ids, serde_json::json!(expected.encode(TEXT).unwrap()));
         // It scores and generates.

@@ -4,7 +4,7 @@
 //! `scripts/make-tokenizer.sh`, which fetches the files and checks their hashes.
 
 use hnet_gpt_model::io::checkpoint::write_atomic;
-use hnet_gpt_model::io::tokenizer::build_gpt2_tokenizer_json;
+use hnet_gpt_model::tokenizer::build_gpt2_tokenizer_json;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

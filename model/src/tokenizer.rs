@@ -158,7 +158,7 @@ fn tok_err(e: impl std::fmt::Display) -> ModelError {
 
 /// GPT-2's tokenizer, built into native binaries so they work from any directory.
 #[cfg(not(target_arch = "wasm32"))]
-const GPT2_TOKENIZER_JSON: &[u8] = include_bytes!("../../../public/tokenizer.json");
+const GPT2_TOKENIZER_JSON: &[u8] = include_bytes!("../../public/tokenizer.json");
 
 impl Tokenizer {
     /// Loads a `tokenizer.json`. It must have an end-of-document token (`<|endoftext|>`, `</s>` or `<eos>`).
@@ -179,7 +179,7 @@ impl Tokenizer {
     /// Loads a `tokenizer.json` file.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn from_file(path: &std::path::Path) -> Result<Self, ModelError> {
-        let bytes = crate::io::files::read_regular(path, crate::io::files::MAX_JSON_BYTES)
+        let bytes = crate::util::files::read_regular(path, crate::util::files::MAX_JSON_BYTES)
             .map_err(|e| ModelError::Tokenizer(format!("cannot read {}: {e}", path.display())))?;
         Self::from_json_bytes(&bytes)
     }
@@ -262,7 +262,7 @@ impl Tokenizer {
             bytes.extend_from_slice(self.inner.id_to_token(id).unwrap_or_default().as_bytes());
             bytes.push(0);
         }
-        format!("{:016x}", crate::train::data::fnv1a(&bytes))
+        format!("{:016x}", crate::util::hash::fnv1a(&bytes))
     }
 
     /// Vocabulary size including special tokens (50257 for GPT-2).

@@ -12,12 +12,13 @@ use hnet_gpt_model::arch::model::Net;
 use hnet_gpt_model::eval::causality;
 use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::eval::score::score_text;
-use hnet_gpt_model::generate::sampling::{Rng, SamplingParams};
+use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::{generate, GenerateParams};
 use hnet_gpt_model::hnet::chunk::boundary_cumsum;
 use hnet_gpt_model::hnet::dechunk::{ema, plug_back, P_EPS};
 use hnet_gpt_model::hnet::ste::ste;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::util::rng::Rng;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 
 type B = burn::backend::Flex;
@@ -196,7 +197,7 @@ fn padding_does_not_change_real_positions_and_compacted_slots_give_the_same_logi
 #[test]
 fn long_texts_are_chunked_in_windows_that_match_the_model_and_are_cached() {
     use hnet_gpt_model::eval::inspect::{inspect_chunks, inspect_chunks_windowed, route_ids, windows, WindowCache};
-    use hnet_gpt_model::io::tokenizer::Tokenizer as Tok;
+    use hnet_gpt_model::tokenizer::Tokenizer as Tok;
     let tok: Tok = tokenizer();
     let m = model(Arch::Hybrid, 53);
     let n_ctx = m.n_ctx();
@@ -264,7 +265,7 @@ impl<Bk: Backend> burn::module::ModuleVisitor<Bk> for Untrainable {
 /// decoder family must come out of `init` with all its parameters trainable.
 #[test]
 fn every_initialised_parameter_requires_a_gradient() {
-    use hnet_gpt_model::arch::decoder::Family;
+    use hnet_gpt_model::arch::family::Family;
     type A = burn::backend::Autodiff<B>;
     let device = Default::default();
     for arch in Arch::ALL {

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use hnet_gpt_model::arch::decoder::Family;
+use hnet_gpt_model::arch::family::Family;
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::{generate, GenerateParams};
 use hnet_gpt_model::io::hf::import_hf_dir;

@@ -2,7 +2,7 @@
 
 use hnet_gpt_model::generate::stop::{Scope, StopRules};
 use hnet_gpt_model::generate::stream::TextStream;
-use hnet_gpt_model::io::tokenizer::{Tokenizer, EOS_ID};
+use hnet_gpt_model::tokenizer::{Tokenizer, EOS_ID};
 use proptest::prelude::*;
 
 fn tokenizer() -> Tokenizer {
@@ -126,7 +126,7 @@ fn a_block_completion_streams_up_to_its_end_and_never_past_it() {
 
 #[test]
 fn a_bpe_trained_on_code_merges_indentation_and_round_trips() {
-    use hnet_gpt_model::io::tokenizer::{train_bpe, EOS_TEXT};
+    use hnet_gpt_model::tokenizer::{train_bpe, EOS_TEXT};
     let module = |i: usize| {
         format!(
             "class Stack{i}:\n    def push(self, item):\n        if item is None:\n            raise ValueError('no item')\n        \

@@ -19,7 +19,7 @@ use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::TrainScope;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};

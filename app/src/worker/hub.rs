@@ -5,7 +5,7 @@
 
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::hf;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
 
 use super::engine::Cpu;
 use super::post;

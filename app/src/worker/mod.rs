@@ -20,7 +20,7 @@ use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::stop::{is_blank, StopRules};
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::io::tokenizer::{Tokenizer, TokenizerSpec};
+use hnet_gpt_model::tokenizer::{Tokenizer, TokenizerSpec};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};

@@ -6,7 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use hnet_gpt_model::io::params::TrainScope;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{hold_back_fifth, Packed};
 
 use super::engine::{Engine, FineTune, TuneSettings};

@@ -16,7 +16,7 @@ use burn::module::Module;
 use client::{Client, FileKind, RepoRef};
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::hf;
-use hnet_gpt_model::io::tokenizer::Tokenizer;
+use hnet_gpt_model::tokenizer::Tokenizer;
 
 /// `REPO[@REVISION]` → (repo, revision); the revision defaults to `main`.
 pub fn parse_spec(spec: &str) -> Result<(String, String)> {
@@ -43,10 +43,10 @@ impl Hub {
         let path =
             self.fetch(file, kind)?.ok_or_else(|| anyhow!("`{}` has no `{file}` at revision `{}`", self.repo.repo, self.repo.revision))?;
         let limit = match kind {
-            FileKind::Metadata => hnet_gpt_model::io::files::MAX_JSON_BYTES,
-            FileKind::Weights => hnet_gpt_model::io::files::MAX_CHECKPOINT_BYTES,
+            FileKind::Metadata => hnet_gpt_model::util::files::MAX_JSON_BYTES,
+            FileKind::Weights => hnet_gpt_model::util::files::MAX_CHECKPOINT_BYTES,
         };
-        let bytes = hnet_gpt_model::io::files::read_regular(&path, limit).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = hnet_gpt_model::util::files::read_regular(&path, limit).with_context(|| format!("reading {}", path.display()))?;
         parse(bytes).with_context(|| format!("{file} of `{}`", self.repo.repo))
     }
 }

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::decoder::DecoderConfig;
+use crate::arch::family::DecoderConfig;
 use crate::arch::hnet::HNetConfig;
 use crate::error::ModelError;
 use crate::nn::isotropic::IsotropicConfig;

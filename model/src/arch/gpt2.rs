@@ -12,7 +12,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConf
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::arch::decoder::DecoderConfig;
+use crate::arch::family::DecoderConfig;
 use crate::nn::activation::gelu_new;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};

@@ -11,7 +11,8 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 
-use crate::arch::decoder::{Decoder, DecoderConfig};
+use crate::arch::decoder::Decoder;
+use crate::arch::family::DecoderConfig;
 use crate::arch::hnet::HNetConfig;
 use crate::error::ModelError;
 use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};

@@ -13,7 +13,7 @@ use burn::nn::{Embedding, EmbeddingConfig, Initializer, LinearConfig, RmsNorm, R
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
-use crate::arch::decoder::DecoderConfig;
+use crate::arch::family::DecoderConfig;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
 use crate::nn::linear::Linear;
@@ -147,7 +147,8 @@ impl<B: Backend> Llama<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::decoder::{Decoder, Family};
+    use crate::arch::decoder::Decoder;
+    use crate::arch::family::Family;
     use crate::TestBackend;
     use burn::tensor::{Distribution, Tolerance};
 

@@ -3,7 +3,9 @@
 //! GPTBigCode, [`llama`] for Llama and Qwen2), and [`model`], the one front the rest of the crate talks to (forward,
 //! cached step, logits), whatever the architecture.
 
+pub mod config;
 pub mod decoder;
+pub mod family;
 pub mod gpt2;
 pub mod hnet;
 pub mod hybrid;

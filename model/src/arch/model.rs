@@ -5,17 +5,17 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
+use crate::arch::config::{Arch, ModelConfig};
 use crate::arch::decoder::Decoder;
 use crate::arch::hnet::{HNet, HNetState};
 use crate::arch::hybrid::{init_hybrid, Hybrid, HybridState};
-use crate::config::{Arch, ModelConfig};
 use crate::error::ModelError;
 use crate::hnet::chunking::StageAux;
 use crate::hnet::ratio_loss::ratio_loss;
 use crate::hnet::routing::Routing;
-use crate::io::tokenizer::TokenizerSpec;
 use crate::nn::cache::KvCache;
 use crate::nn::head::tied_head;
+use crate::tokenizer::TokenizerSpec;
 
 /// The network of one architecture. The variants differ in size, but a model holds one `Net` for its lifetime:
 /// boxing would only add an indirection to every forward pass.

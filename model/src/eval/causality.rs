@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 
 use crate::arch::model::Model;
-use crate::generate::sampling::Rng;
+use crate::util::rng::Rng;
 
 /// Largest change (max abs) allowed at positions ≤ t.
 pub const TOLERANCE: f32 = 1e-5;

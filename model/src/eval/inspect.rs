@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::arch::model::Model;
 use crate::error::ModelError;
-use crate::io::tokenizer::Tokenizer;
+use crate::tokenizer::Tokenizer;
 
 /// One token as the router saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::arch::model::Model;
 use crate::error::ModelError;
 #[cfg(not(target_arch = "wasm32"))]
-use crate::io::tokenizer::Tokenizer;
+use crate::tokenizer::Tokenizer;
 
 /// `log p(ids[i] | ids[..i])` for every `i ≥ 1` (natural log). Reads results synchronously (native backends).
 #[cfg(not(target_arch = "wasm32"))]
@@ -100,7 +100,7 @@ pub fn score_text<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, text: &st
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, ModelConfig};
+    use crate::arch::config::{Arch, ModelConfig};
     use crate::TestBackend;
 
     #[test]

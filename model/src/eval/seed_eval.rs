@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::eval::pysyntax;
 use crate::generate::sampling::SamplingParams;
-use crate::io::tokenizer::Tokenizer;
+use crate::tokenizer::Tokenizer;
 
 /// One of the five test cases.
 pub struct SeedCase {

@@ -10,7 +10,7 @@ use crate::error::ModelError;
 use crate::generate::stop::StopRules;
 use crate::generate::stream::TextStream;
 use crate::generate::{GenerateParams, Generator};
-use crate::io::tokenizer::Tokenizer;
+use crate::tokenizer::Tokenizer;
 
 /// What to complete: text after a prompt, or the middle between a prefix and a suffix.
 #[derive(Debug, Clone, Copy)]

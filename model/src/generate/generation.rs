@@ -1,6 +1,6 @@
 //! Cached autoregressive generation over token ids: prefill, then one step per sampled token.
 //!
-//! Knows nothing about text (the tokenizer's [`crate::io::tokenizer::TextStream`] turns ids into streamed text and
+//! Knows nothing about text (the tokenizer's [`crate::tokenizer::TextStream`] turns ids into streamed text and
 //! handles stop strings). [`Generator`] is a small state machine so the same loop serves native code, which reads
 //! logits synchronously ([`Generator::next_token`]), and the browser, which must await them
 //! ([`Generator::next_token_async`]).
@@ -14,10 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::model::{Model, State};
 use crate::error::ModelError;
-use crate::generate::sampling::{sample, Rng, SamplingParams};
-use crate::io::tokenizer::EOS_ID;
+use crate::generate::sampling::{sample, SamplingParams};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::nn::linear::FEW_ROWS;
+use crate::tokenizer::EOS_ID;
+use crate::util::rng::Rng;
 
 /// Settings of one generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +200,7 @@ pub fn generate<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, ModelConfig};
+    use crate::arch::config::{Arch, ModelConfig};
     use crate::TestBackend;
 
     fn tiny() -> Model<TestBackend> {

@@ -3,7 +3,7 @@
 
 use crate::error::ModelError;
 use crate::generate::stop::{verdict, StopRules, Verdict};
-use crate::io::tokenizer::Tokenizer;
+use crate::tokenizer::Tokenizer;
 
 /// The text of a completion, token by token.
 pub struct TextStream<'t> {

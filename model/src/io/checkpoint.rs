@@ -10,12 +10,12 @@ use std::collections::HashMap;
 use burn::tensor::backend::Backend;
 use safetensors::SafeTensors;
 
+use crate::arch::config::ModelConfig;
 use crate::arch::model::Model;
-use crate::config::ModelConfig;
 use crate::error::LoadError;
 use crate::io::params::{Component, Part, ROOT};
-use crate::io::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 use crate::io::weights::{load_into, write_safetensors, Named};
+use crate::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 
 /// Format tag written into every checkpoint.
 pub const FORMAT: &str = "hnet-gpt/1";
@@ -264,7 +264,7 @@ pub fn hybrid_from_decoder<B: Backend>(decoder: &[u8], what: &str, device: &B::D
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use crate::io::files::write_atomic;
+pub use crate::util::files::write_atomic;
 
 /// Saves a checkpoint file atomically.
 #[cfg(not(target_arch = "wasm32"))]
@@ -275,23 +275,23 @@ pub fn save<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str
 /// [`save`], with f16 weights when `half`: streamed to a temporary file, then renamed over `path`.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn save_as<B: Backend>(model: &Model<B>, path: &std::path::Path, extra: &[(&str, &str)], half: bool) -> Result<(), LoadError> {
-    crate::io::files::write_atomic_with(path, |out| write_to(model, extra, half, out))
+    crate::util::files::write_atomic_with(path, |out| write_to(model, extra, half, out))
         .map_err(|source| LoadError::Io { path: path.display().to_string(), source })
 }
 
 /// A checkpoint file, memory-mapped (a regular file within
-/// [`MAX_CHECKPOINT_BYTES`](crate::io::files::MAX_CHECKPOINT_BYTES)): what loading, converting and inspecting read,
+/// [`MAX_CHECKPOINT_BYTES`](crate::util::files::MAX_CHECKPOINT_BYTES)): what loading, converting and inspecting read,
 /// so that a large model's bytes are never copied whole into memory.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn map_file(path: &std::path::Path) -> Result<memmap2::Mmap, LoadError> {
-    crate::io::files::map_regular(path, crate::io::files::MAX_CHECKPOINT_BYTES)
+    crate::util::files::map_regular(path, crate::util::files::MAX_CHECKPOINT_BYTES)
         .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
 }
 
-/// A checkpoint file's bytes (a regular file within [`MAX_CHECKPOINT_BYTES`](crate::io::files::MAX_CHECKPOINT_BYTES)).
+/// A checkpoint file's bytes (a regular file within [`MAX_CHECKPOINT_BYTES`](crate::util::files::MAX_CHECKPOINT_BYTES)).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, LoadError> {
-    crate::io::files::read_regular(path, crate::io::files::MAX_CHECKPOINT_BYTES)
+    crate::util::files::read_regular(path, crate::util::files::MAX_CHECKPOINT_BYTES)
         .map_err(|e| LoadError::Io { path: path.display().to_string(), source: e.into() })
 }
 
@@ -304,7 +304,7 @@ pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<Mo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, ModelConfig};
+    use crate::arch::config::{Arch, ModelConfig};
     use crate::TestBackend;
     use burn::tensor::{Int, Tensor};
 

@@ -29,13 +29,13 @@ use burn::tensor::backend::Backend;
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-use crate::arch::decoder::{DecoderConfig, Family};
+use crate::arch::config::{Arch, ModelConfig};
+use crate::arch::family::{DecoderConfig, Family};
 use crate::arch::model::Model;
-use crate::config::{Arch, ModelConfig};
 use crate::error::LoadError;
 use crate::io::params::ROOT;
-use crate::io::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::io::weights::{f32_values, load_into, Source, Values};
+use crate::tokenizer::{Tokenizer, TokenizerSpec};
 
 /// The Hugging Face architectures each family's weights come from.
 pub const SUPPORTED_ARCHITECTURES: [&str; 7] =
@@ -474,7 +474,7 @@ pub fn from_hf_bytes<B: Backend>(config_json: &str, safetensors_bytes: &[u8], de
 /// recorded with GPT-2's tokenizer, as before the families; ids outside its vocabulary are refused when used).
 #[cfg(not(target_arch = "wasm32"))]
 pub fn import_hf_dir<B: Backend>(dir: &std::path::Path, device: &B::Device) -> Result<Model<B>, LoadError> {
-    use crate::io::files::{map_regular, read_regular_text, ReadError, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
+    use crate::util::files::{map_regular, read_regular_text, ReadError, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
     let io = |path: std::path::PathBuf| move |e: ReadError| LoadError::Io { path: path.display().to_string(), source: e.into() };
     let text = |name: &str| read_regular_text(&dir.join(name), MAX_JSON_BYTES).map_err(io(dir.join(name)));
     let config = text("config.json")?;

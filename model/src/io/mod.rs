@@ -5,10 +5,7 @@
 //! atomically). Checkpoint names appear here and nowhere else.
 
 pub mod checkpoint;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod files;
 pub mod half;
 pub mod hf;
 pub mod params;
-pub mod tokenizer;
 pub(crate) mod weights;

@@ -3,7 +3,7 @@
 //! hybrid's decoder import and the playground's "what trains" choice all speak in the [`Part`]s and
 //! [`Component`]s below; no other file spells a path prefix.
 
-use crate::config::Arch;
+use crate::arch::config::Arch;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;

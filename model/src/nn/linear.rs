@@ -97,7 +97,8 @@ pub fn autocast<R>(bf16: bool, f: impl FnOnce() -> R) -> R {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TestBackend;
+    use crate::host::autocast;
+    use crate::{TestAutodiffBackend as A, TestBackend};
     use burn::nn::LinearConfig;
     use burn::tensor::Distribution;
 
@@ -152,5 +153,21 @@ mod tests {
             assert!(burns.iter::<f32>().any(|v| v.abs() > 1e-3), "{name} is not trivial");
             ours.assert_approx_eq::<f32>(burns, tolerance);
         }
+    }
+
+    #[test]
+    fn the_scope_turns_linear_layers_to_bf16_and_back_even_after_a_panic() {
+        let d = Default::default();
+        let linear: Linear<A> = LinearConfig::new(24, 40).init(&d).into();
+        let x = Tensor::<A, 3>::random([2, 5, 24], Distribution::Normal(0.0, 1.0), &d);
+        let f32_out = linear.forward(x.clone());
+        let bf16_out = autocast::scope(true, || linear.forward(x.clone()));
+        assert!(!autocast::enabled());
+        let diff = (bf16_out.inner() - f32_out.clone().inner()).abs().max().into_scalar();
+        // bf16 operands: each product off by up to ~2⁻⁸ of itself; the bias added in f32.
+        assert!(diff > 0.0 && diff < 0.05, "bf16 and f32 differ by {diff}");
+        let _ = std::panic::catch_unwind(|| autocast::scope(true, || panic!("inside")));
+        assert!(!autocast::enabled(), "the scope ends with the panic");
+        assert!(autocast::scope(false, || autocast::scope(true, autocast::enabled)), "the inner scope decides");
     }
 }

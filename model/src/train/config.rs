@@ -3,11 +3,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ModelConfig;
+use crate::arch::config::ModelConfig;
 use crate::error::ModelError;
 use crate::io::params::Part;
 use crate::train::optim::{AdamWConfig, ParamGroups};
-use crate::train::schedule::Schedule;
+use crate::train::schedule::{LrCurve, Schedule};
 
 /// Gradual unfreezing of the hybrid's GPT-2 part (the seed's plan, done right): frozen at first, then the top half
 /// of its blocks, then everything.
@@ -211,6 +211,18 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The learning rate at `step` (0-based), on this run's curve.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        LrCurve {
+            schedule: self.schedule,
+            lr: self.lr,
+            warmup_steps: self.warmup_steps,
+            steps: self.steps,
+            min_lr_ratio: self.min_lr_ratio,
+        }
+        .at(step)
+    }
+
     /// Parameter groups at `step`: stage learning-rate multipliers and, when unfreezing, what is still frozen.
     pub fn groups_at(&self, step: usize) -> ParamGroups {
         let mut groups = ParamGroups {
@@ -234,7 +246,7 @@ impl TrainConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Arch, ModelConfig};
+    use crate::arch::config::{Arch, ModelConfig};
 
     #[test]
     fn unfreezing_groups_follow_the_schedule() {

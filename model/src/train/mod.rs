@@ -12,4 +12,4 @@ pub mod step;
 
 pub use config::{Objective, Precision, TrainConfig, Unfreeze};
 pub use loss::{batch_tensor, cross_entropy, loss, LossParts};
-pub use schedule::{lr_at, Schedule};
+pub use schedule::{LrCurve, Schedule};

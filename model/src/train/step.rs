@@ -299,8 +299,8 @@ mod tests {
 
     use super::blocking::train_step;
     use super::*;
-    use crate::config::{Arch, ModelConfig};
-    use crate::io::tokenizer::EOS_ID;
+    use crate::arch::config::{Arch, ModelConfig};
+    use crate::tokenizer::EOS_ID;
     use crate::train::optim::{AdamWConfig, ParamGroups};
     use crate::TestAutodiffBackend as AD;
 

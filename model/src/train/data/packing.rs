@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::generate::sampling::Rng;
+use crate::util::rng::Rng;
 
 /// A token stream: in memory, or memory-mapped from a prepared corpus's shards.
 #[derive(Debug, Clone)]

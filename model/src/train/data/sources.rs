@@ -5,7 +5,7 @@
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use crate::io::files::{open_regular, read_regular, BoundedLines, ReadError};
+use crate::util::files::{open_regular, read_regular, BoundedLines, ReadError};
 
 use super::python::python_records;
 use super::Record;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Record;
+use crate::util::hash::fnv1a;
 
 /// Which side of the split a record is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,11 +14,6 @@ pub enum Split {
     Train,
     /// Held-out validation data.
     Valid,
-}
-
-/// FNV-1a: a stable hash (the same on every platform and Rust version), unlike `DefaultHasher`.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// The split of a file: `valid_fraction` of files (by hash of `repo/path`) are held out.

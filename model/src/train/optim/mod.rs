@@ -312,8 +312,8 @@ impl<B: AutodiffBackend> AdamW<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::config::{Arch, ModelConfig};
     use crate::arch::model::Model;
-    use crate::config::{Arch, ModelConfig};
     use crate::{TestAutodiffBackend, TestBackend};
 
     type AD = TestAutodiffBackend;

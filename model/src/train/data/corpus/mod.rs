@@ -23,7 +23,7 @@ pub use shards::{MappedTokens, ShardInfo, Width};
 
 use super::{Record, Split};
 use crate::error::ModelError;
-use crate::io::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::tokenizer::{Tokenizer, TokenizerSpec};
 
 /// The manifest's `format`.
 pub const FORMAT: &str = "hnet-gpt-corpus/1";
@@ -239,7 +239,7 @@ impl Prepared {
     /// Reads the manifest of `dir`.
     pub fn open(dir: &Path) -> Result<Self, CorpusError> {
         let path = dir.join(MANIFEST);
-        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+        let text = crate::util::files::read_regular_text(&path, crate::util::files::MAX_JSON_BYTES << 2)
             .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| CorpusError::NotACorpus { path: dir.into(), why: format!("{MANIFEST}: {e}") })?;
@@ -276,7 +276,7 @@ impl Prepared {
         if !path.exists() {
             return Ok(None);
         }
-        let json = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+        let json = crate::util::files::read_regular_text(&path, crate::util::files::MAX_JSON_BYTES << 2)
             .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let spec = TokenizerSpec::Embedded(json.into());
         self.check_tokenizer(&spec.load()?)?;
@@ -291,7 +291,7 @@ impl Prepared {
     /// The documents of `files.jsonl` (of one split, or all).
     pub fn files(&self, split: Option<Split>) -> Result<Vec<FileEntry>, CorpusError> {
         let path = self.dir.join(FILES);
-        let text = crate::io::files::read_regular_text(&path, crate::io::files::MAX_JSON_BYTES << 2)
+        let text = crate::util::files::read_regular_text(&path, crate::util::files::MAX_JSON_BYTES << 2)
             .map_err(|e| CorpusError::Io { path: path.clone(), source: e.into() })?;
         let mut out = Vec::new();
         for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::super::split::fnv1a;
+use crate::util::hash::fnv1a;
 
 /// Hashes per signature.
 pub const SIGNATURE: usize = 64;

@@ -35,8 +35,8 @@ const TEST_DATA: [&str; 4] = ["testdata", "test_data", "fixtures", "data"];
 pub type PathSkips = BTreeMap<&'static str, usize>;
 
 /// A metadata or licence file's text: a regular file of at most 16 MiB (a FIFO named `METADATA` is not waited on).
-fn read_text(path: &Path) -> Result<String, crate::io::files::ReadError> {
-    crate::io::files::read_regular_text(path, 16 << 20)
+fn read_text(path: &Path) -> Result<String, crate::util::files::ReadError> {
+    crate::util::files::read_regular_text(path, 16 << 20)
 }
 
 /// Finds the packages of a tree (see the module's documentation for the three kinds).

@@ -23,9 +23,10 @@ use super::near_dup::{signature, NearDuplicates};
 use super::packages::{discover, PathSkips};
 use super::shards::{ShardWriter, Width};
 use super::*;
-use crate::io::files::ReadError;
-use crate::io::tokenizer::{train_bpe, TokenizerSpec};
-use crate::train::data::split::{assign_split, fnv1a};
+use crate::tokenizer::{train_bpe, TokenizerSpec};
+use crate::train::data::split::assign_split;
+use crate::util::files::ReadError;
+use crate::util::hash::fnv1a;
 
 /// The tokenizer a corpus is written with.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,7 +97,7 @@ enum Seen {
 /// A candidate file's bytes: special files (a FIFO named `*.py`) are passed over without being opened for a blocking
 /// read, and the size limit is checked from its metadata before reading and held while reading.
 fn read_candidate(path: &Path, limits: &FileLimits) -> Result<Vec<u8>, &'static str> {
-    match crate::io::files::read_regular(path, limits.max_bytes as u64) {
+    match crate::util::files::read_regular(path, limits.max_bytes as u64) {
         Ok(b) => Ok(b),
         Err(ReadError::TooLarge { .. }) => Err(super::filters::Reject::TooLarge.reason()),
         Err(ReadError::NotRegular(_)) => Err("not a regular file (a FIFO, socket or device)"),
@@ -353,7 +354,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::tokenizer::Tokenizer;
+    use crate::tokenizer::Tokenizer;
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
