@@ -238,11 +238,13 @@ pub async fn fetch_progress(
     }
     // Content-Length counts the bytes on the wire: with a content encoding (gzip) it says nothing of the body's size.
     let encoded = response.headers().get("content-encoding").ok().flatten().is_some_and(|e| e != "identity");
-    let total = response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok()).filter(|_| !encoded);
-    if let Some(t) = total.filter(|&t| t > bounds.max_bytes) {
+    // Parsed as u64: a declared 5 GiB overflows wasm32's usize, and a size that does not parse is no limit at all.
+    let declared = response.headers().get("content-length").ok().flatten().and_then(|v| v.trim().parse::<u64>().ok()).filter(|_| !encoded);
+    if let Some(t) = declared.filter(|&t| t > bounds.max_bytes as u64) {
         abort.abort();
         return Err(fail(None, format!("fetching {url}: the server declares {t} bytes, over this page's limit of {}", bounds.max_bytes)));
     }
+    let total = declared.map(|t| t as usize);
     let body = response.body().ok_or_else(|| fail(None, format!("fetching {url}: empty body")))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total.unwrap_or(0));
