@@ -6,6 +6,7 @@
 //! `data` carries what JSON should not: a picked `File` (page → worker) or checkpoint bytes (worker → page,
 //! transferred, not copied). These types hold plain data only, so the page's wasm never links burn.
 
+use hnet_gpt_model::eval::inspect::InspectedToken;
 use serde::{Deserialize, Serialize};
 
 /// A job number, chosen by the page; replies name the job they belong to.
@@ -195,18 +196,9 @@ pub struct ModelInfo {
 /// One token of the chunk view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkToken {
-    /// Token id.
-    pub id: u32,
-    /// Byte span in the text (tokens tile it; see [`ChunksView::text`]).
-    pub start: usize,
-    /// End of the span.
-    pub end: usize,
-    /// Boundary probability `p_t`.
-    pub p: f32,
-    /// Whether a chunk starts here.
-    pub boundary: bool,
-    /// Index of its chunk.
-    pub chunk: usize,
+    /// The token, its byte span in the text (tokens tile it; see [`ChunksView::text`]) and its chunk.
+    #[serde(flatten)]
+    pub token: InspectedToken,
     /// −log₂ p of the token given the ones before, when asked for.
     pub surprisal: Option<f32>,
     /// Whether a Python statement starts inside this token (None when the text does not parse).

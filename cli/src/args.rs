@@ -228,18 +228,13 @@ pub struct BenchArgs {
     /// Size preset.
     #[arg(long, default_value = "small")]
     pub preset: String,
-    /// Sequences per training step.
-    #[arg(long, default_value_t = 8, value_parser = count)]
-    pub batch_size: usize,
-    /// Tokens per training sequence.
-    #[arg(long, default_value_t = 128, value_parser = count)]
-    pub seq_len: usize,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
     /// Timed training steps (0 = no training benchmark).
     #[arg(long, default_value_t = 10)]
     pub train_steps: usize,
-    /// The LM head's and linear layers' products in f32 or bf16 while training (as `train --precision`).
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
     /// Untimed steps first.
     #[arg(long, default_value_t = 2)]
     pub warmup_steps: usize,
@@ -347,46 +342,23 @@ pub struct TrainArgs {
     /// given again).
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Optimizer steps in the whole run (the schedule spans them).
-    #[arg(long, default_value_t = TrainConfig::STEPS, value_parser = count)]
-    pub steps: usize,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
     /// Stop after this step, leaving the run resumable (the schedule still targets --steps).
     #[arg(long)]
     pub stop_at: Option<usize>,
-    /// Sequences per micro-batch.
-    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE, value_parser = count)]
-    pub batch_size: usize,
-    /// Tokens per sequence (default: 128, at most the context).
-    #[arg(long, value_parser = count)]
-    pub seq_len: Option<usize>,
     /// Micro-batches per optimizer step.
     #[arg(long, default_value_t = 1, value_parser = count)]
     pub grad_accum: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = TrainConfig::LR, value_parser = positive)]
-    pub lr: f64,
-    /// Final learning rate as a fraction of the peak.
-    #[arg(long, default_value_t = TrainConfig::MIN_LR_RATIO, value_parser = unit)]
-    pub min_lr_ratio: f64,
-    /// Warmup steps.
-    #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
-    pub warmup: usize,
-    /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
-    #[arg(long, default_value = "cosine")]
-    pub schedule: Schedule,
-    /// The LM head's and linear layers' products in f32 or bf16 (mixed precision: bf16 operands, f32 sums; CPU
-    /// with AMX only).
-    #[arg(long, default_value = "f32")]
-    pub precision: Precision,
-    /// AdamW weight decay (matrices only; never norms, biases or embeddings).
-    #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY, value_parser = non_negative)]
-    pub weight_decay: f64,
-    /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = AdamWConfig::GRAD_CLIP, value_parser = non_negative)]
-    pub grad_clip: f64,
     /// Weight α of the H-Net ratio loss.
-    #[arg(long, default_value_t = TrainConfig::RATIO_LOSS_WEIGHT, value_parser = non_negative)]
-    pub ratio_weight: f64,
+    #[arg(long, alias = "ratio-weight", default_value_t = TrainConfig::RATIO_LOSS_WEIGHT, value_parser = non_negative)]
+    pub ratio_loss_weight: f64,
     /// Target compression N of the ratio loss (tokens per chunk).
     #[arg(long, value_parser = positive)]
     pub ratio_target: Option<f64>,
@@ -402,12 +374,6 @@ pub struct TrainArgs {
     /// With --decoder-from: step at which all of GPT-2 trains.
     #[arg(long)]
     pub unfreeze_all_at: Option<usize>,
-    /// Validate every this many steps.
-    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY, value_parser = count)]
-    pub eval_every: usize,
-    /// Validation batches per evaluation.
-    #[arg(long, default_value_t = TrainConfig::EVAL_BATCHES, value_parser = count)]
-    pub eval_batches: usize,
     /// Write a checkpoint every this many steps (and always at the end).
     #[arg(long, default_value_t = RunConfig::CHECKPOINT_EVERY, value_parser = count)]
     pub checkpoint_every: usize,
@@ -448,30 +414,20 @@ pub struct CompareArgs {
     /// Seeds per architecture.
     #[arg(long, default_value_t = 3, value_parser = count)]
     pub seeds: usize,
-    /// Training steps per run.
-    #[arg(long, default_value_t = TrainConfig::STEPS, value_parser = count)]
-    pub steps: usize,
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
     /// Training data (as for `train`); without it, the built-in corpus.
     #[arg(long = "data")]
     pub data: Vec<PathBuf>,
     /// Output directory (default: runs/compare-<preset>).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Sequences per batch.
-    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE, value_parser = count)]
-    pub batch_size: usize,
-    /// Tokens per sequence.
-    #[arg(long, default_value_t = TrainConfig::SEQ_LEN, value_parser = count)]
-    pub seq_len: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = TrainConfig::LR, value_parser = positive)]
-    pub lr: f64,
-    /// Warmup steps.
-    #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
-    pub warmup: usize,
-    /// Validate every this many steps.
-    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY, value_parser = count)]
-    pub eval_every: usize,
     /// Tokens scored for the final perplexity.
     #[arg(long, default_value_t = 20_000, value_parser = count)]
     pub eval_tokens: usize,
@@ -486,6 +442,98 @@ pub struct CompareArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+}
+
+/// The learning-rate schedule: `train` and `compare`.
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Optimizer steps in the whole run (the schedule spans them).
+    #[arg(long, default_value_t = TrainConfig::STEPS, value_parser = count)]
+    pub steps: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = TrainConfig::LR, value_parser = positive)]
+    pub lr: f64,
+    /// Final learning rate as a fraction of the peak.
+    #[arg(long, default_value_t = TrainConfig::MIN_LR_RATIO, value_parser = unit)]
+    pub min_lr_ratio: f64,
+    /// Warmup steps.
+    #[arg(long, default_value_t = TrainConfig::WARMUP_STEPS)]
+    pub warmup: usize,
+    /// Schedule after warmup: cosine or wsd (warmup-stable-decay).
+    #[arg(long, default_value = "cosine")]
+    pub schedule: Schedule,
+}
+
+impl ScheduleArgs {
+    /// These flags in a training config.
+    pub fn apply(&self, t: &mut TrainConfig) {
+        t.steps = self.steps;
+        t.lr = self.lr;
+        t.min_lr_ratio = self.min_lr_ratio;
+        t.warmup_steps = self.warmup;
+        t.schedule = self.schedule;
+    }
+}
+
+/// The shape of a batch: `train`, `compare` and `bench`.
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// Sequences per (micro-)batch.
+    #[arg(long, default_value_t = TrainConfig::BATCH_SIZE, value_parser = count)]
+    pub batch_size: usize,
+    /// Tokens per sequence (default: 128, at most the context).
+    #[arg(long, value_parser = count)]
+    pub seq_len: Option<usize>,
+}
+
+impl BatchArgs {
+    /// These flags in a training config (whose sequence length already fits its model's context).
+    pub fn apply(&self, t: &mut TrainConfig) {
+        t.batch_size = self.batch_size;
+        t.seq_len = self.seq_len.unwrap_or(t.seq_len);
+    }
+}
+
+/// The optimizer and the precision of its products: `train`, `compare` and `bench`.
+#[derive(Debug, Args)]
+pub struct OptimizerArgs {
+    /// The LM head's and linear layers' products in f32 or bf16 (mixed precision: bf16 operands, f32 sums; CPU
+    /// with AMX only).
+    #[arg(long, default_value = "f32")]
+    pub precision: Precision,
+    /// AdamW weight decay (matrices only; never norms, biases or embeddings).
+    #[arg(long, default_value_t = AdamWConfig::WEIGHT_DECAY, value_parser = non_negative)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, default_value_t = AdamWConfig::GRAD_CLIP, value_parser = non_negative)]
+    pub grad_clip: f64,
+}
+
+impl OptimizerArgs {
+    /// These flags in a training config.
+    pub fn apply(&self, t: &mut TrainConfig) {
+        t.precision = self.precision;
+        t.adamw = AdamWConfig { weight_decay: self.weight_decay, grad_clip: self.grad_clip, ..AdamWConfig::default() };
+    }
+}
+
+/// Validation during training: `train` and `compare`.
+#[derive(Debug, Args)]
+pub struct ValidationArgs {
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = TrainConfig::EVAL_EVERY, value_parser = count)]
+    pub eval_every: usize,
+    /// Validation batches per evaluation.
+    #[arg(long, default_value_t = TrainConfig::EVAL_BATCHES, value_parser = count)]
+    pub eval_batches: usize,
+}
+
+impl ValidationArgs {
+    /// These flags in a training config.
+    pub fn apply(&self, t: &mut TrainConfig) {
+        t.eval_every = self.eval_every;
+        t.eval_batches = self.eval_batches;
+    }
 }
 
 /// A count that must be at least 1.

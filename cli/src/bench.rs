@@ -12,7 +12,7 @@ use burn::tensor::{Distribution, Tensor};
 use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::train::data::Packed;
-use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::{Precision, TrainConfig};
 use hnet_gpt_model::util::rng::Rng;
@@ -82,27 +82,27 @@ fn matmul_peak<B: Backend>(n: usize, device: &B::Device) -> Value {
 /// Training steps through the library's `train_step` on random tokens (the values do not change the work).
 fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A::Device) -> Result<Value> {
     let mut tc = TrainConfig::new(config.clone());
-    tc.batch_size = args.batch_size;
-    tc.seq_len = args.seq_len;
-    tc.precision = args.precision;
+    args.batch.apply(&mut tc);
+    args.optimizer.apply(&mut tc);
     tc.validate()?;
     tc.precision.check::<A>().map_err(anyhow::Error::msg)?;
     let mut model = Model::<A>::init(config, device)?;
     model.materialize();
     let params = model.num_params();
-    let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
+    let mut opt = AdamW::new(tc.adamw.clone(), ParamGroups::default());
     let mut rng = Rng::new(0);
     let vocab = config.decoder.vocab_size;
-    let n_seq = args.batch_size * 4;
-    let stream: Vec<u32> = (0..n_seq * args.seq_len + 1).map(|_| rng.below(vocab) as u32).collect();
-    let data = Packed::new([(stream, 0)], args.seq_len, 0);
+    let (batch_size, seq_len) = (tc.batch_size, tc.seq_len);
+    let n_seq = batch_size * 4;
+    let stream: Vec<u32> = (0..n_seq * seq_len + 1).map(|_| rng.below(vocab) as u32).collect();
+    let data = Packed::new([(stream, 0)], seq_len, 0);
     let mut times = Vec::new();
     // Seconds per phase of the library's step (its `phase` callback marks where each begins; Flex runs eagerly, so
     // a boundary is where the work before it ended). On lazy GPU backends the split is only indicative.
     let mut phases: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut last_loss = f64::NAN;
     for step in 0..args.warmup_steps + args.train_steps {
-        let idx: Vec<usize> = (0..args.batch_size).map(|i| (step * args.batch_size + i) % n_seq).collect();
+        let idx: Vec<usize> = (0..batch_size).map(|i| (step * batch_size + i) % n_seq).collect();
         let t = Instant::now();
         let mut marks: Vec<(&'static str, Instant)> = Vec::new();
         let mut mark = |name: &'static str| {
@@ -126,10 +126,10 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
         }
     }
     let phase_medians: BTreeMap<&str, f64> = phases.iter().map(|(k, v)| (*k, median(v))).collect();
-    let tokens = (args.batch_size * args.seq_len) as f64;
+    let tokens = (batch_size * seq_len) as f64;
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     Ok(json!({
-        "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
+        "batch_size": batch_size, "seq_len": seq_len, "warmup_steps": args.warmup_steps, "steps": args.train_steps,
         "parameters": params, "step_seconds": times, "median_step_seconds": median(&times),
         "tokens_per_second": tokens / mean, "median_phase_seconds": phase_medians, "last_loss": last_loss, "optimizer": "AdamW (hnet-gpt's, f32)",
         "precision": tc.precision, "amx": Precision::cpu_has_amx(),

@@ -12,7 +12,7 @@ use hnet_gpt_model::generate::complete::{complete, Prompt};
 use hnet_gpt_model::generate::sampling::SamplingParams;
 use hnet_gpt_model::generate::stop::{is_blank, StopRules};
 use hnet_gpt_model::generate::GenerateParams;
-use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::io::{checkpoint, transplant};
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::json;
 
@@ -116,7 +116,7 @@ fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &
             }
             let bytes = checkpoint::map_file(path)?;
             let name = path.display().to_string();
-            (checkpoint::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
+            (transplant::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
         }
         None => (Model::<B>::init(&ModelConfig::preset(arch, preset)?, &device)?, preset.to_string(), None),
     };

@@ -14,6 +14,7 @@ use burn::tensor::backend::Backend;
 use hnet_gpt_model::eval::causality;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::util::files::write_atomic;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 use serde_json::{json, Value};
 
@@ -63,15 +64,13 @@ fn check_fresh<B: Backend>(preset: &str, device: &B::Device) -> Result<Vec<(Arch
 /// The training settings of one run of the comparison: identical for every architecture but the model.
 fn run_config(args: &CompareArgs, arch: Arch, seed: u64, command: &str) -> Result<RunConfig> {
     let mut t = TrainConfig::new(ModelConfig::preset(arch, &args.preset)?);
-    t.steps = args.steps;
-    t.batch_size = args.batch_size;
-    t.seq_len = args.seq_len;
-    t.lr = args.lr;
-    t.warmup_steps = args.warmup;
-    t.eval_every = args.eval_every;
+    args.schedule.apply(&mut t);
+    args.batch.apply(&mut t);
+    args.optimizer.apply(&mut t);
+    args.validation.apply(&mut t);
     t.seed = seed;
     t.validate()?;
-    Ok(RunConfig { checkpoint_every: args.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })
+    Ok(RunConfig { checkpoint_every: t.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })
 }
 
 /// `hnet-gpt compare`: causality and sizes checked, every architecture trained with every seed, evaluated, tabled.
@@ -89,10 +88,11 @@ pub fn run<B: Backend>(args: &CompareArgs, device: &B::Device) -> Result<()> {
     let checks = Checks::before_training::<B>(args, device)?;
     let runs = train_all(args, &out, &command)?;
     let rows = evaluate_all::<B>(args, &out, &runs, sandbox, device)?;
-    let (md, table) = tables(args, &command, &accelerator, &checks, &rows);
+    let plan = &runs.first().context("no runs to compare")?.planned.train;
+    let (md, table) = tables(args, plan, &command, &accelerator, &checks, &rows);
     let results = json!({"command": command, "device": accelerator, "preset": args.preset, "table": table, "runs": rows});
-    checkpoint::write_atomic(&out.join("results.md"), md.as_bytes())?;
-    checkpoint::write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
+    write_atomic(&out.join("results.md"), md.as_bytes())?;
+    write_atomic(&out.join("results.json"), serde_json::to_string_pretty(&results)?.as_bytes())?;
     plot::compare_plots(&out, &rows)?;
     println!("{md}");
     eprintln!("wrote {}", out.join("results.md").display());
@@ -198,7 +198,7 @@ fn evaluate_all<B: Backend>(
     let mut rows = Vec::new();
     for Run { arch, seed, dir, planned } in runs {
         let summary: Value = serde_json::from_slice(&std::fs::read(run_dir::summary_file(dir))?)?;
-        let ckpt = run_dir::model_file(&run_dir::step_dir(dir, args.steps));
+        let ckpt = run_dir::model_file(&run_dir::step_dir(dir, planned.train.steps));
         let model = checkpoint::load::<B>(&ckpt, device).with_context(|| format!("loading {}", ckpt.display()))?;
         let leak = causality::max_leak(&model, 20, 13 + seed).max(injected_leak(*arch));
         if leak > causality::TOLERANCE {
@@ -208,7 +208,7 @@ fn evaluate_all<B: Backend>(
         let mut eval = evaluate(&model, &tok, &settings, &ckpt)?;
         // Results name runs relative to the output directory: no machine's paths in them.
         let name = dir.strip_prefix(out).unwrap_or(dir).display().to_string();
-        eval["checkpoint"] = json!(format!("{name}/checkpoints/{}/model.safetensors", run_dir::step_name(args.steps)));
+        eval["checkpoint"] = json!(format!("{name}/checkpoints/{}/model.safetensors", run_dir::step_name(planned.train.steps)));
         eval["scored"]["reason"] = json!(format!("the files {name} held out from training (its recorded split)"));
         let mut summary = summary;
         summary["run"] = json!(name);
@@ -239,6 +239,7 @@ const METRICS: [Metric; 15] = [
 /// results.md and the table of results.json: each metric's mean ± standard deviation over seeds, per architecture.
 fn tables(
     args: &CompareArgs,
+    plan: &TrainConfig,
     command: &str,
     accelerator: &str,
     checks: &Checks,
@@ -250,10 +251,10 @@ fn tables(
          order and schedule. Parameters: {}.\n\nCausality (max change at positions ≤ t when later tokens change; must be \
          ≤ 1e-5): {}.\n\n| metric | {} |\n|---|{}\n",
         args.preset,
-        args.steps,
-        args.batch_size,
-        args.seq_len,
-        args.steps * args.batch_size * args.seq_len,
+        plan.steps,
+        plan.batch_size,
+        plan.seq_len,
+        plan.steps * plan.batch_size * plan.seq_len,
         args.seeds,
         checks.counts.iter().map(|(a, c)| format!("{a} {c}")).collect::<Vec<_>>().join(", "),
         checks.fresh.iter().map(|(a, l)| format!("{a} {l:.1e}")).collect::<Vec<_>>().join(", "),

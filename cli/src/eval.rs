@@ -11,7 +11,7 @@ use hnet_gpt::humaneval::Sample;
 use hnet_gpt::sandbox::Sandbox;
 use hnet_gpt_model::eval::inspect::inspect_chunks_blocking;
 use hnet_gpt_model::eval::pysyntax::{self, BoundaryMatch};
-use hnet_gpt_model::eval::score::token_logprobs;
+use hnet_gpt_model::eval::score::{document_logprobs, NllTotals};
 use hnet_gpt_model::eval::seed_eval;
 use hnet_gpt_model::generate::complete::{complete, Prompt};
 use hnet_gpt_model::generate::sampling::SamplingParams;
@@ -184,37 +184,32 @@ fn perplexity<B: Backend>(
     max_tokens: usize,
     per_package: bool,
 ) -> Result<Perplexity> {
-    let (mut nll, mut tokens, mut bytes, mut documents) = (0.0f64, 0usize, 0usize, 0usize);
+    let mut totals = NllTotals::default();
     let mut by_package: std::collections::BTreeMap<String, PackageScore> = Default::default();
     for r in records {
-        if tokens >= max_tokens {
+        if totals.tokens >= max_tokens {
             break;
         }
-        let mut ids = vec![tok.eos_id()];
-        ids.extend(tok.encode(&r.code)?);
-        if ids.len() < 2 {
+        let ids = tok.encode(&r.code)?;
+        if ids.is_empty() {
             continue;
         }
-        let lp = token_logprobs(model, &ids)?;
-        let doc_nll = -lp.iter().map(|&l| l as f64).sum::<f64>();
-        nll += doc_nll;
-        tokens += lp.len();
-        bytes += r.code.len();
-        documents += 1;
+        let lp = document_logprobs(model, &ids, tok.eos_id())?;
+        let doc_nll = totals.add(&lp, r.code.len());
         if per_package {
             let p = by_package.entry(r.repo.clone()).or_default();
             p.files.push(r.path.clone());
             (p.tokens, p.bytes, p.nll) = (p.tokens + lp.len(), p.bytes + r.code.len(), p.nll + doc_nll);
         }
     }
-    anyhow::ensure!(tokens > 0, "nothing to score");
+    anyhow::ensure!(totals.tokens > 0, "nothing to score");
     Ok(Perplexity {
-        documents,
-        tokens,
-        bytes,
-        nll_per_token: nll / tokens as f64,
-        perplexity: (nll / tokens as f64).exp(),
-        bits_per_byte: nll / std::f64::consts::LN_2 / bytes as f64,
+        documents: totals.documents,
+        tokens: totals.tokens,
+        bytes: totals.bytes,
+        nll_per_token: totals.nll_per_token(),
+        perplexity: totals.perplexity(),
+        bits_per_byte: totals.bits_per_byte(),
         by_package: per_package.then_some(by_package),
     })
 }

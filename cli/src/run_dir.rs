@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
-use hnet_gpt_model::io::checkpoint::{self, write_atomic};
+use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::data::DataPosition;
 use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::util::files::write_atomic;
 use hnet_gpt_model::util::files::{read_regular, MAX_CHECKPOINT_BYTES, MAX_JSON_BYTES};
 use hnet_gpt_model::Model;
 use serde::{Deserialize, Serialize};

@@ -13,11 +13,12 @@ use anyhow::{bail, Context, Result};
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ElementConversion;
-use hnet_gpt_model::io::checkpoint;
+use hnet_gpt_model::io::{checkpoint, transplant};
 use hnet_gpt_model::train::data::{self, next_batch, render, Packed};
-use hnet_gpt_model::train::optim::{AdamW, AdamWConfig};
+use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::step::{self, StepOutcome};
 use hnet_gpt_model::train::{batch_tensor, loss, Objective, Precision, TrainConfig, Unfreeze};
+use hnet_gpt_model::util::files::write_atomic;
 use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::json;
 
@@ -135,26 +136,19 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         model.validate()?;
     }
     let mut t = TrainConfig::new(model);
-    t.steps = args.steps;
-    t.batch_size = args.batch_size;
-    t.seq_len = args.seq_len.unwrap_or(t.seq_len);
+    args.schedule.apply(&mut t);
+    args.batch.apply(&mut t);
+    args.optimizer.apply(&mut t);
+    args.validation.apply(&mut t);
     t.grad_accum = args.grad_accum;
-    t.lr = args.lr;
-    t.min_lr_ratio = args.min_lr_ratio;
-    t.warmup_steps = args.warmup;
-    t.schedule = args.schedule;
-    t.precision = args.precision;
-    t.adamw = AdamWConfig { weight_decay: args.weight_decay, grad_clip: args.grad_clip, ..AdamWConfig::default() };
-    t.ratio_loss_weight = args.ratio_weight;
+    t.ratio_loss_weight = args.ratio_loss_weight;
     let [l0, l1] = args.stage_lr[..] else { bail!("--stage-lr takes two numbers, e.g. 2,1") };
     t.stage_lr = [l0, l1];
-    t.eval_every = args.eval_every;
-    t.eval_batches = args.eval_batches;
     t.seed = args.seed;
     t.unfreeze = match (args.unfreeze_top_half_at, args.unfreeze_all_at) {
-        (None, None) if args.decoder_from.is_some() => Some(Unfreeze { top_half_at: args.steps / 4, all_at: args.steps / 2 }),
+        (None, None) if args.decoder_from.is_some() => Some(Unfreeze { top_half_at: t.steps / 4, all_at: t.steps / 2 }),
         (None, None) => None,
-        (top, all) => Some(Unfreeze { top_half_at: top.unwrap_or(0), all_at: all.unwrap_or(args.steps) }),
+        (top, all) => Some(Unfreeze { top_half_at: top.unwrap_or(0), all_at: all.unwrap_or(t.steps) }),
     };
     if t.unfreeze.is_some() && args.decoder_from.is_none() {
         bail!("--unfreeze-* only makes sense with --decoder-from");
@@ -579,7 +573,7 @@ where
         model.tokenizer = run_tokenizer(rc)?;
         model.materialize();
         if let Some(path) = &rc.decoder_from {
-            model = checkpoint::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
+            model = transplant::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
             eprintln!("hybrid decoder initialised from {}", path.display());
         }
         let state = TrainerState::default();
@@ -718,7 +712,7 @@ where
             "final_train_loss": self.last_loss, "best_valid_loss": s.best_valid,
             "skipped_steps": s.bad_steps, "data": self.data.summary, "parameters": model.num_params(),
         });
-        checkpoint::write_atomic(&summary_file(&self.run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        write_atomic(&summary_file(&self.run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
         eprintln!(
             "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · run {}",
             s.step,

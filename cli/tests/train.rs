@@ -277,7 +277,18 @@ fn small_data_without_paths_still_trains_and_tiny_data_trains_without_validation
     lines.extend(functions(5));
     std::fs::write(&dupes, lines.join("\n")).unwrap();
     let run = dir.join("dupes");
-    ok(train(&["--steps", "1", "--data", dupes.to_str().unwrap(), "--out", run.to_str().unwrap()]));
+    // The settings' flags (groups shared with `compare` and `bench`) land in the run's config under one name each;
+    // the ratio loss's old flag name still works.
+    let flags = "--lr 0.01 --min-lr-ratio 0.5 --schedule wsd --warmup 0 --batch-size 4 --seq-len 64 --weight-decay 0.2 \
+                 --grad-clip 0.5 --eval-every 5 --eval-batches 2 --ratio-weight 0.5";
+    let mut args: Vec<&str> = flags.split_whitespace().collect();
+    args.extend(["--steps", "1", "--data", dupes.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    ok(train(&args));
+    let t = &serde_json::from_slice::<serde_json::Value>(&std::fs::read(run.join("config.json")).unwrap()).unwrap()["train"];
+    let got = [&t["lr"], &t["min_lr_ratio"], &t["schedule"], &t["warmup_steps"], &t["batch_size"], &t["seq_len"]];
+    assert_eq!(got.map(|v| v.to_string()), ["0.01", "0.5", "\"wsd\"", "0", "4", "64"]);
+    let got = [&t["adamw"]["weight_decay"], &t["adamw"]["grad_clip"], &t["eval_every"], &t["eval_batches"], &t["ratio_loss_weight"]];
+    assert_eq!(got.map(|v| v.to_string()), ["0.2", "0.5", "5", "2", "0.5"]);
     assert_eq!(summary(&run)["data"]["duplicates_removed"], 5);
     // One function cannot fill both sides: train without validation, and say so.
     let tiny = dir.join("tiny.jsonl");

@@ -3,8 +3,8 @@
 //! `cargo run -p hnet-gpt-model --example make_tokenizer -- ENCODER_JSON VOCAB_BPE OUT` — normally through
 //! `scripts/make-tokenizer.sh`, which fetches the files and checks their hashes.
 
-use hnet_gpt_model::io::checkpoint::write_atomic;
 use hnet_gpt_model::tokenizer::build_gpt2_tokenizer_json;
+use hnet_gpt_model::util::files::write_atomic;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

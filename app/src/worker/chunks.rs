@@ -71,12 +71,7 @@ impl Chunked {
             .iter()
             .enumerate()
             .map(|(k, t)| ChunkToken {
-                id: t.id,
-                start: t.start,
-                end: t.end,
-                p: t.p,
-                boundary: t.boundary,
-                chunk: t.chunk,
+                token: t.clone(),
                 surprisal: surprisal.and_then(|b| b.get(k).copied()),
                 statement: self.starts.as_ref().map(|s| s[s.partition_point(|&o| o < t.start)..].first().is_some_and(|&o| o < t.end)),
             })

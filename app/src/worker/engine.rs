@@ -13,7 +13,7 @@ use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use hnet_gpt_model::eval::inspect::{inspect_chunks_windowed, ChunkReport, WindowCache};
-use hnet_gpt_model::eval::score::token_logprobs_async;
+use hnet_gpt_model::eval::score::{document_logprobs_async, token_logprobs_async, NllTotals};
 use hnet_gpt_model::generate::complete::{Completion, Prompt};
 use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
@@ -21,13 +21,33 @@ use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::TrainScope;
 use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
-use hnet_gpt_model::train::optim::{AdamW, AdamWConfig, ParamGroups};
+use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
-use hnet_gpt_model::train::{Objective, Precision, TrainConfig};
-use hnet_gpt_model::{Arch, Model};
+use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::{Arch, Model, ModelConfig};
 
 use crate::protocol::{BackendInfo, WEBGPU};
 use crate::web;
+
+/// The one dispatch over the engine's two backends: `$body` written once, `$m` the model on either.
+macro_rules! on_model {
+    ($engine:expr, |$m:ident| $body:expr) => {
+        match $engine {
+            Engine::Gpu($m) => $body,
+            Engine::Cpu($m) => $body,
+        }
+    };
+}
+
+/// [`on_model`] for a model being fine-tuned.
+macro_rules! on_tuner {
+    ($tune:expr, |$t:ident| $body:expr) => {
+        match $tune {
+            FineTune::Gpu($t) => $body,
+            FineTune::Cpu($t) => $body,
+        }
+    };
+}
 
 /// The GPU backend: burn's wgpu backend, WGSL shaders, over the browser's WebGPU.
 pub type Gpu = burn::backend::Wgpu;
@@ -145,10 +165,7 @@ impl Engine {
 
     /// Number of parameters.
     pub fn num_params(&self) -> usize {
-        match self {
-            Engine::Gpu(m) => m.num_params(),
-            Engine::Cpu(m) => m.num_params(),
-        }
+        on_model!(self, |m| m.num_params())
     }
 
     /// Whether the model runs on WebGPU.
@@ -158,10 +175,7 @@ impl Engine {
 
     /// The architecture.
     pub fn arch(&self) -> Arch {
-        match self {
-            Engine::Gpu(m) => m.config.arch,
-            Engine::Cpu(m) => m.config.arch,
-        }
+        on_model!(self, |m| m.config.arch)
     }
 
     /// The checkpoint bytes of the current weights (what the CLI loads).
@@ -191,10 +205,7 @@ impl Engine {
         cancel: Rc<Cell<bool>>,
         on_text: impl FnMut(&str, usize),
     ) -> Result<(String, usize), String> {
-        match self {
-            Engine::Gpu(m) => complete_on(m, tokenizer, prompt, params, rules, cancel, on_text).await,
-            Engine::Cpu(m) => complete_on(m, tokenizer, prompt, params, rules, cancel, on_text).await,
-        }
+        on_model!(self, |m| complete_on(m, tokenizer, prompt, params, rules, cancel, on_text).await)
     }
 
     /// How the model chunks all of `text`, in windows of its context (`cache` holds the last run's windows).
@@ -221,30 +232,20 @@ impl Engine {
                 !stop.get()
             }
         };
-        let result = match self {
-            Engine::Gpu(m) => inspect_chunks_windowed(m.as_ref(), tokenizer, text, cache, &mut step).await,
-            Engine::Cpu(m) => inspect_chunks_windowed(m.as_ref(), tokenizer, text, cache, &mut step).await,
-        };
+        let result = on_model!(self, |m| inspect_chunks_windowed(m.as_ref(), tokenizer, text, cache, &mut step).await);
         result.map(|r| r.map(|(report, _)| report)).map_err(|e| format!("Could not compute the chunks: {e}"))
     }
 
     /// Surprisal of `ids[first..last]`, each token scored with up to half a context before it (the text's first
     /// token after `<|endoftext|>`).
     pub async fn surprisal_range(&self, ids: &[u32], first: usize, last: usize, eos: u32) -> Result<Vec<f32>, String> {
-        let n_ctx = match self {
-            Engine::Gpu(m) => m.n_ctx(),
-            Engine::Cpu(m) => m.n_ctx(),
-        };
+        let n_ctx = on_model!(self, |m| m.n_ctx());
         let begin = first.saturating_sub(n_ctx / 2);
         if begin == 0 {
             let bits = self.surprisal(&ids[..last], eos).await?;
             return Ok(bits[first..].to_vec());
         }
-        let lp = match self {
-            Engine::Gpu(m) => token_logprobs_async(m.as_ref(), &ids[begin..last]).await,
-            Engine::Cpu(m) => token_logprobs_async(m.as_ref(), &ids[begin..last]).await,
-        }
-        .map_err(|e| e.to_string())?;
+        let lp = on_model!(self, |m| token_logprobs_async(m.as_ref(), &ids[begin..last]).await).map_err(|e| e.to_string())?;
         // lp[j] scores ids[begin + j + 1].
         Ok(lp[first - begin - 1..].iter().map(|l| -l / std::f32::consts::LN_2).collect())
     }
@@ -252,30 +253,23 @@ impl Engine {
     /// Surprisal (−log₂ p, bits) of every token of `ids` given the ones before, the first after the
     /// end-of-document token `eos`.
     pub async fn surprisal(&self, ids: &[u32], eos: u32) -> Result<Vec<f32>, String> {
-        let mut with_bos = vec![eos];
-        with_bos.extend(ids);
-        let lp = match self {
-            Engine::Gpu(m) => token_logprobs_async(m.as_ref(), &with_bos).await,
-            Engine::Cpu(m) => token_logprobs_async(m.as_ref(), &with_bos).await,
-        }
-        .map_err(|e| e.to_string())?;
+        let lp = on_model!(self, |m| document_logprobs_async(m.as_ref(), ids, eos).await).map_err(|e| e.to_string())?;
         Ok(lp.iter().map(|l| -l / std::f32::consts::LN_2).collect())
     }
 
     /// Perplexity of documents (each after the end-of-document token `eos`).
     pub async fn perplexity(&self, docs: &[Vec<u32>], eos: u32) -> Result<f64, String> {
         web::mark("perplexity");
-        let (mut nll, mut n) = (0.0f64, 0usize);
+        let mut totals = NllTotals::default();
         for doc in docs.iter().filter(|d| !d.is_empty()) {
-            let bits = self.surprisal(doc, eos).await?;
-            nll += bits.iter().map(|b| *b as f64 * std::f64::consts::LN_2).sum::<f64>();
-            n += bits.len();
+            let lp = on_model!(self, |m| document_logprobs_async(m.as_ref(), doc, eos).await).map_err(|e| e.to_string())?;
+            totals.add(&lp, 0);
             web::yield_now().await;
         }
-        if n == 0 {
+        if totals.tokens == 0 {
             return Err("nothing to score".into());
         }
-        Ok((nll / n as f64).exp())
+        Ok(totals.perplexity())
     }
 }
 
@@ -318,28 +312,47 @@ pub struct TuneSettings {
     pub scope: TrainScope,
 }
 
+impl TuneSettings {
+    /// These settings as the library's training config, the one type the CLI trains from: a constant learning rate
+    /// (no warmup; a cosine to a floor of 1 × the peak), since a few steps need no schedule; no weight decay, so that
+    /// the frozen model's weights stay as they were.
+    fn train_config(&self, model: &ModelConfig) -> TrainConfig {
+        let mut t = TrainConfig::new(model.clone());
+        t.steps = self.steps;
+        t.lr = self.lr;
+        t.warmup_steps = 0;
+        t.min_lr_ratio = 1.0;
+        t.batch_size = self.batch;
+        t.seq_len = self.seq_len;
+        t.adamw.weight_decay = 0.0;
+        t
+    }
+}
+
 /// A model being fine-tuned on one backend.
 pub struct Tuner<A: AutodiffBackend> {
     model: Model<A>,
     opt: AdamW<A>,
     data: Packed,
     pos: DataPosition,
-    batch: usize,
-    lr: f64,
+    config: TrainConfig,
+    step: usize,
 }
 
 impl<A: AutodiffBackend> Tuner<A> {
     fn new(bytes: &[u8], device: &A::Device, data: Packed, s: &TuneSettings) -> Result<Self, String> {
         let model = load_on::<A>(bytes, device)?;
+        let config = s.train_config(&model.config);
+        config.validate().map_err(|e| e.to_string())?;
         let frozen = s.scope.frozen(model.config.arch);
-        let opt = AdamW::new(AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() }, ParamGroups { lr_multipliers: vec![], frozen });
-        Ok(Self { model, opt, data, pos: DataPosition::default(), batch: s.batch, lr: s.lr })
+        let opt = AdamW::new(config.adamw.clone(), ParamGroups { lr_multipliers: vec![], frozen });
+        Ok(Self { model, opt, data, pos: DataPosition::default(), config, step: 0 })
     }
 
     /// One step — the library's, the same the CLI trains with — yielding to the page between its phases; returns
     /// the loss before the update (None when the step was skipped for a non-finite loss or gradient).
     async fn step(&mut self) -> Result<Option<f64>, String> {
-        let idx = next_batch(self.data.len(), 0, &mut self.pos, self.batch);
+        let idx = next_batch(self.data.len(), 0, &mut self.pos, self.config.batch_size);
         let mut phase = |name: &'static str| async move {
             web::mark(&format!("train: {name}"));
             web::yield_now().await;
@@ -349,13 +362,14 @@ impl<A: AutodiffBackend> Tuner<A> {
             &mut self.opt,
             &self.data,
             &[idx],
-            self.lr,
-            Objective { ratio_weight: TrainConfig::RATIO_LOSS_WEIGHT, precision: Precision::F32 },
+            self.config.lr_at(self.step),
+            self.config.objective(),
             &mut phase,
         )
         .await
         .map_err(|e| e.to_string())?;
         self.model = model;
+        self.step += 1;
         web::mark("train: step done");
         Ok(match outcome {
             StepOutcome::Applied { loss, .. } => Some(loss),
@@ -389,10 +403,7 @@ impl FineTune {
 
     /// One optimizer step.
     pub async fn step(&mut self) -> Result<Option<f64>, String> {
-        match self {
-            FineTune::Gpu(t) => t.step().await,
-            FineTune::Cpu(t) => t.step().await,
-        }
+        on_tuner!(self, |t| t.step().await)
     }
 
     /// Memory the backend holds now, in bytes (see [`memory_bytes`]).

@@ -1,10 +1,10 @@
 //! Models from the Hugging Face Hub, in the worker: the Hub's files are fetched straight from
 //! `{endpoint}/{repo}/resolve/{revision}/{file}` (the Hub serves CORS) with a progress bar per file, kept in the
 //! Cache API, and converted here exactly as `hnet-gpt pull` converts them (`hf::from_hub_files`); with `hybrid`,
-//! a fresh H-Net encoder goes in front (`checkpoint::hybrid_from_decoder`), starting from the decoder's quality.
+//! a fresh H-Net encoder goes in front (`transplant::hybrid_from_decoder`), starting from the decoder's quality.
 
-use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::hf;
+use hnet_gpt_model::io::{checkpoint, transplant};
 use hnet_gpt_model::tokenizer::Tokenizer;
 
 use super::engine::Cpu;
@@ -103,7 +103,7 @@ pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid
     }
     drop(model);
     web::yield_now().await;
-    let model = checkpoint::hybrid_from_decoder::<Cpu>(&bytes, repo, &device).map_err(|e| e.to_string())?;
+    let model = transplant::hybrid_from_decoder::<Cpu>(&bytes, repo, &device).map_err(|e| e.to_string())?;
     let source = format!("{source} + a fresh H-Net encoder");
     checkpoint::to_bytes(&model, &[("source", source.as_str()), ("hub_repo", repo), ("hub_revision", revision), ("decoder_from", repo)])
         .map_err(|e| e.to_string())

@@ -240,7 +240,7 @@ impl Client {
         link(&blob, &pointer).with_context(|| format!("adding {} to the cache", pointer.display()))?;
         if r.revision != remote.commit {
             let refs = repo_dir.join("refs").join(&r.revision);
-            hnet_gpt_model::io::checkpoint::write_atomic(&refs, remote.commit.as_bytes())
+            hnet_gpt_model::util::files::write_atomic(&refs, remote.commit.as_bytes())
                 .with_context(|| format!("writing {}", refs.display()))?;
         }
         Ok(Some(pointer))

@@ -14,14 +14,14 @@ use std::future::Future;
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Tensor, TensorData};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::model::Model;
 use crate::error::ModelError;
 use crate::tokenizer::Tokenizer;
 
 /// One token as the router saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InspectedToken {
     /// Token id.
     pub id: u32,

@@ -46,6 +46,58 @@ pub async fn token_logprobs_async<B: Backend>(model: &Model<B>, ids: &[u32]) -> 
     Ok(out)
 }
 
+/// `log p` of every token of a document, the first one predicted after the end-of-document token `eos`.
+pub async fn document_logprobs_async<B: Backend>(model: &Model<B>, ids: &[u32], eos: u32) -> Result<Vec<f32>, ModelError> {
+    let mut with_bos = Vec::with_capacity(ids.len() + 1);
+    with_bos.push(eos);
+    with_bos.extend(ids);
+    token_logprobs_async(model, &with_bos).await
+}
+
+/// [`document_logprobs_async`], reading results synchronously (native backends).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn document_logprobs<B: Backend>(model: &Model<B>, ids: &[u32], eos: u32) -> Result<Vec<f32>, ModelError> {
+    futures_lite::future::block_on(document_logprobs_async(model, ids, eos))
+}
+
+/// Totals over scored documents, and what they give: perplexity per token, bits per byte.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize)]
+pub struct NllTotals {
+    /// Documents scored.
+    pub documents: usize,
+    /// Tokens scored.
+    pub tokens: usize,
+    /// Bytes of text those tokens cover.
+    pub bytes: usize,
+    /// Sum of −log p (nats).
+    pub nll: f64,
+}
+
+impl NllTotals {
+    /// Adds one document: its tokens' log-probabilities and its length in bytes. Returns the document's NLL.
+    pub fn add(&mut self, logprobs: &[f32], bytes: usize) -> f64 {
+        let nll = -logprobs.iter().map(|&l| l as f64).sum::<f64>();
+        (self.documents, self.tokens, self.bytes, self.nll) =
+            (self.documents + 1, self.tokens + logprobs.len(), self.bytes + bytes, self.nll + nll);
+        nll
+    }
+
+    /// Mean NLL per token (nats).
+    pub fn nll_per_token(&self) -> f64 {
+        self.nll / self.tokens as f64
+    }
+
+    /// exp(mean NLL per token).
+    pub fn perplexity(&self) -> f64 {
+        self.nll_per_token().exp()
+    }
+
+    /// Total NLL in bits divided by the text's UTF-8 length: comparable across tokenisations.
+    pub fn bits_per_byte(&self) -> f64 {
+        self.nll / std::f64::consts::LN_2 / self.bytes as f64
+    }
+}
+
 /// One scored token.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoredToken {
@@ -79,20 +131,19 @@ pub fn score_text<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, text: &st
     if ids.is_empty() {
         return Err(ModelError::EmptyPrompt);
     }
-    let mut with_bos = vec![tokenizer.eos_id()];
-    with_bos.extend(&ids);
-    let logprobs = token_logprobs(model, &with_bos)?;
+    let logprobs = document_logprobs(model, &ids, tokenizer.eos_id())?;
     let tokens: Vec<ScoredToken> = ids
         .iter()
         .zip(&logprobs)
         .map(|(&id, &logprob)| Ok(ScoredToken { id, text: tokenizer.decode(&[id])?, logprob }))
         .collect::<Result<_, ModelError>>()?;
-    let total_nll: f64 = logprobs.iter().map(|&l| -(l as f64)).sum();
+    let mut totals = NllTotals::default();
+    totals.add(&logprobs, text.len());
     Ok(ScoreReport {
-        perplexity: (total_nll / tokens.len() as f64).exp(),
-        bits_per_byte: total_nll / std::f64::consts::LN_2 / text.len() as f64,
+        perplexity: totals.perplexity(),
+        bits_per_byte: totals.bits_per_byte(),
         bytes: text.len(),
-        total_nll,
+        total_nll: totals.nll,
         tokens,
     })
 }
@@ -138,5 +189,15 @@ mod tests {
         fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<B, D>>) -> burn::module::Param<Tensor<B, D>> {
             param.map(|t| t.zeros_like())
         }
+    }
+
+    #[test]
+    fn totals_give_perplexity_and_bits_per_byte() {
+        let mut t = NllTotals::default();
+        assert_eq!(t.add(&[-1.0, -3.0], 4), 4.0);
+        t.add(&[-2.0], 2);
+        assert_eq!((t.documents, t.tokens, t.bytes, t.nll), (2, 3, 6, 6.0));
+        assert!((t.perplexity() - 2f64.exp()).abs() < 1e-12);
+        assert!((t.bits_per_byte() - 1.0 / std::f64::consts::LN_2).abs() < 1e-12);
     }
 }

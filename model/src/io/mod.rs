@@ -8,4 +8,5 @@ pub mod checkpoint;
 pub mod half;
 pub mod hf;
 pub mod params;
+pub mod transplant;
 pub(crate) mod weights;

@@ -80,7 +80,7 @@ impl std::fmt::Display for Precision {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Objective {
     /// H-Net's ratio-loss weight α.
-    pub ratio_weight: f64,
+    pub ratio_loss_weight: f64,
     /// The head's precision.
     pub precision: Precision,
 }
@@ -171,7 +171,7 @@ impl TrainConfig {
 
     /// The objective a training step of this run minimises.
     pub fn objective(&self) -> Objective {
-        Objective { ratio_weight: self.ratio_loss_weight, precision: self.precision }
+        Objective { ratio_loss_weight: self.ratio_loss_weight, precision: self.precision }
     }
 
     /// Checks the settings before any work starts.

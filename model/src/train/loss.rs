@@ -77,7 +77,7 @@ pub fn loss<B: Backend>(
         None => (None, None),
     };
     let total = match &ratio {
-        Some(r) => ce.clone() + r.clone() * objective.ratio_weight,
+        Some(r) => ce.clone() + r.clone() * objective.ratio_loss_weight,
         None => ce.clone(),
     };
     LossParts { total, ce, ratio, boundary_rate: rate }

@@ -304,7 +304,7 @@ mod tests {
     use crate::train::optim::{AdamWConfig, ParamGroups};
     use crate::TestAutodiffBackend as AD;
 
-    const OBJECTIVE: Objective = Objective { ratio_weight: 0.03, precision: crate::train::Precision::F32 };
+    const OBJECTIVE: Objective = Objective { ratio_loss_weight: 0.03, precision: crate::train::Precision::F32 };
 
     fn setup() -> (Model<AD>, AdamW<AD>, Packed) {
         let model = Model::<AD>::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &Default::default()).unwrap();

@@ -81,15 +81,15 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
         let mut tokens = d.tokens.iter().enumerate().map(|(k, t)| (d.first_token + k, t)).peekable();
         let mut chunks = Vec::with_capacity(d.n_chunks);
         while let Some(&(_, first)) = tokens.peek() {
-            let ci = first.chunk;
+            let ci = first.token.chunk;
             let mut spans = Vec::new();
-            while let Some((i, t)) = tokens.next_if(|(_, t)| t.chunk == ci) {
-                let from = cursor.max(t.start);
-                let to = t.end.max(from);
+            while let Some((i, t)) = tokens.next_if(|(_, t)| t.token.chunk == ci) {
+                let from = cursor.max(t.token.start);
+                let to = t.token.end.max(from);
                 cursor = to;
                 let piece = d.text.get(from - d.offset..to - d.offset).unwrap_or("").to_string();
                 let stmt = statements && t.statement == Some(true);
-                let mut style = format!("border-bottom-color: {}", heat(t.p));
+                let mut style = format!("border-bottom-color: {}", heat(t.token.p));
                 if let Some(b) = t.surprisal {
                     style.push_str(&format!(
                         "; background: color-mix(in srgb, orange {:.0}%, transparent)",
@@ -99,14 +99,14 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                 let info = format!(
                     "token {i}: {:?} · id {} · p = {:.3}{} · chunk {ci}{}",
                     piece,
-                    t.id,
-                    t.p,
-                    if t.boundary { " (boundary)" } else { "" },
+                    t.token.id,
+                    t.token.p,
+                    if t.token.boundary { " (boundary)" } else { "" },
                     t.surprisal.map(|b| format!(" · surprisal {b:.2} bits")).unwrap_or_default()
                 );
                 let (label, on_hover, on_focus) = (info.clone(), info.clone(), info);
                 spans.push(view! {
-                    <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.p) tabindex="0" style=style
+                    <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.token.p) tabindex="0" style=style
                         aria-label=label on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
                         on:focus=move |_| detail.set(Some(on_focus.clone()))>{piece}</span>
                 });
