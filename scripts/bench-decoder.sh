@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A modern decoder on the CPU, hnet-gpt beside the reference tools in one run: a repository of Qwen2.5-Coder-0.5B's
-# exact shape and vocabulary (random weights at its initialisation scale, bf16 as shipped; scripts/bench_decoder.py),
+# exact shape and vocabulary (random weights at its initialisation scale, bf16 as shipped; scripts/bench/decoder.py),
 # greedy generation of 256 tokens after a 64-token prompt, time to first token for a 1,000-token prompt, and each
 # run's peak resident memory (GNU time) — hnet-gpt (imported from the bf16 repository), Hugging Face transformers
 # `generate` (f32, the same threads), and llama.cpp (f32 and f16 GGUF of the same weights) when llama-cpp-python is
@@ -43,7 +43,7 @@ bin="$CARGO_TARGET_DIR/release/hnet-gpt"
 peak() { sed -n 's/^\s*Maximum resident set size (kbytes): //p' "$1"; }
 
 echo "==> a repository of Qwen2.5-Coder-0.5B's shape (random weights, bf16)"
-"$py" scripts/bench_decoder.py init --out "$work/hf"
+"$py" scripts/bench/decoder.py init --out "$work/hf"
 /usr/bin/time -v "$bin" import-hf "$work/hf" --out "$work/qwen.safetensors" 2> "$work/import.time"
 echo "import-hf: peak RSS $(peak "$work/import.time") kB"
 /usr/bin/time -v "$bin" info --checkpoint "$work/qwen.safetensors" > /dev/null 2> "$work/info.time"
@@ -54,9 +54,9 @@ if [ "$with_llama" = 1 ] && ! "$py" -c 'import llama_cpp, gguf' 2>/dev/null; the
   "$venv/bin/pip" install --quiet llama-cpp-python gguf
 fi
 if "$py" -c 'import llama_cpp, gguf' 2>/dev/null; then
-  # The same weights as GGUF, written by llama.cpp's own writer library (scripts/bench_decoder.py says why not its
+  # The same weights as GGUF, written by llama.cpp's own writer library (scripts/bench/decoder.py says why not its
   # converter).
-  for t in f32 f16; do "$py" scripts/bench_decoder.py gguf --hf "$work/hf" --type "$t" --out "$work/qwen-$t.gguf" > /dev/null; done
+  for t in f32 f16; do "$py" scripts/bench/decoder.py gguf --hf "$work/hf" --type "$t" --out "$work/qwen-$t.gguf" > /dev/null; done
   llama="f32 f16"
   echo "llama.cpp: llama-cpp-python $("$py" -c 'import llama_cpp; print(llama_cpp.__version__)'), GGUF f32 and f16 of the same weights"
 else
@@ -69,14 +69,14 @@ for round in $(seq 1 "$rounds"); do
     --gen-runs 1 --matmul-size 512 > "$work/hnet.$round.json" 2> "$work/hnet.$round.time"
   /usr/bin/time -v "$bin" bench --checkpoint "$work/qwen.safetensors" --train-steps 0 --prompt-tokens 1000 --new-tokens 1 \
     --gen-runs 1 --matmul-size 512 > "$work/hnet-ttft.$round.json" 2> "$work/hnet-ttft.$round.time"
-  /usr/bin/time -v "$py" scripts/bench_decoder.py torch --hf "$work/hf" --prompt "$work/hnet.$round.json" --new-tokens 256 \
+  /usr/bin/time -v "$py" scripts/bench/decoder.py torch --hf "$work/hf" --prompt "$work/hnet.$round.json" --new-tokens 256 \
     --threads "$threads" > "$work/torch.$round.json" 2> "$work/torch.$round.time"
-  /usr/bin/time -v "$py" scripts/bench_decoder.py torch --hf "$work/hf" --prompt "$work/hnet-ttft.$round.json" --new-tokens 1 \
+  /usr/bin/time -v "$py" scripts/bench/decoder.py torch --hf "$work/hf" --prompt "$work/hnet-ttft.$round.json" --new-tokens 1 \
     --threads "$threads" > "$work/torch-ttft.$round.json" 2> "$work/torch-ttft.$round.time"
   for t in $llama; do
-    /usr/bin/time -v "$py" scripts/bench_decoder.py llama-cpp --gguf "$work/qwen-$t.gguf" --prompt "$work/hnet.$round.json" \
+    /usr/bin/time -v "$py" scripts/bench/decoder.py llama-cpp --gguf "$work/qwen-$t.gguf" --prompt "$work/hnet.$round.json" \
       --new-tokens 256 --threads "$threads" > "$work/llama-$t.$round.json" 2> "$work/llama-$t.$round.time"
-    /usr/bin/time -v "$py" scripts/bench_decoder.py llama-cpp --gguf "$work/qwen-$t.gguf" --prompt "$work/hnet-ttft.$round.json" \
+    /usr/bin/time -v "$py" scripts/bench/decoder.py llama-cpp --gguf "$work/qwen-$t.gguf" --prompt "$work/hnet-ttft.$round.json" \
       --new-tokens 1 --threads "$threads" > "$work/llama-$t-ttft.$round.json" 2> "$work/llama-$t-ttft.$round.time"
   done
   for f in "$work"/*."$round".json; do
@@ -84,4 +84,4 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 echo "==> report"
-python3 scripts/bench_decoder_report.py --dir "$work" --rounds "$rounds" --out "$out" --llama "$llama"
+python3 scripts/bench/decoder_report.py --dir "$work" --rounds "$rounds" --out "$out" --llama "$llama"

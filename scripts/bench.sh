@@ -64,7 +64,7 @@ bin="$CARGO_TARGET_DIR/release/hnet-gpt"
 # One set of weights for both tools: PyTorch draws them, hnet-gpt imports them.
 "$bin" init --arch gpt2 --preset "$preset" --out "$work/init.safetensors" > /dev/null
 "$bin" info --checkpoint "$work/init.safetensors" --json > "$work/config.json"
-"$python" scripts/bench_torch.py init --config "$work/config.json" --out "$work/hf"
+"$python" scripts/bench/torch_side.py init --config "$work/config.json" --out "$work/hf"
 "$bin" import-hf "$work/hf" --out "$work/gpt2.safetensors" > /dev/null
 
 # 256 new tokens after a 64-token prompt, fewer where the context is shorter (Hugging Face's learned positions end
@@ -82,13 +82,13 @@ for round in $(seq 1 "$rounds"); do
   for tool in "${tools[@]}"; do
     echo "==> round $round: ${tool/torch/PyTorch gpt2}"
     if [ "$tool" = torch ]; then
-      "$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.1.json" \
+      "$python" scripts/bench/torch_side.py run --config "$work/config.json" --hf "$work/hf" --prompt "$work/hnet-gpt2.1.json" \
         "${torch_flags[@]}" > "$work/torch.$round.json"
       summary "$work/torch.$round.json"
       continue
     fi
     if [ "$tool" = torch-bf16 ]; then
-      "$python" scripts/bench_torch.py run --config "$work/config.json" --hf "$work/hf" "${torch_flags[@]}" --bf16 \
+      "$python" scripts/bench/torch_side.py run --config "$work/config.json" --hf "$work/hf" "${torch_flags[@]}" --bf16 \
         --new-tokens 0 > "$work/torch-bf16.$round.json"
       summary "$work/torch-bf16.$round.json"
       continue
@@ -107,4 +107,4 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 echo "==> report"
-"$python" scripts/bench_report.py --dir "$work" --name "$name" --command "$command" --out "$out"
+"$python" scripts/bench/report.py --dir "$work" --name "$name" --command "$command" --out "$out"

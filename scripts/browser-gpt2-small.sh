@@ -15,5 +15,5 @@ venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
 "$venv/bin/python" -c "import numpy, safetensors" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$venv/bin/python" scripts/gen_reference.py --gpt2-small "$work"
+"$venv/bin/python" scripts/fixtures/gen_reference.py --gpt2-small "$work"
 REPO_DIR="$work/gpt2-small-random" node tests/e2e/gpt2-small.measure.mjs

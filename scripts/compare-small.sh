@@ -13,7 +13,7 @@ OUT_DIR=${OUT_DIR:-runs/compare-small}
 SEEDS=${SEEDS:-3}
 BATCH=${BATCH:-16}
 SEQ=${SEQ:-256}
-tps=$(BIN="$BIN" DATA="$DATA" DEVICE="$DEVICE" BATCH="$BATCH" SEQ="$SEQ" "$(dirname "$0")/probe-throughput.sh" hnet small 6)
+tps=$(BIN="$BIN" DATA="$DATA" DEVICE="$DEVICE" BATCH="$BATCH" SEQ="$SEQ" "$(dirname "$0")/experiments/probe-throughput.sh" hnet small 6)
 runs=$(( 3 * SEEDS ))
 # 65% of the budget trains; the rest loads data, evaluates and writes the report.
 steps=$(( BUDGET_S * 65 / 100 / runs * tps / (BATCH * SEQ) ))

@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 venv=${REFERENCE_VENV:-.venv-reference}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet torch transformers safetensors
-"$venv/bin/python" scripts/gen_reference.py model/tests/fixtures/hf-tiny-gpt2
-"$venv/bin/python" scripts/gen_reference.py --families model/tests/fixtures
+"$venv/bin/python" scripts/fixtures/gen_reference.py model/tests/fixtures/hf-tiny-gpt2
+"$venv/bin/python" scripts/fixtures/gen_reference.py --families model/tests/fixtures

@@ -1,6 +1,6 @@
 //! `hnet-gpt pull` against a local server that speaks the Hub's URL scheme (`/{repo}/resolve/{revision}/{file}`,
 //! with `ETag`, `X-Repo-Commit`, `Content-Length` and ranges, as the `hf-hub` client needs), serving the tiny GPT-2
-//! repositories of `tests/fixtures/hub/` (made by `scripts/gen_reference.py --hub`): one with GPT-2's tokenizer,
+//! repositories of `tests/fixtures/hub/` (made by `scripts/fixtures/gen_reference.py --hub`): one with GPT-2's tokenizer,
 //! one with its own BPE and sharded weights. Then what a pulled model must do — score, generate, chunk as a hybrid
 //! that starts from the decoder's quality, fine-tune — and the errors: a missing repository, no safetensors, a
 //! truncated download, an unsupported architecture, a tokenizer that does not fit the model.
@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hub");
-/// The decoder families' parity fixtures (scripts/gen_reference.py --families): Hub repositories as transformers
+/// The decoder families' parity fixtures (scripts/fixtures/gen_reference.py --families): Hub repositories as transformers
 /// saved them.
 const FAMILY_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../model/tests/fixtures");
 const GPT2_TOKENIZER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../public/tokenizer.json");

@@ -92,7 +92,7 @@ fn real_python_and_codesearchnet_jsonl_with_faults() {
             .collect()
     } else {
         vec![
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_reference.py"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/fixtures/gen_reference.py"),
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/data/builtin_corpus.py"),
         ]
     };

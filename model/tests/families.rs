@@ -1,6 +1,6 @@
 //! Parity of every decoder family with Hugging Face transformers: tiny random Llama (grouped heads 4:2, untied
 //! head), Qwen2 (4:2, q/k/v biases, tied) and GPTBigCode (multi-query) repositories written by
-//! `scripts/gen_reference.py --families` are imported as a user's download would be, and must give transformers'
+//! `scripts/fixtures/gen_reference.py --families` are imported as a user's download would be, and must give transformers'
 //! logits within 1e-4 at every position, its greedy `generate` token for token, the same logits cached as uncached,
 //! their own tokenizer's ids, and fill-in-the-middle prompts equal to the tokenizer's encoding of the spelled-out
 //! tokens (a clear error for the family fixture without FIM tokens).

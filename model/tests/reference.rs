@@ -1,4 +1,4 @@
-//! Parity with Hugging Face: a tiny random GPT-2 written by `scripts/gen_reference.py` (transformers'
+//! Parity with Hugging Face: a tiny random GPT-2 written by `scripts/fixtures/gen_reference.py` (transformers'
 //! GPT2LMHeadModel, saved with `save_pretrained`) is imported through `load::import_hf_dir`; our logits must equal
 //! the reference logits within 1e-4, and greedy decoding must reproduce `generate(do_sample=False)`.
 //! Also: cached decoding equals the full forward pass at every step, on the CPU backend and (when a Vulkan device

@@ -53,7 +53,7 @@ const result = {
 }
 
 const text = (page, id) => page.getByTestId(id).textContent();
-const snippets = readFileSync(join(ROOT, "scripts/hub_fixtures.py"), "utf8").split("\n").slice(0, 120).join("\n");
+const snippets = readFileSync(join(ROOT, "scripts/fixtures/hub_fixtures.py"), "utf8").split("\n").slice(0, 120).join("\n");
 
 for (const backend of BACKENDS) {
   const browser = await launch({ webgpu: backend === "webgpu" });

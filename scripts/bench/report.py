@@ -3,7 +3,7 @@
 A run measures each tool in one or more interleaved rounds (`hnet-ARCH.R.json`, `torch.R.json`); the table shows
 each measure's median over the rounds (and the spread of the headline ratios), the JSON keeps every round.
 
-    python bench_report.py --dir RUN_DIR --name cpu --command "scripts/bench.sh ..." --out docs/results/bench
+    python scripts/bench/report.py --dir RUN_DIR --name cpu --command "scripts/bench.sh ..." --out docs/results/bench
 """
 import argparse
 import json

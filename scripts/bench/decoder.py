@@ -1,10 +1,10 @@
 """The reference side of scripts/bench-decoder.sh: a modern decoder of Qwen2.5-Coder-0.5B's exact shape with random
 weights, greedy generation with transformers (and llama.cpp, when llama-cpp-python is installed). Prints JSON.
 
-    python bench_decoder.py init --out HF_DIR                       # the repository both tools read (bf16, as shipped)
-    python bench_decoder.py torch --hf HF_DIR --prompt HNET.json --new-tokens 256
-    python bench_decoder.py gguf --hf HF_DIR --type f32|f16 --out MODEL.gguf     # the same weights for llama.cpp
-    python bench_decoder.py llama-cpp --gguf MODEL.gguf --prompt HNET.json --new-tokens 256
+    python scripts/bench/decoder.py init --out HF_DIR                       # the repository both tools read (bf16, as shipped)
+    python scripts/bench/decoder.py torch --hf HF_DIR --prompt HNET.json --new-tokens 256
+    python scripts/bench/decoder.py gguf --hf HF_DIR --type f32|f16 --out MODEL.gguf     # the same weights for llama.cpp
+    python scripts/bench/decoder.py llama-cpp --gguf MODEL.gguf --prompt HNET.json --new-tokens 256
 
 The GGUF is written with llama.cpp's own writer (the `gguf` package) rather than its convert_hf_to_gguf.py, which
 needs Qwen's real tokenizer files to recognise the pre-tokenizer; the benchmark feeds token ids, so the file's

@@ -4,7 +4,7 @@
 # state piles up per crate version. Removes, in each profile's deps/, every executable that a newer one of the same
 # name replaced, and incremental state untouched for 3 days. Dependencies' libraries stay: they are the cache.
 set -euo pipefail
-source "$(dirname "$0")/env.sh"
+source "$(dirname "$0")/../env.sh"
 [ -d "$CARGO_TARGET_DIR" ] || exit 0
 before=$(du -sm "$CARGO_TARGET_DIR" | cut -f1)
 for deps in "$CARGO_TARGET_DIR"/debug/deps "$CARGO_TARGET_DIR"/release/deps; do

@@ -4,7 +4,7 @@
 # `--precision bf16` (seed 0) — and the loss curves side by side. Needs a CPU with AMX (bf16 refuses to run
 # without it). Writes docs/results/bench/precision.{md,json,log}; about 3 minutes on 2 cores.
 #
-#   scripts/precision_check.sh [--steps N] [--data DIR]
+#   scripts/precision-check.sh [--steps N] [--data DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -22,7 +22,7 @@ out=docs/results/bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$out"
-command="scripts/precision_check.sh --steps $steps"
+command="scripts/precision-check.sh --steps $steps"
 exec > >(sed -u -e "s|$work|\$WORK|g" -e "s|$data|\$STDLIB|g" | tee "$out/precision.log") 2>&1
 echo "# $command  ($(date -u +%Y-%m-%dT%H:%MZ)); data: the CPython standard library (\$STDLIB)"
 cargo build --release --quiet -p hnet-gpt

@@ -2,8 +2,8 @@
 preset, trained with torch.optim.AdamW on random tokens, and greedy `generate` with the same weights hnet-gpt
 imports. Prints JSON.
 
-    python bench_torch.py init --config CONFIG.json --out HF_DIR          # random weights for both tools
-    python bench_torch.py run  --config CONFIG.json --hf HF_DIR --prompt HNET.json [...]
+    python scripts/bench/torch_side.py init --config CONFIG.json --out HF_DIR          # random weights for both tools
+    python scripts/bench/torch_side.py run  --config CONFIG.json --hf HF_DIR --prompt HNET.json [...]
 """
 import argparse
 import json

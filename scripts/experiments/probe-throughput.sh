@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints the median training tokens/s of ARCH at PRESET on this device (a few steps, medians skip warm-up), so
 # the GPU scripts can size their step counts to a time budget.
-#   scripts/probe-throughput.sh ARCH PRESET STEPS   (environment: BIN, DATA, DEVICE, BATCH, SEQ as the callers')
+#   scripts/experiments/probe-throughput.sh ARCH PRESET STEPS   (environment: BIN, DATA, DEVICE, BATCH, SEQ as the callers')
 set -euo pipefail
 arch=$1 preset=$2 steps=$3
 probe=$(mktemp -d)
