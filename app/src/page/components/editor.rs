@@ -49,7 +49,8 @@ impl CodeEditor {
         self.call("suffix", &[]).as_string()
     }
 
-    /// Shows ghost text at the cursor (growing as tokens stream in).
+    /// Shows ghost text at the cursor (growing as tokens stream in); empty drops it quietly. Not the editor's
+    /// reject, which is the person's Esc and stops the completion: the page clears the ghost when it starts the next.
     pub fn set_ghost(&self, text: &str) {
         self.call("setGhost", &[text.into()]);
     }
@@ -57,11 +58,6 @@ impl CodeEditor {
     /// Inserts the ghost text at its place.
     pub fn accept(&self) {
         self.call("accept", &[]);
-    }
-
-    /// Drops the ghost text.
-    pub fn reject(&self) {
-        self.call("reject", &[]);
     }
 
     /// Switches the highlighting.
@@ -147,10 +143,10 @@ pub fn Editor(
     });
     Effect::new(move |_| {
         let text = ghost.get();
-        handle.with_value(|h| match h {
-            Some(h) if text.is_empty() => h.reject(),
-            Some(h) => h.set_ghost(&text),
-            None => {}
+        handle.with_value(|h| {
+            if let Some(h) = h {
+                h.set_ghost(&text)
+            }
         });
     });
     let on_language = move |ev: web_sys::Event| {
