@@ -95,9 +95,20 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   assert.equal(Number(await page.getByTestId("chunk-summary").getAttribute("data-chunks")), cli.n_chunks);
   await page.getByTestId("token").nth(3).focus();
   assert.match(await page.getByTestId("token-detail").textContent(), /token 3: .* id \d+ · p = \d\.\d{3}/);
+  // The view is one tab stop (the token last focused); arrow keys, Home and End move between tokens.
+  const tabStops = () => page.evaluate(() => [...document.querySelectorAll("[data-testid=token]")].filter((t) => t.tabIndex === 0).map((t) => t.dataset.k));
+  assert.deepEqual(await tabStops(), ["3"]);
+  await page.keyboard.press("ArrowRight");
+  assert.match(await page.getByTestId("token-detail").textContent(), /^token 4: /);
+  await page.keyboard.press("Home");
+  assert.match(await page.getByTestId("token-detail").textContent(), /^token 0: /);
+  assert.deepEqual(await tabStops(), ["0"]);
+  await page.keyboard.press("Shift+Tab");
+  assert.notEqual(await page.evaluate(() => document.activeElement?.dataset?.testid), "token", "Shift+Tab stayed among the tokens");
   await page.getByTestId("toggle-statements").check();
   await page.getByTestId("toggle-surprisal").check();
   await page.waitForFunction(() => document.querySelectorAll(".tok.stmt").length >= 3, null, { timeout: WORK });
+  assert.match(await page.getByTestId("chunk-legend").textContent(), /boundary probability p .*Orange behind a token: its surprisal/);
   await screenshot(page, "03-chunks");
 
   // Fine-tuning: 3 steps lower the loss.
@@ -118,6 +129,8 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   assert.ok(held && /[\d.]+ s\/step/.test(stepText), `no step time or GPU memory in "${stepText}"`);
   const params = JSON.parse(execFileSync(CLI, ["info", "--checkpoint", MODEL, "--json"])).parameters;
   assert.ok(Number(held[1]) * (held[2] === "MB" ? 1e6 : 1e3) >= 4 * params, `GPU memory ${held[0]} is less than the ${params} f32 weights`);
+  // The status bar's memory pill shows the figure of the last step, not the one after loading.
+  assert.equal(await page.getByTestId("memory").textContent(), `GPU memory: ${held[1]} ${held[2]}`);
   await screenshot(page, "04-finetuned");
   await assertMainThreadQuiet(watch, "while generating, chunking or training");
 
@@ -157,8 +170,21 @@ test("embed mode renders a compact chunk widget, and the example docs page embed
   await screenshot(page, "07-embed-chunks");
   const docs = await browser.newPage({ viewport: { width: 900, height: 1000 } });
   await docs.goto(`${server.url}public/embed-example.html`);
-  const frame = docs.frameLocator("[data-testid=embed-chunks]");
-  await frame.getByTestId("embed").waitFor({ timeout: LOAD });
+  // Each widget fits its iframe once its model is ready (nothing clipped, the Complete button in view), and shows
+  // one status line, not the playground's diagnostics.
+  for (const id of ["embed-chunks", "embed-complete"]) {
+    const handle = await docs.locator(`[data-testid=${id}]`).elementHandle();
+    await handle.scrollIntoViewIfNeeded();
+    const frame = await handle.contentFrame();
+    await frame.waitForSelector("[data-testid=embed]", { timeout: LOAD });
+    await frame.waitForFunction(() => /^Ready/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD });
+    if (id === "embed-chunks") await frame.waitForFunction(() => document.querySelectorAll("[data-testid=chunk]").length > 0, null, { timeout: WORK });
+    else await frame.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled, null, { timeout: WORK });
+    const fit = await frame.evaluate(() => ({ content: document.documentElement.scrollHeight, frame: window.innerHeight,
+      button: document.querySelector("[data-testid=complete]")?.getBoundingClientRect().bottom ?? 0 }));
+    assert.ok(fit.content <= fit.frame && fit.button <= fit.frame, `${id}: ${JSON.stringify(fit)}`);
+    for (const pill of ["worker", "backend", "memory", "adapter"]) assert.equal(await frame.locator(`[data-testid=${pill}]`).count(), 0, `${id}: ${pill}`);
+  }
   await screenshot(docs, "08-embed-docs");
 });
 

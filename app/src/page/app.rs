@@ -88,7 +88,7 @@ pub fn Embed() -> impl IntoView {
         <main class="embed" data-testid="embed" data-mode=mode.clone()>
             <div class="embed-head">
                 <a href="./" target="_blank" rel="noopener">"HNet-GPT"</a>
-                <StatusBar state=state />
+                <StatusBar state=state compact=true />
             </div>
             {body}
         </main>

@@ -48,7 +48,7 @@ pub async fn fine_tune(
     post(job, Reply::Perplexity { before, after: None }, None);
     let mut tuner = FineTune::start(engine, data, &settings).await?;
     let t0 = web::now_ms();
-    let mut last = t0;
+    let (mut last, mut first_done) = (t0, t0);
     for step in 1..=settings.steps {
         if cancel.get() {
             post(job, Reply::Progress(format!("Cancelled after {} steps.", step - 1)), None);
@@ -59,7 +59,12 @@ pub async fn fine_tune(
         let (elapsed, step_ms) = ((now - t0) / 1000.0, now - last);
         last = now;
         let tokens_per_s = (step * settings.batch * settings.seq_len) as f64 / elapsed.max(1e-3);
-        let eta_s = elapsed / step as f64 * (settings.steps - step) as f64;
+        // The first step compiles kernels and warms caches: after it, the estimate uses the steps since.
+        let per_step_s = if step == 1 { elapsed } else { (now - first_done) / 1000.0 / (step - 1) as f64 };
+        if step == 1 {
+            first_done = now;
+        }
+        let eta_s = per_step_s * (settings.steps - step) as f64;
         let memory_bytes = tuner.memory_bytes();
         post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes }, None);
     }

@@ -14,6 +14,25 @@ fn heat(p: f32) -> String {
     format!("hsl({:.0} 85% 50%)", 220.0 - 220.0 * p.clamp(0.0, 1.0))
 }
 
+/// Arrow keys, Home and End move the focus between the view's `shown` tokens (one tab stop for all of them).
+fn move_focus(ev: &web_sys::KeyboardEvent, focused: RwSignal<usize>, shown: usize) {
+    let now = focused.get_untracked();
+    let next = match ev.key().as_str() {
+        "ArrowRight" | "ArrowDown" => (now + 1).min(shown.saturating_sub(1)),
+        "ArrowLeft" | "ArrowUp" => now.saturating_sub(1),
+        "Home" => 0,
+        "End" => shown.saturating_sub(1),
+        _ => return,
+    };
+    ev.prevent_default();
+    focused.set(next);
+    let target =
+        web_sys::window().and_then(|w| w.document()).and_then(|d| d.query_selector(&format!(".chunks [data-k=\"{next}\"]")).ok().flatten());
+    if let Some(el) = target.and_then(|e| wasm_bindgen::JsCast::dyn_into::<web_sys::HtmlElement>(e).ok()) {
+        let _ = el.focus();
+    }
+}
+
 /// The chunk view.
 #[component]
 pub fn ChunkView(state: Playground) -> impl IntoView {
@@ -22,6 +41,8 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
     let show_statements = RwSignal::new(false);
     let show_surprisal = RwSignal::new(false);
     let detail = RwSignal::new(None::<String>);
+    // Roving tabindex: the view is one tab stop, the token last focused; arrow keys move between tokens.
+    let focused = RwSignal::new(0usize);
     let progress = RwSignal::new(None::<String>);
     let generation = StoredValue::new(0u64);
 
@@ -78,6 +99,10 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
         });
         // Token spans are offsets in the whole text; the view holds the slice from `d.offset`.
         let mut cursor = d.offset;
+        let shown = d.tokens.len();
+        if focused.get_untracked() >= shown {
+            focused.set(0);
+        }
         let mut tokens = d.tokens.iter().enumerate().map(|(k, t)| (d.first_token + k, t)).peekable();
         let mut chunks = Vec::with_capacity(d.n_chunks);
         while let Some(&(_, first)) = tokens.peek() {
@@ -105,10 +130,12 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                     t.surprisal.map(|b| format!(" · surprisal {b:.2} bits")).unwrap_or_default()
                 );
                 let (label, on_hover, on_focus) = (info.clone(), info.clone(), info);
+                let k = i - d.first_token;
                 spans.push(view! {
-                    <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.token.p) tabindex="0" style=style
+                    <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.token.p) data-k=k
+                        tabindex=move || if focused.get() == k { "0" } else { "-1" } style=style
                         aria-label=label on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
-                        on:focus=move |_| detail.set(Some(on_focus.clone()))>{piece}</span>
+                        on:focus=move |_| { focused.set(k); detail.set(Some(on_focus.clone())) }>{piece}</span>
                 });
             }
             chunks.push(view! { <span class=format!("chunk c{}", ci % 2) data-testid="chunk">{spans}</span> });
@@ -120,7 +147,7 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
         view! {
             {parse_note}
             <p class="muted" data-testid="chunk-summary" data-chunks=d.n_chunks>{summary}</p>
-            <pre class="chunks" aria-label="Code drawn by chunk">{chunks}</pre>
+            <pre class="chunks" aria-label="Code drawn by chunk; arrow keys move between tokens" on:keydown=move |ev| move_focus(&ev, focused, shown)>{chunks}</pre>
         }
         .into_any()
     };
@@ -128,7 +155,9 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
     view! {
         <section class="card chunk-view" aria-labelledby="chunks-title">
             <h2 id="chunks-title">"Chunks"</h2>
-            <p class="muted">"Each coloured run is one chunk the router cut; the underline is the boundary probability (blue 0 → red 1)."</p>
+            <p class="muted" data-testid="chunk-legend">"Each shaded run is one chunk the router cut; the line under each token is its boundary probability p (blue 0 → red 1; p above 0.5 starts a chunk)."
+                {move || show_surprisal.get().then_some(" Orange behind a token: its surprisal, −log₂ p of the token given the ones before (darker = more bits, full at 16).")}
+            </p>
             <div class="row">
                 <label><input type="checkbox" data-testid="toggle-statements" prop:checked=move || show_statements.get()
                     on:change=move |ev| show_statements.set(event_target_checked(&ev)) />" Python statement starts"</label>

@@ -102,6 +102,14 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 if let Some(l) = loss {
                     losses.update(|v| v.push(l));
                 }
+                // The status bar's memory pill follows the figure while training, not the one after loading.
+                if let Some(bytes) = memory_bytes {
+                    state.backend.update(|b| {
+                        if let Some(b) = b {
+                            b.memory_bytes = Some(bytes)
+                        }
+                    });
+                }
                 let memory = match memory_bytes {
                     Some(b) if state.backend.with_untracked(|b| b.as_ref().is_some_and(BackendInfo::is_webgpu)) => {
                         format!(" · GPU memory {}", format_bytes(b as usize))

@@ -10,10 +10,21 @@ pub fn describe(m: &ModelInfo) -> String {
     format!("{} · {} parameters · {}", m.arch, format_count(m.params), m.source)
 }
 
-/// Status pills and, when relevant, why the CPU runs the model and the last error.
+/// Status pills and, when relevant, why the CPU runs the model and the last error. `compact` (the embedded widget):
+/// one small status line and the error, none of the playground's diagnostics.
 #[component]
-pub fn StatusBar(state: Playground) -> impl IntoView {
+pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> impl IntoView {
     let backend = state.backend;
+    if compact {
+        return view! {
+            <p class="muted status-line" role="status" aria-live="polite">
+                <span data-testid="status">{move || state.status.get()}</span>
+                {move || state.model.get().map(|m| view! { " · " <span data-testid="model">{describe(&m)}</span> })}
+            </p>
+            {move || state.error.get().map(|e| view! { <p class="alert" role="alert" data-testid="error">{e}</p> })}
+        }
+        .into_any();
+    }
     view! {
         <div class="status" role="status" aria-live="polite">
             <span class="pill" data-testid="status">{move || state.status.get()}</span>
@@ -46,4 +57,5 @@ pub fn StatusBar(state: Playground) -> impl IntoView {
             </p>
         })}
     }
+    .into_any()
 }
