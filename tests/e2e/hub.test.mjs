@@ -30,7 +30,7 @@ before(async () => {
     "hnet-test/oversized/config.json": fixture("config.json"),
     "hnet-test/oversized/tokenizer.json": readFileSync(join(ROOT, "public/tokenizer.json")),
     "hnet-test/oversized/model.safetensors": (req, res, cors) => { res.writeHead(200, { ...cors, "content-length": 5 * 2 ** 30 }); res.write("x"); },
-    // A Qwen2 of a few layers with fill-in-the-middle tokens (model/tests/fixtures, made by scripts/gen_families.py).
+    // A Qwen2 of a few layers with fill-in-the-middle tokens (model/tests/fixtures, made by scripts/fixtures/gen_families.py).
     ...Object.fromEntries(["config.json", "model.safetensors", "tokenizer.json"].map((f) =>
       [`hnet-test/tiny-qwen2/${f}`, readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-qwen2", f))])),
   });
