@@ -71,7 +71,13 @@ impl Scope {
 
 /// A JavaScript error value as text.
 pub fn js_err(v: JsValue) -> String {
-    v.as_string().or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string())).unwrap_or_else(|| format!("{v:?}"))
+    // An Error object stringifies to `{}`: its message is what a person can read.
+    if let Some(e) = v.dyn_ref::<js_sys::Error>() {
+        return String::from(e.message());
+    }
+    v.as_string()
+        .or_else(|| js_sys::JSON::stringify(&v).ok().and_then(|s| s.as_string()).filter(|s| s != "{}"))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 /// Fetches a URL's bytes; non-2xx statuses are errors naming the URL.
@@ -231,7 +237,12 @@ pub async fn fetch_progress(
             abort.abort();
             return Err(stalled());
         }
-        Some(r) => r.map_err(|e| fail(None, format!("fetching {url}: {}", js_err(e))))?.unchecked_into(),
+        Some(r) => r
+            .map_err(|e| {
+                let why = js_err(e);
+                fail(None, format!("could not reach {url} ({why}): offline, refused, or blocked by the browser (CORS)"))
+            })?
+            .unchecked_into(),
     };
     if !response.ok() {
         return Err(fail(Some(response.status()), format!("fetching {url}: HTTP {}", response.status())));

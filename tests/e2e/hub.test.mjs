@@ -117,6 +117,8 @@ test("a Hub model with a fresh H-Net encoder: progress per file, chunks, complet
   await second.page.getByTestId("hub-load").click();
   await second.page.getByTestId("error").waitFor({ timeout: WORK });
   assert.match(await second.page.getByTestId("error").textContent(), /no model `hnet-test\/nope` at revision `main`.*previous model is still loaded/);
+  // Beside the panel whose action failed, not at the top of the page.
+  assert.equal(await second.page.getByTestId("error").getAttribute("data-place"), "Models");
   assert.equal(await modelText(second.page), loaded);
   // A server that stalls is given up on with a message; one that declares more than the page can hold is refused
   // before the body is read. The loaded model stays either way.
@@ -142,6 +144,14 @@ test("embed mode names a Hub model in its URL", { timeout: LOAD + WORK }, async 
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=chunk]").length > 0, null, { timeout: LOAD + WORK });
   assert.match(await modelText(page), /hybrid .* hnet-test\/tiny-gpt2 from the Hub/);
   await screenshot(page, "22-embed-hub");
+});
+
+test("an unreachable Hub is a sentence, not a raw error object", { timeout: LOAD }, async () => {
+  const { page } = await open(browser, `${server.url}?model=hf:hnet-test/tiny-gpt2&hub=${encodeURIComponent("http://127.0.0.1:9")}`);
+  await page.getByTestId("error").waitFor({ timeout: LOAD });
+  const text = await page.getByTestId("error").textContent();
+  assert.match(text, /could not reach http:\/\/127\.0\.0\.1:9\/.*offline, refused, or blocked/);
+  assert.doesNotMatch(text, /\{\}/);
 });
 
 test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI's middle, typed indentation merged", { timeout: LOAD + WORK }, async (t) => {

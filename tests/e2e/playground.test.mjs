@@ -153,6 +153,7 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   await page.getByTestId("model-file").setInputFiles({ name: "broken.safetensors", mimeType: "application/octet-stream", buffer: Buffer.from("this is not a checkpoint") });
   await page.getByTestId("error").waitFor({ timeout: 60_000 });
   assert.match(await page.getByTestId("error").textContent(), /Could not load .*broken\.safetensors.*previous model is still loaded/);
+  assert.equal(await page.getByTestId("error").getAttribute("data-place"), "Models", "the error is not beside the model panel");
   await screenshot(page, "06-bad-file");
   assert.ok((await complete(page)) >= 5);
 

@@ -10,7 +10,7 @@ use crate::page::components::editor::Editor;
 use crate::page::components::finetune::FineTunePanel;
 use crate::page::components::models::ModelPanel;
 use crate::page::components::status::StatusBar;
-use crate::page::state::{hub_endpoint, Playground};
+use crate::page::state::{hub_endpoint, Place, Playground};
 use crate::protocol::ModelSource;
 use crate::web;
 
@@ -33,7 +33,7 @@ fn boot(state: Playground) {
         None => ModelSource::SavedOrBundled,
     };
     spawn_local(async move {
-        state.load(source, None).await;
+        state.load(source, None, Place::Page).await;
     });
 }
 

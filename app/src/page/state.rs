@@ -57,6 +57,19 @@ pub struct FileProgress {
 }
 
 /// Shared state, cheap to copy into closures.
+/// Where an error is shown: beside the part of the page whose action failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// The page as a whole (the worker, the first model): the status bar.
+    Page,
+    /// The editor's completion controls.
+    Completion,
+    /// The fine-tuning panel.
+    FineTune,
+    /// The models panel (Hub, URL, file, the architecture selector).
+    Models,
+}
+
 #[derive(Clone, Copy)]
 pub struct Playground {
     /// The code in the editor.
@@ -71,8 +84,8 @@ pub struct Playground {
     pub editor: StoredValue<Option<CodeEditor>, LocalStorage>,
     /// One-line status.
     pub status: RwSignal<String>,
-    /// The last error, shown until the next action.
-    pub error: RwSignal<Option<String>>,
+    /// The last error and where it is shown (beside the action that failed), until the next action.
+    pub error: RwSignal<Option<(Place, String)>>,
     /// The backend in use.
     pub backend: RwSignal<Option<BackendInfo>>,
     /// The loaded model.
@@ -89,6 +102,11 @@ pub struct Playground {
 }
 
 impl Playground {
+    /// Shows `message` as the error at `place`.
+    pub fn fail(&self, place: Place, message: impl Into<String>) {
+        self.error.set(Some((place, message.into())));
+    }
+
     /// Fresh state with `code` in the editor; starts the worker.
     pub fn new(code: String) -> Self {
         let state = Self {
@@ -110,7 +128,7 @@ impl Playground {
         let started = Client::start(
             move |job, reply| state.on_reply(job, reply),
             move |e| {
-                state.error.set(Some(format!("The model worker failed: {e}")));
+                state.fail(Place::Page, format!("The model worker failed: {e}"));
                 state.status.set("Could not start".into());
                 state.busy.set(None);
             },
@@ -118,7 +136,7 @@ impl Playground {
         match started {
             Ok(client) => state.client.set_value(Some(client)),
             Err(e) => {
-                state.error.set(Some(format!("Could not start the model worker: {e}")));
+                state.fail(Place::Page, format!("Could not start the model worker: {e}"));
                 state.status.set("Could not start".into());
                 state.busy.set(None);
             }
@@ -169,7 +187,7 @@ impl Playground {
 
     /// Loads a model in the worker. On failure the previous model stays and the error is shown; true when it
     /// loaded.
-    pub async fn load(&self, source: ModelSource, file: Option<web_sys::File>) -> bool {
+    pub async fn load(&self, source: ModelSource, file: Option<web_sys::File>, place: Place) -> bool {
         let Some(client) = self.client() else { return false };
         let force_cpu = web::query_param("gpu").as_deref() == Some("0");
         self.busy.set(Some(Busy::Loading));
@@ -184,7 +202,7 @@ impl Playground {
                 true
             }
             Err(e) => {
-                self.error.set(Some(e));
+                self.fail(place, e);
                 self.status.set(if self.model.with_untracked(Option::is_some) { "Ready".into() } else { "No model loaded".into() });
                 false
             }

@@ -3,7 +3,8 @@
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::page::state::{Busy, Playground};
+use crate::page::components::status::ErrorNote;
+use crate::page::state::{Busy, Place, Playground};
 use hnet_gpt_model::generate::stop::Scope;
 
 use crate::protocol::{CompleteSettings, JobId, Reply, Request};
@@ -72,7 +73,7 @@ fn start(state: Playground, controls: Controls, live: Live) {
     let prompt = state.editor.with_value(|e| e.as_ref().and_then(|e| e.prefix())).unwrap_or_else(|| state.code.get_untracked());
     let suffix = state.editor.with_value(|e| e.as_ref().and_then(|e| e.suffix())).unwrap_or_default();
     if prompt.trim().is_empty() {
-        state.error.set(Some("Type or paste some code first: the prompt is empty.".into()));
+        state.fail(Place::Completion, "Type or paste some code first: the prompt is empty.");
         return;
     }
     state.error.set(None);
@@ -108,7 +109,7 @@ fn start(state: Playground, controls: Controls, live: Live) {
                 note.set("no completion".into());
             }
             Ok(_) => {}
-            Err(e) => state.error.set(Some(e)),
+            Err(e) => state.fail(Place::Completion, e),
         }
     });
 }
@@ -204,6 +205,7 @@ pub fn CompletionPanel(
                 <span class="muted" data-testid="speed">{move || speed.get().map(|s| format!("{s:.1} tokens/s")).unwrap_or_default()}</span>
                 <span class="muted" data-testid="completion-note" aria-live="polite">{move || note.get()}</span>
             </div>
+            <ErrorNote state=state place=Place::Completion />
             // The ghost text lives in the editor; this copy is for screen readers (and says what is proposed).
             <p class="sr-only" aria-live="polite">"Proposed completion: "<span data-testid="completion">{move || ghost.get()}</span></p>
         </div>

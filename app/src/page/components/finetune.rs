@@ -6,7 +6,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::page::components::editor::target;
-use crate::page::state::{format_bytes, Busy, Playground};
+use crate::page::components::status::ErrorNote;
+use crate::page::state::{format_bytes, Busy, Place, Playground};
 use crate::protocol::{BackendInfo, JobId, Reply, Request, Scope, TuneRequest};
 use crate::web;
 
@@ -63,7 +64,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 let Some(file) = files.get(i) else { continue };
                 match web::read_file(&file).await.map(String::from_utf8) {
                     Ok(Ok(text)) => added.push(text),
-                    _ => state.error.set(Some(format!("{} is not a UTF-8 text file; skipped.", file.name()))),
+                    _ => state.fail(Place::FineTune, format!("{} is not a UTF-8 text file; skipped.", file.name())),
                 }
             }
             snippets.update(|s| {
@@ -128,7 +129,8 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         spawn_local(async move {
             match done.await {
                 Ok(_) => trained.set(true),
-                Err(e) => state.error.set(Some(format!("Fine-tuning failed: {e}. The previous model is still loaded."))),
+                Err(e) => state
+                    .fail(Place::FineTune, format!("Fine-tuning failed: {}. The previous model is still loaded.", e.trim_end_matches('.'))),
             }
             job.set(None);
             state.busy.set(None);
@@ -146,7 +148,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         spawn_local(async move {
             match client.run(Request::Save, None, |_, _| {}).await {
                 Ok(note) => state.status.set(note),
-                Err(e) => state.error.set(Some(e)),
+                Err(e) => state.fail(Place::FineTune, e),
             }
             state.busy.set(None);
         });
@@ -159,13 +161,13 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 .run(Request::Download, None, move |reply, data| {
                     if let (Reply::Bytes { filename }, Some(buffer)) = (reply, data) {
                         if let Err(e) = web::download(&buffer, &filename) {
-                            state.error.set(Some(e));
+                            state.fail(Place::FineTune, e);
                         }
                     }
                 })
                 .await;
             if let Err(e) = result {
-                state.error.set(Some(e));
+                state.fail(Place::FineTune, e);
             }
             state.busy.set(None);
         });
@@ -177,7 +179,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         spawn_local(async move {
             match client.run(Request::Reset, None, |_, _| {}).await {
                 Ok(note) => state.status.set(note),
-                Err(e) => state.error.set(Some(e)),
+                Err(e) => state.fail(Place::FineTune, e),
             }
             state.busy.set(None);
         });
@@ -216,6 +218,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 <button class="secondary" data-testid="cancel-train" on:click=cancel disabled=move || !training()>"Cancel"</button>
                 <span class="muted" data-testid="train-progress">{move || progress.get()}</span>
             </div>
+            <ErrorNote state=state place=Place::FineTune />
             {move || (!losses.with(Vec::is_empty)).then(|| curve(&losses.get()))}
             <p class="muted" data-testid="perplexity">{move || match before_after.get() {
                 (Some(b), Some(a)) => format!("Held-back perplexity: {b:.2} before → {a:.2} after"),

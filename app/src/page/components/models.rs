@@ -8,7 +8,8 @@ use leptos::task::spawn_local;
 
 use crate::page::components::editor::target;
 use crate::page::components::status::describe;
-use crate::page::state::{format_bytes, format_count, hub_endpoint, BundledModel, Manifest, Playground, MANIFEST_URL};
+use crate::page::components::status::ErrorNote;
+use crate::page::state::{format_bytes, format_count, hub_endpoint, BundledModel, Manifest, Place, Playground, MANIFEST_URL};
 use crate::protocol::{HubInfo, ModelSource, Reply, Request};
 use crate::web;
 
@@ -36,14 +37,14 @@ fn HubLoader(state: Playground) -> impl IntoView {
         pending.set(None);
         let source = ModelSource::Hub { repo: name, revision: "main".into(), hybrid: hybrid.get_untracked(), endpoint: hub_endpoint() };
         spawn_local(async move {
-            state.load(source, None).await;
+            state.load(source, None, Place::Models).await;
         });
     };
     let ask = move |_| {
         let spec = repo.get_untracked().trim().to_string();
         let Some(client) = state.client() else { return };
         if spec.is_empty() {
-            state.error.set(Some("Enter a Hub model id, such as gpt2 or OWNER/REPO.".into()));
+            state.fail(Place::Models, "Enter a Hub model id, such as gpt2 or OWNER/REPO.");
             return;
         }
         let (name, revision) = spec.split_once('@').map_or((spec.clone(), "main".to_string()), |(n, r)| (n.to_string(), r.to_string()));
@@ -58,11 +59,11 @@ fn HubLoader(state: Playground) -> impl IntoView {
                 })
                 .await;
             match (result, info.get_untracked()) {
-                (Err(e), _) => state.error.set(Some(format!("{e}. The previous model is still loaded."))),
+                (Err(e), _) => state.fail(Place::Models, format!("{}. The previous model is still loaded.", e.trim_end_matches('.'))),
                 (Ok(_), Some(i)) if i.f32_bytes > ASK_ABOVE_BYTES => pending.set(Some((spec, i))),
                 (Ok(_), _) => {
                     let source = ModelSource::Hub { repo: name, revision, hybrid: hybrid.get_untracked(), endpoint: hub_endpoint() };
-                    state.load(source, None).await;
+                    state.load(source, None, Place::Models).await;
                 }
             }
         });
@@ -127,11 +128,11 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
     let load_url = move |_| {
         let u = url.get_untracked().trim().to_string();
         if u.is_empty() {
-            state.error.set(Some("Enter the URL of a checkpoint (.safetensors written by hnet-gpt).".into()));
+            state.fail(Place::Models, "Enter the URL of a checkpoint (.safetensors written by hnet-gpt).");
             return;
         }
         spawn_local(async move {
-            state.load(ModelSource::Url { label: format!("model from {u}"), url: u }, None).await;
+            state.load(ModelSource::Url { label: format!("model from {u}"), url: u }, None, Place::Models).await;
         });
     };
     // The bundled models; the selector only appears when there is a choice.
@@ -148,7 +149,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
         let previous = selected.get_untracked();
         selected.set(i);
         spawn_local(async move {
-            if !state.load(ModelSource::Url { url: model.url, label: format!("bundled {} model", model.arch) }, None).await {
+            if !state.load(ModelSource::Url { url: model.url, label: format!("bundled {} model", model.arch) }, None, Place::Models).await {
                 selected.set(previous);
             }
         });
@@ -158,7 +159,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
         let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
         // The File itself goes to the worker, which reads it: the page never copies the bytes.
         spawn_local(async move {
-            state.load(ModelSource::File { name: file.name() }, Some(file)).await;
+            state.load(ModelSource::File { name: file.name() }, Some(file), Place::Models).await;
         });
     };
     let card = move || {
@@ -206,6 +207,7 @@ pub fn ModelPanel(state: Playground) -> impl IntoView {
             </div>
             <HubLoader state=state />
             <Downloads state=state />
+            <ErrorNote state=state place=Place::Models />
         </section>
     }
 }

@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::page::state::{format_bytes, format_count, Playground};
+use crate::page::state::{format_bytes, format_count, Place, Playground};
 use crate::protocol::ModelInfo;
 
 /// "hybrid · 3.4M parameters · bundled model".
@@ -21,7 +21,7 @@ pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> i
                 <span data-testid="status">{move || state.status.get()}</span>
                 {move || state.model.get().map(|m| view! { " · " <span data-testid="model">{describe(&m)}</span> })}
             </p>
-            {move || state.error.get().map(|e| view! { <p class="alert" role="alert" data-testid="error">{e}</p> })}
+            <ErrorNote state=state place=Place::Page />
         }
         .into_any();
     }
@@ -51,11 +51,21 @@ pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> i
         {move || backend.get().and_then(|b| b.fallback_reason).map(|r| view! {
             <p class="muted" data-testid="fallback-reason">{format!("Running on the CPU: {r}")}</p>
         })}
-        {move || state.error.get().map(|e| view! {
-            <p class="alert" role="alert" data-testid="error">{e}
-                <button class="link" on:click=move |_| state.error.set(None) aria-label="Dismiss the error">"×"</button>
-            </p>
-        })}
+        <ErrorNote state=state place=Place::Page />
     }
     .into_any()
+}
+
+/// The error, when it belongs at `place`: shown beside the action that failed, dismissable.
+#[component]
+pub fn ErrorNote(state: Playground, place: Place) -> impl IntoView {
+    move || {
+        state.error.get().filter(|(at, _)| *at == place).map(|(_, e)| {
+            view! {
+                <p class="alert" role="alert" data-testid="error" data-place=format!("{place:?}")>{e}
+                    <button class="link" on:click=move |_| state.error.set(None) aria-label="Dismiss the error">"×"</button>
+                </p>
+            }
+        })
+    }
 }
