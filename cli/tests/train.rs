@@ -282,8 +282,8 @@ fn small_data_without_paths_still_trains_and_tiny_data_trains_without_validation
     let flags = "--lr 0.01 --min-lr-ratio 0.5 --schedule wsd --warmup 0 --batch-size 4 --seq-len 64 --weight-decay 0.2 \
                  --grad-clip 0.5 --eval-every 5 --eval-batches 2 --ratio-weight 0.5";
     let mut args: Vec<&str> = flags.split_whitespace().collect();
-    args.extend(["--steps", "1", "--data", dupes.to_str().unwrap(), "--out", run.to_str().unwrap()]);
-    ok(train(&args));
+    args.extend(["--preset", "tiny", "--quiet", "--steps", "1", "--data", dupes.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+    ok(bin().arg("train").args(&args).output().unwrap());
     let t = &serde_json::from_slice::<serde_json::Value>(&std::fs::read(run.join("config.json")).unwrap()).unwrap()["train"];
     let got = [&t["lr"], &t["min_lr_ratio"], &t["schedule"], &t["warmup_steps"], &t["batch_size"], &t["seq_len"]];
     assert_eq!(got.map(|v| v.to_string()), ["0.01", "0.5", "\"wsd\"", "0", "4", "64"]);
