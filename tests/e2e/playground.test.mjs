@@ -286,6 +286,17 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     assert.ok(escaped < 512, `Esc did not stop the completion (${escaped} tokens)`);
     assert.equal(await page.locator(".cm-ghost").count(), 0, "a ghost came back after Esc");
     await page.waitForFunction(() => document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
+    // A completion does not wait for the chunking of a long file: chunking yields to it between windows.
+    const long = Array.from({ length: 1500 }, (_, i) => `def add_${i}(x):\n    """Return x plus ${i}."""\n    return x + ${i}\n`).join("\n");
+    await page.getByTestId("editor").fill(long);
+    await page.waitForFunction(() => /Chunking: window \d+ of \d+/.test(document.querySelector("[data-testid=chunk-progress]")?.textContent ?? ""), null, { timeout: WORK });
+    await page.getByTestId("complete").click();
+    await page.waitForFunction(() => document.querySelector(".cm-ghost"), null, { timeout: WORK });
+    const chunking = await page.evaluate(() => document.querySelector("[data-testid=chunk-progress]")?.textContent ?? "done");
+    assert.match(chunking, /Chunking: window \d+ of \d+/, "the completion waited for the chunking to finish");
+    await page.getByTestId("editor").focus();
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
     await screenshot(page, "10-cpu-fallback");
   } finally {
     await cpu.close();

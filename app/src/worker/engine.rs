@@ -217,6 +217,7 @@ impl Engine {
         text: &str,
         cache: &mut WindowCache,
         stop: Rc<Cell<bool>>,
+        generating: Rc<Cell<usize>>,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Option<ChunkReport>, String> {
         if self.arch() == Arch::Gpt2 {
@@ -225,10 +226,14 @@ impl Engine {
         web::mark("chunks");
         let mut step = |done, total| {
             progress(done, total);
-            let stop = stop.clone();
+            let (stop, generating) = (stop.clone(), generating.clone());
             async move {
-                // Let a newer edit's request (which sets `stop`) get through between windows.
+                // Let a newer edit's request (which sets `stop`) get through between windows, and a completion run
+                // first: the person waiting for a ghost matters more than the chunk view.
                 web::yield_now().await;
+                while generating.get() > 0 && !stop.get() {
+                    web::sleep_ms(20).await;
+                }
                 !stop.get()
             }
         };

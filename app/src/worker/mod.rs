@@ -55,6 +55,8 @@ struct Worker {
     chunks: RefCell<ChunkState>,
     /// Counts loaded models: work started for one model must not be kept for the next.
     generation: Cell<u64>,
+    /// Completions running: chunking, lower in priority, waits between its windows while any does.
+    generating: Rc<Cell<usize>>,
     /// How many jobs of each state are running (the state shown is the latest started that still runs).
     running: RefCell<Vec<(JobId, WorkerState)>>,
 }
@@ -147,7 +149,10 @@ impl Worker {
             }
             Request::Complete { prompt, suffix, settings } => {
                 let cancel = self.begin(job, WorkerState::Generating);
-                self.complete(job, &prompt, &suffix, settings, cancel).await
+                self.generating.set(self.generating.get() + 1);
+                let result = self.complete(job, &prompt, &suffix, settings, cancel).await;
+                self.generating.set(self.generating.get() - 1);
+                result
             }
             Request::Chunks { text, surprisal, first_line } => {
                 let stop = self.begin(job, WorkerState::Chunking);
@@ -322,7 +327,7 @@ impl Worker {
             None => {
                 let mut cache = std::mem::take(&mut self.chunks.borrow_mut().cache);
                 let result = engine
-                    .chunks(&tokenizer, &text, &mut cache, stop.clone(), |done, total| {
+                    .chunks(&tokenizer, &text, &mut cache, stop.clone(), self.generating.clone(), |done, total| {
                         if total > 1 {
                             post(job, Reply::Progress(format!("Chunking: window {done} of {total}")), None);
                         }
