@@ -287,7 +287,7 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     assert.equal(await page.locator(".cm-ghost").count(), 0, "a ghost came back after Esc");
     await page.waitForFunction(() => document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
     // A completion does not wait for the chunking of a long file: chunking yields to it between windows.
-    const long = Array.from({ length: 1500 }, (_, i) => `def add_${i}(x):\n    """Return x plus ${i}."""\n    return x + ${i}\n`).join("\n");
+    const long = Array.from({ length: 300 }, (_, i) => `def add_${i}(x):\n    """Return x plus ${i}."""\n    return x + ${i}\n`).join("\n");
     await page.getByTestId("editor").fill(long);
     await page.waitForFunction(() => /Chunking: window \d+ of \d+/.test(document.querySelector("[data-testid=chunk-progress]")?.textContent ?? ""), null, { timeout: WORK });
     await page.getByTestId("complete").click();
