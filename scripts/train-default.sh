@@ -17,9 +17,9 @@
 #     other work on the machine slows a run without changing its budget. Compared on the held-out packages' bits
 #     per byte (tokenizer-independent).
 #  3. The long run: the chosen hybrid for BUDGET_S (or LONG_STEPS steps, LONG_WARMUP of them warmup),
-#     warmup-stable-decay; converted to f16.
+#     warmup-stable-decay; converted to f16 with a context of SEQ positions (those it trained on).
 #     With GPT2=1, a gpt2 of the same shape family gets the same budget and is bundled beside it.
-#  4. Evaluation (scripts/default_model_report.py writes the report and updates public/models/).
+#  4. Evaluation (scripts/experiments/default_model_report.py writes the report and updates public/models/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-hnet-gpt}
@@ -153,7 +153,7 @@ PY
   steps=${LONG_STEPS:-$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")}
   echo "$arch: $steps steps of $BATCH × $SEQ tokens"
   train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch" ${LONG_WARMUP:-}
-  [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half
+  [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half --context "$SEQ"
 done
 
 echo "==> 4. evaluation"
@@ -184,4 +184,4 @@ for arch in "${archs[@]}"; do
     done
   done
 done
-python3 scripts/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS" --archs "${archs[@]}"
+python3 scripts/experiments/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS" --archs "${archs[@]}"

@@ -81,6 +81,10 @@ pub enum Command {
         /// Store weights as f16 (loading widens them back to f32).
         #[arg(long)]
         half: bool,
+        /// Keep only this many positions of context: for a model trained on sequences of this length, whose later
+        /// learned positions never trained (the model then never uses them, in scoring or completion).
+        #[arg(long, value_parser = count)]
+        context: Option<usize>,
     },
     /// Show a checkpoint's architecture, config and parameter count.
     Info {

@@ -36,7 +36,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Pull { spec, out } => hnet_gpt::hub::pull(&spec, &out),
         Command::ImportHf { hf_dir, out } => import_hf(&hf_dir, &out),
         Command::Info { checkpoint, json } => info(&checkpoint, json),
-        Command::Convert { checkpoint, out, half } => convert(&checkpoint, &out, half),
+        Command::Convert { checkpoint, out, half, context } => convert(&checkpoint, &out, half, context),
         Command::Score { model, json, file } => {
             let text = file_arg(&file)?;
             with_backend!(model.device, |device: B| score::<B>(&model.checkpoint, &device, &text, json))
@@ -142,10 +142,13 @@ fn import_hf(dir: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn convert(path: &Path, out: &Path, half: bool) -> Result<()> {
+fn convert(path: &Path, out: &Path, half: bool, context: Option<usize>) -> Result<()> {
     type B = crate::backend::Cpu;
     let (bytes, info) = checkpoint_info(path)?;
-    let model = checkpoint::from_bytes::<B>(&bytes, &path.display().to_string(), &Default::default())?;
+    let mut model = checkpoint::from_bytes::<B>(&bytes, &path.display().to_string(), &Default::default())?;
+    if let Some(n) = context {
+        model = model.with_context(n).with_context(|| format!("--context {n}"))?;
+    }
     // Keep the provenance metadata (training step, source) next to the weights.
     let extra: Vec<(&str, &str)> = info
         .metadata

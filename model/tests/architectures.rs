@@ -283,3 +283,23 @@ fn every_initialised_parameter_requires_a_gradient() {
         }
     }
 }
+
+/// `with_context(n)`: a model keeps its outputs on the first `n` positions, says `n_ctx() == n`, saves and loads as
+/// such, and refuses a context it does not have.
+#[test]
+fn a_shorter_context_keeps_the_outputs_on_the_positions_it_keeps() {
+    for arch in Arch::ALL {
+        let full = model(arch, 3);
+        let ids: Vec<u32> = (0..24).map(|i| (i * 31 % 200) as u32).collect();
+        let before = full.forward(full.tokens_tensor(&ids).unwrap());
+        let n_ctx = full.n_ctx();
+        let short = full.clone().with_context(24).unwrap();
+        assert_eq!(short.n_ctx(), 24, "{arch}");
+        let after = short.forward(short.tokens_tensor(&ids).unwrap());
+        after.into_data().assert_approx_eq::<f32>(&before.into_data(), burn::tensor::Tolerance::absolute(1e-6));
+        let bytes = hnet_gpt_model::io::checkpoint::to_bytes(&short, &[]).unwrap();
+        let loaded: Model<B> = hnet_gpt_model::io::checkpoint::from_bytes(&bytes, "short", &Default::default()).unwrap();
+        assert_eq!(loaded.n_ctx(), 24, "{arch}");
+        assert!(full.clone().with_context(n_ctx + 1).is_err() && full.with_context(0).is_err(), "{arch}");
+    }
+}

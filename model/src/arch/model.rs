@@ -125,6 +125,26 @@ impl<B: Backend> Model<B> {
         self.config.n_ctx()
     }
 
+    /// The same model with a context of `n` positions (at most its own); learned positions past `n` are dropped.
+    /// For a model trained on sequences of `n` tokens: the positions after them never trained, and nothing
+    /// (scoring, completion, the page) should use them.
+    pub fn with_context(mut self, n: usize) -> Result<Self, ModelError> {
+        if n == 0 || n > self.n_ctx() {
+            return Err(ModelError::InvalidConfig(format!("a context of {n} positions: expected 1 to {}", self.n_ctx())));
+        }
+        let decoder = match &mut self.net {
+            Net::Decoder(d) => Some(d),
+            Net::Hybrid(h) => Some(&mut h.gpt2),
+            Net::HNet(_) => None,
+        };
+        // Learned positions (GPT-2, GPTBigCode) are a table to cut; rotary ones (Llama, Qwen2, H-Net) have none.
+        if let Some(Decoder::Gpt2(g)) = decoder {
+            g.wpe.weight = burn::module::Param::from_tensor(g.wpe.weight.val().narrow(0, 0, n));
+        }
+        self.config.decoder.n_positions = n;
+        Ok(self)
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> B::Device {
         match &self.net {

@@ -108,7 +108,8 @@ def sweeps(out, recipe_log):
 
 def fit_power_law(xs, ys):
     """Least squares of y = a + b·x^(−c) over c on a grid (a and b closed-form for each c): the usual shape of a loss
-    curve against compute."""
+    curve against compute. The asymptote a must be at least 0 (bits per byte cannot go below it): a short curve
+    otherwise fits a near-straight line with a negative floor, which extrapolates to nonsense."""
     best = None
     for i in range(1, 300):
         c = i / 200
@@ -121,20 +122,33 @@ def fit_power_law(xs, ys):
         b = (n * suy - su * sy) / den
         a = (sy - b * su) / n
         err = sum((a + b * u - y) ** 2 for u, y in zip(us, ys))
-        if b > 0 and (best is None or err < best[0]):
+        if b > 0 and a >= 0 and (best is None or err < best[0]):
             best = (err, a, b, c)
     return None if best is None else dict(a=best[1], b=best[2], c=best[3], rmse=math.sqrt(best[0] / len(xs)))
 
 
-def loss_curve(run):
+def loss_curve(run, bytes_per_token):
     """The long run's validation bits per byte against CPU seconds; a power law fitted on the stable phase (before
     the WSD decay, the last 20% of steps) predicts what more CPU time gives at the same learning rate, and the gain
-    the final decay measured is added on top."""
+    the final decay measured is added on top. A run validated fewer than four times in its stable phase is fitted on
+    its training loss instead (means of 100-step bins, in bits per byte of the training split), shifted to meet the
+    last validation."""
     summary = load(os.path.join(run, "summary.json"))
-    valid = [r for r in jsonl(os.path.join(run, "metrics.jsonl")) if r["kind"] == "valid" and r.get("cpu_seconds")]
-    stable = [r for r in valid if r["step"] <= 0.8 * summary["target_steps"] and r["step"] >= 0.1 * summary["target_steps"]]
-    fit = fit_power_law([r["cpu_seconds"] for r in stable], [r["bits_per_byte"] for r in stable]) if len(stable) >= 4 else None
-    out = dict(points=[(r["step"], r["tokens"], r["cpu_seconds"], r["bits_per_byte"]) for r in valid], fit=fit)
+    rows = jsonl(os.path.join(run, "metrics.jsonl"))
+    valid = [r for r in rows if r["kind"] == "valid" and r.get("cpu_seconds")]
+    lo, hi = 0.1 * summary["target_steps"], 0.8 * summary["target_steps"]
+    stable = [(r["cpu_seconds"], r["bits_per_byte"]) for r in valid if lo <= r["step"] <= hi]
+    source = "validation"
+    if len(stable) < 4:
+        source = "training"
+        bins = {}
+        for r in rows:
+            if r["kind"] == "train" and r.get("cpu_seconds") and lo <= r["step"] <= hi and math.isfinite(r.get("ce", math.nan)):
+                bins.setdefault(r["step"] // 100, []).append(r)
+        stable = [(sum(r["cpu_seconds"] for r in b) / len(b), sum(r["ce"] for r in b) / len(b) / math.log(2) / bytes_per_token)
+                  for _, b in sorted(bins.items()) if len(b) >= 50]
+    fit = fit_power_law([t for t, _ in stable], [b for _, b in stable]) if len(stable) >= 4 else None
+    out = dict(points=[(r["step"], r["tokens"], r["cpu_seconds"], r["bits_per_byte"]) for r in valid], fit=fit, source=source)
     if fit:
         f = lambda t: fit["a"] + fit["b"] * t ** -fit["c"]
         end = valid[-1]
@@ -197,7 +211,7 @@ def main():
     for arch in args.archs:
         r = dict(summary=load(os.path.join(out, arch, "summary.json")), eval=load(os.path.join(out, f"{arch}-eval.json")),
                  files=load(os.path.join(out, f"{arch}-files.json")), samples=jsonl(os.path.join(out, f"{arch}-samples.jsonl")),
-                 size=os.path.getsize(os.path.join(out, f"{arch}.safetensors")), curve=loss_curve(os.path.join(out, arch)))
+                 size=os.path.getsize(os.path.join(out, f"{arch}.safetensors")), curve=loss_curve(os.path.join(out, arch), manifest["splits"]["train"]["bytes"] / manifest["splits"]["train"]["tokens"]))
         r["packages"], r["groups"] = held_out(corpus, r["files"])
         rows[arch] = r
         subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, arch)], check=False,
@@ -227,9 +241,12 @@ def main():
 
     train, valid = manifest["splits"]["train"], manifest["splits"]["valid"]
     std, site, excluded = package_families(manifest)
+    # The command as this run was started: the settings given in the environment, then the script.
+    given = [f"{k}={os.environ[k]}" for k in ("BUDGET_S", "SWEEP_S", "LONG_STEPS", "LONG_WARMUP", "GPT2") if os.environ.get(k)]
+    command = " ".join(given + [f"DEVICE={os.environ.get('DEVICE', 'cpu')}", "scripts/train-default.sh"])
     L = ["# The bundled model", "",
-         f"Made by `DEVICE=cpu scripts/train-default.sh` on {machine()}; every number below is read from that run by "
-         f"`scripts/default_model_report.py` (the recipe's log, paths elided: [`default-model/recipe.log`](default-model/recipe.log)). "
+         f"Made by `{command}` on {machine()}; every number below is read from that run by "
+         f"`scripts/experiments/default_model_report.py` (the recipe's log, paths elided: [`default-model/recipe.log`](default-model/recipe.log)). "
          f"Bundled: **{best}** as `public/models/default.safetensors`.", ""]
 
     L += ["## Corpus", "",
@@ -286,8 +303,15 @@ def main():
         L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in c["points"]]
         if c.get("fit"):
             f = c["fit"]
-            L += ["", f"Fit on the stable phase (10–80% of steps): bits/byte ≈ {f['a']:.3f} + {f['b']:.3g} · (CPU s)^−{f['c']:.3f} "
-                  f"(RMS error {f['rmse']:.3f}); the final decay gained {c['decay_gain']:.3f} over the fit's value at the end. "
+            basis = ("its validations" if c["source"] == "validation" else
+                     "its training loss (means of 100-step bins in bits per byte of the training split: the run validated "
+                     "fewer than four times in that phase)")
+            gap = c["decay_gain"]
+            shift = (f"the final decay gained {gap:.3f} over the fit's value at the end" if c["source"] == "validation" else
+                     f"the last validation sits {abs(gap):.3f} {'below' if gap >= 0 else 'above'} the fit's value at the end "
+                     "(the held-out packages against the training split, after the decay)")
+            L += ["", f"Fit on the stable phase (10–80% of steps), on {basis}: bits/byte ≈ {f['a']:.3f} + {f['b']:.3g} · "
+                  f"(CPU s)^−{f['c']:.3f} (RMS error {f['rmse']:.3f}); {shift}, and the predictions keep that offset. "
                   "Same recipe with more CPU time, predicted (an extrapolation of a few points, so a rough guide):", ""]
             for k, secs, pred in c["predictions"]:
                 L.append(f"- {k}× the CPU time ({secs / 3600:.1f} CPU-hours): ≈ {pred:.2f} bits per byte")
@@ -303,8 +327,8 @@ def main():
               f"{hs.get('completions', 0) - hs.get('with_code', 0)} added no complete line.",
               f"- The seed's five prompts: syntax {fmt(seed.get('syntax'))}, pattern {fmt(seed.get('pattern'))}, "
               f"code tokens {fmt(seed.get('code_token'))}, overall {fmt(seed.get('overall'))}.",
-              "- HumanEval pass@1: " + (f"{fmt(he.get('pass@1'))} over {he.get('problems')} problems × {he.get('samples')} "
-                                         f"sample (sandboxed: {he.get('sandboxed')}); solved: {', '.join(he.get('solved') or []) or 'none'}."
+              "- HumanEval pass@1: " + (f"{fmt(he.get('pass@1'))} over {he.get('problems')} problems × "
+                                         f"{(he.get('samples') or 0) // max(he.get('problems') or 1, 1)} sample (sandboxed: {he.get('sandboxed')}); solved: {', '.join(he.get('solved') or []) or 'none'}."
                                          + (" Zero, as expected of a model this size trained this briefly." if not he.get('pass@1') else "")
                                          if he else "not run (no working sandbox on the machine that made this report)."),
               ]
