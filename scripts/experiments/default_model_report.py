@@ -188,6 +188,8 @@ def sanitise(text, out, corpus):
     for path, name in [(os.path.realpath(out), "$OUT"), (out, "$OUT")] + [
             (r, f"$ROOT{i}") for i, r in enumerate(corpus.roots)]:
         text = text.replace(path, name)
+    # The binary as its name, not where it sat on this machine.
+    text = re.sub(r"BIN=/\S*/([^/\s]+)", r"BIN=\1", text)
     return re.sub(r"/(root|home/[^/\s]+)/", "~/", text)
 
 
