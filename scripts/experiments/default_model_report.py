@@ -9,6 +9,7 @@ Everything in the report is read from the run directory; nothing is typed in. St
 on a bare machine's python3).
 """
 import argparse
+import ast
 import json
 import lzma
 import math
@@ -334,6 +335,23 @@ def main():
                                          + (" Zero, as expected of a model this size trained this briefly." if not he.get('pass@1') else "")
                                          if he else "not run (no working sandbox on the machine that made this report)."),
               ]
+        # The issue's second target, as far as a program can judge it: do the greedy completions of two simple
+        # headers parse? (Whether they are on topic is for a reader: they are quoted below.)
+        heads = ["def is_even(n):", "def fibonacci(n):"]
+        parsed = []
+        for h in heads:
+            smp = next((x for x in r["samples"] if x["prompt"] == h and x["mode"] == "greedy"), None)
+            if smp is not None:
+                try:
+                    ast.parse(smp["completion"] if smp["completion"].startswith(h) else h + smp["completion"])
+                    parsed.append((h, True))
+                except SyntaxError:
+                    parsed.append((h, False))
+        if parsed:
+            verdict = ("**not met**" if not all(ok for _, ok in parsed)
+                       else "both parse; whether they are on topic, read them below")
+            L.append("- Target: completions of simple headers are code that parses and is on topic. Greedy: "
+                     + ", ".join(f"`{h}` {'parses' if ok else 'does not parse'}" for h, ok in parsed) + f" — {verdict}.")
         if ev.get("chunks"):
             ch = ev["chunks"]
             L.append(f"- Chunks: {fmt(ch['mean_chunk_tokens'], 2)} tokens ({fmt(ch['mean_chunk_bytes'], 1)} bytes) on average; "
