@@ -10,7 +10,8 @@
 //!
 //! What a hostile server cannot do here:
 //! - **write outside the cache**: the commit must be 40 hexadecimal digits, the ETag a plain name (letters, digits,
-//!   `-`, `_`, at most 128), a file name our own or a checked relative path (no `..`, no absolute paths);
+//!   `-`, `_`, `.` but not first; at most 128), a file name our own or a checked relative path (no `..`, no absolute
+//!   paths);
 //! - **hang or trickle forever**: connect and read timeouts, and every timeout window must bring at least
 //!   [`MIN_BYTES_PER_WINDOW`] bytes (or the rest of the file);
 //! - **fill the disk**: the declared size is required and capped ([`Limits`]), and a body that runs past it is
