@@ -347,13 +347,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub resume: Option<PathBuf>,
     #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub batch: BatchArgs,
-    #[command(flatten)]
-    pub optimizer: OptimizerArgs,
-    #[command(flatten)]
-    pub validation: ValidationArgs,
+    pub settings: TrainingArgs,
     /// Stop after this step, leaving the run resumable (the schedule still targets --steps).
     #[arg(long)]
     pub stop_at: Option<usize>,
@@ -419,13 +413,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 3, value_parser = count)]
     pub seeds: usize,
     #[command(flatten)]
-    pub schedule: ScheduleArgs,
-    #[command(flatten)]
-    pub batch: BatchArgs,
-    #[command(flatten)]
-    pub optimizer: OptimizerArgs,
-    #[command(flatten)]
-    pub validation: ValidationArgs,
+    pub settings: TrainingArgs,
     /// Training data (as for `train`); without it, the built-in corpus.
     #[arg(long = "data")]
     pub data: Vec<PathBuf>,
@@ -446,6 +434,29 @@ pub struct CompareArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceKind,
+}
+
+/// The training settings `train` and `compare` share: schedule, batch, optimizer, validation.
+#[derive(Debug, Args)]
+pub struct TrainingArgs {
+    #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
+    pub validation: ValidationArgs,
+}
+
+impl TrainingArgs {
+    /// These flags in a training config.
+    pub fn apply(&self, t: &mut TrainConfig) {
+        self.schedule.apply(t);
+        self.batch.apply(t);
+        self.optimizer.apply(t);
+        self.validation.apply(t);
+    }
 }
 
 /// The learning-rate schedule: `train` and `compare`.

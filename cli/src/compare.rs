@@ -64,10 +64,7 @@ fn check_fresh<B: Backend>(preset: &str, device: &B::Device) -> Result<Vec<(Arch
 /// The training settings of one run of the comparison: identical for every architecture but the model.
 fn run_config(args: &CompareArgs, arch: Arch, seed: u64, command: &str) -> Result<RunConfig> {
     let mut t = TrainConfig::new(ModelConfig::preset(arch, &args.preset)?);
-    args.schedule.apply(&mut t);
-    args.batch.apply(&mut t);
-    args.optimizer.apply(&mut t);
-    args.validation.apply(&mut t);
+    args.settings.apply(&mut t);
     t.seed = seed;
     t.validate()?;
     Ok(RunConfig { checkpoint_every: t.steps, ..RunConfig::new(t, args.data.clone(), command.to_string()) })

@@ -136,10 +136,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         model.validate()?;
     }
     let mut t = TrainConfig::new(model);
-    args.schedule.apply(&mut t);
-    args.batch.apply(&mut t);
-    args.optimizer.apply(&mut t);
-    args.validation.apply(&mut t);
+    args.settings.apply(&mut t);
     t.grad_accum = args.grad_accum;
     t.ratio_loss_weight = args.ratio_loss_weight;
     let [l0, l1] = args.stage_lr[..] else { bail!("--stage-lr takes two numbers, e.g. 2,1") };

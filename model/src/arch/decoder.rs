@@ -125,28 +125,17 @@ mod tests {
     use crate::arch::family::Family;
     use crate::TestBackend;
 
-    fn llama(family: Family, tied: bool) -> DecoderConfig {
-        DecoderConfig {
-            family,
-            vocab_size: 50,
-            n_positions: 64,
-            n_embd: 32,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_head: Some(2),
-            d_intermediate: Some(48),
-            layer_norm_epsilon: 1e-6,
-            rope_theta: Some(10_000.0),
-            tie_word_embeddings: tied,
-            attention_bias: family == Family::Qwen2,
-        }
-    }
-
     #[test]
     fn analytic_parameter_counts_match_built_decoders_of_every_family() {
         let d = Default::default();
         let bigcode = DecoderConfig { family: Family::GptBigCode, n_kv_head: Some(1), ..DecoderConfig::tiny() };
-        for c in [DecoderConfig::tiny(), bigcode, llama(Family::Llama, true), llama(Family::Llama, false), llama(Family::Qwen2, true)] {
+        for c in [
+            DecoderConfig::tiny(),
+            bigcode,
+            DecoderConfig::tiny_llama(Family::Llama, true),
+            DecoderConfig::tiny_llama(Family::Llama, false),
+            DecoderConfig::tiny_llama(Family::Qwen2, true),
+        ] {
             c.check().unwrap();
             assert_eq!(c.param_count(), c.init::<TestBackend>(&d).num_params(), "{c:?}");
         }

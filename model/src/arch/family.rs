@@ -90,6 +90,25 @@ pub struct DecoderConfig {
 pub const GPT2_VOCAB_SIZE: usize = 50257;
 
 impl DecoderConfig {
+    /// A tiny Llama-layout config (grouped heads 4:2; Qwen2's q/k/v biases when `family` is Qwen2), for tests.
+    #[cfg(test)]
+    pub(crate) fn tiny_llama(family: Family, tied: bool) -> Self {
+        DecoderConfig {
+            family,
+            vocab_size: 50,
+            n_positions: 64,
+            n_embd: 32,
+            n_layer: 2,
+            n_head: 4,
+            n_kv_head: Some(2),
+            d_intermediate: Some(48),
+            layer_norm_epsilon: 1e-6,
+            rope_theta: Some(10_000.0),
+            tie_word_embeddings: tied,
+            attention_bias: family == Family::Qwen2,
+        }
+    }
+
     fn gpt2_sized(n_positions: usize, n_embd: usize, n_layer: usize, n_head: usize) -> Self {
         Self {
             family: Family::Gpt2,
@@ -193,28 +212,11 @@ impl DecoderConfig {
 mod tests {
     use super::*;
 
-    fn llama(family: Family, tied: bool) -> DecoderConfig {
-        DecoderConfig {
-            family,
-            vocab_size: 50,
-            n_positions: 64,
-            n_embd: 32,
-            n_layer: 2,
-            n_head: 4,
-            n_kv_head: Some(2),
-            d_intermediate: Some(48),
-            layer_norm_epsilon: 1e-6,
-            rope_theta: Some(10_000.0),
-            tie_word_embeddings: tied,
-            attention_bias: family == Family::Qwen2,
-        }
-    }
-
     #[test]
     fn configs_that_cannot_build_a_decoder_say_why() {
         let bad = |c: DecoderConfig| c.check().unwrap_err();
         assert!(bad(DecoderConfig { n_kv_head: Some(3), ..DecoderConfig::tiny() }).contains("n_kv_head"));
-        assert!(bad(DecoderConfig { rope_theta: None, ..llama(Family::Llama, true) }).contains("rope_theta"));
+        assert!(bad(DecoderConfig { rope_theta: None, ..DecoderConfig::tiny_llama(Family::Llama, true) }).contains("rope_theta"));
         assert!(bad(DecoderConfig { rope_theta: Some(1e4), ..DecoderConfig::tiny() }).contains("learned positions"));
         assert!(bad(DecoderConfig { tie_word_embeddings: false, ..DecoderConfig::tiny() }).contains("tie_word_embeddings"));
         // A checkpoint config from before the families: GPT-2, tied, all heads.
