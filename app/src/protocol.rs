@@ -101,13 +101,16 @@ pub struct TuneRequest {
 /// Page → worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Request {
-    /// Load a model (and, the first time, the tokenizer). `force_cpu` skips WebGPU (`?gpu=0`).
+    /// Load a model (and, the first time, the tokenizer) on the chosen backend.
     Load {
         /// Where from.
         source: ModelSource,
-        /// Use the CPU backend even when WebGPU is there.
-        force_cpu: bool,
+        /// Which backend runs it.
+        backend: BackendChoice,
     },
+    /// Move the loaded model (its current weights, fine-tuned or not) to another backend; replies
+    /// [`Reply::Loaded`]. On failure the model stays where it was.
+    SwitchBackend(BackendChoice),
     /// Stream a completion of `prompt` (the middle between `prompt` and `suffix` when the model has FIM tokens).
     Complete {
         /// The text before the cursor.
@@ -153,6 +156,40 @@ pub enum Request {
 /// [`BackendInfo::name`] of the WebGPU backend.
 pub const WEBGPU: &str = "WebGPU";
 
+/// Which backend should run the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BackendChoice {
+    /// WebGPU on a hardware adapter; with a software adapter (SwiftShader, WARP), whichever of WebGPU and the CPU
+    /// decodes faster at warm-up; the CPU when WebGPU is missing or fails.
+    #[default]
+    Auto,
+    /// WebGPU whenever it works (`?gpu=1`, or the switch).
+    WebGpu,
+    /// The CPU (`?gpu=0`, or the switch).
+    Cpu,
+}
+
+impl BackendChoice {
+    /// The choice a page's `?gpu=` asks for: `0` the CPU, `1` WebGPU, anything else (or nothing) automatic.
+    pub fn from_query(value: Option<&str>) -> BackendChoice {
+        match value {
+            Some("0") => BackendChoice::Cpu,
+            Some("1") => BackendChoice::WebGpu,
+            _ => BackendChoice::Auto,
+        }
+    }
+}
+
+/// Decoding speed of the loaded model on each backend, in tokens per second, as measured at warm-up (a few cached
+/// decoding steps, each read back as a completion reads it). None: not measured for this model yet.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Speeds {
+    /// On WebGPU.
+    pub webgpu: Option<f64>,
+    /// On the CPU.
+    pub cpu: Option<f64>,
+}
+
 /// The backend the worker runs the model on, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendInfo {
@@ -162,8 +199,13 @@ pub struct BackendInfo {
     pub adapter: Option<String>,
     /// Whether that adapter is a software ("fallback") one such as SwiftShader.
     pub software: bool,
-    /// Why the CPU is used, when it is.
-    pub fallback_reason: Option<String>,
+    /// Why this backend runs the model, when it was not simply the first choice (the CPU as a fallback, the
+    /// outcome of a software adapter's race, a choice made on the page).
+    pub reason: Option<String>,
+    /// Why WebGPU cannot run this model, when it cannot (no adapter, a failed warm-up, a buffer limit).
+    pub webgpu_unusable: Option<String>,
+    /// The measured speed on each backend.
+    pub speeds: Speeds,
     /// Milliseconds the warm-up pass took.
     pub warmup_ms: f64,
     /// Memory the backend holds once the model is loaded and warmed up, in bytes (see `Reply::Step`).

@@ -48,7 +48,8 @@ async function complete(page, scope = "free") {
 }
 
 test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves, downloads, survives a bad file", { timeout: 20 * 60_000 }, async (t) => {
-  const { page, problems } = await open(browser, server.url);
+  // `?gpu=1`: WebGPU even on a software adapter, which the automatic choice would race against the CPU.
+  const { page, problems } = await open(browser, `${server.url}?gpu=1`);
   await ready(page);
   await screenshot(page, "01-ready");
   // The WebGPU path must really run: the CPU fallback does not pass this test.
@@ -93,6 +94,20 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   const spans = await page.getByTestId("chunk").count();
   assert.equal(spans, cli.n_chunks, "the page and the CLI disagree on the number of chunks");
   assert.equal(Number(await page.getByTestId("chunk-summary").getAttribute("data-chunks")), cli.n_chunks);
+  // Chunk edges: every chunk begins with a firm mark (as opaque as its p, above 0.5), and no mark takes room, so the
+  // code keeps its columns and no character is covered.
+  const edges = await page.evaluate(() => [...document.querySelectorAll("[data-testid=chunk]")].slice(1).map((chunk) => {
+    const first = chunk.querySelector("[data-testid=token]");
+    const edge = first.querySelector(".edge");
+    const style = edge && getComputedStyle(edge);
+    return { p: Number(first.dataset.p), opacity: edge ? Number(style.opacity) : 0,
+             room: edge ? parseFloat(style.width) + parseFloat(style.marginLeft) + parseFloat(style.marginRight) : 0 };
+  }));
+  assert.ok(edges.length >= 3);
+  for (const e of edges) {
+    assert.ok(e.p > 0.5 && Math.abs(e.opacity - Math.min(e.p, 1)) < 0.01, `a chunk edge: ${JSON.stringify(e)}`);
+    assert.equal(e.room, 0, "an edge mark takes room");
+  }
   await page.getByTestId("token").nth(3).focus();
   assert.match(await page.getByTestId("token-detail").textContent(), /token 3: .* id \d+ · p = \d\.\d{3}/);
   // The view is one tab stop (the token last focused); arrow keys, Home and End move between tokens.
@@ -108,7 +123,7 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   await page.getByTestId("toggle-statements").check();
   await page.getByTestId("toggle-surprisal").check();
   await page.waitForFunction(() => document.querySelectorAll(".tok.stmt").length >= 3, null, { timeout: WORK });
-  assert.match(await page.getByTestId("chunk-legend").textContent(), /boundary probability p .*Orange behind a token: its surprisal/);
+  assert.match(await page.getByTestId("chunk-legend").textContent(), /boundary probability p, as dark as p .*Orange behind a token: its surprisal/);
   await screenshot(page, "03-chunks");
 
   // Fine-tuning: 3 steps lower the loss.
@@ -123,6 +138,10 @@ test("WebGPU: streams a completion, draws chunks like the CLI, fine-tunes, saves
   const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
   assert.equal(losses.length, 3);
   assert.ok(losses[2] < losses[0], `fine-tuning did not lower the loss: ${losses}`);
+  // The plot has axes: the step from 1 to the steps planned, the loss from the lowest to the highest seen.
+  assert.deepEqual(await page.getByTestId("step-axis").locator("text").allTextContents(), ["1", "3", "step"]);
+  const [hi, lo] = (await page.getByTestId("loss-axis").locator("text").allTextContents()).slice(0, 2).map(Number);
+  assert.ok(Math.abs(hi - Math.max(...losses)) < 0.01 && Math.abs(lo - Math.min(...losses)) < 0.01, `axis ${hi}..${lo}, losses ${losses}`);
   // Speed and memory are measured per step and shown: at least the model's f32 weights are held on the device.
   const stepText = await page.getByTestId("train-progress").textContent();
   const held = stepText.match(/GPU memory ([\d.]+) (MB|kB)/);
@@ -184,7 +203,7 @@ test("embed mode renders a compact chunk widget, and the example docs page embed
     const fit = await frame.evaluate(() => ({ content: document.documentElement.scrollHeight, frame: window.innerHeight,
       button: document.querySelector("[data-testid=complete]")?.getBoundingClientRect().bottom ?? 0 }));
     assert.ok(fit.content <= fit.frame && fit.button <= fit.frame, `${id}: ${JSON.stringify(fit)}`);
-    for (const pill of ["worker", "backend", "memory", "adapter"]) assert.equal(await frame.locator(`[data-testid=${pill}]`).count(), 0, `${id}: ${pill}`);
+    for (const pill of ["worker", "backend", "memory", "adapter", "backend-switch"]) assert.equal(await frame.locator(`[data-testid=${pill}]`).count(), 0, `${id}: ${pill}`);
   }
   await screenshot(docs, "08-embed-docs");
 });
@@ -219,7 +238,7 @@ test("the architecture selector switches between bundled models", { timeout: LOA
   execFileSync(CLI, ["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "0", "--out", gpt2]);
   const manifest = JSON.parse(readFileSync(join(ROOT, "public/models/models.json"), "utf8"));
   manifest.models.push({ arch: "gpt2", label: "gpt2 · tiny · random", url: "public/models/gpt2-test.safetensors" });
-  const { page, problems } = await open(browser, server.url, {
+  const { page, problems } = await open(browser, `${server.url}?gpu=1`, {
     routes: {
       "**/public/models/models.json": (route) => route.fulfill({ json: manifest }),
       "**/public/models/gpt2-test.safetensors": (route) => route.fulfill({ body: readFileSync(gpt2), contentType: "application/octet-stream" }),
@@ -239,6 +258,37 @@ test("the architecture selector switches between bundled models", { timeout: LOA
   assert.deepEqual(problems, []);
 });
 
+test("on a software adapter the faster of WebGPU and the CPU runs the model, and the switch moves it", { timeout: 2 * LOAD + WORK }, async () => {
+  const { page, problems } = await open(browser, server.url);
+  await ready(page);
+  assert.equal(await page.getByTestId("software-adapter").count(), 1);
+  // Both were measured at warm-up; the faster runs the model, and the page says so with both speeds.
+  const speed = async (id) => {
+    const text = await page.getByTestId(id).textContent();
+    const m = text.match(/ · ([\d.]+) tokens\/s$/);
+    assert.ok(m, `${id}: "${text}"`);
+    return Number(m[1]);
+  };
+  const [gpu, cpu] = [await speed("switch-webgpu"), await speed("switch-cpu")];
+  const faster = gpu >= cpu ? "WebGPU" : "CPU";
+  assert.equal(await page.getByTestId("backend").textContent(), `Backend: ${faster}`);
+  const reason = await page.getByTestId("backend-reason").textContent();
+  assert.match(reason, /the software WebGPU adapter decoded [\d.]+ tokens\/s and the CPU [\d.]+ tokens\/s, so (WebGPU|the CPU) runs the model/);
+  assert.equal(await page.locator(`[data-testid=switch-${faster.toLowerCase()}]`).getAttribute("aria-checked"), "true");
+  await screenshot(page, "13-backend-race");
+  // The switch moves the model to the other backend and back; completions run on each.
+  for (const [to, label] of [[faster === "CPU" ? "webgpu" : "cpu", faster === "CPU" ? "WebGPU" : "CPU"], [faster.toLowerCase(), faster]]) {
+    await page.getByTestId(`switch-${to}`).click();
+    await page.waitForFunction((label) => document.querySelector("[data-testid=backend]")?.textContent === `Backend: ${label}`
+      && /^Ready/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), label, { timeout: LOAD });
+    assert.equal(await page.getByTestId(`switch-${to}`).getAttribute("aria-checked"), "true");
+    assert.match(await page.getByTestId("model").textContent(), /bundled model/);
+    assert.ok((await complete(page)) >= 5);
+  }
+  assert.match(await page.getByTestId("switch-webgpu").textContent(), /tokens\/s/);
+  assert.deepEqual(problems, []);
+});
+
 test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout: LOAD + WORK }, async () => {
   const cpu = await launch({ webgpu: false });
   try {
@@ -246,7 +296,12 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     await ready(page);
     assert.equal(await page.getByTestId("backend").textContent(), "Backend: CPU");
     assert.match(await page.getByTestId("memory").textContent(), /^Worker memory: [\d.]+ MB$/);
-    assert.match(await page.getByTestId("fallback-reason").textContent(), /WebGPU|adapter/);
+    assert.match(await page.getByTestId("backend-reason").textContent(), /^Running on the CPU: .*(WebGPU|adapter)/);
+    // The switch offers only what works: WebGPU is disabled and says why.
+    const webgpu = page.getByTestId("switch-webgpu");
+    assert.ok(await webgpu.isDisabled());
+    assert.match(await webgpu.getAttribute("title"), /WebGPU|adapter/);
+    assert.match(await page.getByTestId("switch-cpu").textContent(), /^CPU · [\d.]+ tokens\/s$/);
     const watch = await watchMainThread(cpu, page);
     assert.ok((await watch.measure(() => complete(page))) >= 5);
     await assertMainThreadQuiet(watch, "while generating on the CPU");

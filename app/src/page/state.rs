@@ -5,7 +5,7 @@ use leptos::prelude::*;
 
 use crate::page::client::Client;
 use crate::page::components::editor::CodeEditor;
-use crate::protocol::{BackendInfo, JobId, ModelInfo, ModelSource, Reply, Request, WorkerState};
+use crate::protocol::{BackendChoice, BackendInfo, JobId, ModelInfo, ModelSource, Reply, Request, WorkerState};
 use crate::web;
 
 /// The list of bundled models (one per architecture when several are shipped); the first is the default.
@@ -88,6 +88,8 @@ pub struct Playground {
     pub error: RwSignal<Option<(Place, String)>>,
     /// The backend in use.
     pub backend: RwSignal<Option<BackendInfo>>,
+    /// The backend asked for: from `?gpu=`, then the switch.
+    pub backend_choice: RwSignal<BackendChoice>,
     /// The loaded model.
     pub model: RwSignal<Option<ModelInfo>>,
     /// The current activity of the page.
@@ -118,6 +120,7 @@ impl Playground {
             status: RwSignal::new("Starting the model worker…".into()),
             error: RwSignal::new(None),
             backend: RwSignal::new(None),
+            backend_choice: RwSignal::new(BackendChoice::from_query(web::query_param("gpu").as_deref())),
             model: RwSignal::new(None),
             busy: RwSignal::new(Some(Busy::Loading)),
             worker: RwSignal::new(WorkerState::Starting),
@@ -189,10 +192,10 @@ impl Playground {
     /// loaded.
     pub async fn load(&self, source: ModelSource, file: Option<web_sys::File>, place: Place) -> bool {
         let Some(client) = self.client() else { return false };
-        let force_cpu = web::query_param("gpu").as_deref() == Some("0");
+        let backend = self.backend_choice.get_untracked();
         self.busy.set(Some(Busy::Loading));
         self.downloads.set(Vec::new());
-        let result = client.run(Request::Load { source, force_cpu }, file.map(Into::into), |_, _| {}).await;
+        let result = client.run(Request::Load { source, backend }, file.map(Into::into), |_, _| {}).await;
         self.downloads.set(Vec::new());
         self.busy.set(None);
         match result {
@@ -205,6 +208,26 @@ impl Playground {
                 self.fail(place, e);
                 self.status.set(if self.model.with_untracked(Option::is_some) { "Ready".into() } else { "No model loaded".into() });
                 false
+            }
+        }
+    }
+
+    /// Moves the loaded model to the backend `choice` asks for (the switch in the status bar); on failure it stays
+    /// where it was and the error is shown.
+    pub async fn switch_backend(&self, choice: BackendChoice) {
+        let Some(client) = self.client() else { return };
+        self.busy.set(Some(Busy::Loading));
+        let result = client.run(Request::SwitchBackend(choice), None, |_, _| {}).await;
+        self.busy.set(None);
+        match result {
+            Ok(note) => {
+                self.backend_choice.set(choice);
+                self.status.set(note);
+                self.error.set(None);
+            }
+            Err(e) => {
+                self.fail(Place::Page, e);
+                self.status.set("Ready".into());
             }
         }
     }

@@ -5,7 +5,7 @@
 //! is preferred; the CPU backend (burn's Flex, compiled to wasm) takes over when WebGPU is missing, has no adapter,
 //! fails its warm-up pass, or fails later (a lost device) — and the page says why.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
@@ -24,9 +24,10 @@ use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::arch::model::State;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 
-use crate::protocol::{BackendInfo, WEBGPU};
+use crate::protocol::{BackendChoice, BackendInfo, Speeds, WEBGPU};
 use crate::web;
 
 /// The one dispatch over the engine's two backends: `$body` written once, `$m` the model on either.
@@ -66,8 +67,8 @@ pub enum Engine {
 thread_local! {
     /// burn's wgpu runtime may be initialised once per page ("A server is still registered" otherwise).
     static GPU_READY: Cell<bool> = const { Cell::new(false) };
-    /// Once WebGPU has failed, the page stays on the CPU.
-    static GPU_BROKEN: Cell<bool> = const { Cell::new(false) };
+    /// Once WebGPU has failed, the page stays on the CPU; this says why.
+    static GPU_BROKEN: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 async fn init_gpu() {
@@ -77,11 +78,13 @@ async fn init_gpu() {
     }
 }
 
-/// One cached forward pass whose result is read back: compiles the shaders and proves the device works.
-async fn warm_up<B: Backend>(model: &Model<B>) -> Result<(), String> {
-    let mut state = model.new_state();
+/// Decoding steps timed to measure a backend's speed (after the warm-up step, which compiles the shaders).
+const SPEED_STEPS: usize = 3;
+
+/// One cached decoding step of one token whose logits are read back, as a completion does.
+async fn decode_step<B: Backend>(model: &Model<B>, state: &mut State<B>) -> Result<(), String> {
     let tokens = model.tokens_tensor(&[198]).map_err(|e| e.to_string())?;
-    let logits = model.forward_cached(tokens, &mut state, true).await.map_err(|e| e.to_string())?.logits;
+    let logits = model.forward_cached(tokens, state, true).await.map_err(|e| e.to_string())?.logits;
     let data = logits.into_data_async().await.map_err(|e| format!("{e:?}"))?;
     let values = data.as_slice::<f32>().map_err(|e| format!("{e:?}"))?;
     if values.iter().any(|v| !v.is_finite()) {
@@ -90,77 +93,129 @@ async fn warm_up<B: Backend>(model: &Model<B>) -> Result<(), String> {
     Ok(())
 }
 
+/// A model loaded on one backend and warmed up.
+struct Warm<B: Backend> {
+    model: Model<B>,
+    /// Milliseconds the first step took (it compiles the shaders and proves the device works).
+    warmup_ms: f64,
+    /// Tokens per second of the [`SPEED_STEPS`] steps after it.
+    tokens_per_s: f64,
+}
+
 fn load_on<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Model<B>, String> {
     checkpoint::from_bytes(bytes, "checkpoint", device).map_err(|e| e.to_string())
 }
 
-/// Marks WebGPU as unusable for the rest of the session.
-pub fn mark_gpu_broken() {
-    GPU_BROKEN.with(|b| b.set(true));
+/// Loads a checkpoint on `device`, runs the warm-up step, then measures the decoding speed.
+async fn load_warm<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Warm<B>, String> {
+    let model = load_on::<B>(bytes, device)?;
+    let mut state = model.new_state();
+    let start = web::now_ms();
+    decode_step(&model, &mut state).await?;
+    let warmed = web::now_ms();
+    for _ in 0..SPEED_STEPS {
+        decode_step(&model, &mut state).await?;
+    }
+    let seconds = ((web::now_ms() - warmed) / 1000.0).max(1e-6);
+    Ok(Warm { model, warmup_ms: warmed - start, tokens_per_s: SPEED_STEPS as f64 / seconds })
+}
+
+/// Marks WebGPU as unusable for the rest of the session, saying why.
+pub fn mark_gpu_broken(reason: String) {
+    GPU_BROKEN.with(|b| *b.borrow_mut() = Some(reason));
+}
+
+/// Why WebGPU cannot run this model, or the adapter it would run on. The largest weight must fit one
+/// storage-buffer binding (GPT-2's token embedding is 154 MB in f32).
+async fn usable_adapter(config: &ModelConfig) -> (Option<web::AdapterInfo>, Option<String>) {
+    if let Some(reason) = GPU_BROKEN.with(|b| b.borrow().clone()) {
+        return (None, Some(reason));
+    }
+    let adapter = match web::probe_webgpu().await {
+        Ok(adapter) => adapter,
+        Err(reason) => return (None, Some(reason)),
+    };
+    let largest = 4.0 * (config.vocab_size().max(config.n_ctx()) * config.decoder.n_embd) as f64;
+    let unusable = match adapter.max_binding {
+        Some(limit) if largest > limit => Some(format!(
+            "the largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB)",
+            largest / 1e6,
+            limit / 1e6
+        )),
+        _ => None,
+    };
+    (Some(adapter), unusable)
+}
+
+/// "3.1 tokens/s".
+fn rate(tokens_per_s: f64) -> String {
+    format!("{tokens_per_s:.1} tokens/s")
 }
 
 impl Engine {
-    /// Loads a checkpoint, on WebGPU unless `force_cpu` or WebGPU fails, and runs the warm-up pass. A checkpoint
-    /// that does not load is an error and nothing changes.
-    pub async fn load(bytes: &[u8], force_cpu: bool) -> Result<(Engine, BackendInfo), String> {
+    /// Loads a checkpoint on the backend `choice` asks for (see [`BackendChoice`]), runs the warm-up step and
+    /// measures the decoding speed; `known` holds speeds measured earlier for the same model. A checkpoint that
+    /// does not load is an error and nothing changes.
+    pub async fn load(bytes: &[u8], choice: BackendChoice, known: Speeds) -> Result<(Engine, BackendInfo), String> {
         // Validate on the CPU first: a bad file must fail cleanly before any device work.
         let info = checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?;
-        let broken = GPU_BROKEN.with(Cell::get);
-        let probe = if force_cpu {
-            Err("the CPU backend was requested (?gpu=0)".to_string())
-        } else if broken {
-            Err("WebGPU failed earlier in this session".to_string())
-        } else {
-            web::probe_webgpu().await
-        };
-        // The largest weight must fit one storage-buffer binding (GPT-2's token embedding is 154 MB in f32).
-        let largest = 4.0 * (info.config.vocab_size().max(info.config.n_ctx()) * info.config.decoder.n_embd) as f64;
-        let probe = probe.and_then(|adapter| match adapter.max_binding {
-            Some(limit) if largest > limit => Err(format!(
-                "the largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB), so the model \
-                 runs on the CPU",
-                largest / 1e6,
-                limit / 1e6
-            )),
-            _ => Ok(adapter),
-        });
-        let (adapter, reason) = match probe {
-            Ok(adapter) => {
-                init_gpu().await;
-                let model = load_on::<Gpu>(bytes, &WgpuDevice::default())?;
-                let start = web::now_ms();
-                match warm_up(&model).await {
-                    Ok(()) => {
-                        let info = BackendInfo {
-                            name: WEBGPU.into(),
-                            adapter: Some(adapter.name),
-                            software: adapter.fallback,
-                            fallback_reason: None,
-                            warmup_ms: web::now_ms() - start,
-                            memory_bytes: memory_bytes(true),
-                        };
-                        return Ok((Engine::Gpu(Rc::new(model)), info));
-                    }
-                    Err(e) => {
-                        mark_gpu_broken();
-                        (Some(adapter), format!("WebGPU failed its warm-up pass: {e}"))
-                    }
+        let (adapter, mut unusable) = usable_adapter(&info.config).await;
+        let software = adapter.as_ref().is_some_and(|a| a.fallback);
+        let mut speeds = known;
+        let gpu = if unusable.is_none() && choice != BackendChoice::Cpu {
+            init_gpu().await;
+            match load_warm::<Gpu>(bytes, &WgpuDevice::default()).await {
+                Ok(warm) => {
+                    speeds.webgpu = Some(warm.tokens_per_s);
+                    Some(warm)
+                }
+                Err(e) => {
+                    let reason = format!("WebGPU failed its warm-up pass: {e}");
+                    mark_gpu_broken(reason.clone());
+                    unusable = Some(reason);
+                    None
                 }
             }
-            Err(reason) => (None, reason),
+        } else {
+            None
         };
-        let model = load_on::<Cpu>(bytes, &Default::default())?;
-        let start = web::now_ms();
-        warm_up(&model).await?;
-        let info = BackendInfo {
-            name: "CPU".into(),
-            software: adapter.as_ref().is_some_and(|a| a.fallback),
-            adapter: adapter.map(|a| a.name),
-            fallback_reason: Some(reason),
-            warmup_ms: web::now_ms() - start,
-            memory_bytes: memory_bytes(false),
+        let backend = |name: &str, reason: Option<String>, warmup_ms: f64, speeds: Speeds, unusable: Option<String>| BackendInfo {
+            name: name.into(),
+            adapter: adapter.as_ref().map(|a| a.name.clone()),
+            software,
+            reason,
+            webgpu_unusable: unusable,
+            speeds,
+            warmup_ms,
+            memory_bytes: memory_bytes(name == WEBGPU),
         };
-        Ok((Engine::Cpu(Rc::new(model)), info))
+        if let Some(gpu) = gpu {
+            // A software adapter emulates the GPU on the CPU's threads, usually far slower than the CPU backend:
+            // race the two unless WebGPU was asked for by name.
+            if !(software && choice == BackendChoice::Auto) {
+                let info = backend(WEBGPU, None, gpu.warmup_ms, speeds, None);
+                return Ok((Engine::Gpu(Rc::new(gpu.model)), info));
+            }
+            let cpu = load_warm::<Cpu>(bytes, &Default::default()).await?;
+            speeds.cpu = Some(cpu.tokens_per_s);
+            let race = format!(
+                "the software WebGPU adapter decoded {} and the CPU {}",
+                rate(gpu.tokens_per_s),
+                rate(cpu.tokens_per_s)
+            );
+            if gpu.tokens_per_s >= cpu.tokens_per_s {
+                let info = backend(WEBGPU, Some(format!("{race}, so WebGPU runs the model")), gpu.warmup_ms, speeds, None);
+                return Ok((Engine::Gpu(Rc::new(gpu.model)), info));
+            }
+            drop(gpu);
+            let info = backend("CPU", Some(format!("{race}, so the CPU runs the model")), cpu.warmup_ms, speeds, None);
+            return Ok((Engine::Cpu(Rc::new(cpu.model)), info));
+        }
+        let cpu = load_warm::<Cpu>(bytes, &Default::default()).await?;
+        speeds.cpu = Some(cpu.tokens_per_s);
+        let reason = unusable.clone().unwrap_or_else(|| "the CPU was chosen on this page".to_string());
+        let info = backend("CPU", Some(reason), cpu.warmup_ms, speeds, unusable);
+        Ok((Engine::Cpu(Rc::new(cpu.model)), info))
     }
 
     /// Number of parameters.

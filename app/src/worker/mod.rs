@@ -26,7 +26,10 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
 
-use crate::protocol::{ChunksView, CompleteSettings, Envelope, JobId, ModelInfo, ModelSource, Reply, Request, WorkerState};
+use crate::protocol::{
+    BackendChoice, BackendInfo, ChunksView, CompleteSettings, Envelope, JobId, ModelInfo, ModelSource, Reply, Request, Speeds,
+    WorkerState,
+};
 use crate::web;
 use chunks::{ChunkState, Chunked};
 use engine::{mark_gpu_broken, Engine};
@@ -50,7 +53,10 @@ struct Worker {
     /// Where the loaded model came from, and its card.
     model: RefCell<Option<ModelInfo>>,
     saved: Cell<bool>,
-    force_cpu: Cell<bool>,
+    /// The backend the page asked for.
+    backend: Cell<BackendChoice>,
+    /// The loaded model's decoding speed on each backend, as measured so far.
+    speeds: Cell<Speeds>,
     cancels: RefCell<HashMap<JobId, Rc<Cell<bool>>>>,
     chunks: RefCell<ChunkState>,
     /// Counts loaded models: work started for one model must not be kept for the next.
@@ -142,8 +148,12 @@ impl Worker {
 
     async fn handle(&self, job: JobId, request: Request, extra: Option<JsValue>) -> Result<String, String> {
         match request {
-            Request::Load { source, force_cpu } => {
-                self.force_cpu.set(force_cpu);
+            Request::SwitchBackend(choice) => {
+                self.begin(job, WorkerState::Loading);
+                self.switch_backend(job, choice).await
+            }
+            Request::Load { source, backend } => {
+                self.backend.set(backend);
                 self.begin(job, WorkerState::Loading);
                 self.load(job, source, extra).await
             }
@@ -249,13 +259,35 @@ impl Worker {
         let mut card: Vec<(String, String)> =
             info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
         card.sort();
-        let (engine, backend) =
-            Engine::load(&bytes, self.force_cpu.get()).await.map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
-        let warmup = backend.warmup_ms;
+        let (engine, backend) = Engine::load(&bytes, self.backend.get(), Speeds::default())
+            .await
+            .map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
         *self.tokenizer.borrow_mut() = Some(tokenizer);
-        let model = self.set_model(engine, source, Some(card));
+        Ok(self.install(job, engine, backend, source, Some(card)))
+    }
+
+    /// Moves the loaded model, with its current weights, to the backend `choice` asks for. On failure it stays
+    /// where it was.
+    async fn switch_backend(&self, job: JobId, choice: BackendChoice) -> Result<String, String> {
+        let engine = self.engine()?;
+        let source = self.model.borrow().as_ref().map(|m| m.source.clone()).unwrap_or_default();
+        let target = if choice == BackendChoice::Cpu { "the CPU" } else { "WebGPU" };
+        post(job, Reply::Status(format!("Moving the model to {target}…")), None);
+        let bytes = engine.checkpoint_bytes(&source).await?;
+        let (engine, backend) = Engine::load(&bytes, choice, self.speeds.get())
+            .await
+            .map_err(|e| format!("Could not move the model to {target}: {e}. It stays where it was."))?;
+        self.backend.set(choice);
+        Ok(self.install(job, engine, backend, &source, None))
+    }
+
+    /// Installs a loaded engine, tells the page, and returns the status line.
+    fn install(&self, job: JobId, engine: Engine, backend: BackendInfo, source: &str, card: Option<Vec<(String, String)>>) -> String {
+        self.speeds.set(backend.speeds);
+        let warmup = backend.warmup_ms;
+        let model = self.set_model(engine, source, card);
         post(job, Reply::Loaded { model, backend }, None);
-        Ok(format!("Ready (warm-up {:.1} s)", warmup / 1000.0))
+        format!("Ready (warm-up {:.1} s)", warmup / 1000.0)
     }
 
     /// GPT-2's tokenizer, fetched the first time it is needed.
@@ -402,7 +434,7 @@ impl Worker {
             Err(e) if engine.on_gpu() => {
                 // A lost or broken WebGPU device: move the model to the CPU and say so. The weights are read back
                 // first; when the device is gone they cannot be, and the bundled model is loaded instead.
-                mark_gpu_broken();
+                mark_gpu_broken(format!("WebGPU failed while generating ({e})"));
                 let (bytes, label) = match engine.checkpoint_bytes("recovered after a WebGPU failure").await {
                     Ok(bytes) => (bytes, "the same model on the CPU"),
                     Err(_) => (fetch_model(MODEL_URL, |_, _| {}).await?, "bundled model on the CPU (the WebGPU weights were lost)"),

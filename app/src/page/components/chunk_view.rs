@@ -1,5 +1,5 @@
-//! The chunk view: the code drawn with each learned chunk as a coloured span, boundary probability as a heat
-//! underline, details of each token on hover or focus, and overlays for Python statement starts (parsed in the
+//! The chunk view: the code drawn with each learned chunk as a shaded span, each token's boundary probability as a
+//! thin edge mark before it (as dark as p, so a chunk's start is a firm edge and a near-miss a faint one), details of each token on hover or focus, and overlays for Python statement starts (parsed in the
 //! worker) and per-token surprisal. Recomputed in the worker, debounced, as the code changes.
 
 use leptos::prelude::*;
@@ -9,10 +9,8 @@ use crate::page::state::Playground;
 use crate::protocol::{ChunksView, Reply, Request};
 use crate::web;
 
-/// Heat colour of a boundary probability: blue (0) to red (1).
-fn heat(p: f32) -> String {
-    format!("hsl({:.0} 85% 50%)", 220.0 - 220.0 * p.clamp(0.0, 1.0))
-}
+/// Boundary probabilities below this draw no edge mark (it would be invisible, and a long file has many tokens).
+const FAINTEST_EDGE: f32 = 0.05;
 
 /// Arrow keys, Home and End move the focus between the view's `shown` tokens (one tab stop for all of them).
 fn move_focus(ev: &web_sys::KeyboardEvent, focused: RwSignal<usize>, shown: usize) {
@@ -114,13 +112,12 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                 cursor = to;
                 let piece = d.text.get(from - d.offset..to - d.offset).unwrap_or("").to_string();
                 let stmt = statements && t.statement == Some(true);
-                let mut style = format!("border-bottom-color: {}", heat(t.token.p));
-                if let Some(b) = t.surprisal {
-                    style.push_str(&format!(
-                        "; background: color-mix(in srgb, orange {:.0}%, transparent)",
-                        (b / 16.0).clamp(0.0, 1.0) * 70.0
-                    ));
-                }
+                let style = t.surprisal.map(|b| {
+                    format!("background: color-mix(in srgb, orange {:.0}%, transparent)", (b / 16.0).clamp(0.0, 1.0) * 70.0)
+                });
+                let edge = (t.token.p >= FAINTEST_EDGE).then(|| {
+                    view! { <span class="edge" aria-hidden="true" style=format!("opacity: {:.2}", t.token.p.min(1.0))></span> }
+                });
                 let info = format!(
                     "token {i}: {:?} · id {} · p = {:.3}{} · chunk {ci}{}",
                     piece,
@@ -135,7 +132,7 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                     <span class="tok" class:stmt=stmt data-testid="token" data-p=format!("{:.4}", t.token.p) data-k=k
                         tabindex=move || if focused.get() == k { "0" } else { "-1" } style=style
                         aria-label=label on:mouseenter=move |_| detail.set(Some(on_hover.clone()))
-                        on:focus=move |_| { focused.set(k); detail.set(Some(on_focus.clone())) }>{piece}</span>
+                        on:focus=move |_| { focused.set(k); detail.set(Some(on_focus.clone())) }>{edge}{piece}</span>
                 });
             }
             chunks.push(view! { <span class=format!("chunk c{}", ci % 2) data-testid="chunk">{spans}</span> });
@@ -155,7 +152,7 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
     view! {
         <section class="card chunk-view" aria-labelledby="chunks-title">
             <h2 id="chunks-title">"Chunks"</h2>
-            <p class="muted" data-testid="chunk-legend">"Each shaded run is one chunk the router cut; the line under each token is its boundary probability p (blue 0 → red 1; p above 0.5 starts a chunk)."
+            <p class="muted" data-testid="chunk-legend">"Each shaded run is one chunk the router cut; the mark before a token is its boundary probability p, as dark as p (p above 0.5 starts a chunk, so each chunk begins at a firm edge; a faint mark is a near-miss)."
                 {move || show_surprisal.get().then_some(" Orange behind a token: its surprisal, −log₂ p of the token given the ones before (darker = more bits, full at 16).")}
             </p>
             <div class="row">

@@ -18,25 +18,36 @@ fn split_snippets(text: &str) -> Vec<String> {
     text.split(&format!("\n{SEPARATOR}\n")).map(|s| s.trim_matches('\n').to_string()).filter(|s| !s.trim().is_empty()).collect()
 }
 
-/// The loss curve as an SVG polyline.
-fn curve(losses: &[f64]) -> impl IntoView {
-    let (w, h) = (320.0, 120.0);
-    let (lo, hi) = losses.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+/// The loss curve as an SVG polyline over axes: the step (1 to the steps planned, so the curve grows across the
+/// plot) and the loss (lowest to highest seen). `losses` holds (step, loss) pairs.
+fn curve(losses: &[(usize, f64)], planned: usize) -> impl IntoView {
+    let (w, h) = (320.0, 140.0);
+    // The plot area, inside margins for the tick labels and axis titles.
+    let (left, right, top, bottom) = (46.0, w - 10.0, 10.0, h - 30.0);
+    let (lo, hi) = losses.iter().fold((f64::MAX, f64::MIN), |(a, b), &(_, x)| (a.min(x), b.max(x)));
     let span = (hi - lo).max(1e-6);
-    let n = losses.len().max(2) - 1;
-    let points: String = losses
-        .iter()
-        .enumerate()
-        .map(|(i, l)| format!("{:.1},{:.1} ", 8.0 + (w - 16.0) * i as f64 / n as f64, 8.0 + (h - 16.0) * (hi - l) / span))
-        .collect();
-    let label = losses.last().map(|l| format!("loss {l:.3}")).unwrap_or_default();
+    let last = planned.max(losses.last().map_or(1, |&(s, _)| s)).max(2);
+    let x = |step: usize| left + (right - left) * (step.max(1) - 1) as f64 / (last - 1) as f64;
+    let y = |loss: f64| top + (bottom - top) * (hi - loss) / span;
+    let points: String = losses.iter().map(|&(s, l)| format!("{:.1},{:.1} ", x(s), y(l))).collect();
+    let label = losses.last().map(|(s, l)| format!("loss {l:.3} at step {s} of {planned}")).unwrap_or_default();
+    let values: Vec<f64> = losses.iter().map(|&(_, l)| l).collect();
     view! {
         <svg class="curve" viewBox=format!("0 0 {w} {h}") role="img" aria-label=format!("Training loss curve, {label}") data-testid="loss-curve"
-            data-losses=serde_json::to_string(losses).unwrap_or_default()>
+            data-losses=serde_json::to_string(&values).unwrap_or_default()>
             <rect x="0" y="0" width=w height=h class="curve-bg"></rect>
+            <polyline points=format!("{left},{top} {left},{bottom} {right},{bottom}") class="curve-axis"></polyline>
             <polyline points=points class="curve-line"></polyline>
-            <text x="10" y="18" class="curve-text">{format!("{hi:.2}")}</text>
-            <text x="10" y=h - 10.0 class="curve-text">{format!("{lo:.2}")}</text>
+            <g data-testid="loss-axis">
+                <text x=left - 4.0 y=top + 8.0 text-anchor="end" class="curve-text">{format!("{hi:.2}")}</text>
+                <text x=left - 4.0 y=bottom text-anchor="end" class="curve-text">{format!("{lo:.2}")}</text>
+                <text x="4" y=(top + bottom) / 2.0 + 4.0 class="curve-text">"loss"</text>
+            </g>
+            <g data-testid="step-axis">
+                <text x=left y=bottom + 13.0 text-anchor="middle" class="curve-text">"1"</text>
+                <text x=right y=bottom + 13.0 text-anchor="end" class="curve-text">{last.to_string()}</text>
+                <text x=(left + right) / 2.0 y=h - 4.0 text-anchor="middle" class="curve-text">"step"</text>
+            </g>
         </svg>
     }
 }
@@ -49,7 +60,8 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
     let lr = RwSignal::new(1e-3f64);
     let batch = RwSignal::new(2usize);
     let everything = RwSignal::new(false);
-    let losses = RwSignal::new(Vec::<f64>::new());
+    let losses = RwSignal::new(Vec::<(usize, f64)>::new());
+    let planned = RwSignal::new(0usize);
     let progress = RwSignal::new(String::new());
     let before_after = RwSignal::new((None::<f64>, None::<f64>));
     let job = RwSignal::new(None::<JobId>);
@@ -100,8 +112,9 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
             Reply::Progress(text) => progress.set(text),
             Reply::Perplexity { before, after } => before_after.set((Some(before), after)),
             Reply::Step { step, steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes } => {
+                planned.set(steps);
                 if let Some(l) = loss {
-                    losses.update(|v| v.push(l));
+                    losses.update(|v| v.push((step, l)));
                 }
                 // The status bar's memory pill follows the figure while training, not the one after loading.
                 if let Some(bytes) = memory_bytes {
@@ -219,7 +232,7 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
                 <span class="muted" data-testid="train-progress">{move || progress.get()}</span>
             </div>
             <ErrorNote state=state place=Place::FineTune />
-            {move || (!losses.with(Vec::is_empty)).then(|| curve(&losses.get()))}
+            {move || (!losses.with(Vec::is_empty)).then(|| curve(&losses.get(), planned.get()))}
             <p class="muted" data-testid="perplexity">{move || match before_after.get() {
                 (Some(b), Some(a)) => format!("Held-back perplexity: {b:.2} before → {a:.2} after"),
                 (Some(b), None) => format!("Held-back perplexity before: {b:.2}"),

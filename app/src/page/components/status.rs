@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 use crate::page::state::{format_bytes, format_count, Place, Playground};
-use crate::protocol::ModelInfo;
+use crate::protocol::{BackendChoice, ModelInfo, WEBGPU};
 
 /// "hybrid · 3.4M parameters · bundled model".
 pub fn describe(m: &ModelInfo) -> String {
@@ -48,12 +48,53 @@ pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> i
                 view! { <span class="pill" data-testid="memory" title=title>{format!("{what}: {}", format_bytes(bytes as usize))}</span> }
             })}
         </div>
-        {move || backend.get().and_then(|b| b.fallback_reason).map(|r| view! {
-            <p class="muted" data-testid="fallback-reason">{format!("Running on the CPU: {r}")}</p>
+        <BackendSwitch state=state />
+        {move || backend.get().and_then(|b| b.reason.map(|r| (b.name, r))).map(|(name, r)| {
+            let on = if name == WEBGPU { "WebGPU".to_string() } else { format!("the {name}") };
+            view! { <p class="muted" data-testid="backend-reason">{format!("Running on {on}: {r}")}</p> }
         })}
         <ErrorNote state=state place=Place::Page />
     }
     .into_any()
+}
+
+/// The WebGPU / CPU switch, each side with the decoding speed measured for the loaded model ("not measured yet"
+/// until it has run there). WebGPU is disabled, saying why, when it cannot run the model.
+#[component]
+fn BackendSwitch(state: Playground) -> impl IntoView {
+    let option = move |choice: BackendChoice, label: &'static str| {
+        let info = move || state.backend.get();
+        let current = move || info().is_some_and(|b| b.is_webgpu() == (choice == BackendChoice::WebGpu));
+        let speed = move || {
+            info().and_then(|b| if choice == BackendChoice::WebGpu { b.speeds.webgpu } else { b.speeds.cpu })
+                .map_or("not measured yet".to_string(), |s| format!("{s:.1} tokens/s"))
+        };
+        let unusable = move || info().and_then(|b| b.webgpu_unusable).filter(|_| choice == BackendChoice::WebGpu);
+        view! {
+            <button
+                role="radio"
+                class="switch"
+                aria-checked=move || current().to_string()
+                data-testid=format!("switch-{}", label.to_lowercase())
+                title=move || unusable().unwrap_or_default()
+                disabled=move || unusable().is_some() || state.busy.get().is_some() || info().is_none()
+                on:click=move |_| {
+                    if !current() {
+                        leptos::task::spawn_local(async move { state.switch_backend(choice).await });
+                    }
+                }
+            >
+                {label} " · " <span data-testid="speed">{speed}</span>
+            </button>
+        }
+    };
+    view! {
+        <div class="backend-switch" role="radiogroup" aria-label="Run the model on" data-testid="backend-switch">
+            <span class="muted">"Run on "</span>
+            {option(BackendChoice::WebGpu, "WebGPU")}
+            {option(BackendChoice::Cpu, "CPU")}
+        </div>
+    }
 }
 
 /// The error, when it belongs at `place`: shown beside the action that failed, dismissable.
