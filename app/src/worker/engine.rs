@@ -12,6 +12,7 @@ use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, Wg
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use hnet_gpt_model::arch::model::State;
 use hnet_gpt_model::eval::inspect::{inspect_chunks_windowed, ChunkReport, WindowCache};
 use hnet_gpt_model::eval::score::{document_logprobs_async, token_logprobs_async, NllTotals};
 use hnet_gpt_model::generate::complete::{Completion, Prompt};
@@ -24,7 +25,6 @@ use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
 use hnet_gpt_model::train::TrainConfig;
-use hnet_gpt_model::arch::model::State;
 use hnet_gpt_model::{Arch, Model, ModelConfig};
 
 use crate::protocol::{BackendChoice, BackendInfo, Speeds, WEBGPU};
@@ -198,11 +198,7 @@ impl Engine {
             }
             let cpu = load_warm::<Cpu>(bytes, &Default::default()).await?;
             speeds.cpu = Some(cpu.tokens_per_s);
-            let race = format!(
-                "the software WebGPU adapter decoded {} and the CPU {}",
-                rate(gpu.tokens_per_s),
-                rate(cpu.tokens_per_s)
-            );
+            let race = format!("the software WebGPU adapter decoded {} and the CPU {}", rate(gpu.tokens_per_s), rate(cpu.tokens_per_s));
             if gpu.tokens_per_s >= cpu.tokens_per_s {
                 let info = backend(WEBGPU, Some(format!("{race}, so WebGPU runs the model")), gpu.warmup_ms, speeds, None);
                 return Ok((Engine::Gpu(Rc::new(gpu.model)), info));

@@ -27,8 +27,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::spawn_local;
 
 use crate::protocol::{
-    BackendChoice, BackendInfo, ChunksView, CompleteSettings, Envelope, JobId, ModelInfo, ModelSource, Reply, Request, Speeds,
-    WorkerState,
+    BackendChoice, BackendInfo, ChunksView, CompleteSettings, Envelope, JobId, ModelInfo, ModelSource, Reply, Request, Speeds, WorkerState,
 };
 use crate::web;
 use chunks::{ChunkState, Chunked};

@@ -112,9 +112,9 @@ pub fn ChunkView(state: Playground) -> impl IntoView {
                 cursor = to;
                 let piece = d.text.get(from - d.offset..to - d.offset).unwrap_or("").to_string();
                 let stmt = statements && t.statement == Some(true);
-                let style = t.surprisal.map(|b| {
-                    format!("background: color-mix(in srgb, orange {:.0}%, transparent)", (b / 16.0).clamp(0.0, 1.0) * 70.0)
-                });
+                let style = t
+                    .surprisal
+                    .map(|b| format!("background: color-mix(in srgb, orange {:.0}%, transparent)", (b / 16.0).clamp(0.0, 1.0) * 70.0));
                 let edge = (t.token.p >= FAINTEST_EDGE).then(|| {
                     view! { <span class="edge" aria-hidden="true" style=format!("opacity: {:.2}", t.token.p.min(1.0))></span> }
                 });

@@ -66,7 +66,8 @@ fn BackendSwitch(state: Playground) -> impl IntoView {
         let info = move || state.backend.get();
         let current = move || info().is_some_and(|b| b.is_webgpu() == (choice == BackendChoice::WebGpu));
         let speed = move || {
-            info().and_then(|b| if choice == BackendChoice::WebGpu { b.speeds.webgpu } else { b.speeds.cpu })
+            info()
+                .and_then(|b| if choice == BackendChoice::WebGpu { b.speeds.webgpu } else { b.speeds.cpu })
                 .map_or("not measured yet".to_string(), |s| format!("{s:.1} tokens/s"))
         };
         let unusable = move || info().and_then(|b| b.webgpu_unusable).filter(|_| choice == BackendChoice::WebGpu);
