@@ -8,6 +8,8 @@ use hnet_gpt_model::train::optim::AdamWConfig;
 use hnet_gpt_model::train::{Precision, Schedule, TrainConfig};
 use hnet_gpt_model::Arch;
 
+use hnet_gpt::cluster::ClusterArgs;
+
 use crate::run_dir::RunConfig;
 
 /// HNet-GPT: structure-aware code language models — GPT-2, H-Net and their hybrid on burn.
@@ -123,6 +125,13 @@ pub enum Command {
     },
     /// Train a model (all three architectures) with resumable checkpoints; metrics go to RUN_DIR/metrics.jsonl.
     Train(Box<TrainArgs>),
+    /// Coordinate a training run over several nodes (`train --nodes N --coordinator HOST:PORT`): burn's global
+    /// collective orchestrator, serving until stopped (Ctrl+C).
+    Coordinator {
+        /// The port to listen on (all interfaces).
+        #[arg(long, default_value_t = 29500)]
+        port: u16,
+    },
     /// Draw a run's loss and validation curves (RUN_DIR/loss.svg, RUN_DIR/chunks.svg).
     Plot {
         /// The run directory.
@@ -398,6 +407,8 @@ pub struct TrainArgs {
     /// batch and must be a multiple of N.
     #[arg(long, default_value_t = 1, value_parser = count)]
     pub devices: usize,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     /// No progress bar (metrics still go to metrics.jsonl).
     #[arg(long)]
     pub quiet: bool,

@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         }
         Command::Data { command: crate::args::DataCommand::Prepare(args) } => crate::data::prepare(&args),
         Command::Train(args) => crate::train::run(*args),
+        Command::Coordinator { port } => hnet_gpt::cluster::coordinate(port),
         Command::Eval { model, data, all, valid_fraction, max_tokens, whole_files, headers, humaneval, samples, seed, sandbox, json } => {
             let settings = crate::eval::EvalSettings {
                 data,

@@ -163,7 +163,8 @@ fn train_all(args: &CompareArgs, out: &std::path::Path, command: &str) -> Result
                     Some(planned.clone())
                 }
             };
-            let job = crate::train::Job { run: dir.clone(), fresh, stop_at: None, device: args.device, devices: 1, quiet: true };
+            let job =
+                crate::train::Job { run: dir.clone(), fresh, stop_at: None, device: args.device, devices: 1, cluster: None, quiet: true };
             crate::train::execute(&job)?;
             runs.push(Run { arch, seed, dir, planned });
         }

@@ -11,14 +11,21 @@
 //!
 //! The one exception is H-Net's ratio loss, a product of batch means: averaged over shares it differs slightly
 //! from the full batch's, as it does in the H-Net paper's own data-parallel training.
+//!
+//! Over several nodes ([`Cluster`]) the same holds with N × K replicas: every node draws the same global batch
+//! (the sampler is deterministic), keeps the shares of its own replicas (rank r holds replicas rK..rK+K), and burn's
+//! collective averages gradients over all of them. Every node first checks that all start the same run (settings,
+//! data, step, weights) and at the end that all hold the same weights.
 
+use std::marker::PhantomData;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, bail, Result};
 use burn::collective::{all_reduce, finish_collective, register, reset_collective, CollectiveConfig, PeerId, ReduceOperation};
-use burn::module::{AutodiffModule, Module};
+use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorPrimitive};
 use hnet_gpt_model::io::checkpoint;
@@ -26,11 +33,14 @@ use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::AdamW;
 use hnet_gpt_model::train::step::{self, Gradients};
 use hnet_gpt_model::train::TrainConfig;
+use hnet_gpt_model::util::hash::{fnv1a, fnv1a_from, FNV1A_START};
 use hnet_gpt_model::Model;
+
+use hnet_gpt::cluster::{self, Cluster, Fingerprint};
 
 /// Averages one peer's gradients and loss with the others' (a no-op for a single device). Every peer must call it
 /// each step; when any peer's loss was not finite, every peer gets none and skips the step alike.
-pub fn reduce<A: AutodiffBackend>(local: Gradients, peer: usize, peers: usize, device: &A::Device) -> Result<Gradients> {
+pub fn reduce<A: AutodiffBackend>(local: Gradients, model: &Model<A>, peer: usize, peers: usize, device: &A::Device) -> Result<Gradients> {
     if peers == 1 {
         return Ok(local);
     }
@@ -44,15 +54,43 @@ pub fn reduce<A: AutodiffBackend>(local: Gradients, peer: usize, peers: usize, d
         .map_err(|e| anyhow!("{e:?}"))?;
     let (loss, ce) = (stats[0] as f64, stats[1] as f64);
     let grads = match local.grads {
-        Some(g) if loss.is_finite() => {
-            Some(g.all_reduce::<A::InnerBackend>(id, ReduceOperation::Mean).map_err(|e| anyhow!("all-reduce of the gradients: {e:?}"))?)
+        Some(grads) if loss.is_finite() => {
+            let mut reducer = Reducer::<A> { peer: id, grads, error: None, _backend: PhantomData };
+            model.visit(&mut reducer);
+            if let Some(e) = reducer.error {
+                bail!("all-reduce of the gradients: {e}");
+            }
+            Some(reducer.grads)
         }
         _ => None,
     };
     Ok(Gradients { loss, ce, grads })
 }
 
-/// Splits each micro-batch into `peers` equal, contiguous shares: `result[p]` is peer `p`'s micro-batches.
+/// Averages each parameter's gradient with the other peers', in the model's own parameter order. burn's
+/// `GradientsParams::all_reduce` goes in the order of parameter ids, which are random per process: replicas in one
+/// process share them (they are clones), but nodes do not, and would pair different tensors.
+struct Reducer<A: AutodiffBackend> {
+    peer: PeerId,
+    grads: GradientsParams,
+    error: Option<String>,
+    _backend: PhantomData<A>,
+}
+
+impl<A: AutodiffBackend> ModuleVisitor<A> for Reducer<A> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+        if self.error.is_some() {
+            return;
+        }
+        let Some(grad) = self.grads.remove::<A::InnerBackend, D>(param.id) else { return };
+        match all_reduce::<A::InnerBackend>(self.peer, grad.into_primitive().tensor(), ReduceOperation::Mean) {
+            Ok(reduced) => self.grads.register(param.id, Tensor::<A::InnerBackend, D>::from_primitive(TensorPrimitive::Float(reduced))),
+            Err(e) => self.error = Some(format!("{e:?}")),
+        }
+    }
+}
+
+/// Splits each micro-batch into `peers` equal, contiguous shares: `result[p]` is replica `p`'s micro-batches.
 pub fn shard(micro: &[Vec<usize>], peers: usize) -> Vec<Vec<Vec<usize>>> {
     (0..peers)
         .map(|p| {
@@ -67,50 +105,92 @@ pub fn shard(micro: &[Vec<usize>], peers: usize) -> Vec<Vec<Vec<usize>>> {
         .collect()
 }
 
+/// Replica `r` of `replicas`' shares of a global batch, for this node: `shard`'s shares of replicas
+/// `rank × local ..< (rank + 1) × local` (the whole split on a single node).
+pub fn node_shares(micro: &[Vec<usize>], local: usize, cluster: Option<&Cluster>) -> Vec<Vec<Vec<usize>>> {
+    let (nodes, rank) = cluster.map_or((1, 0), |c| (c.nodes, c.rank));
+    let mut shares = shard(micro, local * nodes);
+    shares.drain(rank * local..(rank + 1) * local).collect()
+}
+
+/// A node's fingerprint of its run (see [`Fingerprint`]).
+pub fn fingerprint<A: AutodiffBackend>(c: &TrainConfig, data: &Packed, step: usize, model: &Model<A>) -> Result<Fingerprint> {
+    let mut data_hash = FNV1A_START;
+    let n = data.stream.len();
+    for start in (0..n).step_by(1 << 20) {
+        let tokens = data.stream.range(start, (start + (1 << 20)).min(n));
+        data_hash = fnv1a_from(data_hash, &tokens.iter().flat_map(|t| t.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    Ok(Fingerprint {
+        config: fnv1a(serde_json::to_string(c)?.as_bytes()),
+        data: data_hash,
+        step: step as u64,
+        weights: fnv1a(&checkpoint::to_bytes(model, &[])?),
+    })
+}
+
 enum Msg {
     Step { step: usize, lr: f64, micro: Vec<Vec<usize>> },
     Finish,
 }
 
-/// Peers 1.. of a data-parallel run.
+/// Peers 1.. of a data-parallel run, and the nodes beyond this one.
 pub struct Peers {
     senders: Vec<Sender<Msg>>,
     handles: Vec<JoinHandle<Result<Vec<u8>>>>,
+    cluster: Option<Cluster>,
 }
 
 impl Peers {
     /// Registers peer 0 (the caller, on `devices[0]`) and starts one thread per further device with a replica
-    /// of `model` and a copy of `opt`'s state.
+    /// of `model` and a copy of `opt`'s state. Over several nodes, registers with the coordinator and refuses to
+    /// start unless every node's `fingerprint` matches.
     pub fn start<A: AutodiffBackend>(
         devices: &[A::Device],
         model: &Model<A>,
         opt: &AdamW<A>,
         c: &TrainConfig,
         data: Arc<Packed>,
+        cluster: Option<&Cluster>,
+        fingerprint: &Fingerprint,
     ) -> Result<Self>
     where
         Model<A>: Send + 'static,
     {
         let n = devices.len();
-        if !c.batch_size.is_multiple_of(n) {
-            bail!("--batch-size {} must be a multiple of the number of devices ({n}): each device gets an equal share", c.batch_size);
+        let replicas = n * cluster.map_or(1, |c| c.nodes);
+        if !c.batch_size.is_multiple_of(replicas) {
+            bail!(
+                "--batch-size {} must be a multiple of the number of replicas ({replicas}: devices × nodes): each gets an equal share",
+                c.batch_size
+            );
         }
         reset_collective::<A::InnerBackend>();
-        let config = CollectiveConfig::default().with_num_devices(n);
+        let config = match cluster {
+            Some(cl) => {
+                cl.check_port()?;
+                Cluster::quiet_logs();
+                cl.config(n)?
+            }
+            None => CollectiveConfig::default().with_num_devices(n),
+        };
         model.materialize(); // before any clone: replicas must share peer 0's weights
         let (tensors, steps) = opt.state_tensors();
         let (mut senders, mut handles) = (Vec::new(), Vec::new());
         for (peer, device) in devices.iter().enumerate().skip(1) {
             let (tx, rx) = channel();
             let replica = model.clone().fork(device);
-            let (device, config, c, data) = (device.clone(), config.clone(), c.clone(), data.clone());
+            let (device, config, c, data, cl) = (device.clone(), config.clone(), c.clone(), data.clone(), cluster.cloned());
             let (adamw, state, steps) = (c.adamw.clone(), tensors.clone(), steps.clone());
             handles.push(std::thread::spawn(move || -> Result<Vec<u8>> {
                 let run = std::panic::AssertUnwindSafe(|| -> Result<Vec<u8>> {
                     register::<A::InnerBackend>(PeerId(peer as u32), device.clone(), config).map_err(|e| anyhow!("registering: {e:?}"))?;
+                    if let Some(cl) = &cl {
+                        cluster::gather::<A::InnerBackend>(peer, cl, None, &device)?;
+                    }
                     let mut opt = AdamW::<A>::new(adamw, c.groups_at(0));
                     opt.load_state(state.into_iter().collect(), &steps, &device)?;
-                    worker(peer, n, replica, opt, &c, &data, &device, rx)
+                    worker(peer, replicas, replica, opt, &c, &data, &device, rx, cl.as_ref())
                 });
                 // The other peers would wait for this one forever in the next all-reduce: a failing peer ends the
                 // process (the last checkpoint stays loadable, as after any crash).
@@ -129,8 +209,29 @@ impl Peers {
             senders.push(tx);
         }
         // Registration waits until every peer has registered, so peer 0 registers last.
-        register::<A::InnerBackend>(PeerId(0), devices[0].clone(), config).map_err(|e| anyhow!("registering device 0: {e:?}"))?;
-        Ok(Self { senders, handles })
+        let register =
+            || register::<A::InnerBackend>(PeerId(0), devices[0].clone(), config).map_err(|e| anyhow!("registering device 0: {e:?}"));
+        match cluster {
+            None => register()?,
+            Some(cl) => {
+                let timeout = cl.timeout;
+                let waiting = format!(
+                    "node {} could not register with the coordinator at {} within {} s: is `hnet-gpt coordinator` running \
+                     there, reachable from this node, and are all {} nodes started?",
+                    cl.rank,
+                    cl.coordinator,
+                    timeout.as_secs(),
+                    cl.nodes
+                );
+                cluster::watch(waiting, timeout, register)?;
+                let all = cluster::with_nodes("comparing the nodes' runs", timeout, || {
+                    cluster::gather::<A::InnerBackend>(0, cl, Some(fingerprint), &devices[0])
+                })?;
+                cluster::check_agree(&all, "at the start")?;
+                eprintln!("node {} of {}: registered with {}, all nodes start the same run", cl.rank, cl.nodes, cl.coordinator);
+            }
+        }
+        Ok(Self { senders, handles, cluster: cluster.cloned() })
     }
 
     /// Hands peers 1.. their shares of step `step` (`shares[p - 1]` for peer `p`).
@@ -141,10 +242,17 @@ impl Peers {
         Ok(())
     }
 
-    /// Ends the run: every peer leaves the collective, and its final weights must equal peer 0's `model`.
-    pub fn finish<A: AutodiffBackend>(self, model: &Model<A>) -> Result<()> {
+    /// Ends the run: every peer leaves the collective, and its final weights must equal peer 0's `model` — and,
+    /// over several nodes, every node's must equal rank 0's (`fingerprint`, taken at the end).
+    pub fn finish<A: AutodiffBackend>(self, model: &Model<A>, fingerprint: &Fingerprint, device: &A::Device) -> Result<()> {
         for tx in &self.senders {
             let _ = tx.send(Msg::Finish);
+        }
+        if let Some(cl) = &self.cluster {
+            let all = cluster::with_nodes("comparing the nodes' final weights", cl.timeout, || {
+                cluster::gather::<A::InnerBackend>(0, cl, Some(fingerprint), device)
+            })?;
+            cluster::check_agree(&all, "at the end")?;
         }
         finish_collective::<A::InnerBackend>(PeerId(0)).map_err(|e| anyhow!("leaving the collective: {e:?}"))?;
         let mine = checkpoint::to_bytes(model, &[])?;
@@ -169,13 +277,17 @@ fn worker<A: AutodiffBackend>(
     data: &Packed,
     device: &A::Device,
     rx: Receiver<Msg>,
+    cluster: Option<&Cluster>,
 ) -> Result<Vec<u8>> {
     while let Ok(Msg::Step { step, lr, micro }) = rx.recv() {
         opt.groups = c.groups_at(step);
         // The same step as peer 0's (the library's), with the all-reduce between its two phases.
         let local = step::blocking::backward_pass(&model, data, &micro, c.objective())?;
-        let reduced = reduce::<A>(local, peer, n, device)?;
+        let reduced = reduce::<A>(local, &model, peer, n, device)?;
         model = step::blocking::optimizer_step(model, &mut opt, reduced, lr)?.0;
+    }
+    if let Some(cl) = cluster {
+        cluster::gather::<A::InnerBackend>(peer, cl, None, device)?;
     }
     finish_collective::<A::InnerBackend>(PeerId(peer as u32)).map_err(|e| anyhow!("leaving the collective: {e:?}"))?;
     Ok(checkpoint::to_bytes(&model.valid(), &[])?)

@@ -25,6 +25,8 @@ use serde_json::json;
 use crate::args::{DeviceKind, TrainArgs};
 use crate::backend::with_backend;
 use crate::input::{checkpoint_info, json_file};
+use hnet_gpt::cluster::{self, Cluster};
+
 use crate::parallel::{self, Peers};
 use crate::run_dir::{
     checkpoints_dir, latest_checkpoint, load_checkpoint, metrics_file, process_cpu_seconds, prune_checkpoints, read_config,
@@ -44,10 +46,19 @@ pub struct Job {
     pub stop_at: Option<usize>,
     /// The backend.
     pub device: DeviceKind,
-    /// Data-parallel replicas.
+    /// Data-parallel replicas on this node.
     pub devices: usize,
+    /// This node's place in a run over several nodes (None: one node).
+    pub cluster: Option<Cluster>,
     /// No progress bar.
     pub quiet: bool,
+}
+
+impl Job {
+    /// Whether this process writes the run directory: always on one node, only rank 0 over several.
+    pub fn writes(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.rank == 0)
+    }
 }
 
 /// `hnet-gpt train`: flags to a [`Job`].
@@ -62,7 +73,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (run, Some(run_config(&args)?))
         }
     };
-    execute(&Job { run, fresh, stop_at: args.stop_at, device: args.device, devices: args.devices, quiet: args.quiet })
+    let cluster = Cluster::from_args(&args.cluster)?;
+    execute(&Job { run, fresh, stop_at: args.stop_at, device: args.device, devices: args.devices, cluster, quiet: args.quiet })
 }
 
 /// Runs a training job on its backend.
@@ -464,8 +476,11 @@ struct Trainer<A: AutodiffBackend> {
     data: Data,
     devices: Vec<A::Device>,
     peers: Option<Peers>,
+    /// This node's place in a run over several nodes.
+    cluster: Option<Cluster>,
     stop_at: usize,
-    metrics: std::fs::File,
+    /// metrics.jsonl; None on nodes other than rank 0, which write nothing.
+    metrics: Option<std::fs::File>,
     bar: indicatif::ProgressBar,
     clock: Clock,
     consecutive_bad: usize,
@@ -504,22 +519,36 @@ where
             Some(dir) => {
                 let (model, state) = load_checkpoint::<A>(dir, &mut opt, &devices[0])?;
                 eprintln!("resuming {} from step {}", run.display(), state.step);
-                truncate_metrics(&metrics_file(&run), state.step)?;
+                if job.writes() {
+                    truncate_metrics(&metrics_file(&run), state.step)?;
+                }
                 (model, state)
             }
-            None => Self::start(&run, &rc, &opt, &devices[0])?,
+            None => Self::start(&run, &rc, &opt, &devices[0], job.writes())?,
         };
         let tokens_per_byte = valid.as_ref().map_or(0.0, |v| v.stream.len() as f64 / v.bytes.max(1) as f64);
         let data = Data { train: Arc::new(train), valid, summary, tokens_per_byte };
-        let peers = match devices.len() {
-            1 => None,
-            n => {
-                eprintln!("data parallel over {n} devices: {} sequences per device per micro-batch", c.batch_size / n);
-                Some(Peers::start::<A>(devices, &model, &opt, &c, data.train.clone())?)
+        let peers = match (devices.len(), &job.cluster) {
+            (1, None) => None,
+            (n, cl) => {
+                let replicas = n * cl.as_ref().map_or(1, |c| c.nodes);
+                match cl {
+                    Some(cl) => eprintln!(
+                        "data parallel over {} nodes × {n} devices: {} sequences per replica per micro-batch",
+                        cl.nodes,
+                        c.batch_size / replicas
+                    ),
+                    None => eprintln!("data parallel over {n} devices: {} sequences per device per micro-batch", c.batch_size / n),
+                }
+                let fingerprint = parallel::fingerprint(&c, &data.train, state.step, &model)?;
+                Some(Peers::start::<A>(devices, &model, &opt, &c, data.train.clone(), job.cluster.as_ref(), &fingerprint)?)
             }
         };
         let stop_at = job.stop_at.unwrap_or(c.steps).min(c.steps);
-        let metrics = std::fs::OpenOptions::new().create(true).append(true).open(metrics_file(&run))?;
+        let metrics = match job.writes() {
+            true => Some(std::fs::OpenOptions::new().create(true).append(true).open(metrics_file(&run))?),
+            false => None,
+        };
         let bar = progress_bar(job.quiet, stop_at, state.step);
         let clock = Clock::start(&state);
         let trainer = Self {
@@ -531,6 +560,7 @@ where
             data,
             devices: devices.to_vec(),
             peers,
+            cluster: job.cluster.clone(),
             stop_at,
             metrics,
             bar,
@@ -552,7 +582,7 @@ where
                 Ok((rc, Some(ckpt)))
             }
             Some(rc) => {
-                if run.join("config.json").exists() {
+                if job.writes() && run.join("config.json").exists() {
                     bail!("{} already holds a run: continue it with --resume {0}, or choose another --out", run.display());
                 }
                 Ok((rc.clone(), None))
@@ -560,8 +590,9 @@ where
         }
     }
 
-    /// A fresh model (from a decoder checkpoint when the run names one), saved as step 0 before anything else.
-    fn start(run: &std::path::Path, rc: &RunConfig, opt: &AdamW<A>, device: &A::Device) -> Result<(Model<A>, TrainerState)> {
+    /// A fresh model (from a decoder checkpoint when the run names one), saved as step 0 before anything else when
+    /// this process `writes` the run.
+    fn start(run: &std::path::Path, rc: &RunConfig, opt: &AdamW<A>, device: &A::Device, writes: bool) -> Result<(Model<A>, TrainerState)> {
         let c = &rc.train;
         // Weights, gradients and AdamW's two moments in f32: refused here, not by an abort on allocation.
         checkpoint::check_host_memory(c.model.param_count(), 16, "training this model")?;
@@ -574,6 +605,9 @@ where
             eprintln!("hybrid decoder initialised from {}", path.display());
         }
         let state = TrainerState::default();
+        if !writes {
+            return Ok((model, state));
+        }
         // Step 0 on disk before the first step: a run killed at any moment leaves a loadable checkpoint. The run's
         // config goes last, once data, model and checkpoint exist: a start that fails leaves no run to block --out.
         save_checkpoint(run, &step_name(0), &model, opt, &state)?;
@@ -590,16 +624,19 @@ where
         let lr = c.lr_at(step);
         let micro: Vec<Vec<usize>> =
             (0..c.grad_accum).map(|_| next_batch(self.data.train.len(), c.seed, &mut self.state.data, c.batch_size)).collect();
-        let mut shares = parallel::shard(&micro, self.devices.len());
+        let mut shares = parallel::node_shares(&micro, self.devices.len(), self.cluster.as_ref());
         let mine = shares.remove(0);
         if let Some(peers) = &self.peers {
             peers.step(step, lr, shares)?;
         }
-        // The library's step; with several devices, the gradients are averaged between its two phases.
+        // The library's step; with several replicas, the gradients are averaged between its two phases.
         let mut local = faults::backward_pass(step + 1, &model, &self.data.train, &mine, c.objective())?;
-        if self.devices.len() > 1 {
-            local = parallel::reduce::<A>(local, 0, self.devices.len(), &self.devices[0])?;
-        }
+        let replicas = self.devices.len() * self.cluster.as_ref().map_or(1, |c| c.nodes);
+        let reduce = || parallel::reduce::<A>(local, &model, 0, replicas, &self.devices[0]);
+        local = match &self.cluster {
+            Some(cl) => cluster::with_nodes(&format!("averaging the gradients of step {}", step + 1), cl.timeout, reduce)?,
+            None => reduce()?,
+        };
         let (model, outcome) = step::blocking::optimizer_step(model, &mut self.opt, local, lr)?;
         let tokens_per_step = (c.batch_size * c.seq_len * c.grad_accum) as u64;
         self.state.step += 1;
@@ -611,12 +648,9 @@ where
                 self.last_loss = loss;
                 self.clock.stamp(&mut self.state);
                 let s = &self.state;
-                writeln!(
-                    self.metrics,
-                    "{}",
-                    json!({"kind": "train", "step": s.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm, "tokens_per_s": tps,
-                           "tokens": s.tokens, "cpu_seconds": s.cpu_seconds})
-                )?;
+                let line = json!({"kind": "train", "step": s.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm,
+                                  "tokens_per_s": tps, "tokens": s.tokens, "cpu_seconds": s.cpu_seconds});
+                self.log(&line)?;
                 self.bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
             }
             // A skipped step (non-finite loss or gradient norm) left weights and moments untouched.
@@ -632,7 +666,7 @@ where
         self.consecutive_bad += 1;
         let (step, n) = (self.state.step, self.consecutive_bad);
         self.bar.suspend(|| eprintln!("warning: step {step}: {why}, step skipped ({n} in a row)"));
-        writeln!(self.metrics, "{}", json!({"kind": "train", "step": step, "skipped": true, "reason": why}))?;
+        self.log(&json!({"kind": "train", "step": step, "skipped": true, "reason": why}))?;
         if n >= self.rc.max_bad_steps {
             self.save(model, &step_name(step))?;
             bail!(
@@ -654,7 +688,9 @@ where
         }
         if step.is_multiple_of(self.rc.checkpoint_every) || last || stop {
             self.save(model, &step_name(step))?;
-            prune_checkpoints(&self.run, self.rc.keep_last);
+            if self.writes() {
+                prune_checkpoints(&self.run, self.rc.keep_last);
+            }
         }
         Ok(())
     }
@@ -667,13 +703,10 @@ where
         let chunk_len = rate.filter(|r| *r > 0.0).map(|r| 1.0 / r);
         self.clock.stamp(&mut self.state);
         let s = &self.state;
-        writeln!(
-            self.metrics,
-            "{}",
-            json!({"kind": "valid", "step": s.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb,
-                   "mean_chunk_tokens": chunk_len, "tokens": s.tokens, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds})
-        )?;
+        let line = json!({"kind": "valid", "step": s.step, "loss": vloss, "ppl": vloss.exp(), "bits_per_byte": bpb,
+                          "mean_chunk_tokens": chunk_len, "tokens": s.tokens, "seconds": s.seconds, "cpu_seconds": s.cpu_seconds});
         let (step, last_loss) = (s.step, self.last_loss);
+        self.log(&line)?;
         self.bar.suspend(|| {
             eprintln!(
                 "step {step:>6}  train {last_loss:.4}  valid {vloss:.4}  ppl {:.2}  bpb {bpb:.3}{}",
@@ -688,17 +721,35 @@ where
         Ok(())
     }
 
-    /// A checkpoint of the model, optimizer and counters (clocks stamped first).
+    /// A checkpoint of the model, optimizer and counters (clocks stamped first); only by the process that writes
+    /// the run.
     fn save(&mut self, model: &Model<A>, name: &str) -> Result<()> {
         self.clock.stamp(&mut self.state);
-        save_checkpoint(&self.run, name, model, &self.opt, &self.state)
+        match self.writes() {
+            true => save_checkpoint(&self.run, name, model, &self.opt, &self.state),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether this process writes the run directory (see [`Job::writes`]).
+    fn writes(&self) -> bool {
+        self.metrics.is_some()
+    }
+
+    /// A line of metrics.jsonl (nodes other than rank 0 write none).
+    fn log(&mut self, line: &serde_json::Value) -> Result<()> {
+        if let Some(file) = &mut self.metrics {
+            writeln!(file, "{line}")?;
+        }
+        Ok(())
     }
 
     /// The peers' last word, then the run's summary.
     fn finish(mut self, model: Model<A>) -> Result<()> {
         self.bar.finish_and_clear();
         if let Some(peers) = self.peers.take() {
-            peers.finish(&model)?;
+            let fingerprint = parallel::fingerprint(&self.c, &self.data.train, self.state.step, &model)?;
+            peers.finish(&model, &fingerprint, &self.devices[0])?;
         }
         self.clock.stamp(&mut self.state);
         let (s, c) = (&self.state, &self.c);
@@ -709,16 +760,21 @@ where
             "final_train_loss": self.last_loss, "best_valid_loss": s.best_valid,
             "skipped_steps": s.bad_steps, "data": self.data.summary, "parameters": model.num_params(),
         });
-        write_atomic(&summary_file(&self.run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        if self.writes() {
+            write_atomic(&summary_file(&self.run), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+        }
         eprintln!(
-            "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · run {}",
+            "done: {} steps · {} tokens · {:.0} s · {:.0} tokens/s · best valid loss {} · {} skipped steps · {}",
             s.step,
             s.tokens,
             seconds,
             s.tokens as f64 / seconds.max(1e-9),
             s.best_valid.map_or("–".into(), |v| format!("{v:.4}")),
             s.bad_steps,
-            self.run.display()
+            match self.writes() {
+                true => format!("run {}", self.run.display()),
+                false => "the run directory is rank 0's".to_string(),
+            }
         );
         Ok(())
     }
