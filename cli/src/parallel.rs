@@ -17,7 +17,6 @@
 //! collective averages gradients over all of them. Every node first checks that all start the same run (settings,
 //! data, step, weights) and at the end that all hold the same weights.
 
-use std::marker::PhantomData;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -39,10 +38,18 @@ use hnet_gpt_model::Model;
 use hnet_gpt::cluster::{self, Cluster, Fingerprint};
 
 /// Averages one peer's gradients and loss with the others' (a no-op for a single device). Every peer must call it
-/// each step; when any peer's loss was not finite, every peer gets none and skips the step alike.
-pub fn reduce<A: AutodiffBackend>(local: Gradients, model: &Model<A>, peer: usize, peers: usize, device: &A::Device) -> Result<Gradients> {
+/// each step; when any peer's loss was not finite, every peer gets none and skips the step alike. Also returns the
+/// seconds the gradients' all-reduce took: the loss's, before it, is where the peers wait for each other, so this
+/// is the transfer itself.
+pub fn reduce<A: AutodiffBackend>(
+    local: Gradients,
+    model: &Model<A>,
+    peer: usize,
+    peers: usize,
+    device: &A::Device,
+) -> Result<(Gradients, f64)> {
     if peers == 1 {
-        return Ok(local);
+        return Ok((local, 0.0));
     }
     let id = PeerId(peer as u32);
     let stats = Tensor::<A::InnerBackend, 1>::from_floats([local.loss as f32, local.ce as f32], device);
@@ -53,40 +60,60 @@ pub fn reduce<A: AutodiffBackend>(local: Gradients, model: &Model<A>, peer: usiz
         .to_vec::<f32>()
         .map_err(|e| anyhow!("{e:?}"))?;
     let (loss, ce) = (stats[0] as f64, stats[1] as f64);
+    let start = std::time::Instant::now();
     let grads = match local.grads {
-        Some(grads) if loss.is_finite() => {
-            let mut reducer = Reducer::<A> { peer: id, grads, error: None, _backend: PhantomData };
-            model.visit(&mut reducer);
-            if let Some(e) = reducer.error {
-                bail!("all-reduce of the gradients: {e}");
-            }
-            Some(reducer.grads)
-        }
+        Some(grads) if loss.is_finite() => Some(reduce_gradients(grads, model, id, device)?),
         _ => None,
     };
-    Ok(Gradients { loss, ce, grads })
+    Ok((Gradients { loss, ce, grads }, start.elapsed().as_secs_f64()))
 }
 
-/// Averages each parameter's gradient with the other peers', in the model's own parameter order. burn's
-/// `GradientsParams::all_reduce` goes in the order of parameter ids, which are random per process: replicas in one
-/// process share them (they are clones), but nodes do not, and would pair different tensors.
-struct Reducer<A: AutodiffBackend> {
-    peer: PeerId,
+/// A gradient taken out for the all-reduce: its number of values, and how to put its averaged values back.
+type Slot<B> = (usize, Box<dyn FnOnce(&mut GradientsParams, Tensor<B, 1>)>);
+
+/// Averages every gradient with the other peers' in one all-reduce: flattened and joined in the model's own
+/// parameter order, then split back. One operation per step instead of one per parameter (each is a round of
+/// messages between nodes); and the model's order, because burn's `GradientsParams::all_reduce` goes in the order of
+/// parameter ids, which are random per process — replicas in one process share them (they are clones), nodes do
+/// not, and would pair different tensors.
+fn reduce_gradients<A: AutodiffBackend>(
     grads: GradientsParams,
-    error: Option<String>,
-    _backend: PhantomData<A>,
+    model: &Model<A>,
+    peer: PeerId,
+    device: &A::Device,
+) -> Result<GradientsParams> {
+    let mut gather = Gather::<A> { grads, flat: Vec::new(), slots: Vec::new() };
+    model.visit(&mut gather);
+    let Gather { mut grads, flat, slots } = gather;
+    if flat.is_empty() {
+        return Ok(grads);
+    }
+    let joined = Tensor::cat(flat, 0);
+    let averaged = all_reduce::<A::InnerBackend>(peer, joined.into_primitive().tensor(), ReduceOperation::Mean)
+        .map_err(|e| anyhow!("all-reduce of the gradients: {e:?}"))?;
+    let averaged = Tensor::<A::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(averaged)).to_device(device);
+    let mut offset = 0;
+    for (len, put_back) in slots {
+        put_back(&mut grads, averaged.clone().slice(offset..offset + len));
+        offset += len;
+    }
+    Ok(grads)
 }
 
-impl<A: AutodiffBackend> ModuleVisitor<A> for Reducer<A> {
+/// Takes each parameter's gradient out of `grads`, flattened, in the order the model visits its parameters.
+struct Gather<A: AutodiffBackend> {
+    grads: GradientsParams,
+    flat: Vec<Tensor<A::InnerBackend, 1>>,
+    slots: Vec<Slot<A::InnerBackend>>,
+}
+
+impl<A: AutodiffBackend> ModuleVisitor<A> for Gather<A> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
-        if self.error.is_some() {
-            return;
-        }
         let Some(grad) = self.grads.remove::<A::InnerBackend, D>(param.id) else { return };
-        match all_reduce::<A::InnerBackend>(self.peer, grad.into_primitive().tensor(), ReduceOperation::Mean) {
-            Ok(reduced) => self.grads.register(param.id, Tensor::<A::InnerBackend, D>::from_primitive(TensorPrimitive::Float(reduced))),
-            Err(e) => self.error = Some(format!("{e:?}")),
-        }
+        let (id, shape) = (param.id, grad.shape());
+        let len = shape.num_elements();
+        self.flat.push(grad.reshape([len]));
+        self.slots.push((len, Box::new(move |grads, values| grads.register(id, values.reshape::<D, _>(shape)))));
     }
 }
 
@@ -283,7 +310,7 @@ fn worker<A: AutodiffBackend>(
         opt.groups = c.groups_at(step);
         // The same step as peer 0's (the library's), with the all-reduce between its two phases.
         let local = step::blocking::backward_pass(&model, data, &micro, c.objective())?;
-        let reduced = reduce::<A>(local, &model, peer, n, device)?;
+        let (reduced, _) = reduce::<A>(local, &model, peer, n, device)?;
         model = step::blocking::optimizer_step(model, &mut opt, reduced, lr)?.0;
     }
     if let Some(cl) = cluster {

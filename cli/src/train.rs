@@ -633,10 +633,13 @@ where
         let mut local = faults::backward_pass(step + 1, &model, &self.data.train, &mine, c.objective())?;
         let replicas = self.devices.len() * self.cluster.as_ref().map_or(1, |c| c.nodes);
         let reduce = || parallel::reduce::<A>(local, &model, 0, replicas, &self.devices[0]);
-        local = match &self.cluster {
+        let (reduced, seconds) = match &self.cluster {
             Some(cl) => cluster::with_nodes(&format!("averaging the gradients of step {}", step + 1), cl.timeout, reduce)?,
             None => reduce()?,
         };
+        local = reduced;
+        // Seconds in the gradients' all-reduce (metrics.jsonl: `allreduce_s`).
+        let allreduce_s = (replicas > 1).then_some(seconds);
         let (model, outcome) = step::blocking::optimizer_step(model, &mut self.opt, local, lr)?;
         let tokens_per_step = (c.batch_size * c.seq_len * c.grad_accum) as u64;
         self.state.step += 1;
@@ -648,8 +651,11 @@ where
                 self.last_loss = loss;
                 self.clock.stamp(&mut self.state);
                 let s = &self.state;
-                let line = json!({"kind": "train", "step": s.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm,
-                                  "tokens_per_s": tps, "tokens": s.tokens, "cpu_seconds": s.cpu_seconds});
+                let mut line = json!({"kind": "train", "step": s.step, "loss": loss, "ce": ce, "lr": lr, "grad_norm": grad_norm,
+                                      "tokens_per_s": tps, "tokens": s.tokens, "cpu_seconds": s.cpu_seconds});
+                if let Some(seconds) = allreduce_s {
+                    line["allreduce_s"] = json!(seconds);
+                }
                 self.log(&line)?;
                 self.bar.set_message(format!("loss {loss:.3} · {tps:.0} tok/s"));
             }

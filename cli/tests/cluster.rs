@@ -156,6 +156,14 @@ fn two_nodes_train_like_two_devices_and_resume_exactly() {
     let diff = weight_difference(&reference.join(last), &nodes.join(last));
     assert!(diff <= 1e-5, "final weights differ by {diff}");
 
+    // Two nodes × two devices (a tree inside each node, a ring between them) train like one process with four.
+    ok(bin().arg("train").args(TINY).args(SIX).args(["--devices", "4", "--out", &path("four")]).output().unwrap());
+    let both = [SIX, &["--devices", "2"]].concat();
+    let (a, b) = two_nodes(&[&both[..], &["--out", &path("2x2")]].concat(), &[&both[..], &["--out", &path("rank1")]].concat());
+    assert!(ok(a).contains("data parallel over 2 nodes × 2 devices"));
+    ok(b);
+    assert_close(&metrics(&dir.join("four"), "train"), &metrics(&dir.join("2x2"), "train"), "2 × 2 train loss at step");
+
     // Stopped at step 3 on both nodes, then resumed on both (rank 1 reads rank 0's run directory, as on a shared
     // file system): the same losses and weights as the uninterrupted run.
     let resumed = path("resumed");

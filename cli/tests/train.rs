@@ -202,7 +202,7 @@ fn two_devices_train_like_one() {
     // An uneven split is refused before training.
     let out = train(&["--arch", "gpt2", "--steps", "2", "--devices", "3", "--out", dir.join("uneven").to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of the number of devices"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("multiple of the number of replicas"));
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {

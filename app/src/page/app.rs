@@ -62,7 +62,7 @@ pub fn App() -> impl IntoView {
                 <FineTunePanel state=state />
                 <ModelPanel state=state />
             </div>
-            <footer class="muted">"Everything runs locally in this tab: WebGPU when available, otherwise the CPU. "
+            <footer class="muted">"Everything runs locally in this tab, on WebGPU or the CPU (whichever is faster here; the switch above chooses). "
                 <a href="public/embed-example.html">"Embedding example"</a></footer>
         </main>
     }

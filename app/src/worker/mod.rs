@@ -286,7 +286,10 @@ impl Worker {
         let warmup = backend.warmup_ms;
         let model = self.set_model(engine, source, card);
         post(job, Reply::Loaded { model, backend }, None);
-        format!("Ready (warm-up {:.1} s)", warmup / 1000.0)
+        match warmup {
+            ms if ms < 1000.0 => format!("Ready (warm-up {ms:.0} ms)"),
+            ms => format!("Ready (warm-up {:.1} s)", ms / 1000.0),
+        }
     }
 
     /// GPT-2's tokenizer, fetched the first time it is needed.
