@@ -230,6 +230,15 @@ fn nodes_that_cannot_train_together_are_refused() {
         assert!(stderr.contains("node 1 differs from node 0 at the start in its training settings"), "{stderr}");
     }
 
+    // The same settings on other data (the built-in corpus read as a file, so split by another rule).
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/../model/data/builtin_corpus.py");
+    let (a, b) = two_nodes(&[SIX, &["--out", &path("c")]].concat(), &[SIX, &["--out", &path("d"), "--data", corpus]].concat());
+    for out in [a, b] {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("node 1 differs from node 0 at the start in its training data"), "{stderr}");
+    }
+
     let nobody = format!("127.0.0.1:{}", free_port());
     let out = node(&nobody, 2, 1, &["--peer-timeout", "3"]).wait_with_output().unwrap();
     assert!(!out.status.success());
