@@ -289,6 +289,36 @@ test("on a software adapter the faster of WebGPU and the CPU runs the model, and
   assert.deepEqual(problems, []);
 });
 
+test("completes after a pause in typing, and a keystroke stops the completion in flight", { timeout: LOAD + WORK }, async () => {
+  // WebGPU on SwiftShader (`?gpu=1`) decodes a few tokens a second: a completion stays in flight long enough to type
+  // into it (64 tokens would take many seconds).
+  const { page, problems } = await open(browser, `${server.url}?gpu=1`);
+  await ready(page);
+  const auto = page.getByTestId("auto-complete");
+  assert.equal(await auto.isChecked(), false, "automatic completion is off by default on a software adapter");
+  await page.locator("#max-tokens").fill("64");
+  await page.locator("#max-tokens").dispatchEvent("change");
+  await page.locator("#scope").selectOption("free");
+  await auto.check();
+  await page.getByTestId("editor").focus();
+  await page.keyboard.press("Control+End");
+  // Typing alone starts a completion, after the pause (Stop is enabled while one is in flight).
+  await page.keyboard.type("x");
+  await page.waitForFunction(() => parseInt(document.querySelector("[data-testid=token-count]").textContent, 10) >= 1
+    && !document.querySelector("[data-testid=stop]").disabled, null, { timeout: WORK });
+  // A keystroke stops it at once: the next completion (after the pause) starts within seconds, not after the 64
+  // tokens the first would still take.
+  const typed = Date.now();
+  await page.keyboard.type("y");
+  await page.waitForFunction(() => document.querySelector("[data-testid=token-count]")?.textContent === "0 tokens", null, { timeout: 20_000 });
+  const restarted = Date.now() - typed;
+  assert.ok(restarted < 6_000, `the completion in flight went on for ${restarted} ms after a keystroke`);
+  await page.waitForFunction(() => parseInt(document.querySelector("[data-testid=token-count]").textContent, 10) >= 1, null, { timeout: WORK });
+  assert.match(await editorText(page), /xy$/);
+  await auto.uncheck();
+  assert.deepEqual(problems, []);
+});
+
 test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout: LOAD + WORK }, async () => {
   const cpu = await launch({ webgpu: false });
   try {

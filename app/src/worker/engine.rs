@@ -78,7 +78,7 @@ async fn init_gpu() {
     }
 }
 
-/// Decoding steps timed to measure a backend's speed (after the warm-up step, which compiles the shaders).
+/// Decoding steps timed, at most, to measure a backend's speed (after the warm-up step, which compiles the shaders).
 const SPEED_STEPS: usize = 3;
 
 /// One cached decoding step of one token whose logits are read back, as a completion does.
@@ -106,18 +106,24 @@ fn load_on<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Model<B>, Str
     checkpoint::from_bytes(bytes, "checkpoint", device).map_err(|e| e.to_string())
 }
 
-/// Loads a checkpoint on `device`, runs the warm-up step, then measures the decoding speed.
-async fn load_warm<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Warm<B>, String> {
+/// Loads a checkpoint on `device`, runs the warm-up step, then measures the decoding speed over up to
+/// [`SPEED_STEPS`] steps — fewer when `rival` (another backend's tokens/s) is already more than twice as fast after
+/// one: a software adapter can take minutes per step on a large model, and one step settles the race.
+async fn load_warm<B: Backend>(bytes: &[u8], device: &B::Device, rival: Option<f64>) -> Result<Warm<B>, String> {
     let model = load_on::<B>(bytes, device)?;
     let mut state = model.new_state();
     let start = web::now_ms();
     decode_step(&model, &mut state).await?;
     let warmed = web::now_ms();
-    for _ in 0..SPEED_STEPS {
+    let mut tokens_per_s = 0.0;
+    for step in 1..=SPEED_STEPS {
         decode_step(&model, &mut state).await?;
+        tokens_per_s = step as f64 / ((web::now_ms() - warmed) / 1000.0).max(1e-6);
+        if rival.is_some_and(|r| r > 2.0 * tokens_per_s) {
+            break;
+        }
     }
-    let seconds = ((web::now_ms() - warmed) / 1000.0).max(1e-6);
-    Ok(Warm { model, warmup_ms: warmed - start, tokens_per_s: SPEED_STEPS as f64 / seconds })
+    Ok(Warm { model, warmup_ms: warmed - start, tokens_per_s })
 }
 
 /// Marks WebGPU as unusable for the rest of the session, saying why.
@@ -162,9 +168,19 @@ impl Engine {
         let (adapter, mut unusable) = usable_adapter(&info.config).await;
         let software = adapter.as_ref().is_some_and(|a| a.fallback);
         let mut speeds = known;
+        // A software adapter emulates the GPU on the CPU's threads, usually far slower than the CPU backend: unless
+        // WebGPU was asked for by name, the CPU is measured first and WebGPU races it.
+        let race = software && unusable.is_none() && choice == BackendChoice::Auto;
+        let cpu = match race {
+            true => Some(load_warm::<Cpu>(bytes, &Default::default(), None).await?),
+            false => None,
+        };
+        if let Some(cpu) = &cpu {
+            speeds.cpu = Some(cpu.tokens_per_s);
+        }
         let gpu = if unusable.is_none() && choice != BackendChoice::Cpu {
             init_gpu().await;
-            match load_warm::<Gpu>(bytes, &WgpuDevice::default()).await {
+            match load_warm::<Gpu>(bytes, &WgpuDevice::default(), cpu.as_ref().map(|c| c.tokens_per_s)).await {
                 Ok(warm) => {
                     speeds.webgpu = Some(warm.tokens_per_s);
                     Some(warm)
@@ -189,28 +205,31 @@ impl Engine {
             warmup_ms,
             memory_bytes: memory_bytes(name == WEBGPU),
         };
-        if let Some(gpu) = gpu {
-            // A software adapter emulates the GPU on the CPU's threads, usually far slower than the CPU backend:
-            // race the two unless WebGPU was asked for by name.
-            if !(software && choice == BackendChoice::Auto) {
+        let (gpu, cpu) = match (gpu, cpu) {
+            (Some(gpu), None) => {
                 let info = backend(WEBGPU, None, gpu.warmup_ms, speeds, None);
                 return Ok((Engine::Gpu(Rc::new(gpu.model)), info));
             }
-            let cpu = load_warm::<Cpu>(bytes, &Default::default()).await?;
-            speeds.cpu = Some(cpu.tokens_per_s);
-            let race = format!("the software WebGPU adapter decoded {} and the CPU {}", rate(gpu.tokens_per_s), rate(cpu.tokens_per_s));
-            if gpu.tokens_per_s >= cpu.tokens_per_s {
-                let info = backend(WEBGPU, Some(format!("{race}, so WebGPU runs the model")), gpu.warmup_ms, speeds, None);
-                return Ok((Engine::Gpu(Rc::new(gpu.model)), info));
+            (Some(gpu), Some(cpu)) => (gpu, cpu),
+            (None, cpu) => {
+                let cpu = match cpu {
+                    Some(cpu) => cpu,
+                    None => load_warm::<Cpu>(bytes, &Default::default(), None).await?,
+                };
+                speeds.cpu = Some(cpu.tokens_per_s);
+                let reason = unusable.clone().unwrap_or_else(|| "the CPU was chosen on this page".to_string());
+                let info = backend("CPU", Some(reason), cpu.warmup_ms, speeds, unusable);
+                return Ok((Engine::Cpu(Rc::new(cpu.model)), info));
             }
-            drop(gpu);
-            let info = backend("CPU", Some(format!("{race}, so the CPU runs the model")), cpu.warmup_ms, speeds, None);
-            return Ok((Engine::Cpu(Rc::new(cpu.model)), info));
+        };
+        let race = format!("the software WebGPU adapter decoded {} and the CPU {}", rate(gpu.tokens_per_s), rate(cpu.tokens_per_s));
+        if gpu.tokens_per_s >= cpu.tokens_per_s {
+            drop(cpu);
+            let info = backend(WEBGPU, Some(format!("{race}, so WebGPU runs the model")), gpu.warmup_ms, speeds, None);
+            return Ok((Engine::Gpu(Rc::new(gpu.model)), info));
         }
-        let cpu = load_warm::<Cpu>(bytes, &Default::default()).await?;
-        speeds.cpu = Some(cpu.tokens_per_s);
-        let reason = unusable.clone().unwrap_or_else(|| "the CPU was chosen on this page".to_string());
-        let info = backend("CPU", Some(reason), cpu.warmup_ms, speeds, unusable);
+        drop(gpu);
+        let info = backend("CPU", Some(format!("{race}, so the CPU runs the model")), cpu.warmup_ms, speeds, None);
         Ok((Engine::Cpu(Rc::new(cpu.model)), info))
     }
 

@@ -114,6 +114,50 @@ fn start(state: Playground, controls: Controls, live: Live) {
     });
 }
 
+/// Pause in typing after which an automatic completion starts.
+const TYPING_PAUSE_MS: i32 = 350;
+
+/// Completion as the person types: every edit stops the completion in flight (its ghost is stale) and, when `auto`
+/// is on, a new one starts after a pause of [`TYPING_PAUSE_MS`]. Returns `auto`: off until the backend is known, then
+/// on for a hardware GPU and off for the CPU path and software adapters (a completion per pause would keep those
+/// busy), unless the person has set it (`chosen`).
+fn auto_complete(state: Playground, live: Live, chosen: StoredValue<bool>, run: impl Fn() + Copy + 'static) -> RwSignal<bool> {
+    let auto = RwSignal::new(false);
+    Effect::new(move |_| {
+        let fast = state.backend.with(|b| b.as_ref().is_some_and(|b| b.is_webgpu() && !b.software));
+        if !chosen.get_value() {
+            auto.set(fast);
+        }
+    });
+    let edits = StoredValue::new(0u64);
+    Effect::new(move |first: Option<()>| {
+        state.code.track();
+        if first.is_none() {
+            return;
+        }
+        if let (Some(client), Some(id)) = (state.client(), live.job.get_untracked()) {
+            live.dropped.set(true);
+            client.cancel(id);
+        }
+        let this = edits.get_value() + 1;
+        edits.set_value(this);
+        if !auto.get_untracked() {
+            return;
+        }
+        spawn_local(async move {
+            web::sleep_ms(TYPING_PAUSE_MS).await;
+            // The stopped completion hands the worker back within a token.
+            while edits.get_value() == this && state.busy.get_untracked() == Some(Busy::Generating) {
+                web::sleep_ms(20).await;
+            }
+            if edits.get_value() == this && auto.get_untracked() {
+                run();
+            }
+        });
+    });
+    auto
+}
+
 /// The completion panel.
 #[component]
 pub fn CompletionPanel(
@@ -139,6 +183,8 @@ pub fn CompletionPanel(
     let note = RwSignal::new(String::new());
     let live = Live { tokens, speed, note, job, dropped: RwSignal::new(false) };
     let run = move || start(state, controls, live);
+    let chosen = StoredValue::new(false);
+    let auto = auto_complete(state, live, chosen, run);
     let stop = move |_| {
         if let (Some(client), Some(id)) = (state.client(), job.get_untracked()) {
             client.cancel(id);
@@ -193,6 +239,16 @@ pub fn CompletionPanel(
                         </select>
                     </label>
                 </fieldset>
+            })}
+            {(!compact).then(|| view! {
+                <label class="row" title="After a pause in typing, ask for a completion at the cursor; a keystroke stops the one in flight">
+                    <input type="checkbox" data-testid="auto-complete" prop:checked=move || auto.get()
+                        on:change=move |ev| {
+                            chosen.set_value(true);
+                            auto.set(event_target_checked(&ev));
+                        } />
+                    " Complete as I type (after a 350 ms pause)"
+                </label>
             })}
             <div class="row">
                 <button data-testid="complete" on:click=move |_| run() disabled=move || state.busy.get().is_some() || !state.has_model()>

@@ -85,7 +85,7 @@ fn BackendSwitch(state: Playground) -> impl IntoView {
                     }
                 }
             >
-                {label} " · " <span data-testid="speed">{speed}</span>
+                {label} " · " <span data-testid="switch-speed">{speed}</span>
             </button>
         }
     };
