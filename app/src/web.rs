@@ -69,6 +69,26 @@ impl Scope {
     }
 }
 
+/// What a storage error means to a person: a full quota gets a sentence (the browser's own message names an
+/// internal limit), anything else its message.
+pub fn storage_err(v: JsValue) -> String {
+    if get(&v, "name").as_string().as_deref() == Some("QuotaExceededError") {
+        return "this site's storage in the browser is full (quota exceeded); free some in the browser's site settings".into();
+    }
+    js_err(v)
+}
+
+thread_local! {
+    /// Why the last download that should have been cached was not (taken by [`take_cache_warning`]).
+    static CACHE_WARNING: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Why a download of this task was not kept in the Cache API, if one was not: it worked, but a reload fetches it
+/// again.
+pub fn take_cache_warning() -> Option<String> {
+    CACHE_WARNING.with(|w| w.borrow_mut().take())
+}
+
 /// A JavaScript error value as text.
 pub fn js_err(v: JsValue) -> String {
     // An Error object stringifies to `{}`: its message is what a person can read.
@@ -287,7 +307,11 @@ pub async fn fetch_progress(
     if let Some(cache) = &cache {
         let array = Uint8Array::from(bytes.as_slice());
         if let Ok(copy) = web_sys::Response::new_with_opt_buffer_source(Some(&array)) {
-            let _ = JsFuture::from(cache.put_with_str(url, &copy)).await;
+            // A cache that cannot keep the file (a full quota) costs a download next time, not this one.
+            if let Err(e) = JsFuture::from(cache.put_with_str(url, &copy)).await {
+                let why = storage_err(e);
+                CACHE_WARNING.with(|w| *w.borrow_mut() = Some(format!("{url} was not kept for the next visit: {why}")));
+            }
         }
     }
     Ok(bytes)
@@ -329,13 +353,37 @@ pub mod idb {
                 let target: web_sys::IdbRequest = e.target().expect("event target").unchecked_into();
                 let _ = ok.call1(&JsValue::NULL, &target.result().unwrap_or(JsValue::UNDEFINED));
             });
-            let on_error = wasm_bindgen::closure::Closure::once_into_js(move |_e: web_sys::Event| {
-                let _ = reject.call1(&JsValue::NULL, &JsValue::from_str("IndexedDB request failed"));
+            let on_error = wasm_bindgen::closure::Closure::once_into_js(move |e: web_sys::Event| {
+                let target: web_sys::IdbRequest = e.target().expect("event target").unchecked_into();
+                let error = Some(super::get(&target, "error")).filter(|e| !e.is_null() && !e.is_undefined());
+                let error = error.unwrap_or_else(|| JsValue::from_str("IndexedDB request failed"));
+                let _ = reject.call1(&JsValue::NULL, &error);
             });
             req.set_onsuccess(Some(on_success.unchecked_ref()));
             req.set_onerror(Some(on_error.unchecked_ref()));
         });
-        JsFuture::from(promise).await.map_err(js_err)
+        JsFuture::from(promise).await.map_err(storage_err)
+    }
+
+    /// Resolves once `tx` has committed: a write whose request succeeded can still be undone when the transaction
+    /// aborts (a full quota is reported there). Not async: the handlers must be in place before the transaction can
+    /// finish.
+    fn committed(tx: &web_sys::IdbTransaction) -> JsFuture {
+        let promise = Promise::new(&mut |resolve, reject| {
+            let on_complete = wasm_bindgen::closure::Closure::once_into_js(move |_e: web_sys::Event| {
+                let _ = resolve.call0(&JsValue::NULL);
+            });
+            let failed = reject.clone();
+            let tx_error = tx.clone();
+            let on_abort = wasm_bindgen::closure::Closure::once_into_js(move |_e: web_sys::Event| {
+                let error = Some(super::get(&tx_error, "error")).filter(|e| !e.is_null() && !e.is_undefined());
+                let error = error.unwrap_or_else(|| JsValue::from_str("the IndexedDB transaction was aborted"));
+                let _ = failed.call1(&JsValue::NULL, &error);
+            });
+            tx.set_oncomplete(Some(on_complete.unchecked_ref()));
+            tx.set_onabort(Some(on_abort.unchecked_ref()));
+        });
+        JsFuture::from(promise)
     }
 
     async fn open() -> Result<web_sys::IdbDatabase, String> {
@@ -356,12 +404,16 @@ pub mod idb {
         db.transaction_with_str_and_mode(STORE, mode).map_err(js_err)?.object_store(STORE).map_err(js_err)
     }
 
-    /// Stores bytes under `key`.
+    /// Stores bytes under `key`, once the write has committed.
     pub async fn put(key: &str, bytes: &[u8]) -> Result<(), String> {
         let db = open().await?;
-        let s = store(&db, web_sys::IdbTransactionMode::Readwrite)?;
-        request(&s.put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key)).map_err(js_err)?).await?;
-        Ok(())
+        let tx = db.transaction_with_str_and_mode(STORE, web_sys::IdbTransactionMode::Readwrite).map_err(js_err)?;
+        let s = tx.object_store(STORE).map_err(js_err)?;
+        let done = committed(&tx);
+        let written = request(&s.put_with_key(&Uint8Array::from(bytes), &JsValue::from_str(key)).map_err(storage_err)?).await;
+        // The transaction's verdict is the one that counts (a full quota may only show there).
+        let committed = done.await.map(drop).map_err(storage_err);
+        written.and(committed)
     }
 
     /// The bytes under `key`, if any.

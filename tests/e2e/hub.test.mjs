@@ -154,6 +154,34 @@ test("an unreachable Hub is a sentence, not a raw error object", { timeout: LOAD
   assert.doesNotMatch(text, /\{\}/);
 });
 
+test("a full storage quota: the model still loads and says it was not kept, saving says why it failed, the page goes on", { timeout: LOAD + WORK }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  // A quota of 64 kB for the page's origin: the Cache API cannot keep the weights, IndexedDB cannot keep a model.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Storage.overrideQuotaForOrigin", { origin: new URL(server.url).origin, quotaSize: 64 * 1024 });
+  await page.goto(`${server.url}?model=hf:hnet-test/tiny-gpt2&hub=${encodeURIComponent(hub.url)}&gpu=0`);
+  await page.waitForFunction(() => /^Ready|Could not/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LOAD });
+  assert.match(await page.getByTestId("model").textContent(), /tiny-gpt2 from the Hub/);
+  assert.match(await page.getByTestId("status").textContent(),
+    /^Ready .* · .* was not kept for the next visit: this site's storage in the browser is full \(quota exceeded\)/);
+  await page.getByTestId("snippets").fill([TEXT, TEXT.replace("add", "sub"), TEXT.replace("Stack", "Queue")].join("\n# ---\n"));
+  await page.getByTestId("ft-steps").fill("1");
+  await page.getByTestId("ft-steps").dispatchEvent("change");
+  await page.getByTestId("train").click();
+  await page.waitForFunction(() => /before → .* after/.test(document.querySelector("[data-testid=perplexity]")?.textContent ?? ""), null, { timeout: WORK });
+  await page.getByTestId("save").click();
+  await page.getByTestId("error").waitFor({ timeout: WORK });
+  assert.equal(await page.getByTestId("error").getAttribute("data-place"), "FineTune");
+  assert.match(await page.getByTestId("error").textContent(), /Could not save: this site's storage in the browser is full \(quota exceeded\)/);
+  assert.doesNotMatch(await page.getByTestId("model").textContent(), /saved in this browser/);
+  // The page goes on: the fine-tuned model completes.
+  await page.getByTestId("complete").click();
+  await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled
+    && (parseInt(document.querySelector("[data-testid=token-count]").textContent, 10) > 0
+        || document.querySelector("[data-testid=completion-note]").textContent === "no completion"), null, { timeout: WORK });
+  await page.close();
+});
+
 test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI's middle, typed indentation merged", { timeout: LOAD + WORK }, async (t) => {
   const dir = scratch(t, "hnet-e2e-fim-");
   const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(dir, "hf") };

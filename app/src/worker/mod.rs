@@ -210,6 +210,7 @@ impl Worker {
 
     /// Loads the tokenizer (once) and a model; on failure the previous model stays loaded.
     async fn load(&self, job: JobId, source: ModelSource, extra: Option<JsValue>) -> Result<String, String> {
+        let _ = web::take_cache_warning();
         let progress = |received, total| post(job, Reply::Download { file: "model".into(), received, total }, None);
         let (bytes, label) = match source {
             ModelSource::SavedOrBundled => match web::idb::get(SAVED_KEY).await {
@@ -239,7 +240,12 @@ impl Worker {
                 (bytes, format!("local file {name}"))
             }
         };
-        self.load_bytes(job, bytes, &label).await
+        let note = self.load_bytes(job, bytes, &label).await?;
+        // Loaded, but not kept for the next visit (a full storage quota): the status line says so.
+        Ok(match web::take_cache_warning() {
+            Some(warning) => format!("{note} · {warning}"),
+            None => note,
+        })
     }
 
     async fn load_bytes(&self, job: JobId, bytes: Vec<u8>, source: &str) -> Result<String, String> {
