@@ -576,6 +576,13 @@ where
         let run = &job.run;
         match &job.fresh {
             None => {
+                if !job.writes() && !run.join("config.json").is_file() {
+                    bail!(
+                        "{} is not here: a node other than rank 0 resumes from rank 0's run directory — keep runs on \
+                         storage the nodes share, or copy rank 0's {0} to this node first",
+                        run.display()
+                    );
+                }
                 let rc = read_config(run)?;
                 let ckpt =
                     latest_checkpoint(run).with_context(|| format!("no complete checkpoint in {}", checkpoints_dir(run).display()))?;

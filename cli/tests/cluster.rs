@@ -240,6 +240,13 @@ fn nodes_that_cannot_train_together_are_refused() {
     }
 
     let nobody = format!("127.0.0.1:{}", free_port());
+
+    // Rank 1 resuming without rank 0's run directory is told where it must come from.
+    let missing = path("elsewhere");
+    let out = node(&nobody, 2, 1, &["--resume", &missing]).wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("resumes from rank 0's run directory"), "{stderr}");
     let out = node(&nobody, 2, 1, &["--peer-timeout", "3"]).wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
