@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import numpy, safetensors" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors
+"$venv/bin/python" -c "import numpy, safetensors, tokenizers" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors tokenizers
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$venv/bin/python" scripts/fixtures/gen_reference.py --gpt2-small "$work"

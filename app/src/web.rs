@@ -224,45 +224,67 @@ async fn or_timeout(promise: &Promise, ms: i32) -> Option<Result<JsValue, JsValu
     }
 }
 
-/// Fetches a URL's bytes with progress (`on_progress(received, total)`), within `bounds`. With `cached`, through the
-/// Cache API: a URL fetched once is served from the cache afterwards (and works offline). Files of this site (the
-/// bundled model, the tokenizer) go without it, so a new deployment is seen at once. A server that declares too
-/// much, sends more than it declared or stalls gets an error; nothing partial is cached or returned.
+/// Fetches a URL's bytes with progress (`on_progress(received, total)`), within `bounds`: [`fetch_stream`]
+/// gathering the pieces.
 pub async fn fetch_progress(
     url: &str,
     cached: bool,
     bounds: Bounds,
-    mut on_progress: impl FnMut(usize, Option<usize>),
+    on_progress: impl FnMut(usize, Option<usize>),
 ) -> Result<Vec<u8>, FetchError> {
+    let mut bytes = Vec::new();
+    fetch_stream(url, cached, bounds, on_progress, |piece, total| {
+        if bytes.is_empty() {
+            // The declared size, which `bounds` already checked: one allocation instead of doublings.
+            bytes.reserve_exact(total.unwrap_or(0));
+        }
+        bytes.extend_from_slice(piece);
+        Ok(())
+    })
+    .await?;
+    Ok(bytes)
+}
+
+/// Streams a URL's body to `on_piece(piece, total)` as it arrives, with progress (`on_progress(received,
+/// total)`), within `bounds`; the whole body is never held here. With `cached`, through the Cache API: a URL fetched
+/// once is served from the cache afterwards (and works offline); the browser writes the cached copy from its own
+/// branch of the stream. Files of this site (the bundled model, the tokenizer) go without it, so a new deployment
+/// is seen at once. A server that declares too much, sends more than it declared or stalls gets an error, as does
+/// an `on_piece` error (its message); nothing partial is cached. Returns the number of bytes.
+pub async fn fetch_stream(
+    url: &str,
+    cached: bool,
+    bounds: Bounds,
+    mut on_progress: impl FnMut(usize, Option<usize>),
+    mut on_piece: impl FnMut(&[u8], Option<usize>) -> Result<(), String>,
+) -> Result<usize, FetchError> {
     let fail = |status: Option<u16>, message: String| FetchError { status, message };
     let scope = scope();
     let cache: Option<web_sys::Cache> = match scope.caches().filter(|_| cached) {
         Some(storage) => JsFuture::from(storage.open("hnet-gpt-models")).await.ok().map(|c| c.unchecked_into()),
         None => None,
     };
-    if let Some(cache) = &cache {
-        let hit = JsFuture::from(cache.match_with_str(url)).await.unwrap_or(JsValue::UNDEFINED);
-        if let Ok(response) = hit.dyn_into::<web_sys::Response>() {
-            let read = |e| fail(None, format!("reading {url} from the cache: {}", js_err(e)));
-            let buffer = JsFuture::from(response.array_buffer().map_err(read)?).await.map_err(read)?;
-            let bytes = Uint8Array::new(&buffer).to_vec();
-            on_progress(bytes.len(), Some(bytes.len()));
-            return Ok(bytes);
-        }
-    }
-    let stalled = || fail(None, format!("fetching {url}: no data for {} s; the server stalled", bounds.stall_ms / 1000));
+    let hit = match &cache {
+        Some(cache) => JsFuture::from(cache.match_with_str(url)).await.ok().and_then(|r| r.dyn_into::<web_sys::Response>().ok()),
+        None => None,
+    };
     let abort = web_sys::AbortController::new().map_err(|e| fail(None, js_err(e)))?;
-    let response: web_sys::Response = match or_timeout(&scope.fetch_abortable(url, &abort.signal()), bounds.stall_ms).await {
-        None => {
-            abort.abort();
-            return Err(stalled());
-        }
-        Some(r) => r
-            .map_err(|e| {
-                let why = js_err(e);
-                fail(None, format!("could not reach {url} ({why}): offline, refused, or blocked by the browser (CORS)"))
-            })?
-            .unchecked_into(),
+    let stalled = || fail(None, format!("fetching {url}: no data for {} s; the server stalled", bounds.stall_ms / 1000));
+    let from_cache = hit.is_some();
+    let response = match hit {
+        Some(response) => response,
+        None => match or_timeout(&scope.fetch_abortable(url, &abort.signal()), bounds.stall_ms).await {
+            None => {
+                abort.abort();
+                return Err(stalled());
+            }
+            Some(r) => r
+                .map_err(|e| {
+                    let why = js_err(e);
+                    fail(None, format!("could not reach {url} ({why}): offline, refused, or blocked by the browser (CORS)"))
+                })?
+                .unchecked_into(),
+        },
     };
     if !response.ok() {
         return Err(fail(Some(response.status()), format!("fetching {url}: HTTP {}", response.status())));
@@ -277,8 +299,26 @@ pub async fn fetch_progress(
     }
     let total = declared.map(|t| t as usize);
     let body = response.body().ok_or_else(|| fail(None, format!("fetching {url}: empty body")))?;
+    // A download to keep: the browser stores one branch of the body while the other is read here.
+    let (body, put) = match cache.as_ref().filter(|_| !from_cache) {
+        Some(cache) => {
+            let branches = body.tee();
+            let init = web_sys::ResponseInit::new();
+            if let (Some(t), Ok(headers)) = (total, web_sys::Headers::new()) {
+                // The cached copy declares its size too: a later read is checked against it.
+                let _ = headers.set("content-length", &t.to_string());
+                init.set_headers(&headers);
+            }
+            let stored: web_sys::ReadableStream = branches.get(0).unchecked_into();
+            let put = web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stored), &init)
+                .ok()
+                .map(|copy| (cache, JsFuture::from(cache.put_with_str(url, &copy))));
+            (branches.get(1).unchecked_into::<web_sys::ReadableStream>(), put)
+        }
+        None => (body, None),
+    };
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0));
+    let mut received = 0usize;
     loop {
         let chunk = match or_timeout(&reader.read(), bounds.stall_ms).await {
             None => {
@@ -290,31 +330,42 @@ pub async fn fetch_progress(
         if get(&chunk, "done").as_bool().unwrap_or(true) {
             break;
         }
-        bytes.extend(Uint8Array::new(&get(&chunk, "value")).to_vec());
-        if bytes.len() > total.unwrap_or(bounds.max_bytes).min(bounds.max_bytes) {
+        let piece = Uint8Array::new(&get(&chunk, "value")).to_vec();
+        received += piece.len();
+        if received > total.unwrap_or(bounds.max_bytes).min(bounds.max_bytes) {
             abort.abort();
             return Err(fail(
                 None,
                 format!("fetching {url}: more bytes than {} arrived; discarded", total.map_or("this page's limit", |_| "declared")),
             ));
         }
-        on_progress(bytes.len(), total);
+        if let Err(e) = on_piece(&piece, total) {
+            // Stops the download and the cached copy with it.
+            abort.abort();
+            let _ = reader.cancel();
+            return Err(fail(None, e));
+        }
+        on_progress(received, total);
     }
-    if total.is_some_and(|t| t != bytes.len()) {
-        // Cut off: never cache (or use) a partial file.
-        return Err(fail(None, format!("fetching {url}: the download stopped at {} of {} bytes", bytes.len(), total.unwrap_or(0))));
-    }
-    if let Some(cache) = &cache {
-        let array = Uint8Array::from(bytes.as_slice());
-        if let Ok(copy) = web_sys::Response::new_with_opt_buffer_source(Some(&array)) {
+    let partial = total.is_some_and(|t| t != received);
+    if let Some((cache, put)) = put {
+        match put.await {
+            // Cut off: never cache (or use) a partial file.
+            Ok(_) if partial => {
+                let _ = JsFuture::from(cache.delete_with_str(url)).await;
+            }
+            Ok(_) => {}
             // A cache that cannot keep the file (a full quota) costs a download next time, not this one.
-            if let Err(e) = JsFuture::from(cache.put_with_str(url, &copy)).await {
+            Err(e) => {
                 let why = storage_err(e);
                 CACHE_WARNING.with(|w| *w.borrow_mut() = Some(format!("{url} was not kept for the next visit: {why}")));
             }
         }
     }
-    Ok(bytes)
+    if partial {
+        return Err(fail(None, format!("fetching {url}: the download stopped at {received} of {} bytes", total.unwrap_or(0))));
+    }
+    Ok(received)
 }
 
 /// Reads a user-picked file.

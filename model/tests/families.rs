@@ -139,3 +139,34 @@ fn fill_in_the_middle_prompts_are_the_tokenizers_own_encoding() {
         }
     }
 }
+
+#[test]
+fn every_family_read_as_it_downloads_gives_transformers_logits() {
+    use hnet_gpt_model::io::checkpoint::copy_to;
+    use hnet_gpt_model::io::hf::from_hub_tensors;
+    use hnet_gpt_model::io::stream::Streamed;
+    use hnet_gpt_model::tokenizer::Tokenizer;
+    let gpt2 = Tokenizer::gpt2().unwrap();
+    for (name, _) in FAMILIES {
+        let bytes = std::fs::read(dir(name).join("model.safetensors")).unwrap();
+        let config = std::fs::read_to_string(dir(name).join("config.json")).unwrap();
+        let tokenizer = std::fs::read_to_string(dir(name).join("tokenizer.json")).unwrap();
+        // Pieces of an odd size, as a network delivers them: the header and most tensors arrive split.
+        let mut stream = Streamed::new("model.safetensors", Some(bytes.len() as u64));
+        for piece in bytes.chunks(1021) {
+            stream.push(piece).unwrap();
+        }
+        let model: Model<Cpu> = from_hub_tensors(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // And the same model moved to another backend instance, tensor by tensor, as the page moves it to WebGPU.
+        let moved: Model<Cpu> = copy_to(&model, &Default::default()).unwrap();
+        for case in &reference(name).cases {
+            let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+            for (what, m) in [("streamed", &model), ("copied", &moved)] {
+                let ours = m.forward(m.tokens_tensor(&case.ids).unwrap()).into_data().to_vec::<f32>().unwrap();
+                let diff = max_abs_diff(&ours, &theirs);
+                assert!(diff <= 1e-4, "{name} {what}: logits differ from transformers by {diff}");
+            }
+        }
+    }
+}

@@ -33,6 +33,15 @@ before(async () => {
     // A Qwen2 of a few layers with fill-in-the-middle tokens (model/tests/fixtures, made by scripts/fixtures/gen_families.py).
     ...Object.fromEntries(["config.json", "model.safetensors", "tokenizer.json"].map((f) =>
       [`hnet-test/tiny-qwen2/${f}`, readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-qwen2", f))])),
+    // A Llama of a few layers, and the same with its weights cut off mid-tensor.
+    ...Object.fromEntries(["config.json", "model.safetensors", "tokenizer.json"].map((f) =>
+      [`hnet-test/tiny-llama/${f}`, readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-llama", f))])),
+    ...Object.fromEntries(["config.json", "tokenizer.json"].map((f) =>
+      [`hnet-test/cut-llama/${f}`, readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-llama", f))])),
+    "hnet-test/cut-llama/model.safetensors": (() => {
+      const whole = readFileSync(join(ROOT, "model/tests/fixtures/hf-tiny-llama/model.safetensors"));
+      return whole.subarray(0, whole.length - 100);
+    })(),
   });
   browser = await launch({ webgpu: true });
 });
@@ -223,5 +232,36 @@ test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI'
     const drawn = (s) => s.replace(/[\x00-\x08\x0b-\x1f]/g, (c) => String.fromCharCode(0x2400 + c.charCodeAt(0)));
     assert.equal(text, drawn(PREFIX + ghost + SUFFIX));
   }
+  assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
+});
+
+test("a Llama-family model with a fresh H-Net encoder: chunks and a fine-tuning step; weights cut off are refused", { timeout: LOAD + WORK }, async () => {
+  const { page, problems } = await open(browser, `${server.url}?hub=${encodeURIComponent(hub.url)}`);
+  await ready(page);
+  await page.getByTestId("editor").fill(TEXT);
+  await page.getByTestId("hub-repo").fill("hnet-test/tiny-llama");
+  assert.ok(await page.getByTestId("hub-hybrid").isChecked());
+  await page.getByTestId("hub-load").click();
+  await page.waitForFunction(() => /hybrid .* hnet-test\/tiny-llama from the Hub \+ a fresh H-Net encoder/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  assert.match(await page.getByTestId("model-card").textContent(), /hf:\/\/hnet-test\/tiny-llama@main \+ a fresh H-Net encoder/);
+  // The chunk view of the hybrid: tokens in chunks the fresh router cut.
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=token]").length > 10, null, { timeout: WORK });
+  // One fine-tuning step with the default scope.
+  await page.getByTestId("snippets").fill([TEXT, TEXT.replace("add", "sub")].join("\n# ---\n"));
+  await page.getByTestId("ft-steps").fill("1");
+  await page.getByTestId("ft-steps").dispatchEvent("change");
+  await page.getByTestId("train").click();
+  await page.waitForFunction(() => /before → .* after/.test(document.querySelector("[data-testid=perplexity]")?.textContent ?? ""), null, { timeout: WORK });
+  const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
+  assert.equal(losses.length, 1);
+  assert.ok(losses.every(Number.isFinite), `${losses}`);
+  // Weights that stop 100 bytes short (the server's Content-Length agrees with them): the file is refused as it
+  // streams in, naming the tensor, and the loaded model stays.
+  const loaded = await modelText(page);
+  await page.getByTestId("hub-repo").fill("hnet-test/cut-llama");
+  await page.getByTestId("hub-load").click();
+  await page.waitForFunction(() => /cut-llama/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""), null, { timeout: WORK });
+  assert.match(await page.getByTestId("error").textContent(), /not a valid safetensors file \(model\.safetensors\): its header accounts for \d+ bytes, the file has \d+.*previous model is still loaded/);
+  assert.equal(await modelText(page), loaded);
   assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
 });

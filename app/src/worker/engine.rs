@@ -102,15 +102,47 @@ struct Warm<B: Backend> {
     tokens_per_s: f64,
 }
 
-fn load_on<B: Backend>(bytes: &[u8], device: &B::Device) -> Result<Model<B>, String> {
-    checkpoint::from_bytes(bytes, "checkpoint", device).map_err(|e| e.to_string())
+/// What a model is loaded from.
+pub enum Weights<'a> {
+    /// A checkpoint's bytes (the bundled model, a file, a model saved in this browser).
+    Checkpoint(&'a [u8]),
+    /// A model already on the CPU backend (converted from the Hub as it downloaded): no second copy is serialised.
+    Cpu(Box<Model<Cpu>>),
 }
 
-/// Loads a checkpoint on `device`, runs the warm-up step, then measures the decoding speed over up to
-/// [`SPEED_STEPS`] steps — fewer when `rival` (another backend's tokens/s) is already more than twice as fast after
-/// one: a software adapter can take minutes per step on a large model, and one step settles the race.
-async fn load_warm<B: Backend>(bytes: &[u8], device: &B::Device, rival: Option<f64>) -> Result<Warm<B>, String> {
-    let model = load_on::<B>(bytes, device)?;
+impl Weights<'_> {
+    /// The model's config, checked: a bad checkpoint fails here, before any device work.
+    fn config(&self) -> Result<ModelConfig, String> {
+        match self {
+            Weights::Checkpoint(bytes) => Ok(checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?.config),
+            Weights::Cpu(model) => Ok(model.config.clone()),
+        }
+    }
+
+    /// The model on the CPU backend (the same tensors, shared, when it is there already).
+    fn on_cpu(&self) -> Result<Model<Cpu>, String> {
+        match self {
+            Weights::Checkpoint(bytes) => checkpoint::from_bytes(bytes, "checkpoint", &Default::default()),
+            Weights::Cpu(model) => Ok(model.as_ref().clone()),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The model on WebGPU, copied tensor by tensor.
+    fn on_gpu(&self) -> Result<Model<Gpu>, String> {
+        let device = WgpuDevice::default();
+        match self {
+            Weights::Checkpoint(bytes) => checkpoint::from_bytes(bytes, "checkpoint", &device),
+            Weights::Cpu(model) => checkpoint::copy_to(model, &device),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs the warm-up step of a loaded model, then measures the decoding speed over up to [`SPEED_STEPS`] steps —
+/// fewer when `rival` (another backend's tokens/s) is already more than twice as fast after one: a software adapter
+/// can take minutes per step on a large model, and one step settles the race.
+async fn warm<B: Backend>(model: Model<B>, rival: Option<f64>) -> Result<Warm<B>, String> {
     let mut state = model.new_state();
     let start = web::now_ms();
     decode_step(&model, &mut state).await?;
@@ -162,17 +194,17 @@ impl Engine {
     /// Loads a checkpoint on the backend `choice` asks for (see [`BackendChoice`]), runs the warm-up step and
     /// measures the decoding speed; `known` holds speeds measured earlier for the same model. A checkpoint that
     /// does not load is an error and nothing changes.
-    pub async fn load(bytes: &[u8], choice: BackendChoice, known: Speeds) -> Result<(Engine, BackendInfo), String> {
+    pub async fn load(weights: Weights<'_>, choice: BackendChoice, known: Speeds) -> Result<(Engine, BackendInfo), String> {
         // Validate on the CPU first: a bad file must fail cleanly before any device work.
-        let info = checkpoint::read_info(bytes, "checkpoint").map_err(|e| e.to_string())?;
-        let (adapter, mut unusable) = usable_adapter(&info.config).await;
+        let config = weights.config()?;
+        let (adapter, mut unusable) = usable_adapter(&config).await;
         let software = adapter.as_ref().is_some_and(|a| a.fallback);
         let mut speeds = known;
         // A software adapter emulates the GPU on the CPU's threads, usually far slower than the CPU backend: unless
         // WebGPU was asked for by name, the CPU is measured first and WebGPU races it.
         let race = software && unusable.is_none() && choice == BackendChoice::Auto;
         let cpu = match race {
-            true => Some(load_warm::<Cpu>(bytes, &Default::default(), None).await?),
+            true => Some(warm(weights.on_cpu()?, None).await?),
             false => None,
         };
         if let Some(cpu) = &cpu {
@@ -180,7 +212,11 @@ impl Engine {
         }
         let gpu = if unusable.is_none() && choice != BackendChoice::Cpu {
             init_gpu().await;
-            match load_warm::<Gpu>(bytes, &WgpuDevice::default(), cpu.as_ref().map(|c| c.tokens_per_s)).await {
+            let gpu = match weights.on_gpu() {
+                Ok(model) => warm(model, cpu.as_ref().map(|c| c.tokens_per_s)).await,
+                Err(e) => Err(e),
+            };
+            match gpu {
                 Ok(warm) => {
                     speeds.webgpu = Some(warm.tokens_per_s);
                     Some(warm)
@@ -214,7 +250,7 @@ impl Engine {
             (None, cpu) => {
                 let cpu = match cpu {
                     Some(cpu) => cpu,
-                    None => load_warm::<Cpu>(bytes, &Default::default(), None).await?,
+                    None => warm(weights.on_cpu()?, None).await?,
                 };
                 speeds.cpu = Some(cpu.tokens_per_s);
                 let reason = unusable.clone().unwrap_or_else(|| "the CPU was chosen on this page".to_string());
@@ -248,20 +284,21 @@ impl Engine {
         on_model!(self, |m| m.config.arch)
     }
 
-    /// The checkpoint bytes of the current weights (what the CLI loads).
-    /// WebGPU weights are read asynchronously (a synchronous read panics in the browser).
-    pub async fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
-        let extra = [("source", note)];
+    /// The current weights on the CPU backend: the same tensors when they are there, read back from WebGPU
+    /// otherwise (asynchronously: a synchronous read panics in the browser).
+    pub async fn on_cpu(&self) -> Result<Model<Cpu>, String> {
         match self {
-            Engine::Gpu(m) => {
-                // Copy to the host, then serialise in a later task: together they made one long task.
-                let host = checkpoint::to_host_async::<Gpu, Cpu>(m.as_ref(), &Default::default()).await.map_err(|e| e.to_string())?;
-                web::yield_now().await;
-                checkpoint::to_bytes(&host, &extra)
-            }
-            Engine::Cpu(m) => checkpoint::to_bytes(m.as_ref(), &extra),
+            Engine::Gpu(m) => checkpoint::to_host_async::<Gpu, Cpu>(m.as_ref(), &Default::default()).await.map_err(|e| e.to_string()),
+            Engine::Cpu(m) => Ok(m.as_ref().clone()),
         }
-        .map_err(|e| e.to_string())
+    }
+
+    /// The checkpoint bytes of the current weights (what the CLI loads).
+    pub async fn checkpoint_bytes(&self, note: &str) -> Result<Vec<u8>, String> {
+        let host = self.on_cpu().await?;
+        // Copied to the host, then serialised in a later task: together they made one long task.
+        web::yield_now().await;
+        checkpoint::to_bytes(&host, &[("source", note)]).map_err(|e| e.to_string())
     }
 
     /// Streams a completion of `prompt`: `on_text` receives each piece of text as soon as it is safe to show.
@@ -416,7 +453,7 @@ pub struct Tuner<A: AutodiffBackend> {
 
 impl<A: AutodiffBackend> Tuner<A> {
     fn new(bytes: &[u8], device: &A::Device, data: Packed, s: &TuneSettings) -> Result<Self, String> {
-        let model = load_on::<A>(bytes, device)?;
+        let model = checkpoint::from_bytes::<A>(bytes, "checkpoint", device).map_err(|e| e.to_string())?;
         let config = s.train_config(&model.config);
         config.validate().map_err(|e| e.to_string())?;
         let frozen = s.scope.frozen(model.config.arch);

@@ -1,11 +1,14 @@
 //! Models from the Hugging Face Hub, in the worker: the Hub's files are fetched straight from
 //! `{endpoint}/{repo}/resolve/{revision}/{file}` (the Hub serves CORS) with a progress bar per file, kept in the
-//! Cache API, and converted here exactly as `hnet-gpt pull` converts them (`hf::from_hub_files`); with `hybrid`,
-//! a fresh H-Net encoder goes in front (`transplant::hybrid_from_decoder`), starting from the decoder's quality.
+//! Cache API, and converted here as `hnet-gpt pull` converts them, tensor by tensor as the weights download
+//! (`hf::from_hub_tensors`); with `hybrid`, a fresh H-Net encoder goes in front (`transplant::hybrid_around`),
+//! starting from the decoder's quality.
 
 use hnet_gpt_model::io::hf;
-use hnet_gpt_model::io::{checkpoint, transplant};
+use hnet_gpt_model::io::stream::{Streamed, Tensors};
+use hnet_gpt_model::io::transplant;
 use hnet_gpt_model::tokenizer::Tokenizer;
+use hnet_gpt_model::Model;
 
 use super::engine::Cpu;
 use super::post;
@@ -54,8 +57,24 @@ pub async fn info(job: JobId, endpoint: &str, repo: &str, revision: &str) -> Res
     })
 }
 
-/// Fetches a Hub model and converts it into checkpoint bytes (a hybrid around it with `hybrid`).
-pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid: bool, gpt2: &Tokenizer) -> Result<Vec<u8>, String> {
+/// A safetensors file of the repository, read as it downloads: each tensor is kept as stored once its bytes are in,
+/// and the file is never whole in memory ([`hnet_gpt_model::io::stream`]).
+async fn fetch_tensors(job: JobId, endpoint: &str, repo: &str, revision: &str, file: &str) -> Result<Tensors, FetchError> {
+    let name = file.to_string();
+    let mut stream: Option<Streamed> = None;
+    web::fetch_stream(
+        &file_url(endpoint, repo, revision, file),
+        true,
+        web::Bounds::WEIGHTS,
+        |received, total| post(job, Reply::Download { file: name.clone(), received, total }, None),
+        |piece, total| stream.get_or_insert_with(|| Streamed::new(file, total.map(|t| t as u64))).push(piece).map_err(|e| e.to_string()),
+    )
+    .await?;
+    stream.unwrap_or_else(|| Streamed::new(file, Some(0))).finish().map_err(|e| FetchError { status: None, message: e.to_string() })
+}
+
+/// Fetches a Hub model and converts it, tensor by tensor as it downloads (a hybrid around it with `hybrid`).
+pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid: bool, gpt2: &Tokenizer) -> Result<Model<Cpu>, String> {
     let config_json = config(job, endpoint, repo, revision).await?;
     let config = hf::config_from_hf_json(&config_json).map_err(|e| format!("`{repo}` is not a model this page can run: {e}"))?;
     let tokenizer_json = match fetch(job, endpoint, repo, revision, "tokenizer.json").await {
@@ -67,17 +86,17 @@ pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid
     Tokenizer::from_json_bytes(tokenizer_json.as_bytes())
         .and_then(|t| t.check_fits(config.vocab_size()))
         .map_err(|e| format!("the tokenizer.json of `{repo}`: {e}"))?;
-    let shards: Vec<(String, Vec<u8>)> = match fetch(job, endpoint, repo, revision, "model.safetensors").await {
-        Ok(bytes) => vec![("model.safetensors".into(), bytes)],
+    let tensors = match fetch_tensors(job, endpoint, repo, revision, "model.safetensors").await {
+        Ok(tensors) => tensors,
         Err(FetchError { status: Some(404), .. }) => match fetch(job, endpoint, repo, revision, "model.safetensors.index.json").await {
             Ok(index) => {
                 let files = hf::shard_files(&text(index, "model.safetensors.index.json")?).map_err(|e| e.to_string())?;
-                let mut shards = Vec::with_capacity(files.len());
+                let mut tensors = Tensors::default();
                 for f in files {
-                    let bytes = fetch(job, endpoint, repo, revision, &f).await.map_err(|e| e.to_string())?;
-                    shards.push((f, bytes));
+                    let shard = fetch_tensors(job, endpoint, repo, revision, &f).await.map_err(|e| e.to_string())?;
+                    tensors.extend(shard, &f).map_err(|e| e.to_string())?;
                 }
-                shards
+                tensors
             }
             Err(FetchError { status: Some(404), .. }) => {
                 return Err(format!(
@@ -92,19 +111,10 @@ pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid
     post(job, Reply::Status(format!("Converting {repo}…")), None);
     web::yield_now().await;
     let device = Default::default();
-    let parts: Vec<(&str, &[u8])> = shards.iter().map(|(f, b)| (f.as_str(), b.as_slice())).collect();
-    let model = hf::from_hub_files::<Cpu>(&config_json, &parts, &tokenizer_json, gpt2, &device).map_err(|e| e.to_string())?;
-    drop(shards);
-    let source = format!("hf://{repo}@{revision}");
-    let extra = [("source", source.as_str()), ("hub_repo", repo), ("hub_revision", revision)];
-    let bytes = checkpoint::to_bytes(&model, &extra).map_err(|e| e.to_string())?;
+    let model = hf::from_hub_tensors::<Cpu>(&config_json, tensors, &tokenizer_json, gpt2, &device).map_err(|e| e.to_string())?;
     if !hybrid {
-        return Ok(bytes);
+        return Ok(model);
     }
-    drop(model);
     web::yield_now().await;
-    let model = transplant::hybrid_from_decoder::<Cpu>(&bytes, repo, &device).map_err(|e| e.to_string())?;
-    let source = format!("{source} + a fresh H-Net encoder");
-    checkpoint::to_bytes(&model, &[("source", source.as_str()), ("hub_repo", repo), ("hub_revision", revision), ("decoder_from", repo)])
-        .map_err(|e| e.to_string())
+    transplant::hybrid_around(model, repo, &device).map_err(|e| e.to_string())
 }

@@ -21,6 +21,7 @@ use hnet_gpt_model::generate::stop::{is_blank, StopRules};
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::tokenizer::{Tokenizer, TokenizerSpec};
+use hnet_gpt_model::Model;
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
@@ -31,7 +32,7 @@ use crate::protocol::{
 };
 use crate::web;
 use chunks::{ChunkState, Chunked};
-use engine::{mark_gpu_broken, Engine};
+use engine::{mark_gpu_broken, Cpu, Engine, Weights};
 
 /// Where the bundled model and tokenizer are served from (trunk copies `public/` into the site; the worker's
 /// script sits next to the page, so the same relative URLs work).
@@ -229,10 +230,21 @@ impl Worker {
             ModelSource::Url { url, label } => (fetch_model(&url, progress).await?, label),
             ModelSource::Hub { repo, revision, hybrid, endpoint } => {
                 let gpt2 = self.gpt2_tokenizer(job).await?;
-                let bytes =
-                    hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2).await.map_err(|e| format!("Could not load {repo}: {e}"))?;
+                let model = hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2)
+                    .await
+                    .map_err(|e| format!("Could not load {repo}: {e}.{}", self.kept()))?;
                 let label = if hybrid { format!("{repo} from the Hub + a fresh H-Net encoder") } else { format!("{repo} from the Hub") };
-                (bytes, label)
+                let source = format!("hf://{repo}@{revision}");
+                let mut card = vec![("hub_repo".to_string(), repo.clone()), ("hub_revision".to_string(), revision.clone())];
+                card.push(match hybrid {
+                    true => ("source".into(), format!("{source} + a fresh H-Net encoder")),
+                    false => ("source".into(), source),
+                });
+                if hybrid {
+                    card.push(("decoder_from".into(), repo.clone()));
+                }
+                let note = self.load_model(job, model, &label, card).await?;
+                return Ok(with_cache_warning(note));
             }
             ModelSource::File { name } => {
                 let file: web_sys::File = extra.and_then(|v| v.dyn_into().ok()).ok_or("no file came with the request")?;
@@ -241,32 +253,52 @@ impl Worker {
             }
         };
         let note = self.load_bytes(job, bytes, &label).await?;
-        // Loaded, but not kept for the next visit (a full storage quota): the status line says so.
-        Ok(match web::take_cache_warning() {
-            Some(warning) => format!("{note} · {warning}"),
-            None => note,
-        })
+        Ok(with_cache_warning(note))
     }
 
     async fn load_bytes(&self, job: JobId, bytes: Vec<u8>, source: &str) -> Result<String, String> {
         post(job, Reply::Status(format!("Loading {source}…")), None);
-        let had_model = self.engine.borrow().is_some();
-        let kept = if had_model { " The previous model is still loaded." } else { "" };
-        let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| format!("Could not load {source}: {e}.{}", self.kept()))?;
+        let card: Vec<(String, String)> = info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
+        self.start(job, Weights::Checkpoint(&bytes), &info.tokenizer, info.config.vocab_size(), source, card).await
+    }
+
+    /// Loads a model converted here (from the Hub), with `card` saying where it came from.
+    async fn load_model(&self, job: JobId, model: Model<Cpu>, source: &str, mut card: Vec<(String, String)>) -> Result<String, String> {
+        card.push(("tokenizer".into(), model.tokenizer.id().to_string()));
+        let (tokenizer, vocab) = (model.tokenizer.clone(), model.config.vocab_size());
+        self.start(job, Weights::Cpu(Box::new(model)), &tokenizer, vocab, source, card).await
+    }
+
+    /// " The previous model is still loaded." when there is one (said after a failure).
+    fn kept(&self) -> &'static str {
+        if self.engine.borrow().is_some() {
+            " The previous model is still loaded."
+        } else {
+            ""
+        }
+    }
+
+    /// Loads `weights` with their tokenizer (checked against the `vocab` size), warms them up on the chosen backend
+    /// and installs them.
+    async fn start(
+        &self,
+        job: JobId,
+        weights: Weights<'_>,
+        tokenizer: &TokenizerSpec,
+        vocab: usize,
+        source: &str,
+        mut card: Vec<(String, String)>,
+    ) -> Result<String, String> {
+        let fail = |e: String| format!("Could not load {source}: {e}.{}", self.kept());
         // The model's own tokenizer: embedded in the checkpoint, or GPT-2's (fetched once, served with the page).
-        let tokenizer = match &info.tokenizer {
+        let tokenizer = match tokenizer {
             TokenizerSpec::Gpt2Bpe => self.gpt2_tokenizer(job).await?,
-            TokenizerSpec::Embedded(json) => {
-                Rc::new(Tokenizer::from_json_bytes(json.as_bytes()).map_err(|e| format!("Could not load {source}: {e}.{kept}"))?)
-            }
+            TokenizerSpec::Embedded(json) => Rc::new(Tokenizer::from_json_bytes(json.as_bytes()).map_err(|e| fail(e.to_string()))?),
         };
-        tokenizer.check_fits(info.config.vocab_size()).map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
-        let mut card: Vec<(String, String)> =
-            info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
+        tokenizer.check_fits(vocab).map_err(|e| fail(e.to_string()))?;
         card.sort();
-        let (engine, backend) = Engine::load(&bytes, self.backend.get(), Speeds::default())
-            .await
-            .map_err(|e| format!("Could not load {source}: {e}.{kept}"))?;
+        let (engine, backend) = Engine::load(weights, self.backend.get(), Speeds::default()).await.map_err(fail)?;
         *self.tokenizer.borrow_mut() = Some(tokenizer);
         Ok(self.install(job, engine, backend, source, Some(card)))
     }
@@ -278,8 +310,9 @@ impl Worker {
         let source = self.model.borrow().as_ref().map(|m| m.source.clone()).unwrap_or_default();
         let target = if choice == BackendChoice::Cpu { "the CPU" } else { "WebGPU" };
         post(job, Reply::Status(format!("Moving the model to {target}…")), None);
-        let bytes = engine.checkpoint_bytes(&source).await?;
-        let (engine, backend) = Engine::load(&bytes, choice, self.speeds.get())
+        let model = engine.on_cpu().await?;
+        drop(engine);
+        let (engine, backend) = Engine::load(Weights::Cpu(Box::new(model)), choice, self.speeds.get())
             .await
             .map_err(|e| format!("Could not move the model to {target}: {e}. It stays where it was."))?;
         self.backend.set(choice);
@@ -456,6 +489,14 @@ impl Worker {
 }
 
 /// Fetches a checkpoint with progress; other sites' files go through the Cache API, this site's do not.
+/// A load's status line, with why its download was not kept for the next visit (a full storage quota) if it was not.
+fn with_cache_warning(note: String) -> String {
+    match web::take_cache_warning() {
+        Some(warning) => format!("{note} · {warning}"),
+        None => note,
+    }
+}
+
 async fn fetch_model(url: &str, progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
     let cached = url != MODEL_URL && !url.starts_with("public/");
     web::fetch_progress(url, cached, web::Bounds::WEIGHTS, progress).await.map_err(|e| format!("Could not load the model: {e}"))

@@ -14,7 +14,7 @@ use crate::arch::config::ModelConfig;
 use crate::arch::model::Model;
 use crate::error::LoadError;
 use crate::io::params::{Component, ROOT};
-use crate::io::weights::{load_into, write_safetensors, Named};
+use crate::io::weights::{load_into, write_safetensors, Copied, Named};
 use crate::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 
 /// Format tag written into every checkpoint.
@@ -165,6 +165,15 @@ pub fn from_bytes<B: Backend>(bytes: &[u8], what: &str, device: &B::Device) -> R
     load_into(model, &mut Named::new(bytes, what)?, ROOT, false)
 }
 
+/// `model` copied onto another backend's `device` (the page moving a model from the CPU to WebGPU), tensor by
+/// tensor: the copy's host memory is one tensor beyond the two models. `model`'s backend must read tensors
+/// synchronously (not WebGPU in the browser: [`to_host_async`] reads those).
+pub fn copy_to<B: Backend, C: Backend>(model: &Model<B>, device: &C::Device) -> Result<Model<C>, LoadError> {
+    let mut copy = Model::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    copy.tokenizer = model.tokenizer.clone();
+    load_into(copy, &mut Copied::of(model), ROOT, false)
+}
+
 /// A config in the metadata is a promise about the weights that follow: refuse before allocating a model whose
 /// parameters could not fit in the file even at two bytes each (a corrupt or hostile header that declares a
 /// billion-wide model must not make us allocate it).
@@ -261,6 +270,17 @@ mod tests {
         let loaded: Model<TestBackend> = from_bytes(&bytes, "mem", &Default::default()).unwrap();
         let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4]], &Default::default());
         model.forward(tokens.clone()).into_data().assert_eq(&loaded.forward(tokens).into_data(), true);
+    }
+
+    #[test]
+    fn a_copy_to_another_backend_gives_identical_logits() {
+        for arch in [Arch::Gpt2, Arch::Hnet, Arch::Hybrid] {
+            let model = Model::<TestBackend>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &Default::default()).unwrap();
+            let copy: Model<TestBackend> = copy_to(&model, &Default::default()).unwrap();
+            assert_eq!((copy.config.clone(), copy.tokenizer.clone()), (model.config.clone(), model.tokenizer.clone()));
+            let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 4, 5, 6]], &Default::default());
+            model.forward(tokens.clone()).into_data().assert_eq(&copy.forward(tokens).into_data(), true);
+        }
     }
 
     #[test]

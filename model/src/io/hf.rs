@@ -34,7 +34,8 @@ use crate::arch::family::{DecoderConfig, Family};
 use crate::arch::model::Model;
 use crate::error::LoadError;
 use crate::io::params::ROOT;
-use crate::io::weights::{f32_values, load_into, Source, Values};
+use crate::io::stream::Tensors;
+use crate::io::weights::{f32_values, load_into, stored_values, Source, Values};
 use crate::tokenizer::{Tokenizer, TokenizerSpec};
 
 /// The Hugging Face architectures each family's weights come from.
@@ -289,17 +290,33 @@ fn ignored(family: Family, name: &str, tied: bool) -> bool {
         || (family == Family::Gpt2 && name == "transformer.lm_head.weight")
 }
 
+/// Where a Hugging Face checkpoint's tensors are.
+enum Store<'a> {
+    /// Whole safetensors files in memory or mapped (the CLI), by name.
+    Files(Vec<(&'a str, SafeTensors<'a>)>),
+    /// Tensors kept as they downloaded (the page), each freed as it is taken.
+    Kept(Tensors),
+}
+
 /// A Hugging Face checkpoint's shards, read through a family's [`recipe`]s.
 struct HfSource<'a> {
     family: Family,
     tied: bool,
-    /// Every tensor's shard, by name (GPT-2's optional `transformer.` prefix dropped).
-    shards: Vec<(&'a str, SafeTensors<'a>)>,
+    store: Store<'a>,
+    /// Every tensor by name (GPT-2's optional `transformer.` prefix dropped): its file in [`Store::Files`] and its
+    /// name as stored.
     index: BTreeMap<String, (usize, String)>,
     taken: BTreeSet<String>,
 }
 
 impl<'a> HfSource<'a> {
+    fn key(family: Family, name: &str) -> String {
+        match family {
+            Family::Gpt2 => name.strip_prefix("transformer.").unwrap_or(name).to_string(),
+            _ => name.to_string(),
+        }
+    }
+
     fn new(family: Family, tied: bool, shards: &[(&'a str, &'a [u8])]) -> Result<Self, LoadError> {
         let mut index = BTreeMap::new();
         let mut parsed = Vec::new();
@@ -307,24 +324,48 @@ impl<'a> HfSource<'a> {
             let tensors =
                 SafeTensors::deserialize(bytes).map_err(|e| LoadError::Format { what: file.to_string(), reason: e.to_string() })?;
             for name in tensors.names() {
-                let key = match family {
-                    Family::Gpt2 => name.strip_prefix("transformer.").unwrap_or(name).to_string(),
-                    _ => name.to_string(),
-                };
-                if index.insert(key, (i, name.to_string())).is_some() {
+                if index.insert(Self::key(family, name), (i, name.to_string())).is_some() {
                     return Err(LoadError::Format { what: file.to_string(), reason: format!("tensor `{name}` appears twice") });
                 }
             }
             parsed.push((*file, tensors));
         }
-        Ok(Self { family, tied, shards: parsed, index, taken: BTreeSet::new() })
+        Ok(Self { family, tied, store: Store::Files(parsed), index, taken: BTreeSet::new() })
+    }
+
+    fn kept(family: Family, tied: bool, tensors: Tensors) -> Result<Self, LoadError> {
+        let mut index = BTreeMap::new();
+        for name in tensors.map.keys() {
+            if index.insert(Self::key(family, name), (0, name.clone())).is_some() {
+                return Err(LoadError::Format { what: "the checkpoint".into(), reason: format!("tensor `{name}` appears twice") });
+            }
+        }
+        Ok(Self { family, tied, store: Store::Kept(tensors), index, taken: BTreeSet::new() })
+    }
+
+    /// The stored shape of the tensor `key`.
+    fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        let (i, stored) = self.index.get(key)?;
+        match &self.store {
+            Store::Files(files) => files[*i].1.tensor(stored).ok().map(|t| t.shape().to_vec()),
+            Store::Kept(tensors) => tensors.map.get(stored).map(|t| t.shape.clone()),
+        }
     }
 
     fn read(&mut self, name: &str) -> Result<Option<Values>, LoadError> {
         let Some((i, stored)) = self.index.get(name).cloned() else { return Ok(None) };
         self.taken.insert(name.to_string());
-        let (file, tensors) = &self.shards[i];
-        f32_values(tensors, &stored, file).map(Some)
+        match &mut self.store {
+            Store::Files(files) => {
+                let (file, tensors) = &files[i];
+                f32_values(tensors, &stored, file).map(Some)
+            }
+            Store::Kept(tensors) => {
+                // Taken once: its stored bytes go as its values come.
+                let t = tensors.map.remove(&stored).ok_or_else(|| LoadError::MissingTensor(stored.clone()))?;
+                stored_values(&stored, &t.dtype, t.shape, &t.data).map(Some)
+            }
+        }
     }
 
     fn need(&mut self, name: &str) -> Result<Values, LoadError> {
@@ -400,10 +441,7 @@ impl Source for HfSource<'_> {
 
 /// Catches a `config.json` that contradicts the tensors and names the field, before shapes are compared one by one.
 fn check_against_config(config: &DecoderConfig, source: &HfSource) -> Result<(), LoadError> {
-    let shape = |key: &str| -> Option<Vec<usize>> {
-        let (i, stored) = source.index.get(key)?;
-        source.shards[*i].1.tensor(stored).ok().map(|t| t.shape().to_vec())
-    };
+    let shape = |key: &str| source.shape(key);
     let (embed, pos, layer) = match config.family {
         Family::Gpt2 => ("wte.weight", Some("wpe.weight"), "h."),
         Family::GptBigCode => ("transformer.wte.weight", Some("transformer.wpe.weight"), "transformer.h."),
@@ -438,10 +476,14 @@ fn check_against_config(config: &DecoderConfig, source: &HfSource) -> Result<(),
 pub fn from_hf_shards<B: Backend>(config_json: &str, shards: &[(&str, &[u8])], device: &B::Device) -> Result<Model<B>, LoadError> {
     let config = config_from_hf_json(config_json)?;
     let d = &config.decoder;
-    let mut source = HfSource::new(d.family, d.tie_word_embeddings, shards)?;
-    check_against_config(d, &source)?;
+    build(&config, HfSource::new(d.family, d.tie_word_embeddings, shards)?, device)
+}
+
+/// Builds a model from `config` and its tensors' source, checking the config against the tensors first.
+fn build<B: Backend>(config: &ModelConfig, mut source: HfSource, device: &B::Device) -> Result<Model<B>, LoadError> {
+    check_against_config(&config.decoder, &source)?;
     crate::io::checkpoint::check_host_memory(config.param_count(), 4, "this model")?;
-    let model = Model::init(&config, device).map_err(|e| config_err("config.json", e.to_string()))?;
+    let model = Model::init(config, device).map_err(|e| config_err("config.json", e.to_string()))?;
     load_into(model, &mut source, ROOT, false)
 }
 
@@ -455,11 +497,39 @@ pub fn from_hub_files<B: Backend>(
     gpt2: &Tokenizer,
     device: &B::Device,
 ) -> Result<Model<B>, LoadError> {
+    hub_model(config_json, tokenizer_json, gpt2, |config| {
+        let d = &config.decoder;
+        build(config, HfSource::new(d.family, d.tie_word_embeddings, shards)?, device)
+    })
+}
+
+/// [`from_hub_files`] from tensors kept as they downloaded ([`crate::io::stream`]): each tensor's stored bytes are
+/// freed as its parameter is made, so the memory alive is never much more than the f32 model's.
+pub fn from_hub_tensors<B: Backend>(
+    config_json: &str,
+    tensors: Tensors,
+    tokenizer_json: &str,
+    gpt2: &Tokenizer,
+    device: &B::Device,
+) -> Result<Model<B>, LoadError> {
+    hub_model(config_json, tokenizer_json, gpt2, |config| {
+        let d = &config.decoder;
+        build(config, HfSource::kept(d.family, d.tie_word_embeddings, tensors)?, device)
+    })
+}
+
+/// The tokenizer checked against `config_json`'s vocabulary before `load` builds the model, then recorded in it.
+fn hub_model<B: Backend>(
+    config_json: &str,
+    tokenizer_json: &str,
+    gpt2: &Tokenizer,
+    load: impl FnOnce(&ModelConfig) -> Result<Model<B>, LoadError>,
+) -> Result<Model<B>, LoadError> {
     let tok_err = |e: crate::error::ModelError| config_err("tokenizer.json", e.to_string());
     let config = config_from_hf_json(config_json)?;
     let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes()).map_err(tok_err)?;
     tokenizer.check_fits(config.vocab_size()).map_err(tok_err)?;
-    let mut model = from_hf_shards(config_json, shards, device)?;
+    let mut model = load(&config)?;
     model.tokenizer = TokenizerSpec::for_json_with(tokenizer_json, gpt2).map_err(tok_err)?;
     Ok(model)
 }

@@ -14,10 +14,11 @@ use std::io::Write;
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::SafeTensors;
 
 use crate::error::LoadError;
 use crate::io::params::{parameter_shapes, ParamPath};
+use crate::io::stream::Float;
 
 /// Values of one parameter: its shape and its values, row-major f32.
 pub(crate) type Values = (Vec<usize>, Vec<f32>);
@@ -40,18 +41,18 @@ pub(crate) trait Source {
 /// errors naming it.
 pub(crate) fn f32_values(tensors: &SafeTensors, name: &str, what: &str) -> Result<Values, LoadError> {
     let view = tensors.tensor(name).map_err(|e| LoadError::Format { what: what.into(), reason: e.to_string() })?;
-    let data = view.data();
-    let values: Vec<f32> = match view.dtype() {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|b| crate::io::half::f16_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)).collect(),
-        other => return Err(LoadError::Dtype { name: name.to_string(), dtype: format!("{other:?}") }),
-    };
+    stored_values(name, &format!("{:?}", view.dtype()), view.shape().to_vec(), view.data())
+}
+
+/// A stored tensor's bytes (`dtype` as safetensors names it) as f32 values, checked as [`f32_values`] checks them.
+pub(crate) fn stored_values(name: &str, dtype: &str, shape: Vec<usize>, data: &[u8]) -> Result<Values, LoadError> {
+    let float = Float::from_name(dtype).ok_or_else(|| LoadError::Dtype { name: name.to_string(), dtype: dtype.to_string() })?;
+    let values = float.widen(data);
     let bad = values.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         return Err(LoadError::NonFinite { name: name.to_string(), count: bad });
     }
-    Ok((view.shape().to_vec(), values))
+    Ok((shape, values))
 }
 
 /// A safetensors file whose tensors carry our parameters' names (our checkpoint format), optionally renamed: the
@@ -207,5 +208,59 @@ pub(crate) fn write_safetensors<B: Backend, M: Module<B>, W: Write>(
     match values.error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// A value made when asked for.
+type Deferred = Box<dyn FnOnce() -> Values>;
+
+/// The parameters of a module on one backend, as a [`Source`] for the same module on another: each is read out of
+/// its backend only when taken, so a copy holds one extra tensor at a time on the host.
+pub(crate) struct Copied {
+    tensors: BTreeMap<String, Deferred>,
+}
+
+impl Copied {
+    /// The parameters of `module`, by path.
+    pub(crate) fn of<B: Backend, M: Module<B>>(module: &M) -> Self {
+        struct Collect {
+            path: ParamPath,
+            tensors: BTreeMap<String, Deferred>,
+        }
+        impl<B: Backend> ModuleVisitor<B> for Collect {
+            fn enter_module(&mut self, name: &str, container_type: &str) {
+                self.path.enter(name, container_type);
+            }
+            fn exit_module(&mut self, _name: &str, container_type: &str) {
+                self.path.exit(container_type);
+            }
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+                // A handle on the tensor (shared, not copied) until it is read.
+                let tensor = param.val();
+                let read = move || {
+                    let shape = tensor.dims().to_vec();
+                    (shape, tensor.into_data().convert::<f32>().into_vec::<f32>().expect("f32 after convert"))
+                };
+                self.tensors.insert(self.path.path(), Box::new(read));
+            }
+        }
+        let mut collect = Collect { path: ParamPath::default(), tensors: BTreeMap::new() };
+        module.visit(&mut collect);
+        Copied { tensors: collect.tensors }
+    }
+
+    /// The same parameters, each under `rename(path)`.
+    pub(crate) fn renamed(self, rename: impl Fn(&str) -> String) -> Self {
+        Copied { tensors: self.tensors.into_iter().map(|(path, read)| (rename(&path), read)).collect() }
+    }
+}
+
+impl Source for Copied {
+    fn take(&mut self, path: &str) -> Result<Option<Values>, LoadError> {
+        Ok(self.tensors.remove(path).map(|read| read()))
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        self.tensors.keys().cloned().collect()
     }
 }

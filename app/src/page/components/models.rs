@@ -13,15 +13,25 @@ use crate::page::state::{format_bytes, format_count, hub_endpoint, BundledModel,
 use crate::protocol::{HubInfo, ModelSource, Reply, Request};
 use crate::web;
 
-/// A short list of Hub models that fit the page (a model's f32 weights, its download and its converted checkpoint
-/// must fit wasm32's 4 GB heap at once), with their download sizes (safetensors). Any other repository of a
+/// A short list of Hub models that fit the page (a model's f32 weights, converted tensor by tensor as they download,
+/// must fit wasm32's 4 GB heap with a quarter to spare), with their licences and download sizes (safetensors).
+/// Qwen2.5-Coder-0.5B comes first: the one trained for code, with fill-in-the-middle. Any other repository of a
 /// supported family (GPT-2, GPTBigCode, Llama, Qwen2) can be typed in.
-const HUB_MODELS: [(&str, &str); 5] = [
-    ("gpt2", "GPT-2 small · 124M parameters · 548 MB"),
-    ("distilgpt2", "DistilGPT-2 · 82M parameters · 353 MB"),
-    ("gpt2-medium", "GPT-2 medium · 355M parameters · 1.5 GB"),
-    ("codeparrot/codeparrot-small", "CodeParrot small (Python, its own BPE) · 111M parameters · about 0.5 GB"),
+const HUB_MODELS: [(&str, &str); 8] = [
+    (
+        "Qwen/Qwen2.5-Coder-0.5B",
+        "Qwen2.5-Coder-0.5B (for code, fill-in-the-middle; Qwen2 family, Apache-2.0) · 494M parameters · 988 MB (bf16)",
+    ),
     ("HuggingFaceTB/SmolLM2-135M", "SmolLM2-135M (Llama family, Apache-2.0) · 135M parameters · about 270 MB (bf16)"),
+    ("HuggingFaceTB/SmolLM2-360M", "SmolLM2-360M (Llama family, Apache-2.0) · 362M parameters · about 720 MB (bf16)"),
+    (
+        "bigcode/tiny_starcoder_py",
+        "tiny_starcoder_py (Python, fill-in-the-middle; GPTBigCode family, BigCode OpenRAIL-M) · 164M parameters · about 660 MB",
+    ),
+    ("gpt2", "GPT-2 small (MIT) · 124M parameters · 548 MB"),
+    ("distilgpt2", "DistilGPT-2 (Apache-2.0) · 82M parameters · 353 MB"),
+    ("gpt2-medium", "GPT-2 medium (MIT) · 355M parameters · 1.5 GB"),
+    ("codeparrot/codeparrot-small", "CodeParrot small (Python, its own BPE; Apache-2.0) · 111M parameters · about 0.5 GB"),
 ];
 
 /// Downloads above this many bytes (of f32 weights) ask first.

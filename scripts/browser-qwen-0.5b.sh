@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Measures what a 0.5B code model costs in the page (headless chromium): a repository of Qwen2.5-Coder-0.5B's exact
+# shapes and vocabulary size with random bf16 weights, served by the tests' local Hub, loaded with `?model=hf:…`
+# (converted tensor by tensor as it downloads): time to Ready, the worker's peak wasm heap or the GPU memory, the
+# first token after a 1,000-token prompt and the decoding speed, and a reload from the Cache API. Writes
+# docs/results/browser/qwen-0.5b.{json,md}.
+# Needs: the CLI (`cargo build -p hnet-gpt`, for counting the prompt's tokens), dist/ (trunk build --release), numpy
+# (a venv is made). Env: BACKENDS (cpu; webgpu measures the browser's WebGPU adapter — on a machine with a real GPU,
+# CHROMIUM pointing at a browser that uses it), PROMPT (1000), TOKENS (8), LIMIT_S (1800 per phase), OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import numpy, safetensors, tokenizers" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors tokenizers
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$venv/bin/python" scripts/fixtures/gen_reference.py --qwen-coder-0.5b "$work"
+REPO_DIR="$work/qwen-coder-0.5b-random" node tests/e2e/qwen-0.5b.measure.mjs
