@@ -5,8 +5,8 @@
 # first token after a 1,000-token prompt and the decoding speed, and a reload from the Cache API. Writes
 # docs/results/browser/qwen-0.5b.{json,md}.
 # Needs: the CLI (`cargo build -p hnet-gpt`, for counting the prompt's tokens), dist/ (trunk build --release), numpy
-# (a venv is made). Env: BACKENDS (cpu; webgpu measures the browser's WebGPU adapter — on a machine with a real GPU,
-# CHROMIUM pointing at a browser that uses it), PROMPT (1000), TOKENS (8), LIMIT_S (1800 per phase), OUT.
+# (a venv is made). Env: BACKENDS (cpu,webgpu: the browser's WebGPU adapter, SwiftShader here — on a machine with a real GPU,
+# CHROMIUM pointing at a browser that uses it), PROMPT (1000), TOKENS (8), LIMIT_S (900 per phase), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh

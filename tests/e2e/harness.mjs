@@ -88,14 +88,19 @@ function chromiumPath() {
   return process.env.CHROMIUM ?? execFileSync("sh", ["-c", "command -v chromium"]).toString().trim();
 }
 
-/** Launches headless chromium; `webgpu: false` starts it with WebGPU disabled (for the CPU fallback test). */
-export async function launch({ webgpu = true } = {}) {
+/**
+ * Launches headless chromium; `webgpu: false` starts it with WebGPU disabled (for the CPU fallback test). With
+ * `profile` (a directory), a browser profile kept on disk there, as a person's is (its storage on disk, not in memory
+ * as in the throwaway contexts the tests use): what `open` is given is then that profile's context.
+ */
+export async function launch({ webgpu = true, profile } = {}) {
   const args = [
     "--no-sandbox", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--use-angle=swiftshader",
   ];
   if (webgpu) args.push("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader");
   else args.push("--disable-features=WebGPU");
+  if (profile) return chromium.launchPersistentContext(profile, { executablePath: chromiumPath(), headless: true, args, viewport: { width: 1280, height: 900 } });
   const browser = await chromium.launch({ executablePath: chromiumPath(), headless: true, args });
   return browser;
 }

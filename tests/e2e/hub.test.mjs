@@ -18,6 +18,8 @@ const TEXT = "def add(a, b):\n    return a + b\n\n\nclass Stack:\n    def push(s
 
 // A config of GPT-2 medium's size: enough for the page to ask before downloading (its weights are never asked for).
 const BIG = JSON.stringify({ architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: 50257, n_positions: 1024, n_embd: 1024, n_layer: 24, n_head: 16 });
+// GPT-2 XL's size (1.5B parameters): more than the page's 4 GB can convert (its weights are never asked for).
+const HUGE = JSON.stringify({ architectures: ["GPT2LMHeadModel"], model_type: "gpt2", vocab_size: 50257, n_positions: 1024, n_embd: 1600, n_layer: 48, n_head: 25 });
 
 let server, hub, browser;
 before(async () => {
@@ -25,6 +27,7 @@ before(async () => {
   const fixture = (f) => readFileSync(join(ROOT, "cli/tests/fixtures/hub/tiny-gpt2", f));
   hub = await serveHub({
     "hnet-test/big/config.json": Buffer.from(BIG),
+    "hnet-test/huge/config.json": Buffer.from(HUGE),
     // Hostile servers: one that answers and then never sends the body; one that declares 5 GiB of weights.
     "hnet-test/stalled/config.json": (req, res, cors) => { res.writeHead(200, { ...cors, "content-length": 4096 }); res.write("{"); },
     "hnet-test/oversized/config.json": fixture("config.json"),
@@ -235,7 +238,7 @@ test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI'
   assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
 });
 
-test("a Llama-family model with a fresh H-Net encoder: chunks and a fine-tuning step; weights cut off are refused", { timeout: LOAD + WORK }, async () => {
+test("a Llama-family model with a fresh H-Net encoder: chunks and a fine-tuning step; weights cut off and a model too large are refused", { timeout: LOAD + WORK }, async () => {
   const { page, problems } = await open(browser, `${server.url}?hub=${encodeURIComponent(hub.url)}`);
   await ready(page);
   await page.getByTestId("editor").fill(TEXT);
@@ -262,6 +265,15 @@ test("a Llama-family model with a fresh H-Net encoder: chunks and a fine-tuning 
   await page.getByTestId("hub-load").click();
   await page.waitForFunction(() => /cut-llama/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""), null, { timeout: WORK });
   assert.match(await page.getByTestId("error").textContent(), /not a valid safetensors file \(model\.safetensors\): its header accounts for \d+ bytes, the file has \d+.*previous model is still loaded/);
+  assert.equal(await modelText(page), loaded);
+  // A model too large for the page's memory, downloaded anyway: refused before its weights are fetched.
+  await page.getByTestId("hub-repo").fill("hnet-test/huge");
+  await page.getByTestId("hub-hybrid").uncheck();
+  await page.getByTestId("hub-load").click();
+  await page.getByTestId("hub-confirm-yes").click({ timeout: WORK });
+  await page.waitForFunction(() => /huge/.test(document.querySelector("[data-testid=error]")?.textContent ?? ""), null, { timeout: WORK });
+  assert.match(await page.getByTestId("error").textContent(), /1\.56B parameters: their f32 weights and the room to convert them \(7\.8 GB\) do not fit this page's 4 GB of memory/);
+  assert.ok(!hub.requests.some((r) => r.startsWith("hnet-test/huge/") && !r.endsWith("config.json")), "files of the huge model were fetched");
   assert.equal(await modelText(page), loaded);
   assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
 });

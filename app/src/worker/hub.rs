@@ -8,7 +8,7 @@ use hnet_gpt_model::io::hf;
 use hnet_gpt_model::io::stream::{Streamed, Tensors};
 use hnet_gpt_model::io::transplant;
 use hnet_gpt_model::tokenizer::Tokenizer;
-use hnet_gpt_model::Model;
+use hnet_gpt_model::{Model, ModelConfig};
 
 use super::engine::Cpu;
 use super::post;
@@ -57,6 +57,24 @@ pub async fn info(job: JobId, endpoint: &str, repo: &str, revision: &str) -> Res
     })
 }
 
+/// The worker's memory: wasm32 addresses 4 GiB.
+const HEAP_BYTES: f64 = 4.0 * (1u64 << 30) as f64;
+
+/// Refuses, before any weights are fetched, a model whose f32 weights and the room to convert them (a quarter more:
+/// the stored tensors not yet taken, one tensor in flight, the tokenizer) cannot fit the worker's memory.
+fn fits_the_heap(repo: &str, params: usize) -> Result<(), String> {
+    let needed = 1.25 * 4.0 * params as f64;
+    if needed > HEAP_BYTES {
+        return Err(format!(
+            "`{repo}` has {:.2}B parameters: their f32 weights and the room to convert them ({:.1} GB) do not fit this page's \
+             4 GB of memory (wasm32); `hnet-gpt pull {repo}` runs it on the command line",
+            params as f64 / 1e9,
+            needed / 1e9
+        ));
+    }
+    Ok(())
+}
+
 /// A safetensors file of the repository, read as it downloads: each tensor is kept as stored once its bytes are in,
 /// and the file is never whole in memory ([`hnet_gpt_model::io::stream`]).
 async fn fetch_tensors(job: JobId, endpoint: &str, repo: &str, revision: &str, file: &str) -> Result<Tensors, FetchError> {
@@ -77,6 +95,11 @@ async fn fetch_tensors(job: JobId, endpoint: &str, repo: &str, revision: &str, f
 pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid: bool, gpt2: &Tokenizer) -> Result<Model<Cpu>, String> {
     let config_json = config(job, endpoint, repo, revision).await?;
     let config = hf::config_from_hf_json(&config_json).map_err(|e| format!("`{repo}` is not a model this page can run: {e}"))?;
+    let params = match hybrid {
+        true => ModelConfig::hybrid_on(&config.decoder).map_or(config.param_count(), |c| c.param_count()),
+        false => config.param_count(),
+    };
+    fits_the_heap(repo, params)?;
     let tokenizer_json = match fetch(job, endpoint, repo, revision, "tokenizer.json").await {
         Ok(bytes) => text(bytes, "tokenizer.json")?,
         Err(FetchError { status: Some(404), .. }) => return Err(format!("`{repo}` has no tokenizer.json")),
