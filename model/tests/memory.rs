@@ -114,7 +114,9 @@ fn loading_as_it_downloads_holds_little_more_than_the_f32_model() {
     let (model, peak) = peak_during(|| {
         let mut stream = Streamed::new("model.safetensors", None);
         for piece in file.chunks(64 << 10) {
-            stream.push(&piece.to_vec()).unwrap();
+            // A piece as the network hands it over: a new buffer, dropped once pushed.
+            let arrived: Vec<u8> = piece.to_vec();
+            stream.push(&arrived).unwrap();
         }
         from_hub_tensors::<Cpu>(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default()).unwrap()
     });

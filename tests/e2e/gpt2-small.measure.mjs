@@ -3,9 +3,9 @@
 // tests' local Hub; then:
 // - the CLI: `hnet-gpt pull` (download + conversion) and `init --arch hybrid --decoder-from` timed;
 // - the page, in headless chromium on WebGPU (SwiftShader here) and on the CPU: `?model=hf:…&hybrid=1` (GPT-2 +
-//   a fresh H-Net encoder, converted in wasm), the time to Ready and the memory the page reports, a short
-//   completion, and fine-tuning steps with the default scope (encoder + fusion, GPT-2 frozen) with the step time
-//   and memory the fine-tune panel shows.
+//   a fresh H-Net encoder, converted in wasm; `gpu=1` keeps a software adapter on WebGPU instead of racing it
+//   against the CPU), the time to Ready and the memory the page reports, a short completion, and fine-tuning steps
+//   with the default scope (encoder + fusion, GPT-2 frozen) with the step time and memory the fine-tune panel shows.
 // Writes OUT/gpt2-small.json and OUT/gpt2-small.md.
 import { execFileSync, execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -60,7 +60,7 @@ for (const backend of BACKENDS) {
   const row = {};
   let page;
   try {
-    const url = `${server.url}?model=hf:${REPO}&hybrid=1&hub=${encodeURIComponent(hub.url)}${backend === "cpu" ? "&gpu=0" : ""}`;
+    const url = `${server.url}?model=hf:${REPO}&hybrid=1&hub=${encodeURIComponent(hub.url)}${backend === "cpu" ? "&gpu=0" : "&gpu=1"}`;
     let t0 = performance.now();
     ({ page } = await open(browser, url));
     await page.waitForFunction(() => /^Ready|Could not|No model/.test(document.querySelector("[data-testid=status]")?.textContent ?? ""), null, { timeout: LIMIT });
