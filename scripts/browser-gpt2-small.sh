@@ -8,12 +8,4 @@
 # made). Env: BACKENDS (cpu,webgpu), STEPS (2), TOKENS (4), LIMIT_S (2400, per phase; a phase past it is reported as
 # not finished, with what was measured before it), OUT, HNET_GPT_BIN.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
-venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import numpy, safetensors, tokenizers" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors tokenizers
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$venv/bin/python" scripts/fixtures/gen_reference.py --gpt2-small "$work"
-REPO_DIR="$work/gpt2-small-random" node tests/e2e/gpt2-small.measure.mjs
+exec "$(dirname "$0")/bench/browser-measure.sh" --gpt2-small gpt2-small-random tests/e2e/gpt2-small.measure.mjs

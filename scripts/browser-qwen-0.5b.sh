@@ -8,12 +8,4 @@
 # (a venv is made). Env: BACKENDS (cpu,webgpu: the browser's WebGPU adapter, SwiftShader here — on a machine with a real GPU,
 # CHROMIUM pointing at a browser that uses it), PROMPT (1000), TOKENS (8), LIMIT_S (900 per phase), OUT.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
-venv=${MEASURE_VENV:-$HOME/.cache/hnet-gpt/measure-venv}
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import numpy, safetensors, tokenizers" 2>/dev/null || "$venv/bin/pip" install --quiet numpy safetensors tokenizers
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$venv/bin/python" scripts/fixtures/gen_reference.py --qwen-coder-0.5b "$work"
-REPO_DIR="$work/qwen-coder-0.5b-random" node tests/e2e/qwen-0.5b.measure.mjs
+exec "$(dirname "$0")/bench/browser-measure.sh" --qwen-coder-0.5b qwen-coder-0.5b-random tests/e2e/qwen-0.5b.measure.mjs
