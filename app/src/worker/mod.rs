@@ -488,7 +488,6 @@ impl Worker {
     }
 }
 
-/// Fetches a checkpoint with progress; other sites' files go through the Cache API, this site's do not.
 /// A load's status line, with why its download was not kept for the next visit (a full storage quota) if it was not.
 fn with_cache_warning(note: String) -> String {
     match web::take_cache_warning() {
@@ -497,6 +496,7 @@ fn with_cache_warning(note: String) -> String {
     }
 }
 
+/// Fetches a checkpoint with progress; other sites' files go through the Cache API, this site's do not.
 async fn fetch_model(url: &str, progress: impl FnMut(usize, Option<usize>)) -> Result<Vec<u8>, String> {
     let cached = url != MODEL_URL && !url.starts_with("public/");
     web::fetch_progress(url, cached, web::Bounds::WEIGHTS, progress).await.map_err(|e| format!("Could not load the model: {e}"))

@@ -161,7 +161,7 @@ impl Streamed {
                     if self.pending.len() == n {
                         let header = std::mem::take(&mut self.pending);
                         self.stage = Stage::Data(self.plan(&header)?);
-                        self.complete_empty();
+                        self.move_finished();
                     }
                 }
                 Stage::Data(queue) => {
@@ -171,7 +171,7 @@ impl Streamed {
                     let take = (*want - tensor.data.len()).min(piece.len());
                     tensor.data.extend_from_slice(&piece[..take]);
                     piece = &piece[take..];
-                    self.complete_empty();
+                    self.move_finished();
                 }
             }
         }
@@ -179,7 +179,7 @@ impl Streamed {
     }
 
     /// Moves every complete tensor at the front of the queue to the finished ones.
-    fn complete_empty(&mut self) {
+    fn move_finished(&mut self) {
         let Stage::Data(queue) = &mut self.stage else { return };
         while queue.front().is_some_and(|(_, t, want)| t.data.len() == *want) {
             let (name, tensor, _) = queue.pop_front().expect("a front");
