@@ -9,8 +9,10 @@
 #   nice -n 19 env OUT=/work/recipe BIN=/work/recipe/hnet-gpt scripts/train-default.sh &
 #
 #  1. Corpus: the site-packages of this machine's Python (each distribution a package; permissive licences only)
-#     and the CPython standard library (each top-level module a package), split by package. Prepared twice: with
-#     GPT-2's BPE, and with a byte-level BPE of $BPE_VOCAB entries trained on the training split.
+#     and the CPython standard library (each top-level module a package), split by package; a training package keeps
+#     at most PACKAGE_BYTES of source (8 MiB: one large package, sympy here, would otherwise set the style of what
+#     the model writes). Prepared twice: with GPT-2's BPE, and with a byte-level BPE of $BPE_VOCAB entries trained
+#     on the training split.
 #  2. Choices at equal compute (each sweep run gets SWEEP_S seconds of this machine, idle): the tokenizer (GPT-2's vs
 #     ours), the hybrid's shape (preset `small` vs a narrower one between `tiny` and `small`), the learning rate.
 #     On the CPU, equal compute is equal CPU time (a probe measures each configuration's tokens per CPU second), so
@@ -30,6 +32,7 @@ else
   BUDGET_S=${BUDGET_S:-360} SWEEP_S=${SWEEP_S:-20} BATCH=${BATCH:-32} SEQ=${SEQ:-512} HUMANEVAL=${HUMANEVAL:-164}
 fi
 BPE_VOCAB=${BPE_VOCAB:-16384}
+PACKAGE_BYTES=${PACKAGE_BYTES:-8388608} # most source bytes per training package (0: all)
 LR=${LR:-2e-3}               # the sweep's first rate; LRS are tried around the winner
 LRS=${LRS:-"1e-3 4e-3"}
 GPT2=${GPT2:-0}
@@ -43,14 +46,16 @@ CORES=$(nproc)
 mkdir -p "$OUT"
 log="$OUT/recipe.log"
 exec > >(tee -a "$log") 2>&1
-echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S BATCH=$BATCH SEQ=$SEQ BPE_VOCAB=$BPE_VOCAB cores=$CORES"
+echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S BATCH=$BATCH SEQ=$SEQ BPE_VOCAB=$BPE_VOCAB PACKAGE_BYTES=$PACKAGE_BYTES cores=$CORES"
 "$BIN" --version
 py() { python3 - "$@"; }
 
 echo "==> 1. corpora"
 prepare() { # NAME EXTRA-FLAGS…
   local name=$1; shift
-  [ -d "$OUT/$name" ] || "$BIN" data prepare --data "$SITE" --data "$STDLIB" --out "$OUT/$name" --quiet "$@"
+  local cap=()
+  [ "$PACKAGE_BYTES" = 0 ] || cap=(--max-package-bytes "$PACKAGE_BYTES")
+  [ -d "$OUT/$name" ] || "$BIN" data prepare --data "$SITE" --data "$STDLIB" --out "$OUT/$name" "${cap[@]}" --quiet "$@"
 }
 prepare corpus-gpt2
 prepare corpus-bpe --tokenizer-vocab "$BPE_VOCAB"

@@ -325,6 +325,10 @@ pub struct PrepareArgs {
     /// Keep packages whose metadata states no licence (you vouch for the data).
     #[arg(long)]
     pub allow_unknown_licence: bool,
+    /// Keep at most about this many bytes of source of each training package (a sample spread over its files), so
+    /// that one large package does not set the style of the whole corpus; validation packages stay whole.
+    #[arg(long, value_parser = count)]
+    pub max_package_bytes: Option<usize>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,

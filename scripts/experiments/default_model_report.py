@@ -244,8 +244,12 @@ def main():
 
     train, valid = manifest["splits"]["train"], manifest["splits"]["valid"]
     std, site, excluded = package_families(manifest)
+    cap = manifest["options"].get("max_package_bytes")
+    capped = manifest["skipped_files"].get("over its package's share (--max-package-bytes)", 0)
+    cap_text = (f"; a training package keeps at most {cap / 2**20:g} MiB of source, a sample spread over its files "
+                f"({capped:,} files left out by that cap)" if cap else "")
     # The command as this run was started: the settings given in the environment, then the script.
-    given = [f"{k}={os.environ[k]}" for k in ("BUDGET_S", "SWEEP_S", "LONG_STEPS", "LONG_WARMUP", "GPT2") if os.environ.get(k)]
+    given = [f"{k}={os.environ[k]}" for k in ("BUDGET_S", "SWEEP_S", "LONG_STEPS", "LONG_WARMUP", "GPT2", "PACKAGE_BYTES") if os.environ.get(k)]
     command = " ".join(given + [f"DEVICE={os.environ.get('DEVICE', 'cpu')}", "scripts/train-default.sh"])
     L = ["# The bundled model", "",
          f"Made by `{command}` on {machine()}; every number below is read from that run by "
@@ -254,7 +258,7 @@ def main():
 
     L += ["## Corpus", "",
           f"`hnet-gpt data prepare` of a Python environment's site-packages (one package per distribution; permissive "
-          f"licences only) and the CPython standard library (one package per top-level module), split by package. "
+          f"licences only) and the CPython standard library (one package per top-level module), split by package{cap_text}. "
           f"Tokenizer: **{choice['tokenizer']}** (chosen below). Training split: {train['tokens']:,} tokens, {train['bytes']:,} "
           f"bytes, {train['files']:,} files of {train['packages']} packages. Held out: {valid['tokens']:,} tokens of "
           f"{valid['packages']} packages never trained on. {len(excluded)} packages left out (licence or size).", "",

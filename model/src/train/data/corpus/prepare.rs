@@ -54,6 +54,10 @@ pub struct PrepareOptions {
     pub threads: usize,
     /// Keep packages whose licence is unknown (the user vouches for the data).
     pub allow_unknown_licence: bool,
+    /// Most bytes of source a training package keeps (`None`: all). One large package would otherwise set the
+    /// style of what a small model writes; the files kept are a sample spread over the package (by a hash of
+    /// their path), not its first directories. Validation packages are left whole.
+    pub max_package_bytes: Option<usize>,
 }
 
 impl Default for PrepareOptions {
@@ -66,6 +70,7 @@ impl Default for PrepareOptions {
             shard_tokens: 8 << 20,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             allow_unknown_licence: false,
+            max_package_bytes: None,
         }
     }
 }
@@ -103,6 +108,36 @@ fn read_candidate(path: &Path, limits: &FileLimits) -> Result<Vec<u8>, &'static 
         Err(ReadError::NotRegular(_)) => Err("not a regular file (a FIFO, socket or device)"),
         Err(ReadError::Io(_)) => Err("unreadable"),
     }
+}
+
+/// Why a file capped away by `max_package_bytes` is skipped.
+pub const OVER_PACKAGE_SHARE: &str = "over its package's share (--max-package-bytes)";
+
+/// Keeps at most about `cap` bytes of each capped package among `kept` (candidate index, SHA-256, bytes);
+/// `capped(i)` names candidate `i`'s package and path when its package is capped. Files are taken in the order
+/// of a hash of their path until the package's total reaches `cap` (the file that reaches it is kept), so the
+/// sample is spread over the package and does not depend on the order of discovery. Returns how many were dropped.
+fn cap_packages<'a>(kept: &mut Vec<(usize, [u8; 32], usize)>, cap: usize, capped: impl Fn(usize) -> Option<(usize, &'a str)>) -> usize {
+    let mut order: Vec<(usize, u64, usize)> =
+        kept.iter().enumerate().filter_map(|(k, &(i, _, _))| capped(i).map(|(package, rel)| (package, fnv1a(rel.as_bytes()), k))).collect();
+    order.sort_unstable();
+    let mut drop = vec![false; kept.len()];
+    let mut total: BTreeMap<usize, usize> = BTreeMap::new();
+    for (package, _, k) in order {
+        let t = total.entry(package).or_default();
+        if *t >= cap {
+            drop[k] = true;
+        } else {
+            *t += kept[k].2;
+        }
+    }
+    let before = kept.len();
+    let mut k = 0;
+    kept.retain(|_| {
+        k += 1;
+        !drop[k - 1]
+    });
+    before - kept.len()
 }
 
 /// Maps `f` over `items` on `threads` threads, results in order; `tick` after each item.
@@ -232,6 +267,15 @@ pub fn prepare(
         order.iter().zip(&assignment.valid).filter(|(_, v)| **v).map(|(&p, _)| entries[p].name.clone()).collect();
     valid_packages.sort();
     let sides: Vec<String> = order.iter().zip(&assignment.valid).map(|(&p, v)| format!("{}\t{}", *v as u8, entries[p].name)).collect();
+    if let Some(cap) = opts.max_package_bytes {
+        let over = cap_packages(&mut kept, cap, |i| {
+            let c = &candidates[i];
+            (entries[c.package].split == Some(Split::Train)).then_some((c.package, c.rel.as_str()))
+        });
+        if over > 0 {
+            *skipped.entry(OVER_PACKAGE_SHARE.to_string()).or_default() += over;
+        }
+    }
 
     // 4. The tokenizer: given, or trained on the training side's files (never on validation's).
     let read_kept = |i: usize, sha: &[u8; 32]| -> Option<String> {
@@ -332,7 +376,8 @@ pub fn prepare(
         options: json!({
             "max_file_bytes": opts.limits.max_bytes, "max_line_bytes": opts.limits.max_line_bytes,
             "near_threshold": opts.near_threshold, "shard_tokens": opts.shard_tokens, "min_valid_bytes": opts.min_valid_bytes,
-            "allow_unknown_licence": opts.allow_unknown_licence, "language": "python (.py files)",
+            "allow_unknown_licence": opts.allow_unknown_licence, "max_package_bytes": opts.max_package_bytes,
+            "language": "python (.py files)",
         }),
         seconds,
         tokens_per_second: tokens as f64 / seconds.max(1e-9),
@@ -442,6 +487,48 @@ mod tests {
         assert!(corpus.check_tokenizer(&other).unwrap_err().to_string().contains("another tokenizer"));
         std::fs::write(out.join(MANIFEST), "{\"format\": \"other\"}").unwrap();
         assert!(matches!(Prepared::open(&out), Err(CorpusError::NotACorpus { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_package_cap_keeps_a_spread_sample_of_training_packages_and_leaves_validation_whole() {
+        let dir = std::env::temp_dir().join(format!("hnet-prepare-cap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let site = dir.join("site-packages");
+        site_packages(&site);
+        for f in 3..12 {
+            write(&site.join(format!("alpha/sub{}/m{f}.py", f % 3)), &module(&format!("alphax{f}"), 30));
+        }
+        let gpt2 = CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe);
+        let base = PrepareOptions { valid_fraction: 0.3, min_valid_bytes: 1000, threads: 2, ..Default::default() };
+        let whole = prepare(&[site.clone()], &dir.join("whole"), &gpt2, &base, &|_, _, _| {}).unwrap();
+        let file_bytes = module("alphax10", 30).len();
+        let cap = 3 * file_bytes;
+        let opts = PrepareOptions { max_package_bytes: Some(cap), ..base };
+        let m = prepare(&[site], &dir.join("capped"), &gpt2, &opts, &|_, _, _| {}).unwrap();
+        assert_eq!(m.split, whole.split, "the cap does not move packages between the sides");
+        let mut dropped = 0;
+        for (p, w) in m.packages.iter().zip(&whole.packages) {
+            match p.split {
+                Some(Split::Train) => {
+                    // The file that reaches the cap is kept: at most one file's worth over it.
+                    assert!(p.bytes <= cap + file_bytes && (p.bytes >= cap || p.bytes == w.bytes), "{p:?}");
+                    dropped += w.files - p.files;
+                }
+                _ => assert_eq!((p.files, p.bytes), (w.files, w.bytes), "{} is left whole", p.name),
+            }
+        }
+        assert!(dropped > 0);
+        assert_eq!(m.skipped_files.get(OVER_PACKAGE_SHARE), Some(&dropped));
+        assert_eq!(m.options["max_package_bytes"], cap);
+        // The sample is spread by a hash of the path, not the first directories found.
+        // The sample is spread by a hash of the path, not the first directories found (alpha trains: the split
+        // hashes package names).
+        assert!(!m.split.valid_packages.iter().any(|p| p == "alpha"));
+        let corpus = Prepared::open(&dir.join("capped")).unwrap();
+        let records = corpus.records(Some(Split::Train), &Tokenizer::gpt2().unwrap()).unwrap();
+        let alpha: Vec<&str> = records.iter().filter(|r| r.repo == "alpha").map(|r| r.path.as_str()).collect();
+        assert!(alpha.len() < 12 && alpha.iter().any(|p| p.contains("/sub")), "{alpha:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
