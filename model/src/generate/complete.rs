@@ -104,22 +104,23 @@ impl<'m, 't, B: Backend> Completion<'m, 't, B> {
     ) -> Result<Self, ModelError> {
         let (prompt, typed) = prompt.without_typed_indent();
         let ids = prompt.ids(tokenizer, Prompt::budget(model, params.max_new_tokens))?;
-        let mut completion = Self::from_ids(model, tokenizer, &ids, prompt.cursor_line(), params, rules)?;
+        let mut completion = Self::from_ids(model, tokenizer, &ids, prompt.before(), params, rules)?;
         completion.typed_indent = typed.to_string();
         Ok(completion)
     }
 
-    /// Starts from prompt ids; `cursor_line` is the prompt's last line as text (for the scope's rule).
+    /// Starts from prompt ids; `before` is the prompt's text before the cursor (for the scope's rule: at least the
+    /// cursor's line).
     pub fn from_ids(
         model: &'m Model<B>,
         tokenizer: &'t Tokenizer,
         ids: &[u32],
-        cursor_line: &str,
+        before: &str,
         params: GenerateParams,
         rules: &StopRules,
     ) -> Result<Self, ModelError> {
         let generator = Generator::new(model, ids, params)?;
-        let stream = TextStream::new(tokenizer, rules, cursor_line);
+        let stream = TextStream::new(tokenizer, rules, before);
         Ok(Self { generator, stream, text: String::new(), tokens: 0, done: false, typed_indent: String::new() })
     }
 

@@ -5,6 +5,10 @@
 //! The rule reads the completion text together with the prompt's last line (the line the cursor is on), so that a
 //! completion that goes on the cursor's line is indented as that line, and one that starts a new line after
 //! `def f():` takes the indentation of its first written line as the block's.
+//!
+//! Lines that begin inside a triple-quoted string (a docstring) are the string's text, not the code's layout: a
+//! blank or less indented line there ends nothing, as a person writing the docstring would not stop at its first
+//! paragraph. Whether the cursor itself is inside one is read from the whole text before it ([`Cursor::after`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +58,71 @@ impl StopRules {
     }
 }
 
+/// Where a string literal stands at some point of the text (Python's lexical rules: `#` comments, one-line `'`/`"`
+/// strings, triple-quoted strings, a backslash escapes the next character in either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Lex {
+    /// In code.
+    #[default]
+    Code,
+    /// In a comment (to the end of its line).
+    Comment,
+    /// In a one-line string opened by this quote.
+    Short(char),
+    /// In a triple-quoted string opened by three of this quote.
+    Long(char),
+}
+
+impl Lex {
+    /// The state after `text`, starting from `self`.
+    fn after(self, text: &str) -> Lex {
+        let mut state = self;
+        let mut chars = text.chars().peekable();
+        // Whether the next two characters are `q` too (then they are consumed).
+        let tripled = |chars: &mut std::iter::Peekable<std::str::Chars>, q: char| {
+            let mut rest = chars.clone();
+            let yes = rest.next() == Some(q) && rest.next() == Some(q);
+            if yes {
+                chars.nth(1);
+            }
+            yes
+        };
+        while let Some(c) = chars.next() {
+            state = match (state, c) {
+                (Lex::Comment, '\n') => Lex::Code,
+                (Lex::Code, '#') => Lex::Comment,
+                (Lex::Code, '\'' | '"') if tripled(&mut chars, c) => Lex::Long(c),
+                (Lex::Code, '\'' | '"') => Lex::Short(c),
+                (Lex::Short(_) | Lex::Long(_), '\\') => {
+                    // An escaped quote does not close the string; an escaped newline continues a one-line one.
+                    chars.next();
+                    state
+                }
+                (Lex::Short(q), c) if c == q || c == '\n' => Lex::Code,
+                (Lex::Long(q), c) if c == q && tripled(&mut chars, q) => Lex::Code,
+                (state, _) => state,
+            };
+        }
+        state
+    }
+}
+
+/// What a completion continues: the cursor's line, and whether the cursor is in a string or comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// The text before the cursor on its line.
+    pub line: String,
+    lex: Lex,
+}
+
+impl Cursor {
+    /// The cursor after `before`, the text before it.
+    pub fn after(before: &str) -> Self {
+        let line = before.rsplit('\n').next().unwrap_or_default();
+        Self { line: line.to_string(), lex: Lex::Code.after(before) }
+    }
+}
+
 /// What the scope rule says about a completion so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -78,18 +147,29 @@ fn indentation(line: &str) -> (usize, bool) {
     (width, false)
 }
 
-/// Applies `scope` to `text`, the completion so far, written after `cursor_line` (the prompt's text after its last
-/// newline).
-pub fn verdict(scope: Scope, cursor_line: &str, text: &str) -> Verdict {
+/// Applies `scope` to `text`, the completion so far, written at `cursor`.
+pub fn verdict(scope: Scope, cursor: &Cursor, text: &str) -> Verdict {
     if scope == Scope::Free {
         return Verdict::Open(text.len());
     }
-    let (cursor_indent, cursor_has_code) = indentation(cursor_line);
+    let (cursor_indent, cursor_has_code) = indentation(&cursor.line);
     let mut block_indent: Option<usize> = None;
     let mut written = false; // some of the completion's own text is not whitespace
+    let mut lex = cursor.lex;
     let mut start = 0;
     for (i, line) in text.split('\n').enumerate() {
         let terminated = start + line.len() < text.len();
+        let in_string = matches!(lex, Lex::Long(_));
+        lex = lex.after(&text[start..(start + line.len() + 1).min(text.len())]);
+        if in_string && !(scope == Scope::Line && written && i > 0) {
+            // The string's text: its layout is not the code's (the closing quotes' line included).
+            written |= !line.trim().is_empty();
+            if !terminated {
+                return Verdict::Open(text.len());
+            }
+            start += line.len() + 1;
+            continue;
+        }
         let (indent, has_code) = if i == 0 {
             // The cursor's line: its indentation is the prompt's, unless the prompt's part is blank.
             let (own, has_code) = indentation(line);
@@ -132,8 +212,8 @@ mod tests {
     use super::*;
 
     /// The completion a scope keeps of `text` once it is all written.
-    fn kept(scope: Scope, cursor_line: &str, text: &str) -> String {
-        match verdict(scope, cursor_line, text) {
+    fn kept(scope: Scope, before: &str, text: &str) -> String {
+        match verdict(scope, &Cursor::after(before), text) {
             Verdict::End(at) => text[..at].to_string(),
             Verdict::Open(_) => text.to_string(),
         }
@@ -165,10 +245,10 @@ mod tests {
     #[test]
     fn undecided_whitespace_is_held_back_and_code_is_not() {
         // A trailing newline and indentation may be the start of a dedent: not shown yet.
-        assert_eq!(verdict(Scope::Block, "def f():", "\n    a = 1\n    "), Verdict::Open("\n    a = 1".len()));
-        assert_eq!(verdict(Scope::Block, "def f():", "\n    a = 1\n    b"), Verdict::Open("\n    a = 1\n    b".len()));
-        assert_eq!(verdict(Scope::Block, "def f():", "\n   "), Verdict::Open(0));
-        assert_eq!(verdict(Scope::Free, "", "\n\n"), Verdict::Open(2));
+        assert_eq!(verdict(Scope::Block, &Cursor::after("def f():"), "\n    a = 1\n    "), Verdict::Open("\n    a = 1".len()));
+        assert_eq!(verdict(Scope::Block, &Cursor::after("def f():"), "\n    a = 1\n    b"), Verdict::Open("\n    a = 1\n    b".len()));
+        assert_eq!(verdict(Scope::Block, &Cursor::after("def f():"), "\n   "), Verdict::Open(0));
+        assert_eq!(verdict(Scope::Free, &Cursor::after(""), "\n\n"), Verdict::Open(2));
     }
 
     #[test]
@@ -176,5 +256,27 @@ mod tests {
         assert_eq!(indentation("\tx"), (8, true));
         assert_eq!(indentation("  \t x"), (9, true));
         assert_eq!(kept(Scope::Block, "def f():", "\n\tif a:\n\t\tb\n    c"), "\n\tif a:\n\t\tb");
+    }
+
+    #[test]
+    fn a_docstring_is_text_whose_blank_and_dedented_lines_end_nothing() {
+        let doc = "\n    \"\"\"Is n even?\n\nExamples:\n    >>> is_even(2)\n    \"\"\"\n    return n % 2 == 0\n\ndef odd(n):";
+        let body = "\n    \"\"\"Is n even?\n\nExamples:\n    >>> is_even(2)\n    \"\"\"\n    return n % 2 == 0";
+        assert_eq!(kept(Scope::Block, "def is_even(n):", doc), body);
+        // Single quotes, and the cursor already inside the docstring (known from the text before its line).
+        let inside = "Is n even?\n\n    '''\n    return n % 2 == 0\n\nx";
+        assert_eq!(kept(Scope::Block, "def is_even(n):\n    '''", inside), "Is n even?\n\n    '''\n    return n % 2 == 0");
+        assert_eq!(kept(Scope::Block, "def is_even(n):\n    '''\n", "Is n even?\n\n    '''\n\n"), "Is n even?\n\n    '''");
+        // Triple quotes in a one-line string, after an escape, or in a comment open nothing.
+        for line in ["    s = '\"\"\"'", "    s = \"\\\"\"\"\"", "    # see \"\"\""] {
+            let text = format!("\n{line}\n\n    return s");
+            assert_eq!(kept(Scope::Block, "def f():", &text), format!("\n{line}"), "{line}");
+        }
+        assert_eq!(kept(Scope::Block, "def f():  # \"\"\"", "\n    a\n\n    b"), "\n    a", "the cursor's line is a comment");
+        // While the docstring is open, its text is shown as written (nothing to hold back for a dedent).
+        let open = "\n    \"\"\"A\n\n";
+        assert_eq!(verdict(Scope::Block, &Cursor::after("def f():"), open), Verdict::Open(open.len()));
+        // A line completion still ends after its first written line.
+        assert_eq!(kept(Scope::Line, "def f():", "\n    \"\"\"A\n\n    B\n    \"\"\""), "\n    \"\"\"A");
     }
 }

@@ -2,7 +2,7 @@
 //! and the stream ends where the [`StopRules`] say the completion ends (what comes after is never emitted).
 
 use crate::error::ModelError;
-use crate::generate::stop::{verdict, StopRules, Verdict};
+use crate::generate::stop::{verdict, Cursor, StopRules, Verdict};
 use crate::tokenizer::Tokenizer;
 
 /// The text of a completion, token by token.
@@ -10,17 +10,18 @@ pub struct TextStream<'t> {
     tokenizer: &'t Tokenizer,
     ids: Vec<u32>,
     rules: StopRules,
-    cursor_line: String,
+    cursor: Cursor,
     emitted: usize,
     stopped: bool,
 }
 
 impl<'t> TextStream<'t> {
-    /// A stream of the text written after `cursor_line` (the prompt's text after its last newline), ended by `rules`.
-    pub fn new(tokenizer: &'t Tokenizer, rules: &StopRules, cursor_line: &str) -> Self {
+    /// A stream of the text written after `before` (the text before the cursor: at least its line, and all of it
+    /// for the scope's rule to know whether the cursor is inside a docstring), ended by `rules`.
+    pub fn new(tokenizer: &'t Tokenizer, rules: &StopRules, before: &str) -> Self {
         let mut rules = rules.clone();
         rules.strings.retain(|s| !s.is_empty());
-        Self { tokenizer, ids: Vec::new(), rules, cursor_line: cursor_line.to_string(), emitted: 0, stopped: false }
+        Self { tokenizer, ids: Vec::new(), rules, cursor: Cursor::after(before), emitted: 0, stopped: false }
     }
 
     /// True once the completion has ended (a stop string or the scope's rule).
@@ -36,7 +37,7 @@ impl<'t> TextStream<'t> {
         self.ids.push(id);
         let text = self.tokenizer.decode(&self.ids)?;
         let at_string = self.rules.strings.iter().filter_map(|s| text.find(s.as_str())).min();
-        let (at_rule, open) = match verdict(self.rules.scope, &self.cursor_line, &text) {
+        let (at_rule, open) = match verdict(self.rules.scope, &self.cursor, &text) {
             Verdict::End(at) => (Some(at), at),
             Verdict::Open(upto) => (None, upto),
         };
@@ -64,7 +65,7 @@ impl<'t> TextStream<'t> {
         self.stopped = true;
         let text = self.tokenizer.decode(&self.ids)?;
         // Whitespace held back as undecided is trailing whitespace now: a completion does not end in it.
-        let end = match verdict(self.rules.scope, &self.cursor_line, &text) {
+        let end = match verdict(self.rules.scope, &self.cursor, &text) {
             Verdict::End(at) | Verdict::Open(at) => at,
         };
         Ok(self.take(&text, end))
