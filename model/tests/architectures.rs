@@ -303,3 +303,19 @@ fn a_shorter_context_keeps_the_outputs_on_the_positions_it_keeps() {
         assert!(full.clone().with_context(n_ctx + 1).is_err() && full.with_context(0).is_err(), "{arch}");
     }
 }
+
+/// The page fine-tunes the model it already holds (a 0.5B model has no room for a second copy): a model loaded on the
+/// inference backend, taken into autodiff, must train every parameter.
+#[test]
+fn a_loaded_inference_model_taken_into_autodiff_trains_every_parameter() {
+    use hnet_gpt_model::io::checkpoint;
+    type A = burn::backend::Autodiff<B>;
+    for arch in Arch::ALL {
+        let bytes = checkpoint::to_bytes(&model(arch, 3), &[]).unwrap();
+        let inner = checkpoint::from_bytes::<B>(&bytes, "test", &Default::default()).unwrap();
+        let trained = Model::<A>::trainable(inner);
+        let mut found = Untrainable(Vec::new());
+        trained.visit(&mut found);
+        assert!(found.0.is_empty(), "{arch:?}: {} frozen: {:?}", found.0.len(), &found.0[..found.0.len().min(3)]);
+    }
+}

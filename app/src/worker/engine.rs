@@ -452,8 +452,7 @@ pub struct Tuner<A: AutodiffBackend> {
 }
 
 impl<A: AutodiffBackend> Tuner<A> {
-    fn new(bytes: &[u8], device: &A::Device, data: Packed, s: &TuneSettings) -> Result<Self, String> {
-        let model = checkpoint::from_bytes::<A>(bytes, "checkpoint", device).map_err(|e| e.to_string())?;
+    fn new(model: Model<A>, data: Packed, s: &TuneSettings) -> Result<Self, String> {
         let config = s.train_config(&model.config);
         config.validate().map_err(|e| e.to_string())?;
         let frozen = s.scope.frozen(model.config.arch);
@@ -499,15 +498,13 @@ pub enum FineTune {
 }
 
 impl FineTune {
-    /// Prepares fine-tuning of the engine's model on `data`.
+    /// Prepares fine-tuning of the engine's model on `data`: the same tensors, taken into autodiff (the engine
+    /// keeps its weights; a step makes new ones).
     pub async fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
-        web::mark("fine-tune: read weights");
-        let bytes = engine.checkpoint_bytes("fine-tuning start").await?;
-        web::yield_now().await;
-        web::mark("fine-tune: load");
+        web::mark("fine-tune: start");
         let tuner = match engine {
-            Engine::Gpu(_) => FineTune::Gpu(Box::new(Tuner::new(&bytes, &WgpuDevice::default(), data, s)?)),
-            Engine::Cpu(_) => FineTune::Cpu(Box::new(Tuner::new(&bytes, &Default::default(), data, s)?)),
+            Engine::Gpu(m) => FineTune::Gpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
+            Engine::Cpu(m) => FineTune::Cpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
         };
         web::yield_now().await;
         Ok(tuner)

@@ -476,11 +476,11 @@ impl Worker {
                 // A lost or broken WebGPU device: move the model to the CPU and say so. The weights are read back
                 // first; when the device is gone they cannot be, and the bundled model is loaded instead.
                 mark_gpu_broken(format!("WebGPU failed while generating ({e})"));
-                let (bytes, label) = match engine.checkpoint_bytes("recovered after a WebGPU failure").await {
-                    Ok(bytes) => (bytes, "the same model on the CPU"),
-                    Err(_) => (fetch_model(MODEL_URL, |_, _| {}).await?, "bundled model on the CPU (the WebGPU weights were lost)"),
-                };
-                self.load_bytes(job, bytes, label).await?;
+                drop(engine);
+                if self.switch_backend(job, BackendChoice::Cpu).await.is_err() {
+                    let bytes = fetch_model(MODEL_URL, |_, _| {}).await?;
+                    self.load_bytes(job, bytes, "bundled model on the CPU (the WebGPU weights were lost)").await?;
+                }
                 Err(format!("WebGPU failed while generating ({e}); the model moved to the CPU."))
             }
             Err(e) => Err(e),

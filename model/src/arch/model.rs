@@ -120,6 +120,22 @@ impl<B: Backend> Model<B> {
         burn::module::Module::visit(self, &mut Touch);
     }
 
+    /// `model` (on an inference backend) taken into autodiff with every parameter trainable, its tensors shared,
+    /// not copied: fine-tuning the model one holds needs no second copy of it. (burn's `from_inner` keeps the
+    /// inference tensors' `require_grad`, which is off.)
+    pub fn trainable(model: Model<B::InnerBackend>) -> Self
+    where
+        B: burn::tensor::backend::AutodiffBackend,
+    {
+        struct RequireGrad;
+        impl<Bk: Backend> burn::module::ModuleMapper<Bk> for RequireGrad {
+            fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<Bk, D>>) -> burn::module::Param<Tensor<Bk, D>> {
+                param.map(|t| t.require_grad())
+            }
+        }
+        <Self as burn::module::AutodiffModule<B>>::from_inner(model).map(&mut RequireGrad)
+    }
+
     /// The context length in tokens.
     pub fn n_ctx(&self) -> usize {
         self.config.n_ctx()

@@ -338,6 +338,25 @@ mod tests {
     }
 
     #[test]
+    fn a_loaded_inference_model_made_trainable_steps_as_one_built_for_training_and_is_left_as_it_was() {
+        type Inner = <AD as AutodiffBackend>::InnerBackend;
+        let (model, _, data) = setup();
+        let bytes = crate::io::checkpoint::to_bytes(&model.valid(), &[]).unwrap();
+        let inference = crate::io::checkpoint::from_bytes::<Inner>(&bytes, "test", &Default::default()).unwrap();
+        let step = |m: Model<AD>| {
+            let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
+            let (m, outcome) = train_step(m, &mut opt, &data, &[vec![0, 1]], 1e-3, OBJECTIVE).unwrap();
+            let StepOutcome::Applied { loss, .. } = outcome else { panic!("{outcome:?}") };
+            (loss, weights(&m))
+        };
+        let (loss, tuned) = step(model);
+        let (loss_shared, tuned_shared) = step(Model::<AD>::trainable(inference.clone()));
+        assert_eq!(loss, loss_shared);
+        assert!(tuned == tuned_shared, "the same step from the same weights gave other weights");
+        assert_eq!(crate::io::checkpoint::to_bytes(&inference, &[]).unwrap(), bytes, "the step wrote into the shared tensors");
+    }
+
+    #[test]
     fn a_bf16_step_stays_within_bf16_rounding_of_the_f32_step_for_every_architecture() {
         let (_, _, data) = setup();
         for arch in Arch::ALL {
