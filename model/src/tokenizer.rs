@@ -109,7 +109,11 @@ impl TokenizerSpec {
 
     /// [`TokenizerSpec::for_json`] against a given copy of GPT-2's tokenizer (the browser fetches its own).
     pub fn for_json_with(json: &str, ours: &Tokenizer) -> Result<Self, ModelError> {
-        let theirs = Tokenizer::from_json_bytes(json.as_bytes())?;
+        Self::for_parsed(json, &Tokenizer::from_json_bytes(json.as_bytes())?, ours)
+    }
+
+    /// [`for_json_with`](Self::for_json_with) for a `tokenizer.json` already parsed as `theirs`.
+    pub fn for_parsed(json: &str, theirs: &Tokenizer, ours: &Tokenizer) -> Result<Self, ModelError> {
         let probe = "def f(x):\n    return x + 1  # <|endoftext|> héllo\n\t\tpass";
         let same = theirs.vocab_size() == ours.vocab_size()
             && theirs.inner.get_vocab(true) == ours.inner.get_vocab(true)

@@ -156,8 +156,11 @@ fn every_family_read_as_it_downloads_gives_transformers_logits() {
         for piece in bytes.chunks(1021) {
             stream.push(piece).unwrap();
         }
-        let model: Model<Cpu> = from_hub_tensors(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default())
+        let (model, parsed): (Model<Cpu>, _) = from_hub_tensors(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The tokenizer handed back is the repository's, as the model records it.
+        let probe = "def f(x):\n    return x + 1";
+        assert_eq!(parsed.encode(probe).unwrap(), model.tokenizer.load().unwrap().encode(probe).unwrap(), "{name}");
         // And the same model moved to another backend instance, tensor by tensor, as the page moves it to WebGPU.
         let moved: Model<Cpu> = copy_to(&model, &Default::default()).unwrap();
         for case in &reference(name).cases {

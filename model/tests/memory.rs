@@ -118,7 +118,7 @@ fn loading_as_it_downloads_holds_little_more_than_the_f32_model() {
             let arrived: Vec<u8> = piece.to_vec();
             stream.push(&arrived).unwrap();
         }
-        from_hub_tensors::<Cpu>(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default()).unwrap()
+        from_hub_tensors::<Cpu>(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default()).unwrap().0
     });
     drop(file);
     eprintln!("f32 model {f32_bytes} B; peak while loading {peak} B");

@@ -91,8 +91,16 @@ async fn fetch_tensors(job: JobId, endpoint: &str, repo: &str, revision: &str, f
     stream.unwrap_or_else(|| Streamed::new(file, Some(0))).finish().map_err(|e| FetchError { status: None, message: e.to_string() })
 }
 
-/// Fetches a Hub model and converts it, tensor by tensor as it downloads (a hybrid around it with `hybrid`).
-pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid: bool, gpt2: &Tokenizer) -> Result<Model<Cpu>, String> {
+/// Fetches a Hub model and converts it, tensor by tensor as it downloads (a hybrid around it with `hybrid`); returns
+/// it with its tokenizer.
+pub async fn load(
+    job: JobId,
+    endpoint: &str,
+    repo: &str,
+    revision: &str,
+    hybrid: bool,
+    gpt2: &Tokenizer,
+) -> Result<(Model<Cpu>, Tokenizer), String> {
     let config_json = config(job, endpoint, repo, revision).await?;
     let config = hf::config_from_hf_json(&config_json).map_err(|e| format!("`{repo}` is not a model this page can run: {e}"))?;
     let params = match hybrid {
@@ -134,10 +142,11 @@ pub async fn load(job: JobId, endpoint: &str, repo: &str, revision: &str, hybrid
     post(job, Reply::Status(format!("Converting {repo}…")), None);
     web::yield_now().await;
     let device = Default::default();
-    let model = hf::from_hub_tensors::<Cpu>(&config_json, tensors, &tokenizer_json, gpt2, &device).map_err(|e| e.to_string())?;
+    let (model, tokenizer) =
+        hf::from_hub_tensors::<Cpu>(&config_json, tensors, &tokenizer_json, gpt2, &device).map_err(|e| e.to_string())?;
     if !hybrid {
-        return Ok(model);
+        return Ok((model, tokenizer));
     }
     web::yield_now().await;
-    transplant::hybrid_around(model, repo, &device).map_err(|e| e.to_string())
+    Ok((transplant::hybrid_around(model, repo, &device).map_err(|e| e.to_string())?, tokenizer))
 }

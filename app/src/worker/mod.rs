@@ -230,7 +230,7 @@ impl Worker {
             ModelSource::Url { url, label } => (fetch_model(&url, progress).await?, label),
             ModelSource::Hub { repo, revision, hybrid, endpoint } => {
                 let gpt2 = self.gpt2_tokenizer(job).await?;
-                let model = hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2)
+                let (model, tokenizer) = hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2)
                     .await
                     .map_err(|e| format!("Could not load {repo}: {e}.{}", self.kept()))?;
                 let label = if hybrid { format!("{repo} from the Hub + a fresh H-Net encoder") } else { format!("{repo} from the Hub") };
@@ -243,7 +243,7 @@ impl Worker {
                 if hybrid {
                     card.push(("decoder_from".into(), repo.clone()));
                 }
-                let note = self.load_model(job, model, &label, card).await?;
+                let note = self.load_model(job, model, tokenizer, &label, card).await?;
                 return Ok(with_cache_warning(note));
             }
             ModelSource::File { name } => {
@@ -258,16 +258,30 @@ impl Worker {
 
     async fn load_bytes(&self, job: JobId, bytes: Vec<u8>, source: &str) -> Result<String, String> {
         post(job, Reply::Status(format!("Loading {source}…")), None);
-        let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| format!("Could not load {source}: {e}.{}", self.kept()))?;
+        let fail = |e: String| format!("Could not load {source}: {e}.{}", self.kept());
+        let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| fail(e.to_string()))?;
         let card: Vec<(String, String)> = info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
-        self.start(job, Weights::Checkpoint(&bytes), &info.tokenizer, info.config.vocab_size(), source, card).await
+        // The model's own tokenizer: embedded in the checkpoint, or GPT-2's (fetched once, served with the page).
+        let tokenizer = match &info.tokenizer {
+            TokenizerSpec::Gpt2Bpe => self.gpt2_tokenizer(job).await?,
+            TokenizerSpec::Embedded(json) => Rc::new(Tokenizer::from_json_bytes(json.as_bytes()).map_err(|e| fail(e.to_string()))?),
+        };
+        self.start(job, Weights::Checkpoint(&bytes), tokenizer, info.config.vocab_size(), source, card).await
     }
 
-    /// Loads a model converted here (from the Hub), with `card` saying where it came from.
-    async fn load_model(&self, job: JobId, model: Model<Cpu>, source: &str, mut card: Vec<(String, String)>) -> Result<String, String> {
+    /// Loads a model converted here (from the Hub) with its tokenizer (parsed as it was converted), with `card`
+    /// saying where it came from.
+    async fn load_model(
+        &self,
+        job: JobId,
+        model: Model<Cpu>,
+        tokenizer: Tokenizer,
+        source: &str,
+        mut card: Vec<(String, String)>,
+    ) -> Result<String, String> {
         card.push(("tokenizer".into(), model.tokenizer.id().to_string()));
-        let (tokenizer, vocab) = (model.tokenizer.clone(), model.config.vocab_size());
-        self.start(job, Weights::Cpu(Box::new(model)), &tokenizer, vocab, source, card).await
+        let vocab = model.config.vocab_size();
+        self.start(job, Weights::Cpu(Box::new(model)), Rc::new(tokenizer), vocab, source, card).await
     }
 
     /// " The previous model is still loaded." when there is one (said after a failure).
@@ -285,17 +299,12 @@ impl Worker {
         &self,
         job: JobId,
         weights: Weights<'_>,
-        tokenizer: &TokenizerSpec,
+        tokenizer: Rc<Tokenizer>,
         vocab: usize,
         source: &str,
         mut card: Vec<(String, String)>,
     ) -> Result<String, String> {
         let fail = |e: String| format!("Could not load {source}: {e}.{}", self.kept());
-        // The model's own tokenizer: embedded in the checkpoint, or GPT-2's (fetched once, served with the page).
-        let tokenizer = match tokenizer {
-            TokenizerSpec::Gpt2Bpe => self.gpt2_tokenizer(job).await?,
-            TokenizerSpec::Embedded(json) => Rc::new(Tokenizer::from_json_bytes(json.as_bytes()).map_err(|e| fail(e.to_string()))?),
-        };
         tokenizer.check_fits(vocab).map_err(|e| fail(e.to_string()))?;
         card.sort();
         let (engine, backend) = Engine::load(weights, self.backend.get(), Speeds::default()).await.map_err(fail)?;

@@ -501,37 +501,40 @@ pub fn from_hub_files<B: Backend>(
         let d = &config.decoder;
         build(config, HfSource::new(d.family, d.tie_word_embeddings, shards)?, device)
     })
+    .map(|(model, _)| model)
 }
 
 /// [`from_hub_files`] from tensors kept as they downloaded ([`crate::io::stream`]): each tensor's stored bytes are
-/// freed as its parameter is made, so the memory alive is never much more than the f32 model's.
+/// freed as its parameter is made, so the memory alive is never much more than the f32 model's. The tokenizer comes
+/// back parsed beside the model (a large model's `tokenizer.json` is megabytes: parsed once, not again by the caller).
 pub fn from_hub_tensors<B: Backend>(
     config_json: &str,
     tensors: Tensors,
     tokenizer_json: &str,
     gpt2: &Tokenizer,
     device: &B::Device,
-) -> Result<Model<B>, LoadError> {
+) -> Result<(Model<B>, Tokenizer), LoadError> {
     hub_model(config_json, tokenizer_json, gpt2, |config| {
         let d = &config.decoder;
         build(config, HfSource::kept(d.family, d.tie_word_embeddings, tensors)?, device)
     })
 }
 
-/// The tokenizer checked against `config_json`'s vocabulary before `load` builds the model, then recorded in it.
+/// The tokenizer checked against `config_json`'s vocabulary before `load` builds the model, then recorded in it;
+/// returned parsed beside the model.
 fn hub_model<B: Backend>(
     config_json: &str,
     tokenizer_json: &str,
     gpt2: &Tokenizer,
     load: impl FnOnce(&ModelConfig) -> Result<Model<B>, LoadError>,
-) -> Result<Model<B>, LoadError> {
+) -> Result<(Model<B>, Tokenizer), LoadError> {
     let tok_err = |e: crate::error::ModelError| config_err("tokenizer.json", e.to_string());
     let config = config_from_hf_json(config_json)?;
     let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes()).map_err(tok_err)?;
     tokenizer.check_fits(config.vocab_size()).map_err(tok_err)?;
     let mut model = load(&config)?;
-    model.tokenizer = TokenizerSpec::for_json_with(tokenizer_json, gpt2).map_err(tok_err)?;
-    Ok(model)
+    model.tokenizer = TokenizerSpec::for_parsed(tokenizer_json, &tokenizer, gpt2).map_err(tok_err)?;
+    Ok((model, tokenizer))
 }
 
 /// Builds a model from Hugging Face `config.json` text and `model.safetensors` bytes.
