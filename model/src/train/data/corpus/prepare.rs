@@ -501,7 +501,7 @@ mod tests {
         }
         let gpt2 = CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe);
         let base = PrepareOptions { valid_fraction: 0.3, min_valid_bytes: 1000, threads: 2, ..Default::default() };
-        let whole = prepare(&[site.clone()], &dir.join("whole"), &gpt2, &base, &|_, _, _| {}).unwrap();
+        let whole = prepare(std::slice::from_ref(&site), &dir.join("whole"), &gpt2, &base, &|_, _, _| {}).unwrap();
         let file_bytes = module("alphax10", 30).len();
         let cap = 3 * file_bytes;
         let opts = PrepareOptions { max_package_bytes: Some(cap), ..base };
