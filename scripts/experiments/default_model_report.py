@@ -235,7 +235,7 @@ def main():
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
                  f"It shows how H-Net chunks code; for completions worth accepting load a pretrained model from the Hub "
-                 f"panel (CodeParrot small for Python, SmolLM2-135M).")
+                 f"panel (Qwen2.5-Coder-0.5B with fill-in-the-middle, or SmolLM2-135M on a slow machine).")
         models.append({"arch": arch, "label": f"{arch} · {s['parameters'] / 1e6:.0f}M · Python packages (bundled)",
                        "url": f"public/models/{dest}", "about": about})
     with open(os.path.join(args.models, "models.json"), "w") as f:
