@@ -156,9 +156,10 @@ fn every_family_read_as_it_downloads_gives_transformers_logits() {
         for piece in bytes.chunks(1021) {
             stream.push(piece).unwrap();
         }
-        let (model, parsed): (Model<Cpu>, _) = from_hub_tensors(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default())
+        let parsed = Tokenizer::from_json_bytes(tokenizer.as_bytes()).unwrap();
+        let model: Model<Cpu> = from_hub_tensors(&config, stream.finish().unwrap(), &tokenizer, &parsed, &gpt2, &Default::default())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
-        // The tokenizer handed back is the repository's, as the model records it.
+        // The model records the repository's tokenizer, the one given parsed.
         let probe = "def f(x):\n    return x + 1";
         assert_eq!(parsed.encode(probe).unwrap(), model.tokenizer.load().unwrap().encode(probe).unwrap(), "{name}");
         // And the same model moved to another backend instance, tensor by tensor, as the page moves it to WebGPU.

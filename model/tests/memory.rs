@@ -105,6 +105,8 @@ fn loading_as_it_downloads_holds_little_more_than_the_f32_model() {
     let gpt2 = Tokenizer::gpt2().unwrap();
     // The tiny Llama fixture's own BPE (a few hundred tokens; the model's vocabulary is larger, as Qwen's is).
     let tokenizer = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hf-tiny-llama/tokenizer.json")).unwrap();
+    // Parsed before the weights, as the page checks it before their download.
+    let parsed = Tokenizer::from_json_bytes(tokenizer.as_bytes()).unwrap();
     let (file, params) = checkpoint();
     let f32_bytes = 4 * params;
     let config = config();
@@ -118,7 +120,7 @@ fn loading_as_it_downloads_holds_little_more_than_the_f32_model() {
             let arrived: Vec<u8> = piece.to_vec();
             stream.push(&arrived).unwrap();
         }
-        from_hub_tensors::<Cpu>(&config, stream.finish().unwrap(), &tokenizer, &gpt2, &Default::default()).unwrap().0
+        from_hub_tensors::<Cpu>(&config, stream.finish().unwrap(), &tokenizer, &parsed, &gpt2, &Default::default()).unwrap()
     });
     drop(file);
     eprintln!("f32 model {f32_bytes} B; peak while loading {peak} B");

@@ -114,8 +114,8 @@ pub async fn load(
         Err(e) => return Err(e.to_string()),
     };
     // Before the weights: a tokenizer that cannot belong to this model is refused without the big download.
-    Tokenizer::from_json_bytes(tokenizer_json.as_bytes())
-        .and_then(|t| t.check_fits(config.vocab_size()))
+    let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes())
+        .and_then(|t| t.check_fits(config.vocab_size()).map(|()| t))
         .map_err(|e| format!("the tokenizer.json of `{repo}`: {e}"))?;
     let tensors = match fetch_tensors(job, endpoint, repo, revision, "model.safetensors").await {
         Ok(tensors) => tensors,
@@ -142,8 +142,8 @@ pub async fn load(
     post(job, Reply::Status(format!("Converting {repo}…")), None);
     web::yield_now().await;
     let device = Default::default();
-    let (model, tokenizer) =
-        hf::from_hub_tensors::<Cpu>(&config_json, tensors, &tokenizer_json, gpt2, &device).map_err(|e| e.to_string())?;
+    let model =
+        hf::from_hub_tensors::<Cpu>(&config_json, tensors, &tokenizer_json, &tokenizer, gpt2, &device).map_err(|e| e.to_string())?;
     if !hybrid {
         return Ok((model, tokenizer));
     }

@@ -230,9 +230,8 @@ impl Worker {
             ModelSource::Url { url, label } => (fetch_model(&url, progress).await?, label),
             ModelSource::Hub { repo, revision, hybrid, endpoint } => {
                 let gpt2 = self.gpt2_tokenizer(job).await?;
-                let (model, tokenizer) = hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2)
-                    .await
-                    .map_err(|e| format!("Could not load {repo}: {e}.{}", self.kept()))?;
+                let (model, tokenizer) =
+                    hub::load(job, &endpoint, &repo, &revision, hybrid, &gpt2).await.map_err(|e| self.load_failed(&repo, e))?;
                 let label = if hybrid { format!("{repo} from the Hub + a fresh H-Net encoder") } else { format!("{repo} from the Hub") };
                 let source = format!("hf://{repo}@{revision}");
                 let mut card = vec![("hub_repo".to_string(), repo.clone()), ("hub_revision".to_string(), revision.clone())];
@@ -258,7 +257,7 @@ impl Worker {
 
     async fn load_bytes(&self, job: JobId, bytes: Vec<u8>, source: &str) -> Result<String, String> {
         post(job, Reply::Status(format!("Loading {source}…")), None);
-        let fail = |e: String| format!("Could not load {source}: {e}.{}", self.kept());
+        let fail = |e: String| self.load_failed(source, e);
         let info = checkpoint::read_info(&bytes, "checkpoint").map_err(|e| fail(e.to_string()))?;
         let card: Vec<(String, String)> = info.metadata.into_iter().filter(|(k, _)| !matches!(k.as_str(), "format" | "config")).collect();
         // The model's own tokenizer: embedded in the checkpoint, or GPT-2's (fetched once, served with the page).
@@ -284,13 +283,10 @@ impl Worker {
         self.start(job, Weights::Cpu(Box::new(model)), Rc::new(tokenizer), vocab, source, card).await
     }
 
-    /// " The previous model is still loaded." when there is one (said after a failure).
-    fn kept(&self) -> &'static str {
-        if self.engine.borrow().is_some() {
-            " The previous model is still loaded."
-        } else {
-            ""
-        }
+    /// "Could not load WHAT: E.", and " The previous model is still loaded." when there is one.
+    fn load_failed(&self, what: &str, e: impl std::fmt::Display) -> String {
+        let kept = if self.engine.borrow().is_some() { " The previous model is still loaded." } else { "" };
+        format!("Could not load {what}: {e}.{kept}")
     }
 
     /// Loads `weights` with their tokenizer (checked against the `vocab` size), warms them up on the chosen backend
@@ -304,7 +300,7 @@ impl Worker {
         source: &str,
         mut card: Vec<(String, String)>,
     ) -> Result<String, String> {
-        let fail = |e: String| format!("Could not load {source}: {e}.{}", self.kept());
+        let fail = |e: String| self.load_failed(source, e);
         tokenizer.check_fits(vocab).map_err(|e| fail(e.to_string()))?;
         card.sort();
         let (engine, backend) = Engine::load(weights, self.backend.get(), Speeds::default()).await.map_err(fail)?;
@@ -485,7 +481,6 @@ impl Worker {
                 // A lost or broken WebGPU device: move the model to the CPU and say so. The weights are read back
                 // first; when the device is gone they cannot be, and the bundled model is loaded instead.
                 mark_gpu_broken(format!("WebGPU failed while generating ({e})"));
-                drop(engine);
                 if self.switch_backend(job, BackendChoice::Cpu).await.is_err() {
                     let bytes = fetch_model(MODEL_URL, |_, _| {}).await?;
                     self.load_bytes(job, bytes, "bundled model on the CPU (the WebGPU weights were lost)").await?;

@@ -77,9 +77,9 @@ impl Lex {
     /// The state after `text`, starting from `self`.
     fn after(self, text: &str) -> Lex {
         let mut state = self;
-        let mut chars = text.chars().peekable();
+        let mut chars = text.chars();
         // Whether the next two characters are `q` too (then they are consumed).
-        let tripled = |chars: &mut std::iter::Peekable<std::str::Chars>, q: char| {
+        let tripled = |chars: &mut std::str::Chars, q: char| {
             let mut rest = chars.clone();
             let yes = rest.next() == Some(q) && rest.next() == Some(q);
             if yes {

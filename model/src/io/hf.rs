@@ -497,44 +497,49 @@ pub fn from_hub_files<B: Backend>(
     gpt2: &Tokenizer,
     device: &B::Device,
 ) -> Result<Model<B>, LoadError> {
-    hub_model(config_json, tokenizer_json, gpt2, |config| {
+    let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes()).map_err(tokenizer_err)?;
+    hub_model(config_json, tokenizer_json, &tokenizer, gpt2, |config| {
         let d = &config.decoder;
         build(config, HfSource::new(d.family, d.tie_word_embeddings, shards)?, device)
     })
-    .map(|(model, _)| model)
 }
 
 /// [`from_hub_files`] from tensors kept as they downloaded ([`crate::io::stream`]): each tensor's stored bytes are
-/// freed as its parameter is made, so the memory alive is never much more than the f32 model's. The tokenizer comes
-/// back parsed beside the model (a large model's `tokenizer.json` is megabytes: parsed once, not again by the caller).
+/// freed as its parameter is made, so the memory alive is never much more than the f32 model's. `tokenizer` is
+/// `tokenizer_json` parsed (the playground parses it to check it before the weights' download; a large model's
+/// `tokenizer.json` is megabytes, not parsed twice).
 pub fn from_hub_tensors<B: Backend>(
     config_json: &str,
     tensors: Tensors,
     tokenizer_json: &str,
+    tokenizer: &Tokenizer,
     gpt2: &Tokenizer,
     device: &B::Device,
-) -> Result<(Model<B>, Tokenizer), LoadError> {
-    hub_model(config_json, tokenizer_json, gpt2, |config| {
+) -> Result<Model<B>, LoadError> {
+    hub_model(config_json, tokenizer_json, tokenizer, gpt2, |config| {
         let d = &config.decoder;
         build(config, HfSource::kept(d.family, d.tie_word_embeddings, tensors)?, device)
     })
 }
 
-/// The tokenizer checked against `config_json`'s vocabulary before `load` builds the model, then recorded in it;
-/// returned parsed beside the model.
+fn tokenizer_err(e: crate::error::ModelError) -> LoadError {
+    config_err("tokenizer.json", e.to_string())
+}
+
+/// The tokenizer (`tokenizer_json`, parsed as `tokenizer`) checked against `config_json`'s vocabulary before `load`
+/// builds the model, then recorded in it.
 fn hub_model<B: Backend>(
     config_json: &str,
     tokenizer_json: &str,
+    tokenizer: &Tokenizer,
     gpt2: &Tokenizer,
     load: impl FnOnce(&ModelConfig) -> Result<Model<B>, LoadError>,
-) -> Result<(Model<B>, Tokenizer), LoadError> {
-    let tok_err = |e: crate::error::ModelError| config_err("tokenizer.json", e.to_string());
+) -> Result<Model<B>, LoadError> {
     let config = config_from_hf_json(config_json)?;
-    let tokenizer = Tokenizer::from_json_bytes(tokenizer_json.as_bytes()).map_err(tok_err)?;
-    tokenizer.check_fits(config.vocab_size()).map_err(tok_err)?;
+    tokenizer.check_fits(config.vocab_size()).map_err(tokenizer_err)?;
     let mut model = load(&config)?;
-    model.tokenizer = TokenizerSpec::for_parsed(tokenizer_json, &tokenizer, gpt2).map_err(tok_err)?;
-    Ok((model, tokenizer))
+    model.tokenizer = TokenizerSpec::for_parsed(tokenizer_json, tokenizer, gpt2).map_err(tokenizer_err)?;
+    Ok(model)
 }
 
 /// Builds a model from Hugging Face `config.json` text and `model.safetensors` bytes.

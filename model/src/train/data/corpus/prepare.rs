@@ -132,11 +132,8 @@ fn cap_packages<'a>(kept: &mut Vec<(usize, [u8; 32], usize)>, cap: usize, capped
         }
     }
     let before = kept.len();
-    let mut k = 0;
-    kept.retain(|_| {
-        k += 1;
-        !drop[k - 1]
-    });
+    let mut dropped = drop.into_iter();
+    kept.retain(|_| !dropped.next().expect("a flag per kept file"));
     before - kept.len()
 }
 
