@@ -658,7 +658,8 @@ pub struct SamplingArgs {
     pub stop: Vec<String>,
     /// How much to write, as an editor's completion: `line` (the rest of the line, or the next one), `block` (up
     /// to a blank line or a line indented less than the block, outside docstrings), `free` (only --stop, the
-    /// model's end tokens and --max-new-tokens end it).
+    /// model's end tokens and --max-new-tokens end it). In `line` and `block` a completion that begins to loop ends
+    /// after the loop's first copy.
     #[arg(long, default_value = "block")]
     pub scope: hnet_gpt_model::generate::stop::Scope,
 }

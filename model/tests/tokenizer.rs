@@ -125,6 +125,32 @@ fn a_block_completion_streams_up_to_its_end_and_never_past_it() {
 }
 
 #[test]
+fn a_looping_completion_shows_its_first_copy_and_stops() {
+    let tok = tokenizer();
+    let line = "\n    G = nx.path_graph(G)";
+    let written = format!("\n    # A graph.{}", line.repeat(12));
+    let expected = format!("\n    # A graph.{line}");
+    let mut stream = TextStream::new(&tok, &StopRules { scope: Scope::Block, strings: vec![] }, "def fibonacci(n):");
+    let mut out = String::new();
+    for id in tok.encode(&written).unwrap() {
+        out += &stream.push(id).unwrap();
+        // The copies are held back while the loop is undecided: nothing shown is taken back.
+        assert!(expected.starts_with(&out), "{out:?}");
+        if stream.stopped() {
+            break;
+        }
+    }
+    assert!(stream.stopped(), "the loop ends the completion before the token limit");
+    assert_eq!(out, expected);
+    // Two copies that turn away from a loop are shown in full at the end.
+    let twice = format!("{line}{line}\n    return G");
+    let mut stream = TextStream::new(&tok, &StopRules { scope: Scope::Block, strings: vec![] }, "def f(G):");
+    let mut out: String = tok.encode(&twice).unwrap().into_iter().map(|id| stream.push(id).unwrap()).collect();
+    out += &stream.finish().unwrap();
+    assert_eq!(out, twice);
+}
+
+#[test]
 fn a_bpe_trained_on_code_merges_indentation_and_round_trips() {
     use hnet_gpt_model::tokenizer::{train_bpe, EOS_TEXT};
     let module = |i: usize| {

@@ -362,7 +362,7 @@ def main():
                      f"boundaries at line starts: precision {fmt(ch['line_starts']['precision'])} "
                      f"(chance {fmt(ch['line_starts']['chance_precision'])}).")
         L += ["", "### Completions, as they come out", "",
-              "Greedy and sampled (temperature 0.8) continuations of 96 tokens at most, ended as the editor ends them (`generate`'s default block scope: before a blank line or a line indented less than the block).", ""]
+              "Greedy and sampled (temperature 0.8) continuations of 96 tokens at most, ended as the editor ends them (`generate`'s default block scope: before a blank line or a line indented less than the block, or after the first copy of a loop).", ""]
         for smp in r["samples"]:
             L += [f"`{smp['prompt']!r}` ({smp['mode']}):", "", "```python", smp["prompt"] + smp["completion"], "```", ""]
         L += ["### The seed's five prompts", "", "```json", json.dumps(seed, indent=1), "```", ""]

@@ -9,6 +9,10 @@
 //! Lines that begin inside a triple-quoted string (a docstring) are the string's text, not the code's layout: a
 //! blank or less indented line there ends nothing, as a person writing the docstring would not stop at its first
 //! paragraph. Whether the cursor itself is inside one is read from the whole text before it ([`Cursor::after`]).
+//!
+//! A completion that has begun to loop (the same piece of text over and over: `_is_is_is…`, one line again and
+//! again) ends after the piece's first copy ([`repetition`]), as editors' clients cut their models' loops (Copilot's
+//! repetition filter, Tabby's `removeLineEndsWithRepetition`): a person does not write on past that point.
 
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +206,55 @@ pub fn verdict(scope: Scope, cursor: &Cursor, text: &str) -> Verdict {
     Verdict::Open(text.len())
 }
 
+/// A unit shorter than this is not a loop: `))`, `==`, indentation and the like repeat in ordinary code.
+const MIN_UNIT: usize = 3;
+/// A unit this long or longer (a line, say) is a loop from [`LONG_COPIES`] copies; a shorter one from
+/// [`SHORT_COPIES`] (a literal such as `[0, 0, 0, 0]` is ordinary code).
+const LONG_UNIT: usize = 10;
+const SHORT_COPIES: usize = 8;
+const LONG_COPIES: usize = 4;
+/// Bytes at the end of a completion looked at for a loop (a unit found is shorter).
+const LOOP_WINDOW: usize = 1024;
+
+/// A completion's text that ends in copies of one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repetition {
+    /// Enough copies to be a loop: the completion ends at this byte offset, after the first copy.
+    Loop(usize),
+    /// A repeat begun, not yet a loop: what follows the first copy (this offset) is held back until the text either
+    /// goes on to a loop or turns away from it (so that a loop's copies are never shown, not even the start of one).
+    Suspect(usize),
+}
+
+/// Whether `text`, a completion so far, ends in repeated copies of a unit (at least [`MIN_UNIT`] bytes, not all
+/// whitespace, not itself repeating a shorter unit). Only the line and block scopes look for loops.
+pub fn repetition(scope: Scope, text: &str) -> Option<Repetition> {
+    if scope == Scope::Free {
+        return None;
+    }
+    let t = text.as_bytes();
+    let n = t.len();
+    let lo = n.saturating_sub(LOOP_WINDOW);
+    let (mut looped, mut suspect) = (None::<usize>, None::<usize>);
+    for p in MIN_UNIT..n - lo {
+        // The bytes at the end that equal the byte one unit before them: all that follows the first copy.
+        let repeats = (lo + p..n).rev().take_while(|&i| t[i] == t[i - p]).count();
+        if repeats == 0 {
+            continue;
+        }
+        let first_copy_end = n - repeats;
+        let unit = &t[first_copy_end - p..first_copy_end];
+        let smaller_period = (1..p).any(|q| p % q == 0 && (q..p).all(|i| unit[i] == unit[i - q]));
+        if smaller_period || unit.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let needed = if p >= LONG_UNIT { LONG_COPIES } else { SHORT_COPIES };
+        let slot = if repeats / p + 1 >= needed { &mut looped } else { &mut suspect };
+        *slot = Some(slot.map_or(first_copy_end, |e| e.min(first_copy_end)));
+    }
+    looped.map(Repetition::Loop).or(suspect.map(Repetition::Suspect))
+}
+
 /// True when a completion has nothing to show (whitespace only): the caller says "no completion" instead.
 pub fn is_blank(text: &str) -> bool {
     text.trim().is_empty()
@@ -278,5 +331,36 @@ mod tests {
         assert_eq!(verdict(Scope::Block, &Cursor::after("def f():"), open), Verdict::Open(open.len()));
         // A line completion still ends after its first written line.
         assert_eq!(kept(Scope::Line, "def f():", "\n    \"\"\"A\n\n    B\n    \"\"\""), "\n    \"\"\"A");
+    }
+
+    #[test]
+    fn a_loop_ends_after_its_first_copy() {
+        let ended = |text: &str| match repetition(Scope::Block, text) {
+            Some(Repetition::Loop(at)) => Some(text[..at].to_string()),
+            _ => None,
+        };
+        // A short unit from eight copies, a line (or several) from four.
+        assert_eq!(ended(&format!("\n    return n{}", "_is".repeat(8))).as_deref(), Some("\n    return n_is"));
+        assert_eq!(ended(&format!("\n    return n{}", "_is".repeat(7))), None);
+        let line = "\n    G = nx.path_graph(G)";
+        assert_eq!(ended(&format!("\n    # A graph.{}", line.repeat(4))), Some(format!("\n    # A graph.{line}")));
+        let pair = "\n    a = f(a)\n    b = g(b)";
+        assert_eq!(ended(&format!("\n    x = 1{}", pair.repeat(4))), Some(format!("\n    x = 1{pair}")));
+        assert_eq!(ended(&format!("\n    x = 1{}\n    y", pair.repeat(4))), None, "it turned away from the loop");
+        // What repeats in ordinary code is no loop: a run of one character, indentation, a short literal.
+        for text in ["\n    # ==================================", "\n                                    x", "[0, 0, 0, 0, 0]"] {
+            assert_eq!(repetition(Scope::Block, text).filter(|r| matches!(r, Repetition::Loop(_))), None, "{text}");
+        }
+        assert_eq!(repetition(Scope::Free, &"_is".repeat(20)), None, "the free scope has no rule");
+    }
+
+    #[test]
+    fn a_repeat_short_of_a_loop_is_held_back_after_its_first_copy() {
+        let text = "\n    x = f(x)\n    x = f(x)";
+        assert_eq!(repetition(Scope::Line, text), Some(Repetition::Suspect("\n    x = f(x)".len())));
+        assert_eq!(repetition(Scope::Line, "\n    x = f(x)\n    x ="), Some(Repetition::Suspect("\n    x = f(x)".len())), "begun");
+        assert_eq!(repetition(Scope::Block, "\n    x = f(x)\n    y = 2"), None);
+        // A unit that is itself a repeat of a shorter one is looked at as the shorter one.
+        assert_eq!(repetition(Scope::Block, &"ab".repeat(8)), None);
     }
 }

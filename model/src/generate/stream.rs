@@ -1,8 +1,9 @@
 //! Generated ids to text deltas, as they arrive: partial characters and what may still become a stop are held back,
-//! and the stream ends where the [`StopRules`] say the completion ends (what comes after is never emitted).
+//! and the stream ends where the [`StopRules`] say the completion ends, or where it begins to loop (what comes after
+//! is never emitted).
 
 use crate::error::ModelError;
-use crate::generate::stop::{verdict, Cursor, StopRules, Verdict};
+use crate::generate::stop::{repetition, verdict, Cursor, Repetition, StopRules, Verdict};
 use crate::tokenizer::Tokenizer;
 
 /// The text of a completion, token by token.
@@ -41,7 +42,13 @@ impl<'t> TextStream<'t> {
             Verdict::End(at) => (Some(at), at),
             Verdict::Open(upto) => (None, upto),
         };
-        if let Some(at) = at_string.into_iter().chain(at_rule).min() {
+        // A loop ends the completion after its first copy; the copies of a possible one wait until it is decided.
+        let (at_loop, open) = match repetition(self.rules.scope, &text) {
+            Some(Repetition::Loop(at)) => (Some(at), open),
+            Some(Repetition::Suspect(from)) => (None, open.min(from)),
+            None => (None, open),
+        };
+        if let Some(at) = at_string.into_iter().chain(at_rule).chain(at_loop).min() {
             self.stopped = true;
             return Ok(self.take(&text, at));
         }
