@@ -362,6 +362,9 @@ fn greedy(hub: &Hub, home: &Path, ckpt: &str, prompt: &str) -> String {
             "1",
             "--max-new-tokens",
             "12",
+            // All twelve tokens: a random fixture's text often loops (`���…`), which the editor's scopes cut.
+            "--scope",
+            "free",
         ],
     ))
 }
