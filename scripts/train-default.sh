@@ -19,7 +19,11 @@
 #     other work on the machine slows a run without changing its budget. Compared on the held-out packages' bits
 #     per byte (tokenizer-independent).
 #  3. The long run: the chosen hybrid for BUDGET_S (or LONG_STEPS steps, LONG_WARMUP of them warmup),
-#     warmup-stable-decay; converted to f16 with a context of SEQ positions (those it trained on).
+#     warmup-stable-decay. Then the anneal: ANNEAL_STEPS more steps from the long run's best weights on the same
+#     corpus with each training file's docstrings cut to their summary line (`data prepare --docstrings summary`;
+#     the held-out files stay as written), at half the learning rate, warmup-stable-decay again: library code
+#     documents every function at length, and a small model that has only read it answers `def f(x):` with pages
+#     of docstring. Converted to f16 with a context of SEQ positions (those it trained on).
 #     With GPT2=1, a gpt2 of the same shape family gets the same budget and is bundled beside it.
 #  4. Evaluation (scripts/experiments/default_model_report.py writes the report and updates public/models/).
 set -euo pipefail
@@ -28,8 +32,10 @@ BIN=${BIN:-hnet-gpt}
 DEVICE=${DEVICE:-cuda}
 if [ "$DEVICE" = cpu ]; then
   BUDGET_S=${BUDGET_S:-7200} SWEEP_S=${SWEEP_S:-480} BATCH=${BATCH:-16} SEQ=${SEQ:-256} HUMANEVAL=${HUMANEVAL:-164}
+  ANNEAL_STEPS=${ANNEAL_STEPS:-1200}
 else
   BUDGET_S=${BUDGET_S:-360} SWEEP_S=${SWEEP_S:-20} BATCH=${BATCH:-32} SEQ=${SEQ:-512} HUMANEVAL=${HUMANEVAL:-164}
+  ANNEAL_STEPS=${ANNEAL_STEPS:-400}
 fi
 BPE_VOCAB=${BPE_VOCAB:-16384}
 PACKAGE_BYTES=${PACKAGE_BYTES:-8388608} # most source bytes per training package (0: all)
@@ -46,7 +52,7 @@ CORES=$(nproc)
 mkdir -p "$OUT"
 log="$OUT/recipe.log"
 exec > >(tee -a "$log") 2>&1
-echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S BATCH=$BATCH SEQ=$SEQ BPE_VOCAB=$BPE_VOCAB PACKAGE_BYTES=$PACKAGE_BYTES cores=$CORES"
+echo "# $(date -u +%FT%TZ) BIN=$BIN DEVICE=$DEVICE BUDGET_S=$BUDGET_S SWEEP_S=$SWEEP_S ANNEAL_STEPS=$ANNEAL_STEPS BATCH=$BATCH SEQ=$SEQ BPE_VOCAB=$BPE_VOCAB PACKAGE_BYTES=$PACKAGE_BYTES cores=$CORES"
 "$BIN" --version
 py() { python3 - "$@"; }
 
@@ -59,6 +65,9 @@ prepare() { # NAME EXTRA-FLAGS…
 }
 prepare corpus-gpt2
 prepare corpus-bpe --tokenizer-vocab "$BPE_VOCAB"
+# The anneal's corpora: the same files and split, the same tokenizers, the training side's docstrings cut.
+prepare corpus-gpt2-summary --docstrings summary
+prepare corpus-bpe-summary --tokenizer "$OUT/corpus-bpe/tokenizer.json" --docstrings summary
 
 # Model configs: the preset `small` and a narrower hybrid between `tiny` and `small`.
 "$BIN" init --arch hybrid --preset small --out "$OUT/small-init.safetensors" >/dev/null
@@ -78,13 +87,16 @@ json.dump(mid, open(f"{out}/shape-mid.json", "w"), indent=1)
 PY
 rm -f "$OUT/small-init.safetensors" "$OUT/small-init.json"
 
-# Training: ARCH SHAPE CORPUS LR STEPS RUN [WARMUP]; a run that exists and is unfinished is resumed.
+# Training: ARCH SHAPE CORPUS LR STEPS RUN [WARMUP]; a run that exists and is unfinished is resumed. SHAPE is a
+# shape-*.json, or `from:CHECKPOINT` to start from that checkpoint's weights.
 train() {
   if [ -f "$6/summary.json" ]; then return; fi
   if [ -f "$6/config.json" ]; then
     "$BIN" train --resume "$6" --data "$OUT/$3" --device "$DEVICE" --quiet
   else
-    "$BIN" train --arch "$1" --model-config "$OUT/shape-$2.json" --lr "$4" --steps "$5" --warmup "${7:-$(( $5 / 20 + 1 ))}" \
+    local model=(--model-config "$OUT/shape-$2.json")
+    [ "${2#from:}" = "$2" ] || model=(--init-from "${2#from:}")
+    "$BIN" train --arch "$1" "${model[@]}" --lr "$4" --steps "$5" --warmup "${7:-$(( $5 / 20 + 1 ))}" \
       --schedule wsd --eval-every $(( $5 / 8 + 1 )) --eval-batches 16 --batch-size "$BATCH" --seq-len "$SEQ" \
       --data "$OUT/$3" --device "$DEVICE" --out "$6" --quiet
   fi
@@ -158,7 +170,14 @@ PY
   steps=${LONG_STEPS:-$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")}
   echo "$arch: $steps steps of $BATCH × $SEQ tokens"
   train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch" ${LONG_WARMUP:-}
-  [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half --context "$SEQ"
+  last="$OUT/$arch"
+  if [ "$ANNEAL_STEPS" -gt 0 ]; then
+    echo "$arch anneal: $ANNEAL_STEPS steps on $corpus-summary"
+    train "$arch" "from:$OUT/$arch/checkpoints/best/model.safetensors" "$corpus-summary" \
+      "$(py "$lr" <<<'import sys; print(float(sys.argv[1]) / 2)')" "$ANNEAL_STEPS" "$OUT/$arch-anneal"
+    last="$OUT/$arch-anneal"
+  fi
+  [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$last/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half --context "$SEQ"
 done
 
 echo "==> 4. evaluation"

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use hnet_gpt_model::train::data::corpus::PrepareOptions;
+use hnet_gpt_model::train::data::corpus::{Docstrings, PrepareOptions};
 use hnet_gpt_model::train::optim::AdamWConfig;
 use hnet_gpt_model::train::{Precision, Schedule, TrainConfig};
 use hnet_gpt_model::Arch;
@@ -329,6 +329,11 @@ pub struct PrepareArgs {
     /// that one large package does not set the style of the whole corpus; validation packages stay whole.
     #[arg(long, value_parser = count)]
     pub max_package_bytes: Option<usize>,
+    /// What the training side's docstrings become: `keep` (as written) or `summary` (a multi-line docstring cut to
+    /// its first line, so that a small model learns to write the body after a header rather than pages of
+    /// documentation); validation files stay as written.
+    #[arg(long, default_value = "keep")]
+    pub docstrings: Docstrings,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -379,6 +384,11 @@ pub struct TrainArgs {
     /// Start the hybrid's GPT-2 embeddings and blocks from this gpt2 checkpoint (trained here or import-hf'd).
     #[arg(long)]
     pub decoder_from: Option<PathBuf>,
+    /// Start from every weight of this checkpoint (a model of --arch trained on data with the same tokenizer), with
+    /// this run's schedule and a fresh optimizer: more training on other data, such as an annealing phase. The
+    /// checkpoint's config replaces --preset.
+    #[arg(long, conflicts_with_all = ["decoder_from", "model_config"])]
+    pub init_from: Option<PathBuf>,
     /// With --decoder-from: step at which the top half of the GPT-2 blocks starts training.
     #[arg(long)]
     pub unfreeze_top_half_at: Option<usize>,

@@ -31,6 +31,7 @@ pub fn prepare(args: &PrepareArgs) -> Result<()> {
         threads: args.threads.unwrap_or(defaults.threads).max(1),
         allow_unknown_licence: args.allow_unknown_licence,
         max_package_bytes: args.max_package_bytes,
+        docstrings: args.docstrings,
     };
     let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} files ({per_sec}, eta {eta})").expect("a valid template"));

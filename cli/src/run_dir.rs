@@ -34,6 +34,9 @@ pub struct RunConfig {
     pub template: bool,
     pub valid_fraction: f64,
     pub decoder_from: Option<PathBuf>,
+    /// The checkpoint whose weights the run started from (`train --init-from`; absent in older runs).
+    #[serde(default)]
+    pub init_from: Option<PathBuf>,
     pub checkpoint_every: usize,
     pub keep_last: usize,
     pub max_bad_steps: usize,
@@ -61,6 +64,7 @@ impl RunConfig {
             template: false,
             valid_fraction: Self::VALID_FRACTION,
             decoder_from: None,
+            init_from: None,
             checkpoint_every: Self::CHECKPOINT_EVERY,
             keep_last: Self::KEEP_LAST,
             max_bad_steps: Self::MAX_BAD_STEPS,

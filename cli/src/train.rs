@@ -94,6 +94,9 @@ fn run_tokenizer(rc: &RunConfig) -> Result<TokenizerSpec> {
     if let Some(path) = &rc.decoder_from {
         return Ok(checkpoint_info(path).context("--decoder-from")?.1.tokenizer);
     }
+    if let Some(path) = &rc.init_from {
+        return Ok(checkpoint_info(path).context("--init-from")?.1.tokenizer);
+    }
     match rc.data.as_slice() {
         [dir] if data::corpus::is_prepared(dir) => Ok(data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default()),
         _ => Ok(TokenizerSpec::Gpt2Bpe),
@@ -111,8 +114,20 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
             checkpoint::check_declared_size(&info.config, bytes.len(), &path.display().to_string())?;
             ModelConfig::hybrid_on(&info.config.decoder)?
         }
-        None => match &args.model_config {
-            Some(path) => {
+        None => match (&args.init_from, &args.model_config) {
+            (Some(path), _) => {
+                let (bytes, info) = checkpoint_info(path).context("--init-from")?;
+                checkpoint::check_declared_size(&info.config, bytes.len(), &path.display().to_string())?;
+                anyhow::ensure!(
+                    info.config.arch == args.arch,
+                    "--init-from {} is a {} model, not --arch {}",
+                    path.display(),
+                    info.config.arch,
+                    args.arch
+                );
+                info.config
+            }
+            (None, Some(path)) => {
                 let text = json_file(path, "--model-config")?;
                 let config: ModelConfig = serde_json::from_str(&text).with_context(|| format!("--model-config {}", path.display()))?;
                 anyhow::ensure!(
@@ -124,7 +139,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
                 );
                 config
             }
-            None => ModelConfig::preset(args.arch, &args.preset)?,
+            (None, None) => ModelConfig::preset(args.arch, &args.preset)?,
         },
     };
     if let (Some(n), Some(h)) = (args.ratio_target, model.hnet.as_mut()) {
@@ -136,14 +151,28 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
         template: args.template,
         valid_fraction: args.valid_fraction,
         decoder_from: args.decoder_from.clone(),
+        init_from: args.init_from.clone(),
         checkpoint_every: args.checkpoint_every.max(1),
         keep_last: args.keep_last.max(1),
         max_bad_steps: args.max_bad_steps.max(1),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         split: None,
     };
-    // A fresh model's vocabulary is its tokenizer's (a corpus with its own BPE); a decoder brings both.
-    if args.decoder_from.is_none() {
+    // A fresh model's vocabulary is its tokenizer's (a corpus with its own BPE); a decoder brings both. A model to
+    // start from must read the data with its own tokenizer.
+    if let Some(path) = &args.init_from {
+        let data = match args.data.as_slice() {
+            [dir] if data::corpus::is_prepared(dir) => data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default(),
+            _ => TokenizerSpec::Gpt2Bpe,
+        };
+        anyhow::ensure!(
+            same_tokenizer(&run_tokenizer(&rc)?, &data),
+            "--init-from {}: the model's tokenizer is not the data's ({}); prepare the data with it (data prepare \
+             --checkpoint {0})",
+            path.display(),
+            data
+        );
+    } else if args.decoder_from.is_none() {
         model.decoder.vocab_size = run_tokenizer(&rc)?.load()?.vocab_size();
         model.validate()?;
     }
@@ -165,6 +194,21 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     t.validate()?;
     rc.train = t;
     Ok(rc)
+}
+
+/// Whether two tokenizers are the same one (GPT-2's, or equal `tokenizer.json` documents however formatted).
+fn same_tokenizer(a: &TokenizerSpec, b: &TokenizerSpec) -> bool {
+    match (a, b) {
+        (TokenizerSpec::Gpt2Bpe, TokenizerSpec::Gpt2Bpe) => true,
+        (TokenizerSpec::Embedded(a), TokenizerSpec::Embedded(b)) => {
+            a == b
+                || serde_json::from_str::<serde_json::Value>(a)
+                    .ok()
+                    .zip(serde_json::from_str::<serde_json::Value>(b).ok())
+                    .is_some_and(|(a, b)| a == b)
+        }
+        _ => false,
+    }
 }
 
 /// Loads, deduplicates, splits, renders, tokenises and packs the data. Problems with individual lines or files are
@@ -610,6 +654,11 @@ where
         if let Some(path) = &rc.decoder_from {
             model = transplant::load_decoder(model, &checkpoint::map_file(path)?, &path.display().to_string())?;
             eprintln!("hybrid decoder initialised from {}", path.display());
+        }
+        if let Some(path) = &rc.init_from {
+            model = checkpoint::load::<A>(path, device).with_context(|| format!("--init-from {}", path.display()))?;
+            anyhow::ensure!(model.config == c.model, "--init-from {}: the checkpoint changed since the run began", path.display());
+            eprintln!("weights initialised from {}", path.display());
         }
         let state = TrainerState::default();
         if !writes {

@@ -16,6 +16,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::util::pylex::Lex;
+
 /// How much a completion may write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,55 +61,6 @@ impl StopRules {
     /// No rule at all: the token limit and the model's stop tokens end it.
     pub fn none() -> Self {
         Self::strings(&[])
-    }
-}
-
-/// Where a string literal stands at some point of the text (Python's lexical rules: `#` comments, one-line `'`/`"`
-/// strings, triple-quoted strings, a backslash escapes the next character in either).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum Lex {
-    /// In code.
-    #[default]
-    Code,
-    /// In a comment (to the end of its line).
-    Comment,
-    /// In a one-line string opened by this quote.
-    Short(char),
-    /// In a triple-quoted string opened by three of this quote.
-    Long(char),
-}
-
-impl Lex {
-    /// The state after `text`, starting from `self`.
-    fn after(self, text: &str) -> Lex {
-        let mut state = self;
-        let mut chars = text.chars();
-        // Whether the next two characters are `q` too (then they are consumed).
-        let tripled = |chars: &mut std::str::Chars, q: char| {
-            let mut rest = chars.clone();
-            let yes = rest.next() == Some(q) && rest.next() == Some(q);
-            if yes {
-                chars.nth(1);
-            }
-            yes
-        };
-        while let Some(c) = chars.next() {
-            state = match (state, c) {
-                (Lex::Comment, '\n') => Lex::Code,
-                (Lex::Code, '#') => Lex::Comment,
-                (Lex::Code, '\'' | '"') if tripled(&mut chars, c) => Lex::Long(c),
-                (Lex::Code, '\'' | '"') => Lex::Short(c),
-                (Lex::Short(_) | Lex::Long(_), '\\') => {
-                    // An escaped quote does not close the string; an escaped newline continues a one-line one.
-                    chars.next();
-                    state
-                }
-                (Lex::Short(q), c) if c == q || c == '\n' => Lex::Code,
-                (Lex::Long(q), c) if c == q && tripled(&mut chars, q) => Lex::Code,
-                (state, _) => state,
-            };
-        }
-        state
     }
 }
 

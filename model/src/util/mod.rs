@@ -3,4 +3,5 @@
 #[cfg(not(target_arch = "wasm32"))]
 pub mod files;
 pub mod hash;
+pub mod pylex;
 pub mod rng;

@@ -6,6 +6,7 @@
 //! sizes and SHA-256, what was skipped and why), `files.jsonl` (one [`FileEntry`] per document: package, path,
 //! shard, offset, tokens, bytes) and the shards `train-NNNNN.bin`, `valid-NNNNN.bin` ([`shards`]).
 
+pub mod docstrings;
 pub mod filters;
 pub mod licence;
 pub mod near_dup;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use docstrings::Docstrings;
 pub use prepare::{prepare, CorpusTokenizer, Phase, PrepareOptions};
 pub use shards::{MappedTokens, ShardInfo, Width};
 

@@ -17,6 +17,7 @@ use std::time::Instant;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::docstrings::Docstrings;
 use super::filters::{accept, FileLimits};
 use super::licence::{classify, Verdict};
 use super::near_dup::{signature, NearDuplicates};
@@ -58,6 +59,9 @@ pub struct PrepareOptions {
     /// style of what a small model writes; the files kept are a sample spread over the package (by a hash of
     /// their path), not its first directories. Validation packages are left whole.
     pub max_package_bytes: Option<usize>,
+    /// What the training side's docstrings become ([`Docstrings`]); validation files are left as written, so that
+    /// the held-out measures stay those of real code.
+    pub docstrings: Docstrings,
 }
 
 impl Default for PrepareOptions {
@@ -71,6 +75,7 @@ impl Default for PrepareOptions {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             allow_unknown_licence: false,
             max_package_bytes: None,
+            docstrings: Docstrings::Keep,
         }
     }
 }
@@ -275,10 +280,14 @@ pub fn prepare(
     }
 
     // 4. The tokenizer: given, or trained on the training side's files (never on validation's).
+    let training: Vec<bool> = entries.iter().map(|e| e.split == Some(Split::Train)).collect();
     let read_kept = |i: usize, sha: &[u8; 32]| -> Option<String> {
         // Read again: a file changed since the first pass is passed over, not trained on unchecked.
         let text = String::from_utf8(read_candidate(&path_of(&candidates[i]), &opts.limits).ok()?).ok()?;
-        (<[u8; 32]>::from(Sha256::digest(text.as_bytes())) == *sha).then_some(text)
+        if <[u8; 32]>::from(Sha256::digest(text.as_bytes())) != *sha {
+            return None;
+        }
+        Some(if training[candidates[i].package] { opts.docstrings.apply(&text).into_owned() } else { text })
     };
     let spec = match tokenizer {
         CorpusTokenizer::Use(spec) => spec.clone(),
@@ -374,6 +383,7 @@ pub fn prepare(
             "max_file_bytes": opts.limits.max_bytes, "max_line_bytes": opts.limits.max_line_bytes,
             "near_threshold": opts.near_threshold, "shard_tokens": opts.shard_tokens, "min_valid_bytes": opts.min_valid_bytes,
             "allow_unknown_licence": opts.allow_unknown_licence, "max_package_bytes": opts.max_package_bytes,
+            "docstrings": opts.docstrings,
             "language": "python (.py files)",
         }),
         seconds,
