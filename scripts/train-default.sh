@@ -176,6 +176,9 @@ PY
     train "$arch" "from:$OUT/$arch/checkpoints/best/model.safetensors" "$corpus-summary" \
       "$(py "$lr" <<<'import sys; print(float(sys.argv[1]) / 2)')" "$ANNEAL_STEPS" "$OUT/$arch-anneal"
     last="$OUT/$arch-anneal"
+    # The long run's weights too, to measure what the anneal changed on the held-out files.
+    [ -f "$OUT/$arch-long.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" \
+      --out "$OUT/$arch-long.safetensors" --half --context "$SEQ"
   fi
   [ -f "$OUT/$arch.safetensors" ] || "$BIN" convert --checkpoint "$last/checkpoints/best/model.safetensors" --out "$OUT/$arch.safetensors" --half --context "$SEQ"
 done
@@ -196,8 +199,10 @@ for arch in "${archs[@]}"; do
   ckpt="$OUT/$arch.safetensors"
   [ -f "$OUT/$arch-eval.json" ] || "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/$corpus" \
     --max-tokens "$EVAL_TOKENS" --headers 50 "${sandbox[@]}" --json > "$OUT/$arch-eval.json"
-  [ -f "$OUT/$arch-files.json" ] || "$BIN" eval --checkpoint "$ckpt" --device "$DEVICE" --data "$OUT/$corpus" \
-    --whole-files --max-tokens "$EVAL_TOKENS" --headers 0 --json > "$OUT/$arch-files.json"
+  for model in "$arch" "$arch-long"; do
+    [ -f "$OUT/$model.safetensors" ] && [ ! -f "$OUT/$model-files.json" ] && "$BIN" eval --checkpoint "$OUT/$model.safetensors" \
+      --device "$DEVICE" --data "$OUT/$corpus" --whole-files --max-tokens "$EVAL_TOKENS" --headers 0 --json > "$OUT/$model-files.json"
+  done
   : > "$OUT/$arch-samples.jsonl"
   for p in "${prompts[@]}"; do
     prompt=$(printf '%b' "$p")
