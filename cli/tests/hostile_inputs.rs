@@ -169,8 +169,8 @@ fn a_gzip_bomb_of_one_endless_line_is_cut_off() {
     assert!(e.contains("over the limit") && e.contains("stopped reading this file"), "{e}");
 }
 
-/// A checkpoint whose config declares an enormous (but valid) model: `init --decoder-from`, `train --decoder-from`
-/// and `score` all refuse it with the same message, before allocating it.
+/// A checkpoint whose config declares an enormous (but valid) model: `init --decoder-from`, `train --decoder-from`,
+/// `train --init-from` and `score` all refuse it with the same message, before allocating it.
 #[test]
 fn a_checkpoint_declaring_a_huge_model_is_refused_before_allocation() {
     let dir = tmp("huge-decl");
@@ -197,6 +197,7 @@ fn a_checkpoint_declaring_a_huge_model_is_refused_before_allocation() {
         vec!["score", "--checkpoint", h, text.to_str().unwrap()],
         vec!["init", "--arch", "hybrid", "--decoder-from", h, "--out", out.to_str().unwrap()],
         vec!["train", "--arch", "hybrid", "--decoder-from", h, "--steps", "1", "--out", dir.join("run").to_str().unwrap()],
+        vec!["train", "--arch", "gpt2", "--init-from", h, "--steps", "1", "--out", dir.join("run").to_str().unwrap()],
     ] {
         let (o, _) = run_limited(&args, Some(4 << 30));
         let e = refused(&o);

@@ -486,4 +486,54 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
         let package = f.as_str().unwrap().split('/').next().unwrap();
         assert!(held.iter().any(|h| h == package), "{f} is not from a held-out package {held:?}");
     }
+
+    // A run that starts from every weight of that checkpoint: its schedule, a fresh optimizer, other data with the
+    // same tokenizer (here the same corpus with its docstrings cut).
+    let summarised = dir.join("corpus-summary");
+    ok(bin()
+        .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", summarised.to_str().unwrap()])
+        .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--docstrings", "summary", "--quiet"])
+        .output()
+        .unwrap());
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(summarised.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["options"]["docstrings"], "summary");
+    let next = dir.join("next");
+    let (c, d) = (ckpt.to_str().unwrap(), summarised.to_str().unwrap());
+    ok(train(&[
+        "--arch",
+        "gpt2",
+        "--init-from",
+        c,
+        "--steps",
+        "2",
+        "--checkpoint-every",
+        "1",
+        "--data",
+        d,
+        "--out",
+        next.to_str().unwrap(),
+    ]));
+    let at = |step: usize| next.join(format!("checkpoints/step-{step:06}/model.safetensors"));
+    for name in ["net.wte.weight", "net.h.1.mlp.c_fc.weight"] {
+        assert_eq!(tensor(&at(0), name), tensor(&ckpt, name), "{name} starts as the checkpoint's");
+        assert_ne!(tensor(&at(2), name), tensor(&ckpt, name), "{name} trains");
+    }
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(next.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["init_from"], c);
+    assert_eq!(config["train"]["steps"], 2);
+    // Another architecture, or data read with another tokenizer, is refused before training.
+    let own = dir.join("corpus-own");
+    ok(bin()
+        .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", own.to_str().unwrap()])
+        .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--tokenizer-vocab", "300", "--quiet"])
+        .output()
+        .unwrap());
+    for (args, says) in [
+        (vec!["--arch", "hybrid", "--init-from", c, "--data", d], "is a gpt2 model, not --arch hybrid"),
+        (vec!["--arch", "gpt2", "--init-from", c, "--data", own.to_str().unwrap()], "tokenizer is not the data's"),
+    ] {
+        let out = train(&[&args[..], &["--steps", "1", "--out", dir.join("refused").to_str().unwrap()]].concat());
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(says), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(!dir.join("refused/config.json").exists());
+    }
 }

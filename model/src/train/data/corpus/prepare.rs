@@ -528,7 +528,6 @@ mod tests {
         assert!(dropped > 0);
         assert_eq!(m.skipped_files.get(OVER_PACKAGE_SHARE), Some(&dropped));
         assert_eq!(m.options["max_package_bytes"], cap);
-        // The sample is spread by a hash of the path, not the first directories found.
         // The sample is spread by a hash of the path, not the first directories found (alpha trains: the split
         // hashes package names).
         assert!(!m.split.valid_packages.iter().any(|p| p == "alpha"));
@@ -536,6 +535,44 @@ mod tests {
         let records = corpus.records(Some(Split::Train), &Tokenizer::gpt2().unwrap()).unwrap();
         let alpha: Vec<&str> = records.iter().filter(|r| r.repo == "alpha").map(|r| r.path.as_str()).collect();
         assert!(alpha.len() < 12 && alpha.iter().any(|p| p.contains("/sub")), "{alpha:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn docstrings_are_cut_to_their_summary_on_the_training_side_only() {
+        let dir = std::env::temp_dir().join(format!("hnet-prepare-doc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let site = dir.join("site-packages");
+        site_packages(&site);
+        let doc = |p: &str| {
+            format!("def {p}_doc(x):\n    \"\"\"\n    Doubles x.\n\n    Parameters\n    ----------\n    x : int\n    \"\"\"\n    return 2 * x\n")
+        };
+        for p in ["alpha", "beta", "gamma", "delta"] {
+            write(&site.join(format!("{p}/doc.py")), &doc(p));
+        }
+        let opts = PrepareOptions {
+            valid_fraction: 0.3,
+            min_valid_bytes: 1000,
+            threads: 2,
+            docstrings: Docstrings::Summary,
+            ..Default::default()
+        };
+        let m =
+            prepare(std::slice::from_ref(&site), &dir.join("corpus"), &CorpusTokenizer::Use(TokenizerSpec::Gpt2Bpe), &opts, &|_, _, _| {})
+                .unwrap();
+        assert_eq!(m.options["docstrings"], "summary");
+        let records = Prepared::open(&dir.join("corpus")).unwrap().records(None, &Tokenizer::gpt2().unwrap()).unwrap();
+        let docs: Vec<_> = records.iter().filter(|r| r.path.ends_with("/doc.py")).collect();
+        assert_eq!(docs.len(), 4);
+        for r in docs {
+            let on_disk = std::fs::read_to_string(site.join(&r.path)).unwrap();
+            if m.split.valid_packages.contains(&r.repo) {
+                assert_eq!(r.code, on_disk, "held-out files stay as written");
+            } else {
+                assert_eq!(r.code, format!("def {}_doc(x):\n    \"\"\"Doubles x.\"\"\"\n    return 2 * x\n", r.repo));
+            }
+        }
+        assert!(!m.split.valid_packages.is_empty() && m.split.valid_packages.len() < 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
