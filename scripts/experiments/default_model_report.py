@@ -162,6 +162,22 @@ def loss_curve(run, bytes_per_token):
     return out
 
 
+def anneal(out, arch, corpus):
+    """The anneal after the long run, when the recipe ran one: its run, its corpus, and the long run's weights scored
+    on the same held-out whole files (what the anneal changed there)."""
+    run = os.path.join(out, f"{arch}-anneal")
+    if not os.path.exists(os.path.join(run, "summary.json")):
+        return None
+    config = load(os.path.join(run, "config.json"))
+    data = load(os.path.join(config["data"][0], "manifest.json"))
+    rows = jsonl(os.path.join(run, "metrics.jsonl"))
+    before = os.path.join(out, f"{arch}-long-files.json")
+    return dict(summary=load(os.path.join(run, "summary.json")), train=config["train"], corpus=data,
+                corpus_name=os.path.basename(os.path.normpath(config["data"][0])),
+                points=[(r["step"], r["tokens"], r["cpu_seconds"], r["bits_per_byte"]) for r in rows if r["kind"] == "valid"],
+                before=held_out(corpus, load(before))[1] if os.path.exists(before) else None)
+
+
 def package_families(manifest):
     """Tokens per package family: the standard library and the site-packages distributions (the largest named)."""
     packs = [p for p in manifest["packages"] if not p.get("excluded")]
@@ -216,6 +232,7 @@ def main():
                  files=load(os.path.join(out, f"{arch}-files.json")), samples=jsonl(os.path.join(out, f"{arch}-samples.jsonl")),
                  size=os.path.getsize(os.path.join(out, f"{arch}.safetensors")), curve=loss_curve(os.path.join(out, arch), manifest["splits"]["train"]["bytes"] / manifest["splits"]["train"]["tokens"]))
         r["packages"], r["groups"] = held_out(corpus, r["files"])
+        r["anneal"] = anneal(out, arch, corpus)
         rows[arch] = r
         subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, arch)], check=False,
                        stdout=subprocess.DEVNULL)
@@ -230,8 +247,9 @@ def main():
         dest = "default.safetensors" if arch == best else f"default-{arch}.safetensors"
         shutil.copy(os.path.join(out, f"{arch}.safetensors"), os.path.join(args.models, dest))
         s, g = r["summary"], r["groups"]
+        an = r["anneal"]["summary"] if r["anneal"] else dict(cpu_seconds=0, tokens=0)
         about = (f"A {s['parameters'] / 1e6:.1f}M-parameter {arch} ({r['size'] / 2**20:.0f} MB) trained on this project's CPU "
-                 f"for {s['cpu_seconds'] / 3600:.1f} CPU-hours: {s['tokens'] / 1e6:.0f}M tokens of "
+                 f"for {(s['cpu_seconds'] + an['cpu_seconds']) / 3600:.1f} CPU-hours: {(s['tokens'] + an['tokens']) / 1e6:.0f}M tokens of "
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
                  f"It shows how H-Net chunks code; for completions worth accepting load a pretrained model from the Hub "
@@ -249,7 +267,7 @@ def main():
     cap_text = (f"; a training package keeps at most {cap / 2**20:g} MiB of source, a sample spread over its files "
                 f"({capped:,} files left out by that cap)" if cap else "")
     # The command as this run was started: the settings given in the environment, then the script.
-    given = [f"{k}={os.environ[k]}" for k in ("BUDGET_S", "SWEEP_S", "LONG_STEPS", "LONG_WARMUP", "GPT2", "PACKAGE_BYTES") if os.environ.get(k)]
+    given = [f"{k}={os.environ[k]}" for k in ("BUDGET_S", "SWEEP_S", "LONG_STEPS", "LONG_WARMUP", "ANNEAL_STEPS", "GPT2", "PACKAGE_BYTES") if os.environ.get(k)]
     command = " ".join(given + [f"DEVICE={os.environ.get('DEVICE', 'cpu')}", "scripts/train-default.sh"])
     L = ["# The bundled model", "",
          f"Made by `{command}` on {machine()}; every number below is read from that run by "
@@ -271,6 +289,14 @@ def main():
     for p in site[:12]:
         L.append(fam(f"{p['name']} {p['version']}", [p]))
     L.append(fam(f"{len(site) - 12} other site-packages distributions", site[12:]))
+    for arch, r in rows.items():
+        if r["anneal"]:
+            a = r["anneal"]["corpus"]["splits"]["train"]
+            L += ["", f"The anneal ({arch}, below) reads `{r['anneal']['corpus_name']}`: the same files, split and tokenizer, "
+                  f"with every multi-line docstring of the training side cut to its summary line (`data prepare "
+                  f"--docstrings summary`; held-out files as written): {a['tokens']:,} tokens, {a['bytes']:,} bytes "
+                  f"({1 - a['bytes'] / train['bytes']:.0%} fewer bytes than the training split above)."]
+            break
     L += ["", "## Choices at equal CPU time", "",
           "Each run below got the same CPU time (the recipe's `SWEEP_S`, converted to steps from a short probe of each "
           "configuration's tokens per CPU second), warmup-stable-decay, and is compared on the held-out packages' "
@@ -283,14 +309,52 @@ def main():
     L += ["", f"Chosen: tokenizer {choice['tokenizer']}, shape {choice['shape']}, learning rate {choice['lr']}.", ""]
 
     for arch, r in rows.items():
-        s, g, c = r["summary"], r["groups"], r["curve"]
+        s, g, c, an = r["summary"], r["groups"], r["curve"], r["anneal"]
         ev = r["eval"]
         L += [f"## The long run: {arch}", "",
               f"{s['parameters']:,} parameters; {s['steps']:,} steps, {s['tokens']:,} tokens seen "
               f"({s['tokens'] / train['tokens']:.2f} epochs of the training split); {s['cpu_seconds'] / 3600:.2f} CPU-hours "
-              f"({s['seconds'] / 3600:.2f} h of wall clock, the machine shared with other work). Bundled in f16: "
-              f"{r['size']:,} bytes ({r['size'] / 2**20:.1f} MiB to download in the browser).", "",
+              f"({s['seconds'] / 3600:.2f} h of wall clock, the machine shared with other work).", "",
               f"![validation loss]({'default-model/' + arch + '-loss.svg'})", "",
+              "### Loss curve and what more CPU time buys", "",
+              "Bits per byte on the held-out packages' validation batches (sequences cut from their files), the measure "
+              "the choices above compare; whole files, scored below, come out lower.", ""]
+        L += ["| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
+        L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in c["points"]]
+        if c.get("fit"):
+            f = c["fit"]
+            basis = ("its validations" if c["source"] == "validation" else
+                     "its training loss (means of 100-step bins in bits per byte of the training split: the run validated "
+                     "fewer than four times in that phase)")
+            gap = c["decay_gain"]
+            shift = (f"the final decay gained {gap:.3f} over the fit's value at the end" if c["source"] == "validation" else
+                     f"the last validation sits {abs(gap):.3f} {'below' if gap >= 0 else 'above'} the fit's value at the end "
+                     "(the held-out packages against the training split, after the decay)")
+            L += ["", f"Fit on the stable phase (10–80% of steps), on {basis}: bits/byte ≈ {f['a']:.3f} + {f['b']:.3g} · "
+                  f"(CPU s)^−{f['c']:.3f} (RMS error {f['rmse']:.3f}); {shift}, and the predictions keep that offset. "
+                  "The long run with more CPU time, predicted on the same validation batches (an extrapolation of a few "
+                  "points, so a rough guide):", ""]
+            for k, secs, pred in c["predictions"]:
+                L.append(f"- {k}× the CPU time ({secs / 3600:.1f} CPU-hours): ≈ {pred:.2f} bits per byte")
+            L.append(f"- {TARGET_BPB} bits per byte on these batches: " + (f"≈ {c['to_target'] / 3600:.0f} CPU-hours" if c.get("to_target")
+                     else "not reached by this curve at any CPU time (its asymptote is above it): it needs a larger model or a GPU"))
+        if an:
+            t, a = an["train"], an["summary"]
+            L += ["", f"## The anneal: {arch}", "",
+                  f"From the long run's best weights (`train --init-from`), {a['steps']:,} more steps on "
+                  f"`{an['corpus_name']}` (docstrings cut to their summary line, see Corpus): learning rate {t['lr']:g} "
+                  f"(half the long run's), {t['warmup_steps']} steps of warmup, warmup-stable-decay; a fresh optimizer; "
+                  f"{a['tokens']:,} tokens, {a['cpu_seconds'] / 3600:.2f} CPU-hours. The bundled model is its best "
+                  f"validation checkpoint. In all: {s['tokens'] + a['tokens']:,} tokens, "
+                  f"{(s['cpu_seconds'] + a['cpu_seconds']) / 3600:.2f} CPU-hours.", "",
+                  "| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
+            L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in an["points"]]
+            if an["before"]:
+                b = an["before"]
+                L += ["", "On the held-out whole files (below), before → after the anneal: " + "; ".join(
+                    f"{name} {fmt(b[name]['model'])} → {fmt(g[name]['model'])}" for name in ("site-packages", "CPython stdlib", "all")) + "."]
+        L += ["", f"## The bundled model: {arch}", "",
+              f"In f16: {r['size']:,} bytes ({r['size'] / 2**20:.1f} MiB to download in the browser).", "",
               "### Held-out bits per byte", "",
               f"Whole files of the held-out packages (`hnet-gpt eval --whole-files`, files taken in turns across "
               f"packages up to the token cap), against xz and zstd compressing exactly the same files, each alone.", "",
@@ -305,25 +369,7 @@ def main():
         for p in r["packages"]:
             L.append(f"| {p['package']} | {p['files']} | {p['bytes']:,} | {fmt(bpb(p['nll'], p['bytes']))} | "
                      f"{fmt(p['xz'] / p['bytes'])} | {fmt(p['zstd'] / p['bytes'])} |")
-        L += ["", "</details>", "", "### Loss curve and what more CPU time buys", ""]
-        L += ["| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
-        L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in c["points"]]
-        if c.get("fit"):
-            f = c["fit"]
-            basis = ("its validations" if c["source"] == "validation" else
-                     "its training loss (means of 100-step bins in bits per byte of the training split: the run validated "
-                     "fewer than four times in that phase)")
-            gap = c["decay_gain"]
-            shift = (f"the final decay gained {gap:.3f} over the fit's value at the end" if c["source"] == "validation" else
-                     f"the last validation sits {abs(gap):.3f} {'below' if gap >= 0 else 'above'} the fit's value at the end "
-                     "(the held-out packages against the training split, after the decay)")
-            L += ["", f"Fit on the stable phase (10–80% of steps), on {basis}: bits/byte ≈ {f['a']:.3f} + {f['b']:.3g} · "
-                  f"(CPU s)^−{f['c']:.3f} (RMS error {f['rmse']:.3f}); {shift}, and the predictions keep that offset. "
-                  "Same recipe with more CPU time, predicted (an extrapolation of a few points, so a rough guide):", ""]
-            for k, secs, pred in c["predictions"]:
-                L.append(f"- {k}× the CPU time ({secs / 3600:.1f} CPU-hours): ≈ {pred:.2f} bits per byte")
-            L.append(f"- {TARGET_BPB} bits per byte: " + (f"≈ {c['to_target'] / 3600:.0f} CPU-hours" if c.get("to_target")
-                     else "not reached by this curve at any CPU time (its asymptote is above it): it needs a larger model or a GPU"))
+        L += ["", "</details>"]
         he = ev.get("humaneval")
         hs = ev.get("header_syntax") or {}
         seed = ev.get("seed_five_prompts") or {}
