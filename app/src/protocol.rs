@@ -372,6 +372,8 @@ pub enum Reply {
         /// Memory the model's backend holds after the step, in bytes: WebGPU buffers reserved by burn's allocator,
         /// or the worker's whole wasm heap on the CPU (None when it cannot be read).
         memory_bytes: Option<u64>,
+        /// Whether the step ran on WebGPU (a model on WebGPU whose token table is in parts fine-tunes on the CPU).
+        on_gpu: bool,
     },
     /// Progress text of a longer job.
     Progress(String),

@@ -170,13 +170,18 @@ pub async fn probe_webgpu() -> Result<AdapterInfo, String> {
     let name = [field("vendor"), field("architecture"), field("description")].into_iter().flatten().collect::<Vec<_>>().join(" · ");
     let fallback = get(&info, "isFallbackAdapter").as_bool().or_else(|| get(&adapter, "isFallbackAdapter").as_bool()).unwrap_or(false);
     let limits = get(&adapter, "limits");
-    let max_binding = get(&limits, "maxStorageBufferBindingSize").as_f64();
+    let mut max_binding = get(&limits, "maxStorageBufferBindingSize").as_f64();
+    // `?max-binding=BYTES`: behave as an adapter that binds at most that much (the tests' GPU binds 1 GiB).
+    if let Some(bytes) = query_param("max-binding").and_then(|b| b.parse::<f64>().ok()) {
+        max_binding = Some(max_binding.map_or(bytes, |m| m.min(bytes)));
+    }
     Ok(AdapterInfo { name: if name.is_empty() { "unnamed adapter".into() } else { name }, fallback, max_binding })
 }
 
-/// Reads a query-string parameter of the page (`?gpu=0` forces the CPU path, used by tests and for comparison).
+/// Reads a query-string parameter of the page (`?gpu=0` forces the CPU path, used by tests and for comparison); in
+/// the worker, of its own URL, which carries the page's.
 pub fn query_param(key: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
+    let search = get(&get(&js_sys::global(), "location"), "search").as_string()?;
     search.trim_start_matches('?').split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == key).then(|| js_sys::decode_uri_component(v).ok().and_then(|s| s.as_string()).unwrap_or_default())

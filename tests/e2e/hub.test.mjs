@@ -238,6 +238,53 @@ test("fill-in-the-middle at the cursor with a Qwen2 model: the ghost is the CLI'
   assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
 });
 
+test("a token table larger than one GPU buffer binding runs on WebGPU in parts; it fine-tunes on the CPU and goes back", { timeout: LOAD + WORK }, async (t) => {
+  // The Qwen2 fixture's table is 512 × 32 in f32 (64 KiB); `?max-binding=16384` makes the adapter bind 16 KiB at
+  // most (SwiftShader binds 1 GiB): the table goes to WebGPU in four parts, every other weight fits whole.
+  const dir = scratch(t, "hnet-e2e-parts-");
+  const env = { ...process.env, HF_ENDPOINT: hub.url, HF_HOME: join(dir, "hf") };
+  const run = promisify(execFile);
+  const ckpt = join(dir, "qwen2.safetensors");
+  await run(CLI, ["pull", "hnet-test/tiny-qwen2", "--out", ckpt], { env });
+  const PROMPT = "def mul(a, b):\n    return";
+  const greedy = ["--temperature", "0", "--max-new-tokens", "64", "--scope", "free"];
+  const cli = (await run(CLI, ["generate", "--checkpoint", ckpt, "--prompt", PROMPT, ...greedy])).stdout.replace(/\n$/, "");
+
+  const { page, problems } = await open(browser, `${server.url}?gpu=1&max-binding=16384&hub=${encodeURIComponent(hub.url)}`);
+  await ready(page);
+  await page.getByTestId("hub-repo").fill("hnet-test/tiny-qwen2");
+  await page.getByTestId("hub-hybrid").uncheck();
+  await page.getByTestId("hub-load").click();
+  await page.waitForFunction(() => /tiny-qwen2 from the Hub/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
+  // On WebGPU, not sent to the CPU for a weight larger than the binding.
+  assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
+  // The completion is the CLI's (the same logits, looked up and multiplied part by part).
+  await page.getByTestId("editor").fill(PROMPT);
+  await page.keyboard.press("Control+End");
+  await page.locator("#temperature").fill("0");
+  await page.locator("#temperature").dispatchEvent("change");
+  await page.locator("#scope").selectOption("free");
+  await page.getByTestId("complete").click();
+  await page.waitForFunction(() => !document.querySelector("[data-testid=complete]")?.disabled && document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
+  const ghost = (await page.locator(".cm-ghost").count()) ? await page.locator(".cm-ghost").textContent() : "";
+  assert.equal(ghost, cli.trim() ? cli : "", "the page's completion is not the CLI's");
+  // Fine-tuning such a model runs on the CPU (its step reports the worker's memory, not the GPU's), and the tuned
+  // model goes back to WebGPU.
+  await page.keyboard.press("Escape");
+  await page.getByTestId("snippets").fill([TEXT, TEXT.replace("add", "sub")].join("\n# ---\n"));
+  await page.getByTestId("ft-steps").fill("1");
+  await page.getByTestId("ft-steps").dispatchEvent("change");
+  await page.getByTestId("train").click();
+  await page.waitForFunction(() => /^Step 1\/1/.test(document.querySelector("[data-testid=train-progress]")?.textContent ?? ""), null, { timeout: WORK });
+  assert.match(await page.getByTestId("train-progress").textContent(), /worker memory/);
+  await page.waitForFunction(() => /before → .* after/.test(document.querySelector("[data-testid=perplexity]")?.textContent ?? ""), null, { timeout: WORK });
+  await page.waitForFunction(() => /fine-tuned here/.test(document.querySelector("[data-testid=model]")?.textContent ?? "") && document.querySelector("[data-testid=worker]")?.textContent === "Worker: idle", null, { timeout: WORK });
+  assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
+  const losses = JSON.parse(await page.getByTestId("loss-curve").getAttribute("data-losses"));
+  assert.ok(losses.length === 1 && losses.every(Number.isFinite), `${losses}`);
+  assert.deepEqual(problems.filter((p) => !p.includes(hub.url)), []);
+});
+
 test("a Llama-family model with a fresh H-Net encoder: chunks and a fine-tuning step; weights cut off and a model too large are refused", { timeout: LOAD + WORK }, async () => {
   const { page, problems } = await open(browser, `${server.url}?hub=${encodeURIComponent(hub.url)}`);
   await ready(page);

@@ -42,7 +42,9 @@ impl Client {
     pub fn start(global: impl Fn(JobId, &Reply) + 'static, on_error: impl Fn(String) + 'static) -> Result<Self, String> {
         let options = web_sys::WorkerOptions::new();
         options.set_type(web_sys::WorkerType::Module);
-        let worker = web_sys::Worker::new_with_options(WORKER_URL, &options).map_err(web::js_err)?;
+        // The page's query string goes with it: the worker reads its settings (`?max-binding=`) from its own URL.
+        let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
+        let worker = web_sys::Worker::new_with_options(&format!("{WORKER_URL}{search}"), &options).map_err(web::js_err)?;
         let inner = Rc::new(Inner {
             worker,
             next: Cell::new(1),

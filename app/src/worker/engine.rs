@@ -19,7 +19,8 @@ use hnet_gpt_model::generate::complete::{Completion, Prompt};
 use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::io::params::TrainScope;
+use hnet_gpt_model::io::params::{largest_parameter, TrainScope};
+use hnet_gpt_model::nn::embedding::with_part_bytes;
 use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
@@ -128,13 +129,13 @@ impl Weights<'_> {
         .map_err(|e| e.to_string())
     }
 
-    /// The model on WebGPU, copied tensor by tensor.
-    fn on_gpu(&self) -> Result<Model<Gpu>, String> {
+    /// The model on WebGPU, copied tensor by tensor; its token table in parts of at most `binding` bytes.
+    fn on_gpu(&self, binding: u64) -> Result<Model<Gpu>, String> {
         let device = WgpuDevice::default();
-        match self {
+        with_part_bytes(binding, || match self {
             Weights::Checkpoint(bytes) => checkpoint::from_bytes(bytes, "checkpoint", &device),
             Weights::Cpu(model) => checkpoint::copy_to(model, &device),
-        }
+        })
         .map_err(|e| e.to_string())
     }
 }
@@ -163,8 +164,8 @@ pub fn mark_gpu_broken(reason: String) {
     GPU_BROKEN.with(|b| *b.borrow_mut() = Some(reason));
 }
 
-/// Why WebGPU cannot run this model, or the adapter it would run on. The largest weight must fit one
-/// storage-buffer binding (GPT-2's token embedding is 154 MB in f32).
+/// Why WebGPU cannot run this model, or the adapter it would run on. Every weight must fit one storage-buffer
+/// binding, the token table cut into parts that do (Qwen2.5's is 545 MB in f32, a binding 128 MiB by default).
 async fn usable_adapter(config: &ModelConfig) -> (Option<web::AdapterInfo>, Option<String>) {
     if let Some(reason) = GPU_BROKEN.with(|b| b.borrow().clone()) {
         return (None, Some(reason));
@@ -173,16 +174,25 @@ async fn usable_adapter(config: &ModelConfig) -> (Option<web::AdapterInfo>, Opti
         Ok(adapter) => adapter,
         Err(reason) => return (None, Some(reason)),
     };
-    let largest = 4.0 * (config.vocab_size().max(config.n_ctx()) * config.decoder.n_embd) as f64;
-    let unusable = match adapter.max_binding {
-        Some(limit) if largest > limit => Some(format!(
-            "the largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB)",
-            largest / 1e6,
-            limit / 1e6
-        )),
-        _ => None,
+    // The model as WebGPU would hold it, built lazily on the CPU (no weights drawn): its largest parameter.
+    let limit = binding_limit(&adapter);
+    let largest = match with_part_bytes(limit, || Model::<Cpu>::init(config, &Default::default())) {
+        Ok(model) => 4.0 * largest_parameter(&model) as f64,
+        Err(e) => return (Some(adapter), Some(e.to_string())),
     };
+    let unusable = (largest > limit as f64).then(|| {
+        format!(
+            "its largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB)",
+            largest / 1e6,
+            limit as f64 / 1e6
+        )
+    });
     (Some(adapter), unusable)
+}
+
+/// The most bytes one buffer binding of `adapter` holds (no limit where the browser does not say).
+fn binding_limit(adapter: &web::AdapterInfo) -> u64 {
+    adapter.max_binding.map_or(u64::MAX, |b| b as u64)
 }
 
 /// "3.1 tokens/s".
@@ -212,7 +222,7 @@ impl Engine {
         }
         let gpu = if unusable.is_none() && choice != BackendChoice::Cpu {
             init_gpu().await;
-            let gpu = match weights.on_gpu() {
+            let gpu = match weights.on_gpu(adapter.as_ref().map_or(u64::MAX, binding_limit)) {
                 Ok(model) => warm(model, cpu.as_ref().map(|c| c.tokens_per_s)).await,
                 Err(e) => Err(e),
             };
@@ -277,6 +287,11 @@ impl Engine {
     /// Whether the model runs on WebGPU.
     pub fn on_gpu(&self) -> bool {
         matches!(self, Engine::Gpu(_))
+    }
+
+    /// Whether the model's token table is held in parts (larger than one buffer binding of the GPU).
+    pub fn split_table(&self) -> bool {
+        on_model!(self, |m| m.embedding().parts.len() > 1)
     }
 
     /// The architecture.
@@ -503,6 +518,11 @@ impl FineTune {
     pub async fn start(engine: &Engine, data: Packed, s: &TuneSettings) -> Result<Self, String> {
         web::mark("fine-tune: start");
         let tuner = match engine {
+            // A token table held in parts (larger than one buffer binding) would be joined by the loss, and a
+            // batch's logits over its vocabulary are as large: such a model fine-tunes on the CPU.
+            Engine::Gpu(_) if engine.split_table() => {
+                FineTune::Cpu(Box::new(Tuner::new(Model::trainable(engine.on_cpu().await?), data, s)?))
+            }
             Engine::Gpu(m) => FineTune::Gpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
             Engine::Cpu(m) => FineTune::Cpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
         };
@@ -517,7 +537,12 @@ impl FineTune {
 
     /// Memory the backend holds now, in bytes (see [`memory_bytes`]).
     pub fn memory_bytes(&self) -> Option<u64> {
-        memory_bytes(matches!(self, FineTune::Gpu(_)))
+        memory_bytes(self.on_gpu())
+    }
+
+    /// Whether it runs on WebGPU.
+    pub fn on_gpu(&self) -> bool {
+        matches!(self, FineTune::Gpu(_))
     }
 
     /// The tuned model, ready for inference.

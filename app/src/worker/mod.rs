@@ -176,7 +176,16 @@ impl Worker {
                 let cancel = self.begin(job, WorkerState::Training);
                 let (engine, tokenizer) = (self.engine()?, self.tokenizer()?);
                 let tuned = tune::fine_tune(job, &engine, &tokenizer, request, cancel).await?;
-                self.set_model(tuned, "fine-tuned here (not saved yet)", None);
+                const TUNED: &str = "fine-tuned here (not saved yet)";
+                if engine.on_gpu() && !tuned.on_gpu() {
+                    // Tuned on the CPU (a token table in parts): completions go back to WebGPU.
+                    drop(engine);
+                    let model = tuned.on_cpu().await?;
+                    let (engine, backend) = Engine::load(Weights::Cpu(Box::new(model)), self.backend.get(), self.speeds.get()).await?;
+                    self.install(job, engine, backend, TUNED, None);
+                } else {
+                    self.set_model(tuned, TUNED, None);
+                }
                 Ok("fine-tuned".into())
             }
             Request::Save => {

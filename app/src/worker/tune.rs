@@ -46,6 +46,9 @@ pub async fn fine_tune(
     post(job, Reply::Progress("Measuring perplexity on the held-back part…".into()), None);
     let before = engine.perplexity(&held, tokenizer.eos_id()).await?;
     post(job, Reply::Perplexity { before, after: None }, None);
+    if engine.on_gpu() && engine.split_table() {
+        post(job, Reply::Progress("Fine-tuning on the CPU: this model's token table is larger than one buffer of this GPU, and so would be a batch's logits over its vocabulary. The model returns to WebGPU afterwards.".into()), None);
+    }
     let mut tuner = FineTune::start(engine, data, &settings).await?;
     let t0 = web::now_ms();
     let (mut last, mut first_done) = (t0, t0);
@@ -65,8 +68,8 @@ pub async fn fine_tune(
             first_done = now;
         }
         let eta_s = per_step_s * (settings.steps - step) as f64;
-        let memory_bytes = tuner.memory_bytes();
-        post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes }, None);
+        let (memory_bytes, on_gpu) = (tuner.memory_bytes(), tuner.on_gpu());
+        post(job, Reply::Step { step, steps: settings.steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes, on_gpu }, None);
     }
     let tuned = tuner.finish();
     let after = tuned.perplexity(&held, tokenizer.eos_id()).await?;

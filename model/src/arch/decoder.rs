@@ -9,6 +9,7 @@
 //! | Llama (SmolLM2, TinyLlama) | [`llama`](super::llama) | pre-RMSNorm | rotary (`rope_theta`) | grouped-query | SwiGLU |
 //! | Qwen2 (Qwen2.5-Coder) | [`llama`](super::llama) | as Llama | as Llama | as Llama | as Llama; biases on q, k, v |
 
+use crate::nn::embedding::TokenEmbedding;
 use burn::module::Module;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -66,7 +67,7 @@ impl<B: Backend> Decoder<B> {
     /// The LM head's matrix (the token embedding when tied). `[V, C]`.
     pub fn head_weight(&self) -> Tensor<B, 2> {
         match self {
-            Decoder::Gpt2(m) => m.wte.weight.val(),
+            Decoder::Gpt2(m) => m.wte.weight(),
             Decoder::Llama(m) => m.head_weight(),
         }
     }
@@ -76,7 +77,10 @@ impl<B: Backend> Decoder<B> {
     /// # Shapes
     /// `[B, T, C]` → `[B, T, V]`.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        crate::nn::head::tied_head(self.head_weight(), h)
+        match self {
+            Decoder::Gpt2(m) => m.wte.head(h),
+            Decoder::Llama(m) => m.lm_head(h),
+        }
     }
 
     /// Number of blocks.
@@ -92,12 +96,17 @@ impl<B: Backend> Decoder<B> {
         KvCache::new(self.n_layer())
     }
 
+    /// The token embedding.
+    pub fn embedding(&self) -> &TokenEmbedding<B> {
+        match self {
+            Decoder::Gpt2(m) => &m.wte,
+            Decoder::Llama(m) => &m.embed_tokens,
+        }
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> B::Device {
-        match self {
-            Decoder::Gpt2(m) => m.wte.weight.device(),
-            Decoder::Llama(m) => m.embed_tokens.weight.device(),
-        }
+        self.embedding().device()
     }
 
     /// Full forward pass: logits at every position.

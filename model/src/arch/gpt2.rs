@@ -9,6 +9,8 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig, LinearConfig};
+
+use crate::nn::embedding::{TokenEmbedding, TokenEmbeddingConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
@@ -86,7 +88,7 @@ impl<B: Backend> Block<B> {
 #[derive(Module, Debug)]
 pub struct Gpt2<B: Backend> {
     /// Token embedding `[V, C]`, also the LM head.
-    pub wte: Embedding<B>,
+    pub wte: TokenEmbedding<B>,
     /// Position embedding `[n_positions, C]`.
     pub wpe: Embedding<B>,
     /// The blocks.
@@ -122,7 +124,7 @@ impl<B: Backend> Gpt2<B> {
             })
             .collect();
         Gpt2 {
-            wte: EmbeddingConfig::new(c.vocab_size, w).with_initializer(normal(0.02)).init(device),
+            wte: TokenEmbeddingConfig::new(c.vocab_size, w).init(device),
             wpe: EmbeddingConfig::new(c.n_positions, w).with_initializer(normal(0.02)).init(device),
             h,
             ln_f: ln(),

@@ -5,8 +5,8 @@
 //! causal attention with rotary positions (spec §11). The LM head is tied to the token embedding, as in GPT-2, so
 //! parameter counts stay comparable with the other architectures.
 
+use crate::nn::embedding::{TokenEmbedding, TokenEmbeddingConfig};
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,6 @@ use crate::error::ModelError;
 use crate::hnet::chunking::{DynamicChunking, StageAux, StageState};
 use crate::hnet::routing::Routing;
 use crate::nn::cache::KvCache;
-use crate::nn::head::tied_head;
 use crate::nn::isotropic::{Isotropic, IsotropicConfig};
 
 /// The H-Net parts of an `hnet` or `hybrid` model.
@@ -35,7 +34,7 @@ pub struct HNetConfig {
 #[derive(Module, Debug)]
 pub struct HNet<B: Backend> {
     /// Token embedding `[V, D]`, also the LM head.
-    pub wte: Embedding<B>,
+    pub wte: TokenEmbedding<B>,
     /// Encoder.
     pub encoder: Isotropic<B>,
     /// Routing, main network, dechunk.
@@ -57,7 +56,7 @@ impl HNetConfig {
     pub fn init_hnet<B: Backend>(&self, vocab_size: usize, device: &B::Device) -> HNet<B> {
         let d = self.encoder.d_model;
         HNet {
-            wte: EmbeddingConfig::new(vocab_size, d).with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 }).init(device),
+            wte: TokenEmbeddingConfig::new(vocab_size, d).init(device),
             encoder: self.encoder.init(device),
             stage: DynamicChunking::init(d, &self.main, device),
             decoder: self.decoder.init(device),
@@ -102,7 +101,7 @@ impl<B: Backend> HNet<B> {
 
     /// The tied head.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        tied_head(self.wte.weight.val(), h)
+        self.wte.head(h)
     }
 
     /// A fresh decoding state.

@@ -9,13 +9,14 @@
 //! joins them ([`crate::io::hf`]).
 
 use burn::module::{Module, Param};
-use burn::nn::{Embedding, EmbeddingConfig, Initializer, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::nn::{Initializer, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
 
 use crate::arch::family::DecoderConfig;
 use crate::nn::attention::{causal_attention, split_heads};
 use crate::nn::cache::{KvCache, LayerKv};
+use crate::nn::embedding::{TokenEmbedding, TokenEmbeddingConfig};
 use crate::nn::linear::Linear;
 use crate::nn::rope::apply_rope_with;
 use crate::nn::swiglu::SwiGlu;
@@ -71,7 +72,7 @@ impl<B: Backend> Block<B> {
 #[derive(Module, Debug)]
 pub struct Llama<B: Backend> {
     /// Token embedding `[V, C]` (also the LM head when tied).
-    pub embed_tokens: Embedding<B>,
+    pub embed_tokens: TokenEmbedding<B>,
     /// The blocks.
     pub layers: Vec<Block<B>>,
     /// Final RMSNorm.
@@ -108,12 +109,7 @@ impl<B: Backend> Llama<B> {
             })
             .collect();
         let lm_head = (!c.tie_word_embeddings).then(|| normal.init([c.vocab_size, w], device));
-        Llama {
-            embed_tokens: EmbeddingConfig::new(c.vocab_size, w).with_initializer(normal.clone()).init(device),
-            layers,
-            norm: norm(),
-            lm_head,
-        }
+        Llama { embed_tokens: TokenEmbeddingConfig::new(c.vocab_size, w).init(device), layers, norm: norm(), lm_head }
     }
 
     /// Token embeddings (positions enter as rotations inside attention).
@@ -139,7 +135,18 @@ impl<B: Backend> Llama<B> {
     pub fn head_weight(&self) -> Tensor<B, 2> {
         match &self.lm_head {
             Some(w) => w.val(),
-            None => self.embed_tokens.weight.val(),
+            None => self.embed_tokens.weight(),
+        }
+    }
+
+    /// The LM head: hidden states → logits (by the embedding's parts when tied).
+    ///
+    /// # Shapes
+    /// `[B, T, C]` → `[B, T, V]`.
+    pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.lm_head {
+            Some(w) => crate::nn::head::tied_head(w.val(), h),
+            None => self.embed_tokens.head(h),
         }
     }
 }
@@ -192,6 +199,6 @@ mod tests {
         let Decoder::Llama(m) = config(Family::Llama, false).init::<TestBackend>(&d) else { panic!("a Llama") };
         let head = m.lm_head.as_ref().expect("untied");
         assert_eq!(head.dims(), [40, 24]);
-        assert_ne!(m.head_weight().into_data(), m.embed_tokens.weight.val().into_data());
+        assert_ne!(m.head_weight().into_data(), m.embed_tokens.weight().into_data());
     }
 }

@@ -14,7 +14,7 @@ use crate::hnet::chunking::StageAux;
 use crate::hnet::ratio_loss::ratio_loss;
 use crate::hnet::routing::Routing;
 use crate::nn::cache::KvCache;
-use crate::nn::head::tied_head;
+use crate::nn::embedding::TokenEmbedding;
 use crate::tokenizer::TokenizerSpec;
 
 /// The network of one architecture. The variants differ in size, but a model holds one `Net` for its lifetime:
@@ -161,13 +161,18 @@ impl<B: Backend> Model<B> {
         Ok(self)
     }
 
+    /// The token embedding (also the tied LM head).
+    pub fn embedding(&self) -> &TokenEmbedding<B> {
+        match &self.net {
+            Net::Decoder(m) => m.embedding(),
+            Net::HNet(m) => &m.wte,
+            Net::Hybrid(m) => m.gpt2.embedding(),
+        }
+    }
+
     /// The device the weights live on.
     pub fn device(&self) -> B::Device {
-        match &self.net {
-            Net::Decoder(m) => m.device(),
-            Net::HNet(m) => m.wte.weight.device(),
-            Net::Hybrid(m) => m.gpt2.device(),
-        }
+        self.embedding().device()
     }
 
     /// Full forward pass over a batch of real tokens: logits at every position.
@@ -188,7 +193,7 @@ impl<B: Backend> Model<B> {
     /// `tokens, mask: [B, T]` → logits `[B, T, V]`.
     pub fn forward_full(&self, tokens: Tensor<B, 2, Int>, mask: Tensor<B, 2, Bool>, chunk_slots: Option<usize>) -> ModelOutput<B> {
         let (h, aux) = self.forward_hidden(tokens, mask, chunk_slots);
-        ModelOutput { logits: tied_head(self.head_weight(), h), aux }
+        ModelOutput { logits: self.lm_head(h), aux }
     }
 
     /// [`Self::forward_full`] up to the LM head: the final hidden states, which the head multiplies by
@@ -216,11 +221,23 @@ impl<B: Backend> Model<B> {
         }
     }
 
+    /// The LM head: hidden states → logits (by the token embedding's parts when it is held in several).
+    ///
+    /// # Shapes
+    /// `[B, T, C]` → `[B, T, V]`.
+    pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
+        match &self.net {
+            Net::Decoder(m) => m.lm_head(h),
+            Net::HNet(m) => m.lm_head(h),
+            Net::Hybrid(m) => m.gpt2.lm_head(h),
+        }
+    }
+
     /// The LM head's matrix, tied to the token embedding in every architecture. `[V, C]`.
     pub fn head_weight(&self) -> Tensor<B, 2> {
         match &self.net {
             Net::Decoder(m) => m.head_weight(),
-            Net::HNet(m) => m.wte.weight.val(),
+            Net::HNet(m) => m.wte.weight(),
             Net::Hybrid(m) => m.gpt2.head_weight(),
         }
     }

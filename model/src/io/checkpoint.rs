@@ -5,7 +5,7 @@
 //!
 //! Writes are atomic: a temporary file in the same directory, flushed, then renamed over the target.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use burn::tensor::backend::Backend;
 use safetensors::SafeTensors;
@@ -13,8 +13,8 @@ use safetensors::SafeTensors;
 use crate::arch::config::ModelConfig;
 use crate::arch::model::Model;
 use crate::error::LoadError;
-use crate::io::params::{Component, ROOT};
-use crate::io::weights::{load_into, write_safetensors, Copied, Named};
+use crate::io::params::{stored, Component, ParamPath, ROOT};
+use crate::io::weights::{load_into, write_safetensors, Copied, Named, Values};
 use crate::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 
 /// Format tag written into every checkpoint.
@@ -103,56 +103,50 @@ pub fn write_to<B: Backend>(model: &Model<B>, extra: &[(&str, &str)], half: bool
 }
 
 /// Copies a model to backend `H` on `device`, reading each weight asynchronously: what backends that cannot read
-/// tensors synchronously (WebGPU in the browser) serialise with [`to_bytes`], so names come from one place.
+/// tensors synchronously (WebGPU in the browser) serialise with [`to_bytes`], so names come from one place. A table
+/// the model holds in parts arrives joined (the host model holds it whole).
 pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H::Device) -> Result<Model<H>, LoadError> {
-    use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-    use burn::tensor::{Tensor, TensorData};
+    use burn::module::{Module, ModuleVisitor, Param};
+    use burn::tensor::Tensor;
 
-    /// Every float parameter, flattened, in module order.
-    struct Collect<B: Backend>(Vec<(Tensor<B, 1>, Vec<usize>)>);
+    /// Every float parameter, flattened, with its path, in module order.
+    struct Collect<B: Backend>(ParamPath, Vec<(String, Tensor<B, 1>, Vec<usize>)>);
     impl<B: Backend> ModuleVisitor<B> for Collect<B> {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.0.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _name: &str, container_type: &str) {
+            self.0.exit(container_type);
+        }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             let t = param.val();
             let dims = t.dims().to_vec();
-            self.0.push((t.reshape([-1]), dims));
-        }
-    }
-    /// Replaces each float parameter, in the same module order, with the data read before. The fresh model's
-    /// parameters are still lazy: reading their shape and device does not draw the random weights they would be
-    /// initialised with (in the browser that drawing was most of a 100 ms main-thread task). The model sets no
-    /// load/save mappers, so none are lost.
-    struct Fill(std::vec::IntoIter<(TensorData, Vec<usize>)>, Option<String>);
-    impl<H: Backend> ModuleMapper<H> for Fill {
-        fn map_float<const D: usize>(&mut self, param: Param<Tensor<H, D>>) -> Param<Tensor<H, D>> {
-            match self.0.next() {
-                Some((data, dims)) if dims == param.lazy_shape().dims::<D>() => {
-                    let values = data.to_vec::<f32>().unwrap_or_default();
-                    let tensor = Tensor::from_data(TensorData::new(values, dims), &param.lazy_device());
-                    Param::initialized(param.id, tensor)
-                }
-                _ => {
-                    self.1.get_or_insert_with(|| "the two models' parameters do not line up".into());
-                    param
-                }
-            }
+            self.1.push((self.0.path(), t.reshape([-1]), dims));
         }
     }
 
-    let mut collect = Collect(Vec::new());
+    let mut collect = Collect(ParamPath::default(), Vec::new());
     model.visit(&mut collect);
-    let mut read = Vec::with_capacity(collect.0.len());
-    for (tensor, dims) in collect.0 {
+    let mut read: BTreeMap<String, Values> = BTreeMap::new();
+    for (path, tensor, dims) in collect.1 {
         let data = tensor.into_data_async().await.map_err(|e| LoadError::Apply(format!("reading a weight: {e:?}")))?;
-        read.push((data.convert::<f32>(), dims));
+        let values = data.convert::<f32>().into_vec::<f32>().map_err(|e| LoadError::Apply(format!("reading a weight: {e:?}")))?;
+        match (stored(&path), read.get_mut(stored(&path).0)) {
+            ((_, 1..), Some((shape, before))) => {
+                shape[0] += dims[0];
+                before.extend(values);
+            }
+            _ => {
+                read.insert(path, (dims, values));
+            }
+        }
     }
+    // The fresh model's parameters are still lazy: filling them draws none of the random weights they would be
+    // initialised with (in the browser that drawing was most of a 100 ms main-thread task).
     let host = Model::<H>::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
-    let mut fill = Fill(read.into_iter(), None);
-    let mut host = host.map(&mut fill);
+    let mut host = load_into(host, &mut Copied::ready(read), ROOT, false)?;
     host.tokenizer = model.tokenizer.clone();
-    match fill.1 {
-        Some(reason) => Err(LoadError::Apply(reason)),
-        None => Ok(host),
-    }
+    Ok(host)
 }
 
 /// Builds the model a checkpoint describes and loads its weights, one tensor at a time (see [`crate::io::weights`]).
@@ -252,7 +246,7 @@ mod tests {
     use super::*;
     use crate::arch::config::{Arch, ModelConfig};
     use crate::TestBackend;
-    use burn::tensor::{Int, Tensor};
+    use burn::tensor::{Int, Tensor, Tolerance};
 
     fn tiny() -> Model<TestBackend> {
         Model::init(&ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), &Default::default()).unwrap()
@@ -315,6 +309,57 @@ mod tests {
                 assert_eq!(a.tensor(name).unwrap().data(), b.tensor(name).unwrap().data(), "{arch:?} {name}");
             }
             assert_eq!(read_info(&host, "async").unwrap().metadata, read_info(&sync, "sync").unwrap().metadata);
+        }
+    }
+
+    /// Every path between a model whose token embedding is in one part and the same model with it in parts (a
+    /// device whose buffer bindings are smaller than the table): loading, copying, saving, reading back async.
+    #[test]
+    fn a_table_in_parts_loads_copies_and_saves_as_one_tensor() {
+        use crate::nn::embedding::with_part_bytes;
+        let device = Default::default();
+        let tokens = Tensor::<TestBackend, 2, Int>::from_ints([[1, 2, 3, 50000, 50256, 7]], &device);
+        for arch in [Arch::Gpt2, Arch::Hnet, Arch::Hybrid] {
+            let model = Model::<TestBackend>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &device).unwrap();
+            let bytes = to_bytes(&model, &[]).unwrap();
+            let width = model.config.decoder.n_embd;
+            // Parts of 12,000 rows: the 50,257-row table in five.
+            let limit = (12_000 * 4 * width) as u64;
+            let parts: Model<TestBackend> = with_part_bytes(limit, || from_bytes(&bytes, "mem", &device)).unwrap();
+            let copied: Model<TestBackend> = with_part_bytes(limit, || copy_to(&model, &device)).unwrap();
+            for m in [&parts, &copied] {
+                let table = match &m.net {
+                    crate::arch::model::Net::Decoder(crate::arch::decoder::Decoder::Gpt2(g)) => &g.wte,
+                    crate::arch::model::Net::HNet(h) => &h.wte,
+                    crate::arch::model::Net::Hybrid(h) => match &h.gpt2 {
+                        crate::arch::decoder::Decoder::Gpt2(g) => &g.wte,
+                        _ => unreachable!(),
+                    },
+                    _ => unreachable!(),
+                };
+                assert_eq!(table.parts.len(), 5, "{arch:?}");
+                model
+                    .forward(tokens.clone())
+                    .into_data()
+                    .assert_approx_eq::<f32>(&m.forward(tokens.clone()).into_data(), Tolerance::absolute(1e-5));
+                // Saved as one tensor: the same file as the model in one part, and read back whole.
+                assert_eq!(to_bytes(m, &[]).unwrap(), bytes, "{arch:?}");
+                let back: Model<TestBackend> = copy_to(m, &device).unwrap();
+                assert_eq!(to_bytes(&back, &[]).unwrap(), bytes, "{arch:?}");
+                let host = futures_lite::future::block_on(to_host_async::<TestBackend, TestBackend>(m, &device)).unwrap();
+                assert_eq!(to_bytes(&host, &[]).unwrap(), bytes, "{arch:?}");
+            }
+        }
+        // A file whose table has other rows than the model's parts is refused, naming it.
+        let model = tiny();
+        let mut small = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
+        small.decoder.vocab_size = 40_000;
+        let fewer = Model::<TestBackend>::init(&small, &device).unwrap();
+        for (file, config) in [(to_bytes(&fewer, &[]).unwrap(), &model.config), (to_bytes(&model, &[]).unwrap(), &small)] {
+            let limit = (12_000 * 4 * config.decoder.n_embd) as u64;
+            let host = with_part_bytes(limit, || Model::<TestBackend>::init(config, &device)).unwrap();
+            let err = load_into(host, &mut Named::new(&file, "mem").unwrap(), ROOT, false).map(|_| ()).unwrap_err();
+            assert!(matches!(&err, LoadError::ShapeMismatch { name, .. } if name == "net.wte.weight"), "{err}");
         }
     }
 

@@ -148,18 +148,43 @@ impl ParamPath {
         }
     }
 
+    /// Whether the walk is at a part of a table held in parts.
+    pub fn in_parts(&self) -> bool {
+        matches!(self.0.as_slice(), [.., parts, _] if parts == PARTS)
+    }
+
     pub fn exit(&mut self, container_type: &str) {
         if !container_type.starts_with("Enum:") {
             self.0.pop();
         }
     }
 
+    /// The path as checkpoints name it. A table held in parts (`wte.parts.N`, [`crate::nn::embedding`]) is stored
+    /// as one `wte.weight`: part 0 is named so, and part `n` `wte.weight@n` (see [`stored`]).
     pub fn path(&self) -> String {
-        self.0.join(".")
+        match self.0.as_slice() {
+            [head @ .., parts, n] if parts == PARTS => match n.as_str() {
+                "0" => format!("{}.weight", head.join(".")),
+                n => format!("{}.weight@{n}", head.join(".")),
+            },
+            all => all.join("."),
+        }
     }
 }
 
-/// Every float parameter's path and shape, in module order.
+/// The field that holds a table's parts ([`crate::nn::embedding::TokenEmbedding`]).
+const PARTS: &str = "parts";
+
+/// The stored tensor a parameter path belongs to, and which part of it the parameter is: `("x.weight", n)` for
+/// `x.weight@n`, `(path, 0)` for anything else.
+pub(crate) fn stored(path: &str) -> (&str, usize) {
+    match path.rsplit_once('@') {
+        Some((name, n)) => (name, n.parse().unwrap_or(0)),
+        None => (path, 0),
+    }
+}
+
+/// Every stored tensor's name and shape, in module order (a table held in parts is one tensor: its parts' rows).
 pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
     struct Shapes {
         path: ParamPath,
@@ -173,12 +198,31 @@ pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Ve
             self.path.exit(container_type);
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.found.push((self.path.path(), param.lazy_shape().dims::<D>().to_vec()));
+            let (path, dims) = (self.path.path(), param.lazy_shape().dims::<D>().to_vec());
+            match (stored(&path), self.found.last_mut()) {
+                // A table's later part: more rows of the tensor before it.
+                ((_, 1..), Some((_, shape))) => shape[0] += dims[0],
+                _ => self.found.push((path, dims)),
+            }
         }
     }
     let mut shapes = Shapes { path: ParamPath::default(), found: Vec::new() };
     module.visit(&mut shapes);
     shapes.found
+}
+
+/// The number of values of the largest float parameter as the module holds it (each part of a table held in parts
+/// on its own): what one buffer of the device must hold.
+pub fn largest_parameter<B: Backend, M: Module<B>>(module: &M) -> usize {
+    struct Largest(usize);
+    impl<B: Backend> ModuleVisitor<B> for Largest {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0 = self.0.max(param.lazy_shape().num_elements());
+        }
+    }
+    let mut largest = Largest(0);
+    module.visit(&mut largest);
+    largest.0
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ mod tests {
         };
         let Decoder::Gpt2(hg) = &h.gpt2 else { unreachable!() };
         g.h[1].mlp.c_proj.weight.val().into_data().assert_eq(&hg.h[1].mlp.c_proj.weight.val().into_data(), true);
-        g.wte.weight.val().into_data().assert_eq(&hg.wte.weight.val().into_data(), true);
+        g.wte.weight().into_data().assert_eq(&hg.wte.weight().into_data(), true);
         // Shape disagreements name the field; a non-gpt2 source is refused.
         let small: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hybrid, "small").unwrap(), &device).unwrap();
         assert!(matches!(load_decoder(small, &bytes, "gpt2"), Err(LoadError::Config { field, .. }) if field == "n_positions"));
@@ -141,7 +141,7 @@ mod tests {
         };
         let Decoder::Gpt2(hg) = &h.gpt2 else { unreachable!() };
         g.h[1].attn.c_attn.weight.val().into_data().assert_eq(&hg.h[1].attn.c_attn.weight.val().into_data(), true);
-        g.wte.weight.val().into_data().assert_eq(&hg.wte.weight.val().into_data(), true);
+        g.wte.weight().into_data().assert_eq(&hg.wte.weight().into_data(), true);
         g.ln_f.gamma.val().into_data().assert_eq(&hg.ln_f.gamma.val().into_data(), true);
         // Not a decoder: refused.
         let hnet: Model<TestBackend> = Model::init(&ModelConfig::preset(Arch::Hnet, "tiny").unwrap(), &device).unwrap();

@@ -17,7 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::SafeTensors;
 
 use crate::error::LoadError;
-use crate::io::params::{parameter_shapes, ParamPath};
+use crate::io::params::{parameter_shapes, stored, ParamPath};
 use crate::io::stream::Float;
 
 /// Values of one parameter: its shape and its values, row-major f32.
@@ -95,8 +95,9 @@ impl Source for Named<'_> {
 /// Fills `module`'s float parameters from `source`: those whose path starts with `prefix` must be there with their
 /// module's shape; the others keep what they hold. Every tensor of the source must be taken, unless `partial`.
 pub(crate) fn load_into<B: Backend, M: Module<B>>(module: M, source: &mut dyn Source, prefix: &str, partial: bool) -> Result<M, LoadError> {
-    let mut fill = Fill { source, prefix, path: ParamPath::default(), error: None };
+    let mut fill = Fill { source, prefix, path: ParamPath::default(), table: None, error: None };
     let module = module.map(&mut fill);
+    fill.end_table();
     if let Some(e) = fill.error {
         return Err(e);
     }
@@ -114,7 +115,48 @@ struct Fill<'s> {
     source: &'s mut dyn Source,
     prefix: &'s str,
     path: ParamPath,
+    /// A stored table whose rows are being handed to its parts: its name, its values and the next row to give.
+    table: Option<(String, Values, usize)>,
     error: Option<LoadError>,
+}
+
+impl Fill<'_> {
+    /// The values of parameter `path` of shape `expected`: a stored tensor, or the next rows of a stored table for a
+    /// part of a table held in parts.
+    fn values(&mut self, path: &str, expected: &[usize]) -> Result<Values, LoadError> {
+        let (name, part) = stored(path);
+        if part == 0 {
+            self.end_table();
+            let found = self.source.take(path)?.ok_or_else(|| LoadError::MissingTensor(path.to_string()))?;
+            if !self.path.in_parts() || found.0 == expected {
+                return Ok(found);
+            }
+            self.table = Some((name.to_string(), found, 0));
+        }
+        let shown = self.source.name_of(name);
+        let Some((_, (shape, values), next)) = self.table.as_mut().filter(|t| t.0 == name) else {
+            return Err(LoadError::MissingTensor(path.to_string()));
+        };
+        let rows = expected[0];
+        if shape.len() != expected.len() || shape[1..] != expected[1..] || *next + rows > shape[0] {
+            return Err(LoadError::ShapeMismatch { name: shown, expected: expected.to_vec(), found: shape.clone() });
+        }
+        let width: usize = shape[1..].iter().product();
+        let part = values[*next * width..(*next + rows) * width].to_vec();
+        *next += rows;
+        Ok((expected.to_vec(), part))
+    }
+
+    /// A table handed out part-way is an error: the file holds more rows than the model's parts.
+    fn end_table(&mut self) {
+        if let Some((name, (shape, _), next)) = self.table.take() {
+            if next < shape[0] && self.error.is_none() {
+                let mut expected = shape.clone();
+                expected[0] = next;
+                self.error = Some(LoadError::ShapeMismatch { name: self.source.name_of(&name), expected, found: shape });
+            }
+        }
+    }
 }
 
 impl<B: Backend> ModuleMapper<B> for Fill<'_> {
@@ -132,19 +174,15 @@ impl<B: Backend> ModuleMapper<B> for Fill<'_> {
             return param;
         }
         let expected = param.lazy_shape().dims::<D>().to_vec();
-        match self.source.take(&path) {
-            Ok(Some((shape, values))) if shape == expected => {
+        match self.values(&path, &expected) {
+            Ok((shape, values)) if shape == expected => {
                 // Trainable, as every parameter is built (a tensor made from data would not be, and under autodiff
                 // the optimiser would never see its gradient).
                 let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device()).require_grad();
                 Param::initialized(param.id, tensor)
             }
-            Ok(Some((found, _))) => {
+            Ok((found, _)) => {
                 self.error = Some(LoadError::ShapeMismatch { name: self.source.name_of(&path), expected, found });
-                param
-            }
-            Ok(None) => {
-                self.error = Some(LoadError::MissingTensor(path));
                 param
             }
             Err(e) => {
@@ -241,12 +279,29 @@ impl Copied {
                     let shape = tensor.dims().to_vec();
                     (shape, tensor.into_data().convert::<f32>().into_vec::<f32>().expect("f32 after convert"))
                 };
-                self.tensors.insert(self.path.path(), Box::new(read));
+                let path = self.path.path();
+                let (name, part) = stored(&path);
+                let read: Deferred = match (part, self.tensors.remove(name)) {
+                    // A table's later part: its rows follow those of the parts before it.
+                    (1.., Some(before)) => Box::new(move || {
+                        let ((mut shape, mut values), (more, rest)) = (before(), read());
+                        shape[0] += more[0];
+                        values.extend(rest);
+                        (shape, values)
+                    }),
+                    _ => Box::new(read),
+                };
+                self.tensors.insert(name.to_string(), read);
             }
         }
         let mut collect = Collect { path: ParamPath::default(), tensors: BTreeMap::new() };
         module.visit(&mut collect);
         Copied { tensors: collect.tensors }
+    }
+
+    /// Values already read, by path.
+    pub(crate) fn ready(values: BTreeMap<String, Values>) -> Self {
+        Copied { tensors: values.into_iter().map(|(path, v)| (path, Box::new(move || v) as Deferred)).collect() }
     }
 
     /// The same parameters, each under `rename(path)`.

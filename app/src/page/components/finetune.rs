@@ -8,7 +8,7 @@ use leptos::task::spawn_local;
 use crate::page::components::editor::target;
 use crate::page::components::status::ErrorNote;
 use crate::page::state::{format_bytes, Busy, Place, Playground};
-use crate::protocol::{BackendInfo, JobId, Reply, Request, Scope, TuneRequest};
+use crate::protocol::{JobId, Reply, Request, Scope, TuneRequest};
 use crate::web;
 
 /// Snippets are separated by a line `# ---` (or come one per file).
@@ -111,21 +111,22 @@ pub fn FineTunePanel(state: Playground) -> impl IntoView {
         let (id, done) = client.call(Request::FineTune(request), None, move |reply, _| match reply {
             Reply::Progress(text) => progress.set(text),
             Reply::Perplexity { before, after } => before_after.set((Some(before), after)),
-            Reply::Step { step, steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes } => {
+            Reply::Step { step, steps, loss, tokens_per_s, eta_s, step_ms, memory_bytes, on_gpu } => {
                 planned.set(steps);
                 if let Some(l) = loss {
                     losses.update(|v| v.push((step, l)));
                 }
-                // The status bar's memory pill follows the figure while training, not the one after loading.
+                // The status bar's memory pill follows the figure while training, not the one after loading (when
+                // the step ran on the backend the bar names).
                 if let Some(bytes) = memory_bytes {
                     state.backend.update(|b| {
-                        if let Some(b) = b {
+                        if let Some(b) = b.as_mut().filter(|b| b.is_webgpu() == on_gpu) {
                             b.memory_bytes = Some(bytes)
                         }
                     });
                 }
                 let memory = match memory_bytes {
-                    Some(b) if state.backend.with_untracked(|b| b.as_ref().is_some_and(BackendInfo::is_webgpu)) => {
+                    Some(b) if on_gpu => {
                         format!(" · GPU memory {}", format_bytes(b as usize))
                     }
                     Some(b) => format!(" · worker memory {}", format_bytes(b as usize)),

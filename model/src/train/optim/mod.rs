@@ -74,9 +74,11 @@ impl ParamGroups {
 
 /// Whether weight decay applies: only to weight matrices — not to norms, biases or embeddings.
 pub fn decays(path: &str, rank: usize) -> bool {
+    // A table's parts (`wte.weight@1`) as the table.
+    let path = crate::io::params::stored(path).0;
     let leaf = path.rsplit('.').next().unwrap_or(path);
     let in_norm = path.split('.').any(|s| s.starts_with("ln_") || s.starts_with("norm"));
-    let in_embedding = path.split('.').any(|s| s == "wte" || s == "wpe");
+    let in_embedding = path.split('.').any(|s| s == "wte" || s == "wpe" || s == "embed_tokens");
     rank >= 2 && leaf == "weight" && !in_norm && !in_embedding
 }
 
@@ -324,6 +326,8 @@ mod tests {
         assert!(!decays("net.h.0.attn.c_attn.bias", 1));
         assert!(!decays("net.h.0.ln_1.gamma", 1));
         assert!(!decays("net.wte.weight", 2));
+        assert!(!decays("net.wte.weight@1", 2));
+        assert!(!decays("net.gpt2.embed_tokens.weight", 2));
         assert!(!decays("net.stage.main.layers.0.norm1.gamma", 1));
         assert!(decays("net.stage.routing.q_proj.weight", 2));
     }
