@@ -234,11 +234,12 @@ def main():
         r["packages"], r["groups"] = held_out(corpus, r["files"])
         r["anneal"] = anneal(out, arch, corpus)
         rows[arch] = r
-        subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, arch)], check=False,
-                       stdout=subprocess.DEVNULL)
-        svg = os.path.join(out, arch, "loss.svg")
-        if os.path.exists(svg):
-            shutil.copy(svg, os.path.join(assets, f"{arch}-loss.svg"))
+        for run in [arch] + ([f"{arch}-anneal"] if r["anneal"] else []):
+            subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, run)], check=False,
+                           stdout=subprocess.DEVNULL)
+            svg = os.path.join(out, run, "loss.svg")
+            if os.path.exists(svg):
+                shutil.copy(svg, os.path.join(assets, f"{run}-loss.svg"))
     best = min(rows, key=lambda k: rows[k]["groups"]["site-packages"]["model"])
 
     # The bundle and its list.
@@ -347,6 +348,7 @@ def main():
                   f"{a['tokens']:,} tokens, {a['cpu_seconds'] / 3600:.2f} CPU-hours. The bundled model is its best "
                   f"validation checkpoint. In all: {s['tokens'] + a['tokens']:,} tokens, "
                   f"{(s['cpu_seconds'] + a['cpu_seconds']) / 3600:.2f} CPU-hours.", "",
+                  f"![validation loss of the anneal]({'default-model/' + arch + '-anneal-loss.svg'})", "",
                   "| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
             L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in an["points"]]
             if an["before"]:
