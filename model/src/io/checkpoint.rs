@@ -352,10 +352,18 @@ mod tests {
         }
         // A file whose table has other rows than the model's parts is refused, naming it.
         let model = tiny();
-        let mut small = ModelConfig::preset(Arch::Gpt2, "tiny").unwrap();
+        let (mut small, mut one_part) =
+            (ModelConfig::preset(Arch::Gpt2, "tiny").unwrap(), ModelConfig::preset(Arch::Gpt2, "tiny").unwrap());
         small.decoder.vocab_size = 40_000;
+        one_part.decoder.vocab_size = 12_000;
         let fewer = Model::<TestBackend>::init(&small, &device).unwrap();
-        for (file, config) in [(to_bytes(&fewer, &[]).unwrap(), &model.config), (to_bytes(&model, &[]).unwrap(), &small)] {
+        let first = Model::<TestBackend>::init(&one_part, &device).unwrap();
+        for (file, config) in [
+            (to_bytes(&fewer, &[]).unwrap(), &model.config),
+            (to_bytes(&model, &[]).unwrap(), &small),
+            // Exactly the rows of the model's first part.
+            (to_bytes(&first, &[]).unwrap(), &model.config),
+        ] {
             let limit = (12_000 * 4 * config.decoder.n_embd) as u64;
             let host = with_part_bytes(limit, || Model::<TestBackend>::init(config, &device)).unwrap();
             let err = load_into(host, &mut Named::new(&file, "mem").unwrap(), ROOT, false).map(|_| ()).unwrap_err();

@@ -128,9 +128,10 @@ impl Fill<'_> {
         if part == 0 {
             self.end_table();
             let found = self.source.take(path)?.ok_or_else(|| LoadError::MissingTensor(path.to_string()))?;
-            if !self.path.in_parts() || found.0 == expected {
+            if !self.path.in_parts() {
                 return Ok(found);
             }
+            // Kept until the table's last part has taken its rows (a table in one part takes them all at once).
             self.table = Some((name.to_string(), found, 0));
         }
         let shown = self.source.name_of(name);
@@ -142,7 +143,10 @@ impl Fill<'_> {
             return Err(LoadError::ShapeMismatch { name: shown, expected: expected.to_vec(), found: shape.clone() });
         }
         let width: usize = shape[1..].iter().product();
-        let part = values[*next * width..(*next + rows) * width].to_vec();
+        let part = match (*next, rows == shape[0]) {
+            (0, true) => std::mem::take(values),
+            _ => values[*next * width..(*next + rows) * width].to_vec(),
+        };
         *next += rows;
         Ok((expected.to_vec(), part))
     }
