@@ -178,11 +178,21 @@ impl Worker {
                 let tuned = tune::fine_tune(job, &engine, &tokenizer, request, cancel).await?;
                 const TUNED: &str = "fine-tuned here (not saved yet)";
                 if engine.on_gpu() && !tuned.on_gpu() {
-                    // Tuned on the CPU (a token table in parts): completions go back to WebGPU.
+                    // Tuned on the CPU (a token table in parts): completions go back to WebGPU. Should that fail, the
+                    // tuned model stays, on the CPU.
                     drop(engine);
                     let model = tuned.on_cpu().await?;
-                    let (engine, backend) = Engine::load(Weights::Cpu(Box::new(model)), self.backend.get(), self.speeds.get()).await?;
-                    self.install(job, engine, backend, TUNED, None);
+                    match Engine::load(Weights::Cpu(Box::new(model)), self.backend.get(), self.speeds.get()).await {
+                        Ok((engine, backend)) => {
+                            self.install(job, engine, backend, TUNED, None);
+                        }
+                        Err(e) => {
+                            let model = Weights::Cpu(Box::new(tuned.on_cpu().await?));
+                            let (engine, backend) = Engine::load(model, BackendChoice::Cpu, self.speeds.get()).await?;
+                            self.install(job, engine, backend, TUNED, None);
+                            return Ok(format!("fine-tuned; it stays on the CPU: moving it back to WebGPU failed ({e})"));
+                        }
+                    }
                 } else {
                     self.set_model(tuned, TUNED, None);
                 }
