@@ -97,7 +97,12 @@ fn run_tokenizer(rc: &RunConfig) -> Result<TokenizerSpec> {
     if let Some(path) = &rc.init_from {
         return Ok(checkpoint_info(path).context("--init-from")?.1.tokenizer);
     }
-    match rc.data.as_slice() {
+    data_tokenizer(&rc.data)
+}
+
+/// The tokenizer `--data` is read with: a prepared corpus's own when it has one, else GPT-2's.
+fn data_tokenizer(data: &[PathBuf]) -> Result<TokenizerSpec> {
+    match data {
         [dir] if data::corpus::is_prepared(dir) => Ok(data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default()),
         _ => Ok(TokenizerSpec::Gpt2Bpe),
     }
@@ -161,10 +166,7 @@ fn run_config(args: &TrainArgs) -> Result<RunConfig> {
     // A fresh model's vocabulary is its tokenizer's (a corpus with its own BPE); a decoder brings both. A model to
     // start from must read the data with its own tokenizer.
     if let Some(path) = &args.init_from {
-        let data = match args.data.as_slice() {
-            [dir] if data::corpus::is_prepared(dir) => data::corpus::Prepared::open(dir)?.tokenizer()?.unwrap_or_default(),
-            _ => TokenizerSpec::Gpt2Bpe,
-        };
+        let data = data_tokenizer(&args.data)?;
         anyhow::ensure!(
             same_tokenizer(&run_tokenizer(&rc)?, &data),
             "--init-from {}: the model's tokenizer is not the data's ({}); prepare the data with it (data prepare \

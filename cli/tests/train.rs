@@ -429,14 +429,15 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
     let dir = tmp("prepared");
     site_packages(&dir.join("site-packages"));
     let corpus = dir.join("corpus");
-    let prepare = |out: &Path| {
+    let prepare = |out: &Path, extra: &[&str]| {
         bin()
             .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", out.to_str().unwrap()])
             .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--quiet"])
+            .args(extra)
             .output()
             .unwrap()
     };
-    let log = ok(prepare(&corpus));
+    let log = ok(prepare(&corpus, &[]));
     assert!(log.contains("packages left out: copyleft (GPL-3.0-only"), "{log}");
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(corpus.join("manifest.json")).unwrap()).unwrap();
     let held: Vec<String> =
@@ -444,7 +445,7 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
     assert!(!held.is_empty() && held.len() < 5, "{held:?}");
     assert_eq!(manifest["dtype"], "u16le");
     // Nothing is overwritten.
-    let again = prepare(&corpus);
+    let again = prepare(&corpus, &[]);
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already exists"));
 
     let run = dir.join("run");
@@ -490,11 +491,7 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
     // A run that starts from every weight of that checkpoint: its schedule, a fresh optimizer, other data with the
     // same tokenizer (here the same corpus with its docstrings cut).
     let summarised = dir.join("corpus-summary");
-    ok(bin()
-        .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", summarised.to_str().unwrap()])
-        .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--docstrings", "summary", "--quiet"])
-        .output()
-        .unwrap());
+    ok(prepare(&summarised, &["--docstrings", "summary"]));
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(summarised.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["options"]["docstrings"], "summary");
     let next = dir.join("next");
@@ -523,11 +520,7 @@ fn a_prepared_corpus_trains_memory_mapped_and_evaluates_on_its_held_out_packages
     assert_eq!(config["train"]["steps"], 2);
     // Another architecture, or data read with another tokenizer, is refused before training.
     let own = dir.join("corpus-own");
-    ok(bin()
-        .args(["data", "prepare", "--data", dir.join("site-packages").to_str().unwrap(), "--out", own.to_str().unwrap()])
-        .args(["--valid-fraction", "0.3", "--min-valid-bytes", "2000", "--tokenizer-vocab", "300", "--quiet"])
-        .output()
-        .unwrap());
+    ok(prepare(&own, &["--tokenizer-vocab", "300"]));
     for (args, says) in [
         (vec!["--arch", "hybrid", "--init-from", c, "--data", d], "is a gpt2 model, not --arch hybrid"),
         (vec!["--arch", "gpt2", "--init-from", c, "--data", own.to_str().unwrap()], "tokenizer is not the data's"),
