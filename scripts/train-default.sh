@@ -192,6 +192,7 @@ elif "$BIN" humaneval --canonical --problems 1 > /dev/null 2>&1; then
 else
   echo "note: no working sandbox here (bubblewrap, user namespaces): HumanEval is left out of this report"
 fi
+HEADERS=scripts/experiments/simple-headers.jsonl # the prompts below that have tests, with them
 prompts=("def is_even(n):" "def fibonacci(n):" "def is_prime(n):" "def reverse_string(s):" "class Stack:"
   "import os\n\ndef list_files(path):" "def quicksort(arr):" "def read_json(path):" "def factorial(n):"
   "for i in range(10):" "def binary_search(items, target):" "if __name__ == \"__main__\":")
@@ -212,5 +213,18 @@ for arch in "${archs[@]}"; do
       py "$prompt" "$mode" "$text" <<<'import json,sys; print(json.dumps({"prompt": sys.argv[1], "mode": sys.argv[2], "completion": sys.argv[3]}))' >> "$OUT/$arch-samples.jsonl"
     done
   done
+  # Do the completions of the headers that have tests compute their function? The same completions, run against
+  # scripts/experiments/simple-headers.jsonl's tests in the sandbox.
+  if [ ${#sandbox[@]} -gt 0 ]; then
+    for mode in greedy sampled; do
+      py "$HEADERS" "$OUT/$arch-samples.jsonl" "$mode" > "$OUT/$arch-headers-$mode.jsonl" <<<'
+import json, sys
+problems = {p["prompt"]: p["task_id"] for p in map(json.loads, open(sys.argv[1])) }
+for s in map(json.loads, open(sys.argv[2])):
+    if s["mode"] == sys.argv[3] and s["prompt"] in problems:
+        print(json.dumps({"task_id": problems[s["prompt"]], "completion": s["completion"]}))'
+      "$BIN" humaneval --problem-file "$HEADERS" --completions "$OUT/$arch-headers-$mode.jsonl" --json > "$OUT/$arch-headers-$mode.json"
+    done
+  fi
 done
 python3 scripts/experiments/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS" --archs "${archs[@]}"

@@ -192,9 +192,13 @@ pub enum Command {
         /// Run the canonical solutions (a check of the harness: all must pass).
         #[arg(long)]
         canonical: bool,
-        /// Problems to run (the first N of 164; with --checkpoint or --canonical).
-        #[arg(long, default_value_t = 164, value_parser = count)]
+        /// Problems to run (the first N of the set; with --checkpoint or --canonical).
+        #[arg(long, default_value_t = usize::MAX, hide_default_value = true, value_parser = count)]
         problems: usize,
+        /// Another problem set instead of HumanEval's 164, in HumanEval's JSONL format (one `{"task_id", "prompt",
+        /// "canonical_solution", "test", "entry_point"}` per line), scored by the same harness in the same sandbox.
+        #[arg(long, value_name = "JSONL")]
+        problem_file: Option<PathBuf>,
         /// Completions per problem (with --checkpoint).
         #[arg(long, default_value_t = 1, value_parser = count)]
         samples: usize,

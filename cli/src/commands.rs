@@ -64,9 +64,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             };
             with_backend!(model.device, |device: B| crate::eval::run::<B>(&model.checkpoint, &device, &settings, json))
         }
-        Command::Humaneval { checkpoint, completions, canonical, problems, samples, seed, device, sandbox, json } => {
+        Command::Humaneval { checkpoint, completions, canonical, problems, problem_file, samples, seed, device, sandbox, json } => {
             let sandbox = sandbox.sandbox()?;
-            let all = hnet_gpt::humaneval::problems();
+            let all = match &problem_file {
+                Some(path) => hnet_gpt::humaneval::read_problems(&file_arg(&path.display().to_string())?, &path.display().to_string())?,
+                None => hnet_gpt::humaneval::problems(),
+            };
             let to_score: Vec<Sample> = if let Some(path) = completions {
                 let text = file_arg(&path.display().to_string())?;
                 hnet_gpt::humaneval::read_samples(&text, &path.display().to_string(), &all)?
@@ -76,7 +79,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 let ckpt = checkpoint.expect("clap requires one source");
                 with_backend!(device, |dev: B| {
                     let model = load_model::<B>(&ckpt, &dev)?;
-                    crate::eval::humaneval_completions(&model, &model.tokenizer.load()?, problems, samples, seed)
+                    crate::eval::humaneval_completions(&model, &model.tokenizer.load()?, &all[..problems.min(all.len())], samples, seed)
                 })?
             };
             humaneval(&sandbox, &all, &to_score, canonical, json)

