@@ -24,7 +24,8 @@
 #     the held-out files stay as written), at half the learning rate, warmup-stable-decay again: library code
 #     documents every function at length, and a small model that has only read it answers `def f(x):` with pages
 #     of docstring. Converted to f16 with a context of SEQ positions (those it trained on).
-#     With GPT2=1, a gpt2 of the same shape family gets the same budget and is bundled beside it.
+#     With GPT2=1, a gpt2 of the same width (two more blocks in place of the H-Net stages) gets the same budget — on
+#     the CPU the hybrid's own CPU time, long run and anneal each — and is bundled beside it.
 #  4. Evaluation (scripts/experiments/default_model_report.py writes the report and updates public/models/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -123,6 +124,12 @@ print(max(1, int(budget * rate / (batch * seq))))
 PY
 }
 
+# The CPU time a finished run took, as seconds of this machine (its CPU seconds over the cores): the budget that
+# gives another configuration the same CPU time.
+machine_seconds() { # RUN
+  py "$1/summary.json" "$CORES" <<<'import json,sys; print(json.load(open(sys.argv[1]))["cpu_seconds"] / int(sys.argv[2]))'
+}
+
 bpb() { # RUN: the last validation bits per byte
   py "$1/metrics.jsonl" <<'PY'
 import json, sys
@@ -164,17 +171,27 @@ c = json.load(open(sys.argv[1])); c["arch"] = "gpt2"; c.pop("hnet"); c["gpt2"]["
 json.dump(c, open(sys.argv[2], "w"), indent=1)
 PY
     s=gpt2
+    if [ "$DEVICE" = cpu ]; then
+      # The hybrid's CPU time, phase by phase (however its length was given: BUDGET_S or LONG_STEPS), with the
+      # same share of warmup.
+      steps=$(steps_for gpt2 gpt2 "$corpus" "$(machine_seconds "$OUT/hybrid")")
+      warmup=$(py "$OUT/hybrid/config.json" "$steps" <<<'import json,sys; t = json.load(open(sys.argv[1]))["train"]; print(max(1, round(int(sys.argv[2]) * t["warmup_steps"] / t["steps"])))')
+      anneal_steps=0
+      [ "$ANNEAL_STEPS" -gt 0 ] && anneal_steps=$(steps_for gpt2 gpt2 "$corpus" "$(machine_seconds "$OUT/hybrid-anneal")")
+    else
+      steps=$(steps_for gpt2 gpt2 "$corpus" "$BUDGET_S") warmup= anneal_steps=$ANNEAL_STEPS
+    fi
   else
     s=$shape
+    steps=${LONG_STEPS:-$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")} warmup=${LONG_WARMUP:-} anneal_steps=$ANNEAL_STEPS
   fi
-  steps=${LONG_STEPS:-$(steps_for "$arch" "$s" "$corpus" "$BUDGET_S")}
   echo "$arch: $steps steps of $BATCH × $SEQ tokens"
-  train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch" ${LONG_WARMUP:-}
+  train "$arch" "$s" "$corpus" "$lr" "$steps" "$OUT/$arch" $warmup
   last="$OUT/$arch"
-  if [ "$ANNEAL_STEPS" -gt 0 ]; then
-    echo "$arch anneal: $ANNEAL_STEPS steps on $corpus-summary"
+  if [ "$anneal_steps" -gt 0 ]; then
+    echo "$arch anneal: $anneal_steps steps on $corpus-summary"
     train "$arch" "from:$OUT/$arch/checkpoints/best/model.safetensors" "$corpus-summary" \
-      "$(py "$lr" <<<'import sys; print(float(sys.argv[1]) / 2)')" "$ANNEAL_STEPS" "$OUT/$arch-anneal"
+      "$(py "$lr" <<<'import sys; print(float(sys.argv[1]) / 2)')" "$anneal_steps" "$OUT/$arch-anneal"
     last="$OUT/$arch-anneal"
     # The long run's weights too, to measure what the anneal changed on the held-out files.
     [ -f "$OUT/$arch-long.safetensors" ] || "$BIN" convert --checkpoint "$OUT/$arch/checkpoints/best/model.safetensors" \
