@@ -210,6 +210,7 @@ else
   echo "note: no working sandbox here (bubblewrap, user namespaces): HumanEval is left out of this report"
 fi
 HEADERS=scripts/experiments/simple-headers.jsonl # the prompts below that have tests, with them
+HEADER_SAMPLES=${HEADER_SAMPLES:-20}
 prompts=("def is_even(n):" "def fibonacci(n):" "def is_prime(n):" "def reverse_string(s):" "class Stack:"
   "import os\n\ndef list_files(path):" "def quicksort(arr):" "def read_json(path):" "def factorial(n):"
   "for i in range(10):" "def binary_search(items, target):" "if __name__ == \"__main__\":")
@@ -242,6 +243,9 @@ for s in map(json.loads, open(sys.argv[2])):
         print(json.dumps({"task_id": problems[s["prompt"]], "completion": s["completion"]}))'
       "$BIN" humaneval --problem-file "$HEADERS" --completions "$OUT/$arch-headers-$mode.jsonl" --json > "$OUT/$arch-headers-$mode.json"
     done
+    # And pass@k over more samples (temperature 0.8): a header solved now and then shows where greedy does not.
+    [ -f "$OUT/$arch-headers-pass.json" ] || "$BIN" humaneval --problem-file "$HEADERS" --checkpoint "$ckpt" \
+      --device "$DEVICE" --samples "$HEADER_SAMPLES" --json > "$OUT/$arch-headers-pass.json"
   fi
 done
 python3 scripts/experiments/default_model_report.py --out "$OUT" --recipe "$log" --report "$REPORT" --models "$MODELS" --archs "${archs[@]}"

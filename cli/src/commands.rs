@@ -70,6 +70,8 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 Some(path) => hnet_gpt::humaneval::read_problems(&file_arg(&path.display().to_string())?, &path.display().to_string())?,
                 None => hnet_gpt::humaneval::problems(),
             };
+            // The sampling temperature, when the completions are generated here.
+            let temperature = (completions.is_none() && !canonical).then(|| crate::eval::humaneval_temperature(samples));
             let to_score: Vec<Sample> = if let Some(path) = completions {
                 let text = file_arg(&path.display().to_string())?;
                 hnet_gpt::humaneval::read_samples(&text, &path.display().to_string(), &all)?
@@ -82,7 +84,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                     crate::eval::humaneval_completions(&model, &model.tokenizer.load()?, &all[..problems.min(all.len())], samples, seed)
                 })?
             };
-            humaneval(&sandbox, &all, &to_score, canonical, json)
+            humaneval(&sandbox, &all, &to_score, canonical, temperature, json)
         }
         Command::Compare(args) => with_backend!(args.device, |device: B| crate::compare::run::<B>(&args, &device)),
         Command::Bench(args) => crate::bench::run(&args),
@@ -303,7 +305,14 @@ fn generate<B: Backend>(path: &Path, device: &B::Device, prompt: &str, suffix: O
 }
 
 /// Scores samples in the sandbox and prints pass@k (and, with `--json`, every sample's result).
-fn humaneval(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], canonical: bool, json_out: bool) -> Result<()> {
+fn humaneval(
+    sandbox: &Sandbox,
+    problems: &[Problem],
+    samples: &[Sample],
+    canonical: bool,
+    temperature: Option<f64>,
+    json_out: bool,
+) -> Result<()> {
     let bar = indicatif::ProgressBar::new(samples.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("running tests {bar:30} {pos}/{len} [{elapsed}<{eta}]").expect("valid template"),
     );
@@ -312,6 +321,9 @@ fn humaneval(sandbox: &Sandbox, problems: &[Problem], samples: &[Sample], canoni
     let mut summary = hnet_gpt::humaneval::summary(&results);
     summary["sandboxed"] = json!(sandbox.is_isolated());
     summary["memory_bound"] = json!(sandbox.memory_bound());
+    if let Some(t) = temperature {
+        summary["temperature"] = json!(t);
+    }
     if json_out {
         summary["samples"] = json!(results);
         println!("{}", serde_json::to_string_pretty(&summary)?);

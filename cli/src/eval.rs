@@ -323,7 +323,13 @@ pub fn humaneval_completions<B: Backend>(
     for (i, p) in problems.iter().enumerate() {
         for s in 0..samples {
             let params = GenerateParams {
-                sampling: SamplingParams { temperature, top_k: 0, top_p: 0.95, repetition_penalty: 1.0, repetition_window: None },
+                sampling: SamplingParams {
+                    temperature: temperature as f32,
+                    top_k: 0,
+                    top_p: 0.95,
+                    repetition_penalty: 1.0,
+                    repetition_window: None,
+                },
                 max_new_tokens: 128,
                 seed: seed.wrapping_add((i * samples + s) as u64),
                 stop_tokens: tok.stop_tokens(),
@@ -335,7 +341,9 @@ pub fn humaneval_completions<B: Backend>(
     Ok(out)
 }
 
-fn humaneval_temperature(samples: usize) -> f32 {
+/// HumanEval's sampling temperature for `samples` completions per problem, as reported (an f64: an f32's 0.8 reads
+/// 0.800000011920929 in JSON).
+pub(crate) fn humaneval_temperature(samples: usize) -> f64 {
     if samples == 1 {
         0.2
     } else {

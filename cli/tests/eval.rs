@@ -51,6 +51,21 @@ fn eval_reports_every_metric() {
     let dir = tmp("eval");
     for arch in ["gpt2", "hnet"] {
         let ckpt = trained(&dir, arch);
+        if arch == "gpt2" {
+            // A problem set of its own, generated here: the first two of the recipe's simple headers, two samples
+            // each at pass@k's temperature.
+            let headers = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/experiments/simple-headers.jsonl");
+            let out = ok(bin()
+                .args(["humaneval", "--problem-file", headers, "--checkpoint", ckpt.to_str().unwrap()])
+                .args(["--problems", "2", "--samples", "2", "--json"])
+                .output()
+                .unwrap());
+            let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!((r["problems"].as_u64(), r["samples"].as_array().map(Vec::len)), (Some(2), Some(4)), "{r}");
+            assert_eq!(r["samples"][2]["task_id"], "simple/fibonacci");
+            assert_eq!((r["temperature"].as_f64(), r["sandboxed"].as_bool()), (Some(0.8), Some(true)), "{r}");
+            assert!(r["pass@1"].is_number(), "{r}");
+        }
         let out = ok(bin()
             .args(["eval", "--checkpoint", ckpt.to_str().unwrap(), "--json", "--headers", "3", "--humaneval", "2"])
             .output()
