@@ -73,6 +73,28 @@ fn every_architecture_is_causal_in_padded_batches_and_in_cached_decoding() {
     }
 }
 
+/// Every architecture with its weight matrices kept in f16 (for a GPU with `shader-f16`):
+/// causal, and the same model as its weights rounded to f16 and computed in f32 but for the head's f16 products
+/// (the router sees the same values, so the chunks are the same).
+#[test]
+fn every_architecture_with_weights_kept_in_f16_is_causal_and_computes_in_f32() {
+    use burn::tensor::FloatDType;
+    use hnet_gpt_model::nn::weights::keep_in;
+    for arch in Arch::ALL {
+        let half = keep_in(model(arch, 13), FloatDType::F16);
+        let rounded = keep_in(half.clone(), FloatDType::F32);
+        let full = causality::check(&half, 12, 3 + arch as u64);
+        assert!(full.max_change <= causality::TOLERANCE, "{arch}: positions ≤ t moved by {}", full.max_change);
+        assert_eq!(full.boundaries_varied, arch != Arch::Gpt2, "{arch}: boundaries did not vary");
+        let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 256).collect();
+        let ours = half.forward(tokens(&ids)).into_data().to_vec::<f32>().unwrap();
+        let want = rounded.forward(tokens(&ids)).into_data().to_vec::<f32>().unwrap();
+        let scale = want.iter().fold(0.0, |m: f32, x| m.max(x.abs()));
+        let diff = ours.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(diff <= 2e-3 * scale, "{arch}: max abs diff {diff} at logits up to {scale}");
+    }
+}
+
 /// The seed's hybrid pooled each chunk over all of its tokens. Rebuild the pure H-Net that way (test only) and
 /// show the causality check catches it.
 #[test]

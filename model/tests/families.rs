@@ -76,6 +76,30 @@ fn every_family_gives_transformers_logits_and_its_own_tokenizers_ids() {
     }
 }
 
+/// Weights kept in f16 (for a GPU with `shader-f16`): every family — the Llama fixture's
+/// untied head, Qwen2's biases, GPTBigCode's multi-query heads — stays within f16's rounding of transformers'
+/// logits, in about half the bytes.
+#[test]
+fn every_family_with_weights_kept_in_f16_gives_transformers_logits() {
+    use burn::tensor::FloatDType;
+    use hnet_gpt_model::nn::weights::{keep_in, kept_bytes};
+    for (name, _) in FAMILIES {
+        let model = load(name);
+        let full = kept_bytes(&model);
+        let model = keep_in(model, FloatDType::F16);
+        let half = kept_bytes(&model);
+        assert!(half < full * 6 / 10, "{name}: f32 {full} bytes, kept in f16 {half}");
+        for case in reference(name).cases {
+            let ours = model.forward(model.tokens_tensor(&case.ids).unwrap()).into_data().to_vec::<f32>().unwrap();
+            let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+            // f16 keeps 11 significant bits of every weight: the logits move by a few thousandths of their scale.
+            let scale = theirs.iter().fold(0.0, |m: f32, x| m.max(x.abs()));
+            let diff = max_abs_diff(&ours, &theirs);
+            assert!(diff > 0.0 && diff <= 4e-3 * scale, "{name} {:?}: max abs diff {diff} at logits up to {scale}", case.text);
+        }
+    }
+}
+
 #[test]
 fn every_family_decodes_greedily_as_transformers_generate() {
     for (name, _) in FAMILIES {

@@ -120,6 +120,68 @@ fn cached_logits_equal_uncached_on_wgpu() {
     cached_equals_uncached::<burn::backend::Wgpu>(&Default::default(), 24);
 }
 
+/// Weights kept in f16 (`nn::weights::keep_in`), for a GPU with `shader-f16`: the weight
+/// matrices take half the bytes, the vectors and GPT-2's learned positions stay in f32, and the logits stay within
+/// f16's rounding of transformers' — at every position of the full pass, and step by step through the cache.
+fn weights_kept_in_f16<B: Backend>(device: &B::Device) {
+    use burn::tensor::{DType, FloatDType};
+    use hnet_gpt_model::nn::weights::{keep_in, kept_bytes};
+    let f32_model: Model<B> = import_hf_dir(&fixture_dir(), device).unwrap();
+    let model = keep_in(f32_model.clone(), FloatDType::F16);
+    let hnet_gpt_model::arch::model::Net::Decoder(hnet_gpt_model::arch::decoder::Decoder::Gpt2(g)) = &model.net else {
+        panic!("imported a gpt2")
+    };
+    assert_eq!(g.h[0].attn.c_attn.weight.val().dtype(), DType::F16);
+    assert_eq!(g.wte.parts[0].val().dtype(), DType::F16);
+    assert_eq!((g.wpe.weight.val().dtype(), g.ln_f.gamma.val().dtype()), (DType::F32, DType::F32));
+    let (full, half) = (kept_bytes(&f32_model), kept_bytes(&model));
+    assert!(half < full * 6 / 10 && half > full * 4 / 10, "f32 {full} bytes, kept in f16 {half}");
+    for case in &reference().cases {
+        let theirs: Vec<f32> = case.logits.iter().flatten().copied().collect();
+        let ours = logits_of(&model, &case.ids);
+        // f16 keeps 11 significant bits of every weight: the logits move by a few thousandths of their scale.
+        let scale = theirs.iter().fold(0.0, |m: f32, x| m.max(x.abs()));
+        let diff = max_abs_diff(&ours, &theirs);
+        assert!(diff > 0.0 && diff <= 4e-3 * scale, "prompt {:?}: max abs diff {diff} at logits up to {scale}", case.ids);
+        // Cached, a token at a time: equal to the full pass within a unit in the last place of the largest logit in
+        // f16 (the head's products come out in f16: at magnitude 4 a unit is 0.004).
+        let v = ours.len() / case.ids.len();
+        let ulp = |x: f32| 2f32.powi(x.abs().max(1e-3).log2().floor() as i32 - 10);
+        let mut state = model.new_state();
+        for (t, id) in case.ids.iter().enumerate() {
+            let step = model.forward_cached_blocking(model.tokens_tensor(&[*id]).unwrap(), &mut state, true).unwrap().logits;
+            let step = step.into_data().to_vec::<f32>().unwrap();
+            let full = &ours[t * v..(t + 1) * v];
+            let unit = ulp(full.iter().fold(0.0, |m: f32, x| m.max(x.abs())));
+            let worst = max_abs_diff(&step, full) / unit;
+            assert!(worst <= 1.0, "prompt {:?}, step {t}: cached vs uncached differ by {worst} units of f16", case.ids);
+        }
+    }
+    // Kept in f32 again, the model computes as it did (its weights rounded to f16's values).
+    let back = keep_in(model, FloatDType::F32);
+    assert_eq!(kept_bytes(&back), full);
+}
+
+#[test]
+fn weights_kept_in_f16_give_the_logits_within_f16s_rounding() {
+    weights_kept_in_f16::<Cpu>(&Default::default());
+}
+
+/// On wgpu (lavapipe in CI, which has `shader-f16`; a device without it is skipped, saying so).
+#[test]
+fn weights_kept_in_f16_give_the_logits_on_wgpu() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        eprintln!("HNET_SKIP_WGPU set: skipping the wgpu test");
+        return;
+    }
+    let device = Default::default();
+    if !hnet_gpt_model::nn::weights::can_keep_in::<burn::backend::Wgpu>(&device, burn::tensor::FloatDType::F16) {
+        eprintln!("this wgpu device has no shader-f16: skipping the f16 test");
+        return;
+    }
+    weights_kept_in_f16::<burn::backend::Wgpu>(&device);
+}
+
 #[test]
 fn import_errors_name_the_tensor_or_field() {
     let dir = std::env::temp_dir().join(format!("hnet-hf-bad-{}", std::process::id()));

@@ -17,6 +17,7 @@ use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor};
 
 use crate::nn::head::tied_head;
+use crate::nn::weights::widen;
 
 thread_local! {
     /// The most bytes of one part of a table built on this thread (f32 values).
@@ -74,8 +75,9 @@ impl<B: Backend> TokenEmbedding<B> {
     /// # Shapes
     /// `ids: [B, T]` → `[B, T, C]`.
     pub fn forward(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        // Rows of a table kept in f16 are widened after the lookup (not the table before it).
         if let [one] = self.parts.as_slice() {
-            return embedding(one.val(), ids);
+            return widen(embedding(one.val(), ids));
         }
         // Each part looks up the ids it holds (others read its row 0, then are zeroed): one gather per part.
         let mut lo = 0i64;
@@ -85,7 +87,7 @@ impl<B: Backend> TokenEmbedding<B> {
             let rows = w.dims()[0] as i64;
             let local = ids.clone().sub_scalar(lo);
             let held = local.clone().greater_equal_elem(0).bool_and(local.clone().lower_elem(rows));
-            let rows_of = embedding(w, local.clamp(0, rows - 1)) * held.float().unsqueeze_dim::<3>(2);
+            let rows_of = widen(embedding(w, local.clamp(0, rows - 1))) * held.float().unsqueeze_dim::<3>(2);
             out = Some(match out {
                 Some(sum) => sum + rows_of,
                 None => rows_of,

@@ -7,6 +7,7 @@ use burn::tensor::Tensor;
 
 use crate::host::{self, gemm::rows_times_transpose};
 use crate::nn::linear::FEW_ROWS;
+use crate::nn::weights::widen;
 
 /// The LM head tied to the token embedding `w` (GPT-2's, and every architecture's here): hidden states → logits.
 ///
@@ -23,5 +24,9 @@ pub fn tied_head<B: Backend>(w: Tensor<B, 2>, h: Tensor<B, 3>) -> Tensor<B, 3> {
             return host::from_vec(rows_times_transpose(hv.as_slice(), wv.as_slice(), c), [b, t, v], &device);
         }
     }
-    h.reshape([b * t, c]).matmul(w.transpose()).reshape([b, t, v])
+    // A table kept in f16 (see `nn::weights`) multiplies in f16, the hidden states narrowed to it, rather than be
+    // widened whole: the logits come back in the compute type.
+    let (w_dtype, h_dtype) = (w.dtype(), h.dtype());
+    let rows = if w_dtype == h_dtype { h.reshape([b * t, c]) } else { h.reshape([b * t, c]).cast(w_dtype) };
+    widen(rows.matmul(w.transpose())).reshape([b, t, v])
 }

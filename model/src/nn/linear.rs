@@ -9,6 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::host::{self, gemm::rows_times};
+use crate::nn::weights::widen;
 
 /// Up to this many rows (tokens) a projection, and the tied LM head, take the host kernels; above it (prefill,
 /// scoring), gemm uses every core by itself.
@@ -57,8 +58,10 @@ impl<B: Backend> Linear<B> {
         // separate [d_in, d_out] products and sums them — B times the weight's size written and read again per
         // layer, and products over only T rows each.
         let rows = x.reshape([b * t, k]);
+        // A weight kept in f16 multiplies in f32 (a no-op for one in f32).
+        let weight = widen(self.weight.val());
         let rows = if host::autocast::enabled() {
-            match host::autocast::matmul(rows, self.weight.val()) {
+            match host::autocast::matmul(rows, weight.clone()) {
                 Ok(y) => return self.add_bias(y).reshape([b, t, n]),
                 Err((rows, _)) => rows,
             }
@@ -70,11 +73,11 @@ impl<B: Backend> Linear<B> {
                 Some(bias) => host::view(&bias.val()),
                 None => Some(host::HostView::empty()),
             };
-            if let (Some(wv), Some(xv), Some(bv)) = (host::view(&self.weight.val()), host::view(&rows), bias) {
+            if let (Some(wv), Some(xv), Some(bv)) = (host::view(&weight), host::view(&rows), bias) {
                 return host::from_vec(rows_times(xv.as_slice(), wv.as_slice(), bv.as_slice(), k, n), [b, t, n], &device);
             }
         }
-        self.add_bias(rows.matmul(self.weight.val())).reshape([b, t, n])
+        self.add_bias(rows.matmul(weight)).reshape([b, t, n])
     }
 
     fn add_bias(&self, y: Tensor<B, 2>) -> Tensor<B, 2> {
