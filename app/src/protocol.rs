@@ -211,6 +211,9 @@ pub struct BackendInfo {
     /// Memory the backend holds once the model is loaded and warmed up, in bytes (see `Reply::Step`).
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// On WebGPU, how the weights are kept: "f16" where the adapter has `shader-f16`, else "f32" and why.
+    #[serde(default)]
+    pub weights: Option<String>,
 }
 
 impl BackendInfo {

@@ -125,7 +125,7 @@ fn cached_logits_equal_uncached_on_wgpu() {
 /// f16's rounding of transformers' — at every position of the full pass, and step by step through the cache.
 fn weights_kept_in_f16<B: Backend>(device: &B::Device) {
     use burn::tensor::{DType, FloatDType};
-    use hnet_gpt_model::nn::weights::{keep_in, kept_bytes};
+    use hnet_gpt_model::nn::weights::{keep_in, kept_bytes, loading_in};
     let f32_model: Model<B> = import_hf_dir(&fixture_dir(), device).unwrap();
     let model = keep_in(f32_model.clone(), FloatDType::F16);
     let hnet_gpt_model::arch::model::Net::Decoder(hnet_gpt_model::arch::decoder::Decoder::Gpt2(g)) = &model.net else {
@@ -157,6 +157,13 @@ fn weights_kept_in_f16<B: Backend>(device: &B::Device) {
             assert!(worst <= 1.0, "prompt {:?}, step {t}: cached vs uncached differ by {worst} units of f16", case.ids);
         }
     }
+    // Narrowed tensor by tensor as it is copied onto the device (as the page moves a model onto WebGPU, so that
+    // the f32 model is never whole there): the same model.
+    let host: Model<Cpu> = import_hf_dir(&fixture_dir(), &Default::default()).unwrap();
+    let copied: Model<B> = loading_in(FloatDType::F16, || hnet_gpt_model::io::checkpoint::copy_to(&host, device)).unwrap();
+    assert_eq!(kept_bytes(&copied), half);
+    let ids = &reference().cases[0].ids;
+    assert_eq!(logits_of(&copied, ids), logits_of(&model, ids));
     // Kept in f32 again, the model computes as it did (its weights rounded to f16's values).
     let back = keep_in(model, FloatDType::F32);
     assert_eq!(kept_bytes(&back), full);

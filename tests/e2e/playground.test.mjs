@@ -251,6 +251,8 @@ test("the architecture selector switches between bundled models", { timeout: LOA
   await select.selectOption({ label: "gpt2 · tiny · random" });
   await page.waitForFunction(() => /gpt2 .*bundled gpt2 model/.test(document.querySelector("[data-testid=model]")?.textContent ?? ""), null, { timeout: LOAD });
   assert.equal(await page.getByTestId("backend").textContent(), "Backend: WebGPU");
+  // SwiftShader has no shader-f16: the weights stay in f32, and the status bar says why.
+  assert.equal(await page.getByTestId("weights").textContent(), "Weights: f32 (this adapter has no shader-f16)");
   // GPT-2 has no chunks: the chunk view says so instead of keeping the hybrid's.
   await page.waitForFunction(() => /gpt2 model: it has no learned chunks/.test(document.querySelector("[data-testid=chunk-note]")?.textContent ?? ""), null, { timeout: WORK });
   assert.equal(await page.getByTestId("chunk").count(), 0);
@@ -326,6 +328,7 @@ test("falls back to the CPU when WebGPU is unavailable, and says why", { timeout
     await ready(page);
     assert.equal(await page.getByTestId("backend").textContent(), "Backend: CPU");
     assert.match(await page.getByTestId("memory").textContent(), /^Worker memory: [\d.]+ MB$/);
+    assert.equal(await page.getByTestId("weights").count(), 0, "the CPU keeps its weights in f32: no GPU weights pill");
     assert.match(await page.getByTestId("backend-reason").textContent(), /^Running on the CPU: .*(WebGPU|adapter)/);
     // The switch offers only what works: WebGPU is disabled and says why.
     const webgpu = page.getByTestId("switch-webgpu");

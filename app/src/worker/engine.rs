@@ -12,6 +12,7 @@ use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, Wg
 use burn::backend::Autodiff;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, FloatDType};
 use hnet_gpt_model::arch::model::State;
 use hnet_gpt_model::eval::inspect::{inspect_chunks_windowed, ChunkReport, WindowCache};
 use hnet_gpt_model::eval::score::{document_logprobs_async, token_logprobs_async, NllTotals};
@@ -21,6 +22,7 @@ use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::io::params::{largest_parameter, TrainScope};
 use hnet_gpt_model::nn::embedding::with_part_bytes;
+use hnet_gpt_model::nn::weights::{can_keep_in, keep_in, loading_in};
 use hnet_gpt_model::tokenizer::Tokenizer;
 use hnet_gpt_model::train::data::{next_batch, DataPosition, Packed};
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
@@ -129,14 +131,36 @@ impl Weights<'_> {
         .map_err(|e| e.to_string())
     }
 
-    /// The model on WebGPU, copied tensor by tensor; its token table in parts of at most `binding` bytes.
+    /// The model on WebGPU, copied tensor by tensor; its token table in parts of at most `binding` bytes, its weight
+    /// matrices in f16 where the adapter has `shader-f16` (see [`gpu_dtype`]).
     fn on_gpu(&self, binding: u64) -> Result<Model<Gpu>, String> {
         let device = WgpuDevice::default();
-        with_part_bytes(binding, || match self {
-            Weights::Checkpoint(bytes) => checkpoint::from_bytes(bytes, "checkpoint", &device),
-            Weights::Cpu(model) => checkpoint::copy_to(model, &device),
+        // Each weight is narrowed as it arrives, so the f32 model is never whole on the device.
+        with_part_bytes(binding, || {
+            loading_in(gpu_dtype(), || match self {
+                Weights::Checkpoint(bytes) => checkpoint::from_bytes(bytes, "checkpoint", &device),
+                Weights::Cpu(model) => checkpoint::copy_to(model, &device),
+            })
         })
         .map_err(|e| e.to_string())
+    }
+}
+
+/// How WebGPU keeps a model's weight matrices: in f16 where the adapter has `shader-f16` (half the GPU memory;
+/// every product still sums in f32, see `nn::weights`), in f32 elsewhere.
+fn gpu_dtype() -> FloatDType {
+    match can_keep_in::<Gpu>(&WgpuDevice::default(), FloatDType::F16) {
+        true => FloatDType::F16,
+        false => FloatDType::F32,
+    }
+}
+
+/// How a model on WebGPU keeps its weights, for the status bar: "f16", or "f32" and why.
+fn gpu_weights_note(model: &Model<Gpu>) -> String {
+    match model.embedding().parts[0].val().dtype() {
+        DType::F16 => "f16".to_string(),
+        _ if can_keep_in::<Gpu>(&WgpuDevice::default(), FloatDType::F16) => "f32".to_string(),
+        _ => "f32 (this adapter has no shader-f16)".to_string(),
     }
 }
 
@@ -241,7 +265,9 @@ impl Engine {
         } else {
             None
         };
+        let kept = gpu.as_ref().map(|g| gpu_weights_note(&g.model));
         let backend = |name: &str, reason: Option<String>, warmup_ms: f64, speeds: Speeds, unusable: Option<String>| BackendInfo {
+            weights: kept.clone().filter(|_| name == WEBGPU),
             name: name.into(),
             adapter: adapter.as_ref().map(|a| a.name.clone()),
             software,
@@ -523,7 +549,12 @@ impl FineTune {
             Engine::Gpu(_) if engine.split_table() => {
                 FineTune::Cpu(Box::new(Tuner::new(Model::trainable(engine.on_cpu().await?), data, s)?))
             }
-            Engine::Gpu(m) => FineTune::Gpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
+            // Weights kept in f16 train in f32 (an optimizer's small steps vanish in f16's rounding); the tuned model
+            // is narrowed again when it is done.
+            Engine::Gpu(m) => {
+                let model = keep_in(m.as_ref().clone(), FloatDType::F32);
+                FineTune::Gpu(Box::new(Tuner::new(Model::trainable(model), data, s)?))
+            }
             Engine::Cpu(m) => FineTune::Cpu(Box::new(Tuner::new(Model::trainable(m.as_ref().clone()), data, s)?)),
         };
         web::yield_now().await;
@@ -548,7 +579,7 @@ impl FineTune {
     /// The tuned model, ready for inference.
     pub fn finish(self) -> Engine {
         match self {
-            FineTune::Gpu(t) => Engine::Gpu(Rc::new(t.model.valid())),
+            FineTune::Gpu(t) => Engine::Gpu(Rc::new(keep_in(t.model.valid(), gpu_dtype()))),
             FineTune::Cpu(t) => Engine::Cpu(Rc::new(t.model.valid())),
         }
     }

@@ -19,6 +19,7 @@ use safetensors::SafeTensors;
 use crate::error::LoadError;
 use crate::io::params::{parameter_shapes, stored, ParamPath};
 use crate::io::stream::Float;
+use crate::nn::weights::as_loaded;
 
 /// Values of one parameter: its shape and its values, row-major f32.
 pub(crate) type Values = (Vec<usize>, Vec<f32>);
@@ -95,7 +96,7 @@ impl Source for Named<'_> {
 /// Fills `module`'s float parameters from `source`: those whose path starts with `prefix` must be there with their
 /// module's shape; the others keep what they hold. Every tensor of the source must be taken, unless `partial`.
 pub(crate) fn load_into<B: Backend, M: Module<B>>(module: M, source: &mut dyn Source, prefix: &str, partial: bool) -> Result<M, LoadError> {
-    let mut fill = Fill { source, prefix, path: ParamPath::default(), table: None, error: None };
+    let mut fill = Fill { source, prefix, path: ParamPath::default(), containers: Vec::new(), table: None, error: None };
     let module = module.map(&mut fill);
     fill.end_table();
     if let Some(e) = fill.error {
@@ -115,6 +116,8 @@ struct Fill<'s> {
     source: &'s mut dyn Source,
     prefix: &'s str,
     path: ParamPath,
+    /// burn's container types entered, innermost last (which decides how a weight is kept, `nn::weights`).
+    containers: Vec<String>,
     /// A stored table whose rows are being handed to its parts: its name, its values and the next row to give.
     table: Option<(String, Values, usize)>,
     error: Option<LoadError>,
@@ -166,10 +169,12 @@ impl Fill<'_> {
 impl<B: Backend> ModuleMapper<B> for Fill<'_> {
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.enter(name, container_type);
+        self.containers.push(container_type.to_string());
     }
 
     fn exit_module(&mut self, _name: &str, container_type: &str) {
         self.path.exit(container_type);
+        self.containers.pop();
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
@@ -182,7 +187,9 @@ impl<B: Backend> ModuleMapper<B> for Fill<'_> {
             Ok((shape, values)) if shape == expected => {
                 // Trainable, as every parameter is built (a tensor made from data would not be, and under autodiff
                 // the optimiser would never see its gradient).
-                let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device()).require_grad();
+                let tensor = Tensor::from_data(TensorData::new(values, shape), &param.lazy_device());
+                // Narrowed as it arrives inside a `nn::weights::loading_in` scope (else as it is).
+                let tensor = as_loaded(tensor, self.containers.last().map(String::as_str)).require_grad();
                 Param::initialized(param.id, tensor)
             }
             Ok((found, _)) => {

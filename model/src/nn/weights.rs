@@ -5,6 +5,8 @@
 //! instead of widening the whole vocabulary. Where weights are in the compute type (every model the CLI trains or
 //! loads), burn's cast returns its input: nothing changes.
 
+use std::cell::Cell;
+
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Element, FloatDType, Tensor};
@@ -39,6 +41,37 @@ pub fn keep_in<B: Backend, M: Module<B>>(module: M, dtype: FloatDType) -> M {
     module.map(&mut KeepIn { dtype, containers: Vec::new() })
 }
 
+thread_local! {
+    /// The dtype weight matrices are narrowed to as they are loaded on this thread ([`loading_in`]).
+    static LOAD_IN: Cell<Option<FloatDType>> = const { Cell::new(None) };
+}
+
+/// Runs `load` with every weight matrix that a checkpoint load or a copy to another device fills kept in `dtype`
+/// as it arrives (the io layer's loader asks [`as_loaded`]): a model loaded onto a GPU so is never whole in f32
+/// there. Which parameters are weight matrices: as [`keep_in`] says.
+pub fn loading_in<R>(dtype: FloatDType, load: impl FnOnce() -> R) -> R {
+    let before = LOAD_IN.with(|d| d.replace(Some(dtype)));
+    let out = load();
+    LOAD_IN.with(|d| d.set(before));
+    out
+}
+
+/// `t`, a parameter just loaded directly inside a module of burn's container type `container`, in the dtype of
+/// the current [`loading_in`] scope when it is a weight matrix; as it is otherwise.
+pub(crate) fn as_loaded<B: Backend, const D: usize>(t: Tensor<B, D>, container: Option<&str>) -> Tensor<B, D> {
+    match LOAD_IN.with(Cell::get) {
+        Some(dtype) if is_matrix(D, container) && t.dtype() != DType::from(dtype) => t.cast(dtype),
+        _ => t,
+    }
+}
+
+/// Whether a float parameter of `dims` dimensions directly inside burn's container type `container` is a weight
+/// matrix that may be kept narrower: two or more dimensions, and not burn's own `Embedding` (which looks its rows
+/// up itself and cannot widen them).
+fn is_matrix(dims: usize, container: Option<&str>) -> bool {
+    dims >= 2 && container != Some("Struct:Embedding")
+}
+
 /// Bytes of `module`'s float parameters as they are kept.
 pub fn kept_bytes<B: Backend, M: Module<B>>(module: &M) -> u64 {
     struct Bytes(u64);
@@ -69,8 +102,8 @@ impl<B: Backend> ModuleMapper<B> for KeepIn {
     }
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
-        let in_burns_embedding = self.containers.last().is_some_and(|c| c == "Struct:Embedding");
-        let dtype = if D >= 2 && !in_burns_embedding { self.dtype.into() } else { compute_dtype::<B>() };
+        let matrix = is_matrix(D, self.containers.last().map(String::as_str));
+        let dtype = if matrix { self.dtype.into() } else { compute_dtype::<B>() };
         if param.val().dtype() == dtype {
             return param;
         }

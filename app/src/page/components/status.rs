@@ -47,6 +47,11 @@ pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> i
                 };
                 view! { <span class="pill" data-testid="memory" title=title>{format!("{what}: {}", format_bytes(bytes as usize))}</span> }
             })}
+            {move || backend.get().and_then(|b| b.weights).map(|w| view! {
+                <span class="pill" data-testid="weights" title="How the weight matrices are kept on the GPU: f16 halves their memory where the adapter has shader-f16; every product still sums in f32">
+                    {format!("Weights: {w}")}
+                </span>
+            })}
         </div>
         <BackendSwitch state=state />
         {move || backend.get().and_then(|b| b.reason.map(|r| (b.name, r))).map(|(name, r)| {
