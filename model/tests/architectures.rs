@@ -341,3 +341,30 @@ fn a_loaded_inference_model_taken_into_autodiff_trains_every_parameter() {
         assert!(found.0.is_empty(), "{arch:?}: {} frozen: {:?}", found.0.len(), &found.0[..found.0.len().min(3)]);
     }
 }
+
+/// The page fine-tunes a model whose weights it keeps in f16 by widening it to f32 first: then every parameter is
+/// f32, trainable, and gets an f32 gradient; narrowed again afterwards, it is kept in f16 as before.
+#[test]
+fn a_model_kept_in_f16_widened_trains_in_f32_and_narrows_again() {
+    use burn::tensor::{DType, FloatDType};
+    use hnet_gpt_model::nn::weights::{keep_in, kept_bytes};
+    type A = burn::backend::Autodiff<B>;
+    struct Grads<'a>(&'a <A as burn::tensor::backend::AutodiffBackend>::Gradients, Vec<Option<DType>>);
+    impl burn::module::ModuleVisitor<A> for Grads<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<A, D>>) {
+            self.1.push(param.val().grad(self.0).map(|g| g.dtype()));
+        }
+    }
+    for arch in Arch::ALL {
+        let half = keep_in(model(arch, 5), FloatDType::F16);
+        let trained = Model::<A>::trainable(keep_in(half.clone(), FloatDType::F32));
+        let ids: Vec<u32> = (0..16).map(|i| (i * 29 + 3) % 256).collect();
+        let loss = trained.forward(trained.tokens_tensor(&ids).unwrap()).powi_scalar(2).mean();
+        let grads = loss.backward();
+        let mut seen = Grads(&grads, Vec::new());
+        trained.visit(&mut seen);
+        assert!(!seen.1.is_empty() && seen.1.iter().all(|d| *d == Some(DType::F32)), "{arch}: gradients {:?}", seen.1);
+        let again = keep_in(burn::module::AutodiffModule::valid(&trained), FloatDType::F16);
+        assert_eq!(kept_bytes(&again), kept_bytes(&half), "{arch}");
+    }
+}
