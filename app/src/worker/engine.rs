@@ -146,8 +146,8 @@ impl Weights<'_> {
     }
 }
 
-/// How WebGPU keeps a model's weight matrices: in f16 where the adapter has `shader-f16` (half the GPU memory;
-/// every product still sums in f32, see `nn::weights`), in f32 elsewhere.
+/// How WebGPU keeps a model's weight matrices: in f16 where the adapter has `shader-f16` (half the GPU memory; the
+/// layers still compute in f32, see `nn::weights`), in f32 elsewhere.
 fn gpu_dtype() -> FloatDType {
     match can_keep_in::<Gpu>(&WgpuDevice::default(), FloatDType::F16) {
         true => FloatDType::F16,

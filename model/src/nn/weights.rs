@@ -1,9 +1,9 @@
 //! Weights kept in a narrower float type than the model computes in: f16 weight matrices halve a model's memory on
-//! a GPU whose shaders read f16 (WebGPU's `shader-f16`), while every product, sum and normalisation stays in the
-//! compute type (f32). A matrix is widened where it is used — a linear layer's weight as it multiplies (one layer's
-//! worth at a time), a token table's rows after they are looked up — and the LM head multiplies in the table's type
-//! instead of widening the whole vocabulary. Where weights are in the compute type (every model the CLI trains or
-//! loads), burn's cast returns its input: nothing changes.
+//! a GPU whose shaders read f16 (WebGPU's `shader-f16`), while the layers compute in the compute type (f32). A matrix
+//! is widened where it is used — a linear layer's weight as it multiplies (one layer's worth at a time), a token
+//! table's rows after they are looked up. The one exception is the LM head: it multiplies in the table's type (the
+//! hidden states narrowed, the logits widened) instead of widening the whole vocabulary. Where weights are in the
+//! compute type (every model the CLI trains or loads), burn's cast returns its input: nothing changes.
 
 use std::cell::Cell;
 

@@ -48,7 +48,7 @@ pub fn StatusBar(state: Playground, #[prop(default = false)] compact: bool) -> i
                 view! { <span class="pill" data-testid="memory" title=title>{format!("{what}: {}", format_bytes(bytes as usize))}</span> }
             })}
             {move || backend.get().and_then(|b| b.weights).map(|w| view! {
-                <span class="pill" data-testid="weights" title="How the weight matrices are kept on the GPU: f16 halves their memory where the adapter has shader-f16; every product still sums in f32">
+                <span class="pill" data-testid="weights" title="How the weight matrices are kept on the GPU: f16 halves their memory where the adapter has shader-f16; the layers still compute in f32">
                     {format!("Weights: {w}")}
                 </span>
             })}
