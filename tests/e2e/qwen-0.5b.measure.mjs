@@ -92,6 +92,8 @@ for (const backend of BACKENDS) {
     row.backend = await text(page, "backend");
     row.backend_reason = (await page.getByTestId("backend-reason").count()) ? await text(page, "backend-reason") : null;
     row.memory_after_load = await text(page, "memory");
+    // On WebGPU, how the weights are kept (f16 where the adapter has shader-f16: the GPU memory above is theirs).
+    row.weights = (await page.getByTestId("weights").count()) ? await text(page, "weights") : null;
     // Completions after the short and the long prompt: the first token waits for the prompt's prefill.
     await page.locator("#max-tokens").fill(String(TOKENS));
     await page.locator("#max-tokens").dispatchEvent("change");
@@ -139,6 +141,7 @@ const md = [
     ["backend", (b) => b.backend && (b.backend_reason ? `${b.backend} (${b.backend_reason})` : b.backend)],
     ["load (download from the local Hub, convert in wasm, warm up)", (b) => b.load_s && `${b.load_s.toFixed(1)} s`],
     ["memory after loading (as the page shows it; wasm memory only grows: the peak)", (b) => b.memory_after_load],
+    ["weights on the GPU (f16 where the adapter has shader-f16)", (b) => b.weights],
     [`first token after a ${r.short_prompt_tokens ?? SHORT}-token prompt`, (b) => b.short && `${b.short.first_token_s.toFixed(1)} s`],
     ["decoding after it", (b) => b.short?.decode_tokens_per_s && `${b.short.decode_tokens_per_s.toFixed(2)} tokens/s (${b.short.tokens} tokens)`],
     [`first token after a ${r.prompt_tokens ?? PROMPT}-token prompt`, (b) => b.first_token_s && `${b.first_token_s.toFixed(1)} s`],
