@@ -42,7 +42,16 @@ pub struct Problem {
 pub fn problems() -> Vec<Problem> {
     let mut text = String::new();
     flate2::read::GzDecoder::new(DATA).read_to_string(&mut text).expect("the embedded HumanEval data is valid gzip");
-    text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("valid HumanEval JSON")).collect()
+    json_lines(&text).map(|(_, problem)| problem.expect("valid HumanEval JSON")).collect()
+}
+
+/// The non-blank lines of a JSONL text, each parsed as a `T`, with its line number (from 1); a line that does not
+/// parse gives serde's reason.
+fn json_lines<T: serde::de::DeserializeOwned>(text: &str) -> impl Iterator<Item = (usize, Result<T, String>)> + '_ {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| (i + 1, serde_json::from_str(line).map_err(|e| e.to_string())))
 }
 
 /// Why a problems file cannot be read.
@@ -64,22 +73,15 @@ pub enum ProblemsError {
 /// name (the function defined by prompt and completion that `check` is called on).
 pub fn read_problems(text: &str, source_name: &str) -> Result<Vec<Problem>, ProblemsError> {
     let mut problems: Vec<Problem> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let problem: Problem = serde_json::from_str(line).map_err(|e| ProblemsError::Malformed {
-            source_name: source_name.into(),
-            line: i + 1,
-            why: e.to_string(),
-        })?;
+    for (line, problem) in json_lines::<Problem>(text) {
+        let problem = problem.map_err(|why| ProblemsError::Malformed { source_name: source_name.into(), line, why })?;
         let name = &problem.entry_point;
         let first = name.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
         if !first || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
-            return Err(ProblemsError::EntryPoint { source_name: source_name.into(), line: i + 1, entry_point: name.clone() });
+            return Err(ProblemsError::EntryPoint { source_name: source_name.into(), line, entry_point: name.clone() });
         }
         if problems.iter().any(|p| p.task_id == problem.task_id) {
-            return Err(ProblemsError::Duplicate { source_name: source_name.into(), line: i + 1, task_id: problem.task_id });
+            return Err(ProblemsError::Duplicate { source_name: source_name.into(), line, task_id: problem.task_id });
         }
         problems.push(problem);
     }
@@ -167,20 +169,13 @@ pub enum SamplesError {
 /// allowed; blank lines are skipped; anything else is an error naming the line.
 pub fn read_samples(text: &str, source_name: &str, problems: &[Problem]) -> Result<Vec<Sample>, SamplesError> {
     let mut samples = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let sample: Sample = serde_json::from_str(line).map_err(|e| SamplesError::Malformed {
-            source_name: source_name.into(),
-            line: i + 1,
-            why: e.to_string(),
-        })?;
+    for (line, sample) in json_lines::<Sample>(text) {
+        let sample = sample.map_err(|why| SamplesError::Malformed { source_name: source_name.into(), line, why })?;
         if !problems.iter().any(|p| p.task_id == sample.task_id) {
             let id = |p: Option<&Problem>| p.map_or(String::new(), |p| p.task_id.clone());
             return Err(SamplesError::UnknownTask {
                 source_name: source_name.into(),
-                line: i + 1,
+                line,
                 task_id: sample.task_id,
                 first: id(problems.first()),
                 last: id(problems.last()),
