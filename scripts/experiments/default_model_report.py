@@ -268,8 +268,10 @@ def main():
                  f"for {(s['cpu_seconds'] + an['cpu_seconds']) / 3600:.1f} CPU-hours: {(s['tokens'] + an['tokens']) / 1e6:.0f}M tokens of "
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
-                 f"It shows how H-Net chunks code; for completions worth accepting load a pretrained model from the Hub "
-                 f"panel (Qwen2.5-Coder-0.5B with fill-in-the-middle, or SmolLM2-135M on a slow machine).")
+                 + ("It shows how H-Net chunks code; " if arch != "gpt2" else
+                    f"A plain decoder beside the bundled {best}, trained for the same CPU time (it has no chunks to show); ")
+                 + "for completions worth accepting load a pretrained model from the Hub "
+                 "panel (Qwen2.5-Coder-0.5B with fill-in-the-middle, or SmolLM2-135M on a slow machine).")
         models.append({"arch": arch, "label": f"{arch} · {s['parameters'] / 1e6:.0f}M · Python packages (bundled)",
                        "url": f"public/models/{dest}", "about": about})
     with open(os.path.join(args.models, "models.json"), "w") as f:
