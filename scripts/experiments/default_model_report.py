@@ -327,6 +327,31 @@ def main():
                  f"{s['steps']} | {s['tokens']:,} | {fmt(s['cpu'], 0)} | {s['bpb']:.3f} |")
     L += ["", f"Chosen: tokenizer {choice['tokenizer']}, shape {choice['shape']}, learning rate {choice['lr']}.", ""]
 
+    if len(rows) > 1:
+        # The project's comparison, on this budget: the architectures side by side at equal CPU time (each one's
+        # section below has the details).
+        def total(r, k):
+            return r["summary"][k] + (r["anneal"]["summary"][k] if r["anneal"] else 0)
+
+        def rate(r, key):
+            x = r["eval"].get(key) or {}
+            return x.get("rate") if key == "header_syntax" else x.get("pass@1")
+        L += ["## The architectures at equal CPU time", "",
+              "The same corpus, tokenizer, width, learning rate and schedule; the gpt2 has two more blocks in place of "
+              "the hybrid's encoder, and "
+              + ("its steps are the hybrid's CPU time, phase by phase, converted by its own probe. "
+                 if os.environ.get("DEVICE", "cpu") == "cpu" else "each had the recipe's `BUDGET_S` of device time. ")
+              + "Held-out whole files in bits per byte (lower is better).", "",
+              "| arch | params | tokens | CPU-hours | site-packages | CPython stdlib | all | headers that parse | HumanEval pass@1 |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for arch, r in rows.items():
+            g = r["groups"]
+            L.append(f"| {arch} | {r['summary']['parameters'] / 1e6:.1f}M | {total(r, 'tokens'):,} | "
+                     f"{total(r, 'cpu_seconds') / 3600:.2f} | {fmt(g['site-packages']['model'])} | "
+                     f"{fmt(g['CPython stdlib']['model'])} | {fmt(g['all']['model'])} | {fmt(rate(r, 'header_syntax'))} | "
+                     f"{fmt(rate(r, 'humaneval'))} |")
+        L.append("")
+
     for arch, r in rows.items():
         s, g, c, an = r["summary"], r["groups"], r["curve"], r["anneal"]
         ev = r["eval"]
