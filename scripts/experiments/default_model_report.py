@@ -269,7 +269,7 @@ def main():
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
                  + ("It shows how H-Net chunks code; " if arch != "gpt2" else
-                    f"A plain decoder beside the bundled {best}, trained for the same CPU time (it has no chunks to show); ")
+                    f"A plain decoder beside the bundled {best}, trained for about the same CPU time (it has no chunks to show); ")
                  + "for completions worth accepting load a pretrained model from the Hub "
                  "panel (Qwen2.5-Coder-0.5B with fill-in-the-middle, or SmolLM2-135M on a slow machine).")
         models.append({"arch": arch, "label": f"{arch} · {s['parameters'] / 1e6:.0f}M · Python packages (bundled)",
@@ -339,7 +339,8 @@ def main():
         L += ["## The architectures at equal CPU time", "",
               "The same corpus, tokenizer, width, learning rate and schedule; the gpt2 has two more blocks in place of "
               "the hybrid's encoder, and "
-              + ("its steps are the hybrid's CPU time, phase by phase, converted by its own probe. "
+              + ("its steps are the hybrid's CPU time, phase by phase, converted by its own short probe's rate "
+                 "(so the CPU-hours below differ by a few percent: the long runs' rates are not the probes'). "
                  if os.environ.get("DEVICE", "cpu") == "cpu" else "each had the recipe's `BUDGET_S` of device time. ")
               + "Held-out whole files in bits per byte (lower is better).", "",
               "| arch | params | tokens | CPU-hours | site-packages | CPython stdlib | all | headers that parse | HumanEval pass@1 |",
