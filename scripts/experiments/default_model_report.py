@@ -246,6 +246,8 @@ def main():
                  size=os.path.getsize(os.path.join(out, f"{arch}.safetensors")), curve=loss_curve(os.path.join(out, arch), manifest["splits"]["train"]["bytes"] / manifest["splits"]["train"]["tokens"]))
         r["packages"], r["groups"] = held_out(corpus, r["files"])
         r["anneal"] = anneal(out, arch, corpus)
+        # What the bundled weights cost in all: the long run and its anneal.
+        r["total"] = {k: r["summary"][k] + (r["anneal"]["summary"][k] if r["anneal"] else 0) for k in ("tokens", "cpu_seconds")}
         rows[arch] = r
         for run in [arch] + ([f"{arch}-anneal"] if r["anneal"] else []):
             subprocess.run([os.environ.get("BIN", "hnet-gpt"), "plot", os.path.join(out, run)], check=False,
@@ -263,9 +265,8 @@ def main():
         dest = "default.safetensors" if arch == best else f"default-{arch}.safetensors"
         shutil.copy(os.path.join(out, f"{arch}.safetensors"), os.path.join(args.models, dest))
         s, g = r["summary"], r["groups"]
-        an = r["anneal"]["summary"] if r["anneal"] else dict(cpu_seconds=0, tokens=0)
         about = (f"A {s['parameters'] / 1e6:.1f}M-parameter {arch} ({r['size'] / 2**20:.0f} MB) trained on this project's CPU "
-                 f"for {(s['cpu_seconds'] + an['cpu_seconds']) / 3600:.1f} CPU-hours: {(s['tokens'] + an['tokens']) / 1e6:.0f}M tokens of "
+                 f"for {r['total']['cpu_seconds'] / 3600:.1f} CPU-hours: {r['total']['tokens'] / 1e6:.0f}M tokens of "
                  f"{manifest['splits']['train']['packages']} permissively licensed Python packages and the standard library. "
                  f"{g['site-packages']['model']:.2f} bits per byte on packages it never saw (xz: {g['site-packages']['xz']:.2f}). "
                  + ("It shows how H-Net chunks code; " if arch != "gpt2" else
@@ -330,12 +331,6 @@ def main():
     if len(rows) > 1:
         # The project's comparison, on this budget: the architectures side by side at equal CPU time (each one's
         # section below has the details).
-        def total(r, k):
-            return r["summary"][k] + (r["anneal"]["summary"][k] if r["anneal"] else 0)
-
-        def rate(r, key):
-            x = r["eval"].get(key) or {}
-            return x.get("rate") if key == "header_syntax" else x.get("pass@1")
         L += ["## The architectures at equal CPU time", "",
               "The same corpus, tokenizer, width, learning rate and schedule; the gpt2 has two more blocks in place of "
               "the hybrid's encoder, and "
@@ -346,11 +341,11 @@ def main():
               "| arch | params | tokens | CPU-hours | site-packages | CPython stdlib | all | headers that parse | HumanEval pass@1 |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for arch, r in rows.items():
-            g = r["groups"]
-            L.append(f"| {arch} | {r['summary']['parameters'] / 1e6:.1f}M | {total(r, 'tokens'):,} | "
-                     f"{total(r, 'cpu_seconds') / 3600:.2f} | {fmt(g['site-packages']['model'])} | "
-                     f"{fmt(g['CPython stdlib']['model'])} | {fmt(g['all']['model'])} | {fmt(rate(r, 'header_syntax'))} | "
-                     f"{fmt(rate(r, 'humaneval'))} |")
+            g, ev = r["groups"], r["eval"]
+            L.append(f"| {arch} | {r['summary']['parameters'] / 1e6:.1f}M | {r['total']['tokens']:,} | "
+                     f"{r['total']['cpu_seconds'] / 3600:.2f} | {fmt(g['site-packages']['model'])} | "
+                     f"{fmt(g['CPython stdlib']['model'])} | {fmt(g['all']['model'])} | "
+                     f"{fmt((ev.get('header_syntax') or {}).get('rate'))} | {fmt((ev.get('humaneval') or {}).get('pass@1'))} |")
         L.append("")
 
     for arch, r in rows.items():
@@ -390,8 +385,8 @@ def main():
                   f"`{an['corpus_name']}` (docstrings cut to their summary line, see Corpus): learning rate {t['lr']:g} "
                   f"(half the long run's), {t['warmup_steps']} steps of warmup, warmup-stable-decay; a fresh optimizer; "
                   f"{a['tokens']:,} tokens, {a['cpu_seconds'] / 3600:.2f} CPU-hours. The bundled model is its best "
-                  f"validation checkpoint. In all: {s['tokens'] + a['tokens']:,} tokens, "
-                  f"{(s['cpu_seconds'] + a['cpu_seconds']) / 3600:.2f} CPU-hours.", "",
+                  f"validation checkpoint. In all: {r['total']['tokens']:,} tokens, "
+                  f"{r['total']['cpu_seconds'] / 3600:.2f} CPU-hours.", "",
                   f"![validation loss of the anneal]({'default-model/' + arch + '-anneal-loss.svg'})", "",
                   "| step | tokens | CPU s | valid bits/byte |", "|---:|---:|---:|---:|"]
             L += [f"| {st} | {tk:,} | {cs:.0f} | {b:.3f} |" for st, tk, cs, b in an["points"]]
