@@ -267,6 +267,11 @@ pub struct BenchArgs {
     /// Generation runs (the fastest is reported).
     #[arg(long, default_value_t = 2, value_parser = count)]
     pub gen_runs: usize,
+    /// How the generation benchmark keeps the model's weight matrices on the device: f16 halves their memory where
+    /// the device's kernels read f16 (wgpu with `shader-f16`, as the playground does on WebGPU); the layers compute
+    /// in f32 either way.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub weights: WeightDType,
     /// Side of the square matmuls that measure the peak.
     #[arg(long, default_value_t = 1024, value_parser = count)]
     pub matmul_size: usize,
@@ -632,6 +637,25 @@ pub enum DeviceKind {
     Wgpu,
     /// burn's CUDA backend (NVIDIA GPUs; needs a build with `--features cuda`).
     Cuda,
+}
+
+/// The float type a model's weight matrices are kept in (`hnet_gpt_model::nn::weights`).
+#[derive(Debug, Clone, Copy, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDType {
+    /// As the model computes.
+    F32,
+    /// Half the bytes, widened where each is used.
+    F16,
+}
+
+impl From<WeightDType> for burn::tensor::FloatDType {
+    fn from(d: WeightDType) -> Self {
+        match d {
+            WeightDType::F32 => Self::F32,
+            WeightDType::F16 => Self::F16,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,35 @@ impl DeviceList for Cuda {
     }
 }
 
+/// The device memory a backend's allocator holds, in bytes: its pools keep freed buffers for reuse, so this is the
+/// high-water mark the device must provide (what the playground shows as its GPU memory). None on the CPU, whose
+/// tensors live in the process's own memory.
+pub trait DeviceMemory: burn::tensor::backend::Backend {
+    /// Bytes reserved on `device`, when the backend can say.
+    fn reserved_bytes(device: &Self::Device) -> Option<u64>;
+}
+
+impl DeviceMemory for Cpu {
+    fn reserved_bytes(_: &Self::Device) -> Option<u64> {
+        None
+    }
+}
+
+impl DeviceMemory for Gpu {
+    fn reserved_bytes(device: &Self::Device) -> Option<u64> {
+        use cubecl::Runtime;
+        burn::backend::wgpu::WgpuRuntime::client(device).memory_usage().ok().map(|m| m.bytes_reserved)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl DeviceMemory for Cuda {
+    fn reserved_bytes(device: &Self::Device) -> Option<u64> {
+        use cubecl::Runtime;
+        cubecl::cuda::CudaRuntime::client(device).memory_usage().ok().map(|m| m.bytes_reserved)
+    }
+}
+
 /// The widest vector instructions the CPU kernels (gemm's, the host kernels') can use here: what a CPU benchmark's
 /// numbers depend on most, beside the core count.
 fn vector_isa() -> &'static str {

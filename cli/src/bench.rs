@@ -1,6 +1,8 @@
 //! `hnet-gpt bench`: this tool's side of the benchmark `scripts/bench.sh` runs beside PyTorch — training tokens/s
 //! through the library's one training step, cached greedy generation tokens/s and time to the first token, and the
-//! backend's measured matmul peak (the yardstick of model FLOPs utilisation). JSON on standard output.
+//! backend's measured matmul peak (the yardstick of model FLOPs utilisation); with the generation, the bytes of the
+//! weights as they are kept (`--weights f16` halves the matrices) and the device memory the allocator holds on a
+//! GPU. JSON on standard output.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -8,9 +10,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Distribution, FloatDType, Tensor};
 use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
 use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::nn::weights::{can_keep_in, keep_in, kept_bytes, loading_in};
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
 use hnet_gpt_model::train::step::{train_step, StepOutcome};
@@ -20,7 +23,7 @@ use hnet_gpt_model::{Model, ModelConfig};
 use serde_json::{json, Value};
 
 use crate::args::BenchArgs;
-use crate::backend::with_backend;
+use crate::backend::{with_backend, DeviceMemory};
 
 /// Runs the benchmark on the backend `args.device` selects and prints its JSON.
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -39,7 +42,10 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
-fn bench<A: AutodiffBackend>(args: &BenchArgs, device: &A::Device) -> Result<Value> {
+fn bench<A: AutodiffBackend>(args: &BenchArgs, device: &A::Device) -> Result<Value>
+where
+    A::InnerBackend: DeviceMemory,
+{
     let config = ModelConfig::preset(args.arch, &args.preset)?;
     let mut out = json!({
         "tool": "hnet-gpt", "version": env!("CARGO_PKG_VERSION"), "arch": args.arch, "preset": args.preset,
@@ -50,15 +56,38 @@ fn bench<A: AutodiffBackend>(args: &BenchArgs, device: &A::Device) -> Result<Val
         out["train"] = train::<A>(&config, args, device)?;
     }
     if args.new_tokens > 0 {
-        let model: Model<A::InnerBackend> = match &args.checkpoint {
-            Some(path) => hnet_gpt_model::io::checkpoint::load(path, device).with_context(|| format!("loading {}", path.display()))?,
-            None => Model::init(&config, device)?,
-        };
+        // The matmuls above leave buffers in the allocator's pools: let them go, so that what it holds next is the model's.
+        A::InnerBackend::memory_cleanup(device);
+        let before = A::InnerBackend::reserved_bytes(device);
+        let model = generation_model::<A::InnerBackend>(&config, args, device)?;
+        let loaded = A::InnerBackend::reserved_bytes(device);
         out["generate"] = generate(&model, args)?;
         out["parameters"] = json!(model.num_params());
         out["config"] = json!(model.config);
+        out["weights"] = json!({
+            "dtype": args.weights, "bytes": kept_bytes(&model),
+            "device_memory_bytes": { "before_loading": before, "loaded": loaded, "after_generation": A::InnerBackend::reserved_bytes(device) },
+        });
     }
     Ok(out)
+}
+
+/// The generation benchmark's model — the checkpoint's, or a fresh one of the preset — with its weight matrices
+/// kept as `--weights` says: narrowed as each arrives from the checkpoint (as the playground loads onto WebGPU), so
+/// the f32 model is never whole on the device; a fresh model is initialised in f32 and narrowed after.
+fn generation_model<B: Backend>(config: &ModelConfig, args: &BenchArgs, device: &B::Device) -> Result<Model<B>> {
+    let dtype = FloatDType::from(args.weights);
+    anyhow::ensure!(
+        can_keep_in::<B>(device, dtype),
+        "this device's kernels cannot read weights kept in f16 (a wgpu adapter needs shader-f16): run with --weights f32"
+    );
+    let model = loading_in(dtype, || -> Result<Model<B>> {
+        match &args.checkpoint {
+            Some(path) => hnet_gpt_model::io::checkpoint::load(path, device).with_context(|| format!("loading {}", path.display())),
+            None => Ok(Model::init(config, device)?),
+        }
+    })?;
+    Ok(keep_in(model, dtype))
 }
 
 /// Sustained f32 matmul throughput of square `n`×`n` products, in GFLOP/s (best of several rounds).

@@ -144,6 +144,35 @@ fn generate_on_wgpu_streams_text() {
     assert_eq!(cpu, gpu, "greedy text differs between CPU and wgpu");
 }
 
+/// `bench --weights f16` on wgpu keeps the weight matrices in half the bytes, and on a GPU the report says how much
+/// device memory the allocator holds with the model loaded (at least the weights) — the figures a GPU's f16 and f32
+/// memory are read from (scripts/bench-decoder-gpu.sh).
+#[test]
+fn bench_on_wgpu_reports_the_weights_and_the_device_memory() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return;
+    }
+    let dir = tmp("bench-weights");
+    let ckpt = tiny_checkpoint(&dir);
+    let bench = |device: &str, weights: &str| -> serde_json::Value {
+        let args = ["bench", "--checkpoint", &ckpt, "--device", device, "--weights", weights, "--train-steps", "0"];
+        let out = ok(&run(&[&args[..], &["--prompt-tokens", "4", "--new-tokens", "3", "--gen-runs", "1", "--matmul-size", "32"]].concat()));
+        serde_json::from_str(&out).unwrap()
+    };
+    let (full, half, cpu) = (bench("wgpu", "f32"), bench("wgpu", "f16"), bench("cpu", "f32"));
+    let bytes = |r: &serde_json::Value| r["weights"]["bytes"].as_u64().unwrap();
+    assert_eq!((full["weights"]["dtype"].as_str(), half["weights"]["dtype"].as_str()), (Some("f32"), Some("f16")));
+    let (f32_bytes, f16_bytes) = (bytes(&full), bytes(&half));
+    assert!(f16_bytes < f32_bytes * 6 / 10 && f16_bytes > f32_bytes * 4 / 10, "f32 {f32_bytes} bytes, f16 {f16_bytes}");
+    for r in [&full, &half] {
+        let held = r["weights"]["device_memory_bytes"]["loaded"].as_u64().expect("a GPU reports its memory");
+        assert!(held >= bytes(r), "the device holds {held} bytes with {} bytes of weights on it", bytes(r));
+        assert_eq!(r["generate"]["new_tokens"], 3);
+    }
+    assert_eq!(bytes(&cpu), bytes(&full));
+    assert!(cpu["weights"]["device_memory_bytes"]["loaded"].is_null(), "the CPU has no device memory to report");
+}
+
 #[test]
 fn chunks_marks_boundaries_and_reports_json_for_chunking_models() {
     let dir = tmp("chunks");
