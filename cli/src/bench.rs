@@ -65,7 +65,7 @@ where
         out["parameters"] = json!(model.num_params());
         out["config"] = json!(model.config);
         out["weights"] = json!({
-            "dtype": args.weights, "bytes": kept_bytes(&model),
+            "dtype": args.weights, "bytes": kept_bytes(&model), "token_table_parts": model.embedding().parts.len(),
             "device_memory_bytes": { "before_loading": before, "loaded": loaded, "after_generation": A::InnerBackend::reserved_bytes(device) },
         });
     }

@@ -105,3 +105,34 @@ fn a_leaking_architecture_stops_the_comparison_before_a_table_is_written() {
     assert!(String::from_utf8_lossy(&failed.stderr).contains("hybrid fails the causality check"));
     assert!(!refused.join("results.md").exists());
 }
+
+/// A GPU whose buffers are smaller than the token table (`HNET_FAULT_MAX_BUFFER_BYTES`, as lavapipe's 128 MiB is
+/// for Qwen2.5's 545 MB table): the table goes to the device in parts, and greedy generation on wgpu gives the
+/// CPU's tokens.
+#[test]
+fn a_token_table_larger_than_a_gpu_buffer_runs_in_parts() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return;
+    }
+    let dir = tmp("buffer-parts");
+    let ckpt = dir.join("tiny.safetensors");
+    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", ckpt.to_str().unwrap()]).output().unwrap());
+    let bench = |device: &str| -> serde_json::Value {
+        let args = ["bench", "--checkpoint", ckpt.to_str().unwrap(), "--device", device, "--train-steps", "0", "--prompt-tokens", "5"];
+        let out = bin()
+            .args(args)
+            .args(["--new-tokens", "6", "--gen-runs", "1", "--matmul-size", "32"])
+            .env("HNET_FAULT_MAX_BUFFER_BYTES", "1000000")
+            .output()
+            .unwrap();
+        ok(out.clone());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (gpu, cpu) = (bench("wgpu"), bench("cpu"));
+    let parts = gpu["weights"]["token_table_parts"].as_u64().unwrap();
+    let (vocab, width) = (gpu["config"]["gpt2"]["vocab_size"].as_u64().unwrap(), gpu["config"]["gpt2"]["n_embd"].as_u64().unwrap());
+    let rows = 1_000_000 / (4 * width);
+    assert_eq!(parts, vocab.div_ceil(rows), "a {vocab} × {width} f32 table in parts of at most 1 MB ({rows} rows)");
+    assert_eq!(cpu["weights"]["token_table_parts"], 1, "the CPU has no buffer limit");
+    assert_eq!(gpu["generate"]["generated"], cpu["generate"]["generated"], "greedy tokens differ between the CPU and wgpu in parts");
+}
