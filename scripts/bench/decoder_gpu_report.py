@@ -17,7 +17,8 @@ def main():
     runs = {w: {p: json.load(open(os.path.join(args.dir, f"{w}-{p}.json"))) for p in prompts} for w in ("f32", "f16")}
     first = runs["f32"][prompts[0]]
     mib = lambda b: "n/a" if b is None else f"{b / 2**20:,.0f} MiB"
-    memory = lambda w, key: max((runs[w][p]["weights"]["device_memory_bytes"][key] or 0 for p in prompts), default=0) or None
+    # Device memory with the model loaded, the largest of a weight type's runs (0 where the backend does not say).
+    loaded = {w: max(runs[w][p]["weights"]["device_memory_bytes"]["loaded"] or 0 for p in prompts) for w in runs}
     L = ["# Qwen2.5-Coder-0.5B's shapes on a GPU backend, weights in f32 and in f16", "",
          f"Made by `{args.command}` (log: `{os.path.basename(args.out)}.log`). A repository of Qwen2.5-Coder-0.5B's exact "
          f"shapes and vocabulary ({first['parameters']:,} parameters) with random bf16 weights, imported, then `hnet-gpt bench` "
@@ -34,7 +35,7 @@ def main():
             g, m = r["generate"], r["weights"]["device_memory_bytes"]
             L.append(f"| {w} | {mib(r['weights']['bytes'])} | {mib(m['loaded'])} | {p} | {g['time_to_first_token_seconds']:.2f} | "
                      f"{g['decode_tokens_per_second']:.2f} ({g['new_tokens']} tokens) | {mib(m['after_generation'])} |")
-    half, full = memory("f16", "loaded"), memory("f32", "loaded")
+    half, full = loaded["f16"], loaded["f32"]
     if half and full:
         L += ["", f"With its weights in f16 the loaded model holds {half / full:.2f}× the device memory of f32 "
               f"({mib(half)} against {mib(full)}; the largest of the runs' figures)."]
