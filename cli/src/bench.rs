@@ -13,6 +13,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, FloatDType, Tensor};
 use hnet_gpt_model::generate::generation::{GenerateParams, Generator};
 use hnet_gpt_model::generate::sampling::SamplingParams;
+use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::nn::weights::{can_keep_in, keep_in, kept_bytes, loading_in};
 use hnet_gpt_model::train::data::Packed;
 use hnet_gpt_model::train::optim::{AdamW, ParamGroups};
@@ -83,8 +84,8 @@ fn generation_model<B: Backend>(config: &ModelConfig, args: &BenchArgs, device: 
     );
     let model = loading_in(dtype, || -> Result<Model<B>> {
         match &args.checkpoint {
-            Some(path) => hnet_gpt_model::io::checkpoint::load(path, device).with_context(|| format!("loading {}", path.display())),
-            None => Ok(Model::init(config, device)?),
+            Some(path) => checkpoint::load(path, device).with_context(|| format!("loading {}", path.display())),
+            None => Ok(checkpoint::init(config, device)?),
         }
     })?;
     Ok(keep_in(model, dtype))
@@ -115,7 +116,7 @@ fn train<A: AutodiffBackend>(config: &ModelConfig, args: &BenchArgs, device: &A:
     args.optimizer.apply(&mut tc);
     tc.validate()?;
     tc.precision.check::<A>().map_err(anyhow::Error::msg)?;
-    let mut model = Model::<A>::init(config, device)?;
+    let mut model = checkpoint::init::<A>(config, device)?;
     model.materialize();
     let params = model.num_params();
     let mut opt = AdamW::new(tc.adamw.clone(), ParamGroups::default());

@@ -124,7 +124,7 @@ fn init(arch: Arch, preset: &str, seed: u64, decoder_from: Option<&Path>, out: &
             let name = path.display().to_string();
             (transplant::hybrid_from_decoder::<B>(&bytes, &name, &device)?, format!("on the decoder {name}"), Some(name))
         }
-        None => (Model::<B>::init(&ModelConfig::preset(arch, preset)?, &device)?, preset.to_string(), None),
+        None => (checkpoint::init::<B>(&ModelConfig::preset(arch, preset)?, &device)?, preset.to_string(), None),
     };
     let mut extra = vec![("init_seed", seed_text.as_str())];
     if let Some(name) = &decoder_name {

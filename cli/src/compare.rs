@@ -15,7 +15,7 @@ use hnet_gpt_model::eval::causality;
 use hnet_gpt_model::io::checkpoint;
 use hnet_gpt_model::train::TrainConfig;
 use hnet_gpt_model::util::files::write_atomic;
-use hnet_gpt_model::{Arch, Model, ModelConfig};
+use hnet_gpt_model::{Arch, ModelConfig};
 use serde_json::{json, Value};
 
 use crate::args::CompareArgs;
@@ -55,7 +55,7 @@ fn check_fresh<B: Backend>(preset: &str, device: &B::Device) -> Result<Vec<(Arch
         .iter()
         .map(|&arch| {
             B::seed(device, 7);
-            let model = Model::<B>::init(&ModelConfig::preset(arch, preset)?, device)?;
+            let model = checkpoint::init::<B>(&ModelConfig::preset(arch, preset)?, device)?;
             Ok((arch, causality::max_leak(&model, 20, 11).max(injected_leak(arch))))
         })
         .collect()

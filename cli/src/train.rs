@@ -650,7 +650,7 @@ where
         // Weights, gradients and AdamW's two moments in f32: refused here, not by an abort on allocation.
         checkpoint::check_host_memory(c.model.param_count(), 16, "training this model")?;
         A::seed(device, c.seed);
-        let mut model = Model::<A>::init(&c.model, device)?;
+        let mut model = checkpoint::init::<A>(&c.model, device)?;
         model.tokenizer = run_tokenizer(rc)?;
         model.materialize();
         if let Some(path) = &rc.decoder_from {

@@ -136,3 +136,25 @@ fn a_token_table_larger_than_a_gpu_buffer_runs_in_parts() {
     assert_eq!(cpu["weights"]["token_table_parts"], 1, "the CPU has no buffer limit");
     assert_eq!(gpu["generate"]["generated"], cpu["generate"]["generated"], "greedy tokens differ between the CPU and wgpu in parts");
 }
+
+/// A GPU whose buffers hold a token table's rows in parts but not some other weight whole (a 7B model's MLP matrix
+/// on lavapipe's 128 MiB binding): the command refuses the model before loading it, naming the weight, instead of
+/// failing inside the device's thread and going on without it.
+#[test]
+fn a_weight_larger_than_a_gpu_buffer_is_refused_by_name() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return;
+    }
+    let dir = tmp("buffer-refused");
+    let ckpt = dir.join("tiny.safetensors");
+    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", ckpt.to_str().unwrap()]).output().unwrap());
+    let out = bin()
+        .args(["generate", "--checkpoint", ckpt.to_str().unwrap(), "--device", "wgpu", "--prompt", "def f(x):", "--max-new-tokens", "4"])
+        .env("HNET_FAULT_MAX_BUFFER_BYTES", "2048")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not fit one buffer of this device (at most 2 KB)") && stderr.contains("weight `net."), "{stderr}");
+    assert!(!stderr.contains("panicked") && out.stdout.is_empty(), "{stderr}");
+}

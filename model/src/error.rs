@@ -76,9 +76,34 @@ pub enum LoadError {
         /// MemAvailable.
         available_gb: f64,
     },
+    /// A weight larger than one buffer of the device the model is built on (a GPU binds at most its largest
+    /// storage-buffer binding of a buffer; only a token table is cut into parts that fit, `nn::embedding`).
+    #[error(
+        "weight `{name}` ({} in f32) does not fit one buffer of this device (at most {}); only a token table is held \
+         in parts, so this model runs on the CPU or a device with larger buffers",
+        size(*bytes),
+        size(*limit)
+    )]
+    TooLargeForBuffer {
+        /// The weight's path.
+        name: String,
+        /// Its bytes in f32.
+        bytes: u64,
+        /// The most bytes one buffer of the device holds.
+        limit: u64,
+    },
     /// Anything else burn-store reported while applying tensors.
     #[error("could not apply the checkpoint: {0}")]
     Apply(String),
+}
+
+/// `bytes` for a message: "545 MB", "2.2 GB", "64 KB".
+fn size(bytes: u64) -> String {
+    match bytes as f64 {
+        b if b >= 1e9 => format!("{:.1} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.0} MB", b / 1e6),
+        b => format!("{:.0} KB", b / 1e3),
+    }
 }
 
 /// Errors from building or running a model.
@@ -113,4 +138,15 @@ pub enum ModelError {
     /// Loading failed.
     #[error(transparent)]
     Load(#[from] LoadError),
+}
+
+impl ModelError {
+    /// This error of building a model, as an error of loading one: a loading error stays itself, anything else is
+    /// the fault of the config `field`.
+    pub fn in_config(self, field: &str) -> LoadError {
+        match self {
+            ModelError::Load(e) => e,
+            e => LoadError::Config { field: field.into(), reason: e.to_string() },
+        }
+    }
 }

@@ -20,7 +20,7 @@ use hnet_gpt_model::generate::complete::{Completion, Prompt};
 use hnet_gpt_model::generate::stop::StopRules;
 use hnet_gpt_model::generate::GenerateParams;
 use hnet_gpt_model::io::checkpoint;
-use hnet_gpt_model::io::params::{largest_parameter, TrainScope};
+use hnet_gpt_model::io::params::TrainScope;
 use hnet_gpt_model::nn::embedding::with_part_bytes;
 use hnet_gpt_model::nn::weights::{can_keep_in, keep_in, loading_in};
 use hnet_gpt_model::tokenizer::Tokenizer;
@@ -198,20 +198,10 @@ async fn usable_adapter(config: &ModelConfig) -> (Option<web::AdapterInfo>, Opti
         Ok(adapter) => adapter,
         Err(reason) => return (None, Some(reason)),
     };
-    // The model as WebGPU would hold it, built lazily on the CPU (no weights drawn): its largest parameter.
-    let limit = binding_limit(&adapter);
-    let largest = match with_part_bytes(limit, || Model::<Cpu>::init(config, &Default::default())) {
-        Ok(model) => 4.0 * largest_parameter(&model) as f64,
-        Err(e) => return (Some(adapter), Some(e.to_string())),
-    };
-    let unusable = (largest > limit as f64).then(|| {
-        format!(
-            "its largest weight ({:.0} MB) does not fit this GPU's largest buffer binding ({:.0} MB)",
-            largest / 1e6,
-            limit as f64 / 1e6
-        )
-    });
-    (Some(adapter), unusable)
+    // The model as WebGPU would hold it, built lazily on the CPU (no weights drawn): building refuses a weight that
+    // does not fit one binding.
+    let unusable = with_part_bytes(binding_limit(&adapter), || checkpoint::init::<Cpu>(config, &Default::default())).err();
+    (Some(adapter), unusable.map(|e| e.to_string()))
 }
 
 /// The most bytes one buffer binding of `adapter` holds (no limit where the browser does not say).

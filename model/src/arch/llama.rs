@@ -8,7 +8,7 @@
 //! keeps apart — `q_proj | k_proj | v_proj` as one `qkv_proj`, `gate_proj | up_proj` as SwiGLU's `fc1` — the loader
 //! joins them ([`crate::io::hf`]).
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::nn::{Initializer, LinearConfig, RmsNorm, RmsNormConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor};
@@ -77,8 +77,10 @@ pub struct Llama<B: Backend> {
     pub layers: Vec<Block<B>>,
     /// Final RMSNorm.
     pub norm: RmsNorm<B>,
-    /// The LM head `[V, C]` when it is not the embedding (Hugging Face's `lm_head.weight`, as stored).
-    pub lm_head: Option<Param<Tensor<B, 2>>>,
+    /// The LM head `[V, C]` when it is not the embedding (Hugging Face's `lm_head.weight`, as stored): a table
+    /// of the vocabulary's rows like the embedding, so that it too is held in parts on a device whose buffers are
+    /// smaller than it.
+    pub lm_head: Option<TokenEmbedding<B>>,
 }
 
 impl<B: Backend> Llama<B> {
@@ -108,8 +110,9 @@ impl<B: Backend> Llama<B> {
                 mlp: SwiGlu { fc1: linear(w, 2 * hidden, false), fc2: linear(hidden, w, false) },
             })
             .collect();
-        let lm_head = (!c.tie_word_embeddings).then(|| normal.init([c.vocab_size, w], device));
-        Llama { embed_tokens: TokenEmbeddingConfig::new(c.vocab_size, w).init(device), layers, norm: norm(), lm_head }
+        let table = TokenEmbeddingConfig::new(c.vocab_size, w);
+        let lm_head = (!c.tie_word_embeddings).then(|| table.init(device));
+        Llama { embed_tokens: table.init(device), layers, norm: norm(), lm_head }
     }
 
     /// Token embeddings (positions enter as rotations inside attention).
@@ -133,21 +136,15 @@ impl<B: Backend> Llama<B> {
 
     /// The LM head's matrix: its own, or the token embedding. `[V, C]`.
     pub fn head_weight(&self) -> Tensor<B, 2> {
-        match &self.lm_head {
-            Some(w) => w.val(),
-            None => self.embed_tokens.weight(),
-        }
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).weight()
     }
 
-    /// The LM head: hidden states → logits (by the embedding's parts when tied).
+    /// The LM head: hidden states → logits, by its table's parts (the embedding's when tied).
     ///
     /// # Shapes
     /// `[B, T, C]` → `[B, T, V]`.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        match &self.lm_head {
-            Some(w) => crate::nn::head::tied_head(w.val(), h),
-            None => self.embed_tokens.head(h),
-        }
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).head(h)
     }
 }
 
@@ -198,7 +195,7 @@ mod tests {
         let d = Default::default();
         let Decoder::Llama(m) = config(Family::Llama, false).init::<TestBackend>(&d) else { panic!("a Llama") };
         let head = m.lm_head.as_ref().expect("untied");
-        assert_eq!(head.dims(), [40, 24]);
+        assert_eq!(head.weight().dims(), [40, 24]);
         assert_ne!(m.head_weight().into_data(), m.embed_tokens.weight().into_data());
     }
 }

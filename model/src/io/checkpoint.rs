@@ -12,8 +12,8 @@ use safetensors::SafeTensors;
 
 use crate::arch::config::ModelConfig;
 use crate::arch::model::Model;
-use crate::error::LoadError;
-use crate::io::params::{stored, Component, ParamPath, ROOT};
+use crate::error::{LoadError, ModelError};
+use crate::io::params::{largest_parameter, stored, Component, ParamPath, ROOT};
 use crate::io::weights::{load_into, write_safetensors, Copied, Named, Values};
 use crate::tokenizer::{TokenizerSpec, TOKENIZER_JSON_KEY};
 
@@ -56,8 +56,7 @@ pub fn read_info(bytes: &[u8], what: &str) -> Result<CheckpointInfo, LoadError> 
     if format != FORMAT {
         return Err(LoadError::Config { field: "format".into(), reason: format!("`{format}` is not `{FORMAT}`") });
     }
-    let config =
-        ModelConfig::from_json(&field("config")?).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let config = ModelConfig::from_json(&field("config")?).map_err(|e| e.in_config("config"))?;
     let mut per: HashMap<Component, usize> = HashMap::new();
     for (name, t) in tensors.tensors() {
         *per.entry(Component::of(&name)).or_default() += t.shape().iter().product::<usize>();
@@ -143,10 +142,26 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
     }
     // The fresh model's parameters are still lazy: filling them draws none of the random weights they would be
     // initialised with (in the browser that drawing was most of a 100 ms main-thread task).
-    let host = Model::<H>::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let host = init::<H>(&model.config, device).map_err(|e| e.in_config("config"))?;
     let mut host = load_into(host, &mut Copied::ready(read), ROOT, false)?;
     host.tokenizer = model.tokenizer.clone();
     Ok(host)
+}
+
+/// A fresh model of `config` built for `device` (its parameters lazy: nothing drawn or allocated yet), refused
+/// when a weight does not fit one buffer of the device: [`crate::nn::embedding::with_part_bytes`] sets the limit
+/// (a GPU's largest storage-buffer binding), a token table is cut into parts that fit it, any other weight must fit
+/// whole. Every model loaded or built for a device comes through here, so such a weight is a clear error before
+/// anything is allocated rather than a failed allocation inside the device's thread.
+pub fn init<B: Backend>(config: &ModelConfig, device: &B::Device) -> Result<Model<B>, ModelError> {
+    let model = Model::init(config, device)?;
+    let limit = crate::nn::embedding::part_bytes();
+    match largest_parameter(&model) {
+        Some((name, values)) if 4 * values as u64 > limit => {
+            Err(LoadError::TooLargeForBuffer { name, bytes: 4 * values as u64, limit }.into())
+        }
+        _ => Ok(model),
+    }
 }
 
 /// Builds the model a checkpoint describes and loads its weights, one tensor at a time (see [`crate::io::weights`]).
@@ -154,7 +169,7 @@ pub fn from_bytes<B: Backend>(bytes: &[u8], what: &str, device: &B::Device) -> R
     let info = read_info(bytes, what)?;
     check_declared_size(&info.config, bytes.len(), what)?;
     check_host_memory(info.config.param_count(), 4, what)?;
-    let mut model = Model::init(&info.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let mut model = init(&info.config, device).map_err(|e| e.in_config("config"))?;
     model.tokenizer = info.tokenizer;
     load_into(model, &mut Named::new(bytes, what)?, ROOT, false)
 }
@@ -163,7 +178,7 @@ pub fn from_bytes<B: Backend>(bytes: &[u8], what: &str, device: &B::Device) -> R
 /// tensor: the copy's host memory is one tensor beyond the two models. `model`'s backend must read tensors
 /// synchronously (not WebGPU in the browser: [`to_host_async`] reads those).
 pub fn copy_to<B: Backend, C: Backend>(model: &Model<B>, device: &C::Device) -> Result<Model<C>, LoadError> {
-    let mut copy = Model::init(&model.config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let mut copy = init(&model.config, device).map_err(|e| e.in_config("config"))?;
     copy.tokenizer = model.tokenizer.clone();
     load_into(copy, &mut Copied::of(model), ROOT, false)
 }
@@ -368,6 +383,39 @@ mod tests {
             let host = with_part_bytes(limit, || Model::<TestBackend>::init(config, &device)).unwrap();
             let err = load_into(host, &mut Named::new(&file, "mem").unwrap(), ROOT, false).map(|_| ()).unwrap_err();
             assert!(matches!(&err, LoadError::ShapeMismatch { name, .. } if name == "net.wte.weight"), "{err}");
+        }
+    }
+
+    /// A device whose buffers hold a table's rows in parts but not some other weight whole: building, loading and
+    /// copying onto it are refused before anything is allocated, naming the weight; a buffer exactly its size is
+    /// enough.
+    #[test]
+    fn a_weight_larger_than_one_buffer_is_refused_by_name() {
+        use crate::nn::embedding::with_part_bytes;
+        let device = Default::default();
+        for arch in [Arch::Gpt2, Arch::Hnet, Arch::Hybrid] {
+            let config = ModelConfig::preset(arch, "tiny").unwrap();
+            let model = Model::<TestBackend>::init(&config, &device).unwrap();
+            let bytes = to_bytes(&model, &[]).unwrap();
+            // Two rows of the token table per buffer.
+            let limit = (2 * 4 * config.decoder.n_embd) as u64;
+            let err = with_part_bytes(limit, || init::<TestBackend>(&config, &device)).map(|_| ()).unwrap_err();
+            let ModelError::Load(LoadError::TooLargeForBuffer { name, bytes: size, limit: l }) = err else { panic!("{arch:?}: {err}") };
+            assert_eq!(l, limit);
+            assert!(size > limit && !name.contains("wte"), "{arch:?}: {name} ({size} bytes)");
+            let shapes = crate::io::params::parameter_shapes(&model);
+            let dims = &shapes.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("{arch:?}: no {name}")).1;
+            assert_eq!(4 * dims.iter().product::<usize>() as u64, size, "{arch:?} {name}");
+            for refused in [
+                with_part_bytes(limit, || from_bytes::<TestBackend>(&bytes, "mem", &device)).map(|_| ()),
+                with_part_bytes(limit, || copy_to::<TestBackend, TestBackend>(&model, &device)).map(|_| ()),
+            ] {
+                let err = refused.unwrap_err();
+                assert!(matches!(&err, LoadError::TooLargeForBuffer { name: n, .. } if *n == name), "{arch:?}: {err}");
+                assert!(err.to_string().contains(&format!("weight `{name}`")), "{err}");
+            }
+            // Exactly the largest weight's bytes: it fits.
+            with_part_bytes(size, || from_bytes::<TestBackend>(&bytes, "mem", &device)).unwrap();
         }
     }
 

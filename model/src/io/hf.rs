@@ -15,7 +15,7 @@
 //! | | `self_attn.{q,k,v}_proj.{weight,bias}` | `self_attn.qkv_proj` | transposed and joined side by side (biases: Qwen2) |
 //! | | `self_attn.o_proj.weight` | `self_attn.o_proj.weight` | transposed |
 //! | | `mlp.{gate,up}_proj.weight`, `mlp.down_proj.weight` | `mlp.fc1.weight` = `[gate | up]`, `mlp.fc2.weight` | transposed |
-//! | | `lm_head.weight` `[V, C]` | `net.lm_head` (untied only) | as stored |
+//! | | `lm_head.weight` `[V, C]` | `net.lm_head.weight` (untied only) | as stored |
 //!
 //! Ignored: GPT-2's causal-mask buffers (`attn.bias`, `attn.masked_bias`), rotary `inv_freq` buffers, and
 //! `lm_head.weight` when the head is tied. (burn-store's PyTorch adapter would transpose every Linear weight: right
@@ -257,7 +257,7 @@ fn recipe(family: Family, path: &str) -> Option<Recipe> {
             Some(if linear_weight { Recipe::Transpose(name) } else { Recipe::Copy(name) })
         }
         Family::Llama | Family::Qwen2 => {
-            if p == "lm_head" {
+            if p == "lm_head.weight" {
                 return Some(Recipe::Copy("lm_head.weight".into()));
             }
             let p = p.replace(".gamma", ".weight");
@@ -483,7 +483,7 @@ pub fn from_hf_shards<B: Backend>(config_json: &str, shards: &[(&str, &[u8])], d
 fn build<B: Backend>(config: &ModelConfig, mut source: HfSource, device: &B::Device) -> Result<Model<B>, LoadError> {
     check_against_config(&config.decoder, &source)?;
     crate::io::checkpoint::check_host_memory(config.param_count(), 4, "this model")?;
-    let model = Model::init(config, device).map_err(|e| config_err("config.json", e.to_string()))?;
+    let model = crate::io::checkpoint::init(config, device).map_err(|e| e.in_config("config.json"))?;
     load_into(model, &mut source, ROOT, false)
 }
 
@@ -599,7 +599,7 @@ mod tests {
         assert_eq!(r(Family::Llama, "net.layers.1.input_layernorm.gamma"), Recipe::Copy("model.layers.1.input_layernorm.weight".into()));
         assert_eq!(r(Family::Llama, "net.norm.gamma"), Recipe::Copy("model.norm.weight".into()));
         assert_eq!(r(Family::Llama, "net.embed_tokens.weight"), Recipe::Copy("model.embed_tokens.weight".into()));
-        assert_eq!(r(Family::Llama, "net.lm_head"), Recipe::Copy("lm_head.weight".into()));
+        assert_eq!(r(Family::Llama, "net.lm_head.weight"), Recipe::Copy("lm_head.weight".into()));
         assert!(ignored(Family::Gpt2, "h.0.attn.bias", true) && ignored(Family::Llama, "lm_head.weight", true));
         assert!(!ignored(Family::Llama, "lm_head.weight", false));
         assert!(ignored(Family::Llama, "model.layers.0.self_attn.rotary_emb.inv_freq", false));

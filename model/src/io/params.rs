@@ -184,6 +184,12 @@ pub(crate) fn stored(path: &str) -> (&str, usize) {
     }
 }
 
+/// The name a stored tensor had in checkpoints written before it was renamed, where it was: an untied LM head was a
+/// matrix `lm_head` before it became a table held in parts like the embedding (`lm_head.weight`).
+pub(crate) fn former_name(name: &str) -> Option<String> {
+    name.strip_suffix("lm_head.weight").map(|prefix| format!("{prefix}lm_head"))
+}
+
 /// Every stored tensor's name and shape, in module order (a table held in parts is one tensor: its parts' rows).
 pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usize>)> {
     struct Shapes {
@@ -211,18 +217,30 @@ pub fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Ve
     shapes.found
 }
 
-/// The number of values of the largest float parameter as the module holds it (each part of a table held in parts
-/// on its own): what one buffer of the device must hold.
-pub fn largest_parameter<B: Backend, M: Module<B>>(module: &M) -> usize {
-    struct Largest(usize);
+/// The largest float parameter as the module holds it (each part of a table held in parts on its own), by path
+/// and number of values: what one buffer of the device must hold. None for a module without parameters.
+pub fn largest_parameter<B: Backend, M: Module<B>>(module: &M) -> Option<(String, usize)> {
+    struct Largest {
+        path: ParamPath,
+        found: Option<(String, usize)>,
+    }
     impl<B: Backend> ModuleVisitor<B> for Largest {
+        fn enter_module(&mut self, name: &str, container_type: &str) {
+            self.path.enter(name, container_type);
+        }
+        fn exit_module(&mut self, _name: &str, container_type: &str) {
+            self.path.exit(container_type);
+        }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0 = self.0.max(param.lazy_shape().num_elements());
+            let n = param.lazy_shape().num_elements();
+            if self.found.as_ref().is_none_or(|(_, most)| n > *most) {
+                self.found = Some((self.path.path(), n));
+            }
         }
     }
-    let mut largest = Largest(0);
+    let mut largest = Largest { path: ParamPath::default(), found: None };
     module.visit(&mut largest);
-    largest.0
+    largest.found
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use burn::tensor::backend::Backend;
 use crate::arch::config::ModelConfig;
 use crate::arch::model::Model;
 use crate::error::LoadError;
-use crate::io::checkpoint::{check_declared_size, check_host_memory, read_info};
+use crate::io::checkpoint::{check_declared_size, check_host_memory, init, read_info};
 use crate::io::params::{Part, ROOT};
 use crate::io::weights::{load_into, Copied, Named, Source};
 use crate::tokenizer::TokenizerSpec;
@@ -73,24 +73,22 @@ fn transplant<B: Backend>(model: Model<B>, source: &mut dyn Source, tokenizer: T
 /// config from [`ModelConfig::hybrid_on`], the decoder's weights and tokenizer, the fusion's projection at zero.
 pub fn hybrid_from_decoder<B: Backend>(decoder: &[u8], what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
     let info = read_info(decoder, what)?;
-    let config_err = |e: crate::error::ModelError| LoadError::Config { field: "config".into(), reason: e.to_string() };
     // The decoder's header is a promise about its weights: kept (as when it is loaded alone) before anything the
     // size of the model it declares is allocated.
     check_declared_size(&info.config, decoder.len(), what)?;
-    let config = ModelConfig::hybrid_on(&info.config.decoder).map_err(config_err)?;
+    let config = ModelConfig::hybrid_on(&info.config.decoder).map_err(|e| e.in_config("config"))?;
     check_host_memory(config.param_count(), 4, &format!("a hybrid around {what}"))?;
-    let model = Model::init(&config, device).map_err(config_err)?;
+    let model = init(&config, device).map_err(|e| e.in_config("config"))?;
     load_decoder(model, decoder, what)
 }
 
 /// [`hybrid_from_decoder`] from a loaded decoder (the page's Hub loader), consuming it: each decoder tensor moves
 /// into the hybrid as it is taken, so the two are never both whole in memory.
 pub fn hybrid_around<B: Backend>(decoder: Model<B>, what: &str, device: &B::Device) -> Result<Model<B>, LoadError> {
-    let config =
-        ModelConfig::hybrid_on(&decoder.config.decoder).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let config = ModelConfig::hybrid_on(&decoder.config.decoder).map_err(|e| e.in_config("config"))?;
     check_fits(&config, &decoder.config, what)?;
     check_host_memory(config.param_count(), 4, &format!("a hybrid around {what}"))?;
-    let model = Model::init(&config, device).map_err(|e| LoadError::Config { field: "config".into(), reason: e.to_string() })?;
+    let model = init(&config, device).map_err(|e| e.in_config("config"))?;
     let part = Part::HybridGpt2.prefix();
     let tokenizer = decoder.tokenizer.clone();
     // A decoder's `net.X` is the hybrid's `net.gpt2.X`; the handles taken here are the tensors' last owners.

@@ -17,7 +17,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::SafeTensors;
 
 use crate::error::LoadError;
-use crate::io::params::{parameter_shapes, stored, ParamPath};
+use crate::io::params::{former_name, parameter_shapes, stored, ParamPath};
 use crate::io::stream::Float;
 use crate::nn::weights::as_loaded;
 
@@ -80,9 +80,12 @@ impl<'a> Named<'a> {
 
 impl Source for Named<'_> {
     fn take(&mut self, path: &str) -> Result<Option<Values>, LoadError> {
-        let name = (self.rename)(path);
+        let mut name = (self.rename)(path);
         if self.tensors.tensor(&name).is_err() {
-            return Ok(None);
+            match former_name(&name).filter(|former| self.tensors.tensor(former).is_ok()) {
+                Some(former) => name = former,
+                None => return Ok(None),
+            }
         }
         self.taken.insert(name.clone());
         f32_values(&self.tensors, &name, &self.what).map(Some)

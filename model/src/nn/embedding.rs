@@ -1,4 +1,5 @@
-//! The token embedding, also the tied LM head, whose table may be held in parts of consecutive rows.
+//! The token embedding, also the LM head (tied, or an untied head's own table), whose table may be held in parts of
+//! consecutive rows.
 //!
 //! A GPU binds at most so many bytes of one buffer to a shader (WebGPU's `maxStorageBufferBindingSize`: 128 MiB
 //! unless the adapter grants more), and a large vocabulary's table is bigger (Qwen2.5's 151,936 × 896 in f32 is
@@ -32,10 +33,15 @@ pub fn with_part_bytes<R>(max_bytes: u64, build: impl FnOnce() -> R) -> R {
     out
 }
 
+/// The most bytes one part of a table built now may hold: the limit [`with_part_bytes`] set (no limit outside it).
+/// Every other weight must fit it whole (`Model::init` checks).
+pub fn part_bytes() -> u64 {
+    PART_BYTES.with(Cell::get)
+}
+
 /// Rows per part of a `[vocab, d_model]` f32 table under the current limit (at least one row).
 fn rows_per_part(vocab: usize, d_model: usize) -> usize {
-    let limit = PART_BYTES.with(Cell::get);
-    let rows = limit / (4 * d_model.max(1)) as u64;
+    let rows = part_bytes() / (4 * d_model.max(1)) as u64;
     (rows.min(vocab as u64) as usize).max(1)
 }
 
