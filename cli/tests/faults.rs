@@ -137,6 +137,46 @@ fn a_token_table_larger_than_a_gpu_buffer_runs_in_parts() {
     assert_eq!(gpu["generate"]["generated"], cpu["generate"]["generated"], "greedy tokens differ between the CPU and wgpu in parts");
 }
 
+/// Training on a GPU whose buffers are smaller than the token table: the table trains in parts (its gradient reaches
+/// every part through the lookup and the tied head's loss) and takes the same steps as the table in one part, from
+/// the same weights; the checkpoint holds one table.
+#[test]
+fn a_token_table_larger_than_a_gpu_buffer_trains_in_parts() {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return;
+    }
+    let dir = tmp("buffer-train");
+    let start = dir.join("start.safetensors");
+    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", start.to_str().unwrap()]).output().unwrap());
+    let train = |name: &str, buffer: Option<&str>| {
+        let run = dir.join(name);
+        let mut cmd = bin();
+        cmd.arg("train").args(TINY).args(["--steps", "2", "--eval-every", "2", "--device", "wgpu"]);
+        cmd.args(["--init-from", start.to_str().unwrap(), "--out", run.to_str().unwrap()]);
+        if let Some(bytes) = buffer {
+            cmd.env("HNET_FAULT_MAX_BUFFER_BYTES", bytes);
+        }
+        ok(cmd.output().unwrap());
+        let losses: Vec<f64> = metrics(&run).iter().filter(|m| m["kind"] == "train").map(|m| m["loss"].as_f64().unwrap()).collect();
+        let table = tensor(&run.join("checkpoints/step-000002/model.safetensors"), "net.wte.weight");
+        (losses, table)
+    };
+    let (whole, whole_table) = train("whole", None);
+    let (parts, parts_table) = train("parts", Some("1000000"));
+    assert_eq!(whole.len(), 2);
+    for (a, b) in whole.iter().zip(&parts) {
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "losses in one part {whole:?}, in parts {parts:?}");
+    }
+    assert!(whole[1] < whole[0], "the loss falls: {whole:?}");
+    // One stored table, trained: it moved from the start, as far as in one part.
+    let values = |bytes: &[u8]| bytes.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+    let (start, whole, parts) = (values(&tensor(&start, "net.wte.weight")), values(&whole_table), values(&parts_table));
+    assert_eq!(parts.len(), start.len());
+    let max_diff = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    assert!(max_diff(&parts, &start) > 1e-4, "the table in parts did not train");
+    assert!(max_diff(&parts, &whole) <= 1e-4, "the table in parts trained differently: {}", max_diff(&parts, &whole));
+}
+
 /// A GPU whose buffers hold a token table's rows in parts but not some other weight whole (a 7B model's MLP matrix
 /// on lavapipe's 128 MiB binding): the command refuses the model before loading it, naming the weight, instead of
 /// failing inside the device's thread and going on without it.

@@ -64,11 +64,11 @@ impl<B: Backend> Decoder<B> {
         }
     }
 
-    /// The LM head's matrix (the token embedding when tied). `[V, C]`.
-    pub fn head_weight(&self) -> Tensor<B, 2> {
+    /// The LM head's table (the token embedding when tied). `[V, C]`.
+    pub fn head_table(&self) -> &TokenEmbedding<B> {
         match self {
-            Decoder::Gpt2(m) => m.wte.weight(),
-            Decoder::Llama(m) => m.head_weight(),
+            Decoder::Gpt2(m) => &m.wte,
+            Decoder::Llama(m) => m.head_table(),
         }
     }
 

@@ -134,9 +134,9 @@ impl<B: Backend> Llama<B> {
         self.norm.forward(x)
     }
 
-    /// The LM head's matrix: its own, or the token embedding. `[V, C]`.
-    pub fn head_weight(&self) -> Tensor<B, 2> {
-        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).weight()
+    /// The LM head's table: its own, or the token embedding. `[V, C]`.
+    pub fn head_table(&self) -> &TokenEmbedding<B> {
+        self.lm_head.as_ref().unwrap_or(&self.embed_tokens)
     }
 
     /// The LM head: hidden states → logits, by its table's parts (the embedding's when tied).
@@ -144,7 +144,7 @@ impl<B: Backend> Llama<B> {
     /// # Shapes
     /// `[B, T, C]` → `[B, T, V]`.
     pub fn lm_head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.lm_head.as_ref().unwrap_or(&self.embed_tokens).head(h)
+        self.head_table().head(h)
     }
 }
 
@@ -196,6 +196,6 @@ mod tests {
         let Decoder::Llama(m) = config(Family::Llama, false).init::<TestBackend>(&d) else { panic!("a Llama") };
         let head = m.lm_head.as_ref().expect("untied");
         assert_eq!(head.weight().dims(), [40, 24]);
-        assert_ne!(m.head_weight().into_data(), m.embed_tokens.weight().into_data());
+        assert_ne!(m.head_table().weight().into_data(), m.embed_tokens.weight().into_data());
     }
 }

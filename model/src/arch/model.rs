@@ -197,7 +197,7 @@ impl<B: Backend> Model<B> {
     }
 
     /// [`Self::forward_full`] up to the LM head: the final hidden states, which the head multiplies by
-    /// [`Self::head_weight`]ᵀ. Training takes them to compute the head and its loss as one operation
+    /// [`Self::head_table`]ᵀ. Training takes them to compute the head and its loss as one operation
     /// ([`crate::train::head_loss`]).
     ///
     /// # Shapes
@@ -233,12 +233,12 @@ impl<B: Backend> Model<B> {
         }
     }
 
-    /// The LM head's matrix, tied to the token embedding in every architecture. `[V, C]`.
-    pub fn head_weight(&self) -> Tensor<B, 2> {
+    /// The LM head's table `[V, C]` (in parts or one): the token embedding, or a Llama-family decoder's own head.
+    pub fn head_table(&self) -> &TokenEmbedding<B> {
         match &self.net {
-            Net::Decoder(m) => m.head_weight(),
-            Net::HNet(m) => m.wte.weight(),
-            Net::Hybrid(m) => m.gpt2.head_weight(),
+            Net::Decoder(m) => m.head_table(),
+            Net::HNet(m) => &m.wte,
+            Net::Hybrid(m) => m.gpt2.head_table(),
         }
     }
 

@@ -63,7 +63,7 @@ pub fn loss<B: Backend>(
     let c = h.dims()[2];
     let ce = head_cross_entropy(
         h.reshape([b * l, c]),
-        model.head_weight(),
+        &model.head_table().parts.iter().map(burn::module::Param::val).collect::<Vec<_>>(),
         targets.reshape([b * l]),
         mask.clone().reshape([b * l]),
         objective.precision,

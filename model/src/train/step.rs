@@ -356,6 +356,47 @@ mod tests {
         assert_eq!(crate::io::checkpoint::to_bytes(&inference, &[]).unwrap(), bytes, "the step wrote into the shared tensors");
     }
 
+    /// A token table held in parts (a GPU whose buffers are smaller than it) trains as the table in one part: from
+    /// the same weights, the same losses over three steps and, stored joined, the same weights.
+    #[test]
+    fn a_table_in_parts_trains_as_the_table_in_one_part() {
+        type Inner = <AD as AutodiffBackend>::InnerBackend;
+        use crate::io::checkpoint::copy_to;
+        use crate::nn::embedding::with_part_bytes;
+        let (_, _, data) = setup();
+        let device = Default::default();
+        for arch in Arch::ALL {
+            let model = Model::<Inner>::init(&ModelConfig::preset(arch, "tiny").unwrap(), &device).unwrap();
+            model.materialize();
+            // Parts of 12,000 rows: the 50,257-row table in five.
+            let limit = (12_000 * 4 * model.config.decoder.n_embd) as u64;
+            let whole = Model::<AD>::trainable(copy_to::<Inner, Inner>(&model, &device).unwrap());
+            let parts = Model::<AD>::trainable(with_part_bytes(limit, || copy_to::<Inner, Inner>(&model, &device)).unwrap());
+            assert_eq!(parts.embedding().parts.len(), 5);
+            let train = |mut m: Model<AD>| {
+                let mut opt = AdamW::new(AdamWConfig::default(), ParamGroups::default());
+                let mut losses = Vec::new();
+                for step in 0..3 {
+                    let (next, outcome) = train_step(m, &mut opt, &data, &[vec![step, step + 1]], 1e-3, OBJECTIVE).unwrap();
+                    let StepOutcome::Applied { loss, .. } = outcome else { panic!("{arch:?}: {outcome:?}") };
+                    (m, losses) = (next, [losses, vec![loss]].concat());
+                }
+                (losses, weights(&m))
+            };
+            let ((whole_losses, whole), (parts_losses, parts)) = (train(whole), train(parts));
+            for (a, b) in whole_losses.iter().zip(&parts_losses) {
+                assert!((a - b).abs() <= 1e-5 * a.abs(), "{arch:?}: losses in one part {whole_losses:?}, in parts {parts_losses:?}");
+            }
+            assert_eq!(whole.keys().collect::<Vec<_>>(), parts.keys().collect::<Vec<_>>());
+            for (name, w) in &whole {
+                let values = |b: &[u8]| b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+                let (a, b) = (values(w), values(&parts[name]));
+                let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+                assert!(diff <= 1e-5, "{arch:?} {name}: {diff}");
+            }
+        }
+    }
+
     #[test]
     fn a_bf16_step_stays_within_bf16_rounding_of_the_f32_step_for_every_architecture() {
         let (_, _, data) = setup();

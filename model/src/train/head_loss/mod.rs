@@ -31,23 +31,40 @@ use crate::host::{all_f32_on_host, from_vec, Values};
 use crate::train::config::Precision;
 
 /// Mean cross-entropy of the tied head `h · Wᵀ` against `targets` over the rows where `mask` is true, with the
-/// gradients of `h` and `w` attached in closed form (see the module docs). Equal in value and gradient to
-/// `cross_entropy(h·Wᵀ, targets, mask)` through autodiff (in f32; within bf16's rounding in [`Precision::Bf16`]).
+/// gradients of `h` and of the table `W` attached in closed form (see the module docs). Equal in value and gradient
+/// to `cross_entropy(h·Wᵀ, targets, mask)` through autodiff (in f32; within bf16's rounding in
+/// [`Precision::Bf16`]). `w` is the table's parts in row order (one, unless the table is held in parts,
+/// `nn::embedding`): each part that requires a gradient receives its rows of `∂W`.
 ///
 /// # Shapes
-/// `h: [N, C]`, `w: [V, C]`, `targets, mask: [N]` → `[1]`.
+/// `h: [N, C]`, `w: [[V₁, C], …]` with `Σ Vᵢ = V`, `targets, mask: [N]` → `[1]`.
 pub fn head_cross_entropy<B: Backend>(
     h: Tensor<B, 2>,
-    w: Tensor<B, 2>,
+    w: &[Tensor<B, 2>],
     targets: Tensor<B, 1, Int>,
     mask: Tensor<B, 1, Bool>,
     precision: Precision,
 ) -> Tensor<B, 1> {
-    if all_f32_on_host(&[&h, &w]) {
+    if all_f32_on_host(&std::iter::once(&h).chain(w).collect::<Vec<_>>()) {
         on_host(h, w, targets, mask, precision)
     } else {
         with_tensor_ops(h, w, targets, mask)
     }
+}
+
+/// The table whose parts are `parts`, as one `[V, C]` tensor (the part itself when there is one). On the autodiff
+/// graph a joined table is a derived tensor, which never reports `is_require_grad`: whether `∂W` is needed is asked
+/// of the parts ([`needs_grad`]), and it is attached to them ([`attach`]).
+fn joined<B: Backend>(parts: &[Tensor<B, 2>]) -> Tensor<B, 2> {
+    match parts {
+        [one] => one.clone(),
+        parts => Tensor::cat(parts.to_vec(), 0),
+    }
+}
+
+/// Whether any part of the table trains.
+fn needs_grad<B: Backend>(parts: &[Tensor<B, 2>]) -> bool {
+    parts.iter().any(Tensor::is_require_grad)
 }
 
 /// Constants for autodiff: `detach` alone keeps a parameter's `require_grad`, which would put the whole [N, V]
@@ -56,18 +73,25 @@ fn constant<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Tensor<B, D> {
     t.clone().detach().set_require_grad(false)
 }
 
-/// `ce + σ − detach(σ)` with `σ = Σ h⊙∂h + Σ W⊙∂W` over the gradients given: `ce` in value, and exactly those
-/// gradients for `h` and `W` under autodiff.
+/// `ce + σ − detach(σ)` with `σ = Σ h⊙∂h + Σᵢ Wᵢ⊙∂W[rows of part i]` over the gradients given: `ce` in value, and
+/// exactly those gradients for `h` and each part `Wᵢ` of the table that requires one under autodiff.
 fn attach<B: Backend>(
     ce: Tensor<B, 1>,
     h: Tensor<B, 2>,
     h_grad: Option<Tensor<B, 2>>,
-    w: Tensor<B, 2>,
+    w: &[Tensor<B, 2>],
     w_grad: Option<Tensor<B, 2>>,
 ) -> Tensor<B, 1> {
     let mut surrogate = Tensor::<B, 1>::zeros([1], &ce.device());
     if let Some(g) = w_grad {
-        surrogate = surrogate + (w * g).sum();
+        let mut lo = 0;
+        for part in w {
+            let rows = part.dims()[0];
+            if part.is_require_grad() {
+                surrogate = surrogate + (part.clone() * g.clone().narrow(0, lo, rows)).sum();
+            }
+            lo += rows;
+        }
     }
     if let Some(g) = h_grad {
         surrogate = surrogate + (h * g).sum();
@@ -78,15 +102,16 @@ fn attach<B: Backend>(
 /// The fused host kernel ([`host`]); the loss and both gradients come back as constants and are attached.
 fn on_host<B: Backend>(
     h: Tensor<B, 2>,
-    w: Tensor<B, 2>,
+    parts: &[Tensor<B, 2>],
     targets: Tensor<B, 1, Int>,
     mask: Tensor<B, 1, Bool>,
     precision: Precision,
 ) -> Tensor<B, 1> {
     let device = h.device();
+    let w = joined(parts);
     let ([n, c], [v, _]) = (h.dims(), w.dims());
     let need_h = B::ad_enabled(&device);
-    let need_w = w.is_require_grad();
+    let need_w = needs_grad(parts);
     let targets = targets.into_data().convert::<i64>().into_vec::<i64>().expect("i64 targets");
     let mask = mask.into_data().convert::<bool>().into_vec::<bool>().expect("a boolean mask");
     let real = mask.iter().filter(|&&m| m).count().max(1) as f32;
@@ -101,12 +126,18 @@ fn on_host<B: Backend>(
     let ce = from_vec::<B, 1>(vec![out.loss as f32], [1], &device);
     let h_grad = out.h_grad.map(|g| from_vec(g, [n, c], &device));
     let w_grad = out.w_grad.map(|g| from_vec(g, [v, c], &device));
-    attach(ce, h, h_grad, w, w_grad)
+    attach(ce, h, h_grad, parts, w_grad)
 }
 
 /// The tensor-op path every backend can run (see the module docs).
-fn with_tensor_ops<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor<B, 1, Int>, mask: Tensor<B, 1, Bool>) -> Tensor<B, 1> {
+fn with_tensor_ops<B: Backend>(
+    h: Tensor<B, 2>,
+    parts: &[Tensor<B, 2>],
+    targets: Tensor<B, 1, Int>,
+    mask: Tensor<B, 1, Bool>,
+) -> Tensor<B, 1> {
     let [n, _] = h.dims();
+    let w = joined(parts);
     let real = mask.float().reshape([n, 1]);
     // [N, 1]: 1 / n_real on real rows, 0 elsewhere.
     let weight = real.clone() / real.sum().clamp_min(1.0).unsqueeze::<2>();
@@ -123,7 +154,7 @@ fn with_tensor_ops<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor
     let ce = ((lse - picked) * weight.clone()).sum();
 
     let need_h = B::ad_enabled(&h.device());
-    let need_w = w.is_require_grad();
+    let need_w = needs_grad(parts);
     if !need_h && !need_w {
         return ce;
     }
@@ -131,7 +162,7 @@ fn with_tensor_ops<B: Backend>(h: Tensor<B, 2>, w: Tensor<B, 2>, targets: Tensor
                               // ∂W = Pᵀ·h: [V, C]; ∂h = P·W: [N, C]
     let w_grad = need_w.then(|| p.clone().transpose().matmul(hd));
     let h_grad = need_h.then(|| p.matmul(wd));
-    attach(ce, h, h_grad, w, w_grad)
+    attach(ce, h, h_grad, parts, w_grad)
 }
 
 #[cfg(test)]
@@ -144,7 +175,7 @@ mod tests {
 
     /// `h [n, c]`, `w [v, c]`, targets, mask (every fourth row masked).
     type Inputs = (Tensor<A, 2>, Tensor<A, 2>, Tensor<A, 1, Int>, Tensor<A, 1, Bool>);
-    type HeadLoss<B> = fn(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 1, Int>, Tensor<B, 1, Bool>) -> Tensor<B, 1>;
+    type HeadLoss<B> = fn(Tensor<B, 2>, &[Tensor<B, 2>], Tensor<B, 1, Int>, Tensor<B, 1, Bool>) -> Tensor<B, 1>;
 
     /// Every implementation, each held to the same reference by every test: the reference's inputs rounded to bf16
     /// for the bf16 path (whose products take them so), with a looser tolerance for its gradients (the
@@ -213,7 +244,7 @@ mod tests {
             for Path { name: path, head, bf16 } in paths::<A>() {
                 let (h0, w0, targets, mask) = inputs(n, c, v);
                 let (h, w) = (Param::from_tensor(h0.clone()), Param::from_tensor(w0.clone()));
-                let fused = head(h.val(), w.val(), targets.clone(), mask.clone());
+                let fused = head(h.val(), &[w.val()], targets.clone(), mask.clone());
                 let (h_ref, w_ref) = (Param::from_tensor(operand(h0, bf16)), Param::from_tensor(operand(w0, bf16)));
                 let want = reference(h_ref.val(), w_ref.val(), targets, mask);
                 let (fv, rv) = (fused.clone().into_scalar(), want.clone().into_scalar());
@@ -235,13 +266,48 @@ mod tests {
         }
     }
 
+    /// A table held in parts (a GPU whose buffers are smaller than it): the same loss, and each part gets its rows
+    /// of the whole table's gradient; a frozen part gets none while the others still train.
+    #[test]
+    fn a_table_in_parts_gets_the_tables_gradient_in_each_part() {
+        let (n, c, v) = (24, 16, 37);
+        for Path { name: path, head, .. } in paths::<A>() {
+            let (h0, w0, targets, mask) = inputs(n, c, v);
+            let (h, w) = (Param::from_tensor(h0.clone()), Param::from_tensor(w0.clone()));
+            let whole = head(h.val(), &[w.val()], targets.clone(), mask.clone());
+            let g_whole = whole.clone().backward();
+            let gw = w.val().grad(&g_whole).expect("∂W");
+            for frozen in [None, Some(1)] {
+                let parts: Vec<_> = [(0, 10), (10, 20), (30, 7)]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(lo, rows))| Param::from_tensor(w0.clone().narrow(0, lo, rows)).set_require_grad(frozen != Some(i)))
+                    .collect();
+                let h = Param::from_tensor(h0.clone());
+                let split = head(h.val(), &parts.iter().map(Param::val).collect::<Vec<_>>(), targets.clone(), mask.clone());
+                assert!((split.clone().into_scalar() - whole.clone().into_scalar()).abs() < 1e-6, "{path}: loss");
+                let g = split.backward();
+                for (i, (part, lo)) in parts.iter().zip([0, 10, 30]).enumerate() {
+                    match part.val().grad(&g) {
+                        None => assert_eq!(frozen, Some(i), "{path}: part {i} got no gradient"),
+                        Some(got) => {
+                            assert_ne!(frozen, Some(i), "{path}: frozen part {i} got a gradient");
+                            let want = gw.clone().narrow(0, lo, got.dims()[0]);
+                            assert!(max_diff(got, want) < 1e-6, "{path}: part {i}'s ∂W");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn masked_rows_get_no_gradient_and_a_frozen_head_gets_none() {
         for Path { name: path, head, .. } in paths::<A>() {
             let (h0, w0, targets, mask) = inputs(8, 4, 11);
             let h = Param::from_tensor(h0);
             let w = Param::from_tensor(w0).set_require_grad(false);
-            let g = head(h.val(), w.val(), targets, mask.clone()).backward();
+            let g = head(h.val(), &[w.val()], targets, mask.clone()).backward();
             assert!(w.val().grad(&g).is_none(), "{path}: a frozen head has no gradient");
             let gh = h.val().grad(&g).expect("∂h");
             let norms = gh.abs().sum_dim(1).into_data().to_vec::<f32>().unwrap();
@@ -262,7 +328,7 @@ mod tests {
             let w = Tensor::<TestBackend, 2>::from_floats([[200.0, 0.0], [0.0, 0.0], [0.0, 0.75]], &d);
             let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);
             let mask = Tensor::<TestBackend, 1, Bool>::from_data(TensorData::from([true, true]), &d);
-            let got = head(h, w, targets, mask).into_scalar();
+            let got = head(h, &[w], targets, mask).into_scalar();
             // Row 0: logits (200, 0, 0) → 200 + ln(1 + 2e-200) ≈ 200; row 1: logits (0, 0, ¾), target 2 →
             // ln(2 + e^¾) − ¾.
             let want = (200.0 + (2.0 + 0.75f32.exp()).ln() - 0.75) / 2.0;
@@ -280,7 +346,7 @@ mod tests {
                 let w = Tensor::<TestBackend, 2>::from_floats([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], &d);
                 let targets = Tensor::<TestBackend, 1, Int>::from_ints([1, 2], &d);
                 let mask = Tensor::<TestBackend, 1, Bool>::from_data(TensorData::from([true, true]), &d);
-                let got = head(h, w, targets, mask).into_scalar();
+                let got = head(h, &[w], targets, mask).into_scalar();
                 assert!(!got.is_finite(), "{path}: {bad} in h gave the loss {got}");
             }
         }
