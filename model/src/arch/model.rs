@@ -95,7 +95,8 @@ impl<B: Backend> State<B> {
 }
 
 impl<B: Backend> Model<B> {
-    /// Builds a freshly initialised model.
+    /// Builds a freshly initialised model. For a device whose buffers are limited (a GPU), build through
+    /// `io::checkpoint::init`, which refuses a weight no buffer holds before anything is allocated.
     pub fn init(config: &ModelConfig, device: &B::Device) -> Result<Self, ModelError> {
         config.validate()?;
         let net = match (config.arch, &config.hnet) {
