@@ -5,7 +5,7 @@
 mod common;
 use common::Scratch;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn bin() -> Command {
@@ -106,17 +106,26 @@ fn a_leaking_architecture_stops_the_comparison_before_a_table_is_written() {
     assert!(!refused.join("results.md").exists());
 }
 
+/// The wgpu tests' start: a scratch directory `name` holding a tiny gpt2 checkpoint (seed 3), or None where wgpu is
+/// skipped (`HNET_SKIP_WGPU`).
+fn wgpu_tiny_checkpoint(name: &str) -> Option<(Scratch, PathBuf)> {
+    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+        return None;
+    }
+    let dir = tmp(name);
+    let ckpt = dir.join("tiny.safetensors");
+    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", ckpt.to_str().unwrap()]).output().unwrap());
+    Some((dir, ckpt))
+}
+
 /// A GPU whose buffers are smaller than the token table (`HNET_FAULT_MAX_BUFFER_BYTES`, as lavapipe's 128 MiB is
 /// for Qwen2.5's 545 MB table): the table goes to the device in parts, and greedy generation on wgpu gives the
 /// CPU's tokens.
 #[test]
 fn a_token_table_larger_than_a_gpu_buffer_runs_in_parts() {
-    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+    let Some((_dir, ckpt)) = wgpu_tiny_checkpoint("buffer-parts") else {
         return;
-    }
-    let dir = tmp("buffer-parts");
-    let ckpt = dir.join("tiny.safetensors");
-    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", ckpt.to_str().unwrap()]).output().unwrap());
+    };
     let bench = |device: &str| -> serde_json::Value {
         let args = ["bench", "--checkpoint", ckpt.to_str().unwrap(), "--device", device, "--train-steps", "0", "--prompt-tokens", "5"];
         let out = bin()
@@ -142,12 +151,9 @@ fn a_token_table_larger_than_a_gpu_buffer_runs_in_parts() {
 /// the same weights; the checkpoint holds one table.
 #[test]
 fn a_token_table_larger_than_a_gpu_buffer_trains_in_parts() {
-    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+    let Some((dir, start)) = wgpu_tiny_checkpoint("buffer-train") else {
         return;
-    }
-    let dir = tmp("buffer-train");
-    let start = dir.join("start.safetensors");
-    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", start.to_str().unwrap()]).output().unwrap());
+    };
     let train = |name: &str, buffer: Option<&str>| {
         let run = dir.join(name);
         let mut cmd = bin();
@@ -182,12 +188,9 @@ fn a_token_table_larger_than_a_gpu_buffer_trains_in_parts() {
 /// failing inside the device's thread and going on without it.
 #[test]
 fn a_weight_larger_than_a_gpu_buffer_is_refused_by_name() {
-    if std::env::var_os("HNET_SKIP_WGPU").is_some() {
+    let Some((_dir, ckpt)) = wgpu_tiny_checkpoint("buffer-refused") else {
         return;
-    }
-    let dir = tmp("buffer-refused");
-    let ckpt = dir.join("tiny.safetensors");
-    ok(bin().args(["init", "--arch", "gpt2", "--preset", "tiny", "--seed", "3", "--out", ckpt.to_str().unwrap()]).output().unwrap());
+    };
     let out = bin()
         .args(["generate", "--checkpoint", ckpt.to_str().unwrap(), "--device", "wgpu", "--prompt", "def f(x):", "--max-new-tokens", "4"])
         .env("HNET_FAULT_MAX_BUFFER_BYTES", "2048")

@@ -156,10 +156,8 @@ pub async fn to_host_async<B: Backend, H: Backend>(model: &Model<B>, device: &H:
 pub fn init<B: Backend>(config: &ModelConfig, device: &B::Device) -> Result<Model<B>, ModelError> {
     let model = Model::init(config, device)?;
     let limit = crate::nn::embedding::part_bytes();
-    match largest_parameter(&model) {
-        Some((name, values)) if 4 * values as u64 > limit => {
-            Err(LoadError::TooLargeForBuffer { name, bytes: 4 * values as u64, limit }.into())
-        }
+    match largest_parameter(&model).map(|(name, values)| (name, 4 * values as u64)) {
+        Some((name, bytes)) if bytes > limit => Err(LoadError::TooLargeForBuffer { name, bytes, limit }.into()),
         _ => Ok(model),
     }
 }
